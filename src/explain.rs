@@ -1,0 +1,89 @@
+//! Explain: what the engine does at the N-th consecutive failure with one code.
+//!
+//! The walk assumes what a host most often answers: credentials get fixed, `reconcile` finds the earlier
+//! attempt did not succeed, and every resubmission fails again with the same code.
+//!
+//! ```
+//! use lightflow_remedy::{ActionKind, Context, Failure, Policies};
+//!
+//! let policies = Policies::defaults();
+//! let failure = Failure::asset(2007, "storage credentials")?;
+//! let kinds = |n| -> Vec<ActionKind> {
+//!     policies.explain(&failure, n, &Context::new(), 0).steps.iter().map(|d| d.kind()).collect()
+//! };
+//! assert_eq!(kinds(1), [ActionKind::FixCredentials]);
+//! assert_eq!(kinds(2), [ActionKind::Retry]);
+//! assert_eq!(kinds(3), [ActionKind::Fail]);
+//! # Ok::<(), lightflow_remedy::ClassifyError>(())
+//! ```
+
+use crate::context::Context;
+use crate::decision::Decision;
+use crate::failure::Failure;
+use crate::history::History;
+use crate::policies::Policies;
+use crate::policy::{Action, ActionKind};
+
+/// A bound on steps taken for one failure, in case a chain of non-waiting stages is very long.
+const MAX_STEPS_PER_FAILURE: usize = 64;
+
+/// The steps the engine takes at one failure.
+#[derive(Debug, Clone)]
+pub struct Explanation<'p> {
+    /// Which consecutive failure the steps are for (from 1). Smaller than asked when the job had already
+    /// ended.
+    pub attempt: u32,
+    /// The steps in order: zero or more `notify`/`reconcile`, then the step that waits for the host's answer
+    /// (`retry`, `resubmit`, `fix_credentials`, `republish`) or ends the job (`fail`).
+    pub steps: Vec<Decision<'p>>,
+    /// The history as it stood at the first step.
+    pub history: History,
+}
+
+impl Explanation<'_> {
+    /// The first step: what the engine does first at this failure.
+    pub fn first(&self) -> &Decision<'_> {
+        &self.steps[0]
+    }
+
+    /// Whether the job had ended before the failure asked for.
+    pub fn ended_before(&self, asked: u32) -> bool {
+        self.attempt < asked.max(1)
+    }
+}
+
+impl Policies {
+    /// What the engine does at the `attempt`-th consecutive failure (from 1) with `failure`'s code.
+    pub fn explain(&self, failure: &Failure, attempt: u32, ctx: &Context, seed: u64) -> Explanation<'_> {
+        let mut history = History::new(seed);
+        let mut n = 1;
+        loop {
+            history.record_failure(failure);
+            let before = history.clone();
+            let mut steps = Vec::new();
+            let mut ended = false;
+            while steps.len() < MAX_STEPS_PER_FAILURE {
+                let decision = self.decide(failure, &history, ctx);
+                let kind = decision.kind();
+                if kind == ActionKind::Fail {
+                    steps.push(decision);
+                    ended = true;
+                    break;
+                }
+                history.record(&decision);
+                history.advance(decision.delay().unwrap_or_default());
+                if let Action::FixCredentials { scope } = decision.action() {
+                    history.mark_repaired(*scope);
+                }
+                steps.push(decision);
+                if kind.awaits_outcome() {
+                    break;
+                }
+            }
+            if n >= attempt.max(1) || ended {
+                return Explanation { attempt: n, steps, history: before };
+            }
+            n += 1;
+        }
+    }
+}

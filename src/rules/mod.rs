@@ -1,0 +1,105 @@
+//! Rules: what a policy source registers, and how a failure finds its policy.
+//!
+//! A rule pairs a [`Matcher`] with a [`Policy`] and remembers where it was written. Sources are layered: the
+//! built-in defaults first, then each policies directory's files by name; later sources override earlier ones.
+//! Within one source the most specific matching rule applies (exact code, then the narrowest range, then
+//! category, then `otherwise`), after its `decide` function if it has one.
+
+mod matcher;
+pub(crate) mod table;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use matcher::{BadMatcher, Matcher};
+pub(crate) use matcher::category_of;
+
+use crate::diagnostic::Pos;
+use crate::policy::Policy;
+
+/// Where a rule came from: its source, layer, position and matcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// The source file (`policies/00-lightflow.rhai` for the built-in defaults).
+    pub file: Arc<str>,
+    /// The source's layer: 0 for the built-in defaults, then one per file in load order.
+    pub layer: usize,
+    /// Where the rule (or, for `decide`, the returned policy) was written.
+    pub pos: Option<Pos>,
+    /// What it matches.
+    pub matcher: Matcher,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Some(pos) => write!(f, "{}:{}:{} ", self.file, pos.line, pos.column)?,
+            None => write!(f, "{} ", self.file)?,
+        }
+        match self.matcher {
+            Matcher::Otherwise | Matcher::Decide => write!(f, "{}", self.matcher),
+            m => write!(f, "on({m})"),
+        }
+    }
+}
+
+/// A rule's identity in a job's [`History`](crate::History): attempts are counted per rule.
+///
+/// Rules of a table are known by source and matcher, so a reload that moves a rule to another line keeps its
+/// count; policies returned by a `decide` function are known by source and the line that built them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RuleKey {
+    /// The source file.
+    pub source: Arc<str>,
+    /// The matcher.
+    pub matcher: Matcher,
+    /// For `decide` policies, the line that built the policy; 0 otherwise.
+    #[serde(default)]
+    pub line: u32,
+}
+
+impl fmt::Display for RuleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.source, self.matcher)?;
+        if self.line > 0 {
+            write!(f, "@{}", self.line)?;
+        }
+        Ok(())
+    }
+}
+
+/// A policy with its origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    policy: Policy,
+    origin: Origin,
+    key: RuleKey,
+}
+
+impl Rule {
+    pub(crate) fn new(policy: Policy, origin: Origin) -> Self {
+        let line = match origin.matcher {
+            Matcher::Decide => origin.pos.map_or(0, |p| p.line),
+            _ => 0,
+        };
+        let key = RuleKey { source: origin.file.clone(), matcher: origin.matcher, line };
+        Rule { policy, origin, key }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Where it came from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Its identity in a history.
+    pub fn key(&self) -> &RuleKey {
+        &self.key
+    }
+}
