@@ -96,17 +96,16 @@ impl fmt::Display for Category {
 
 /// The error for a category name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown category `{0}` (expected one of: general, storage, brightcove, packaging, protection, inference, encoder, api, unknown)")]
+#[error(
+    "unknown category `{0}` (expected one of: general, storage, brightcove, packaging, protection, inference, encoder, api, unknown)"
+)]
 pub struct UnknownCategory(pub String);
 
 impl FromStr for Category {
     type Err = UnknownCategory;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownCategory(s.to_owned()))
+        Category::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownCategory(s.to_owned()))
     }
 }
 
@@ -192,19 +191,44 @@ pub const ENTRIES: &[Entry] = &[
     entry(2003, "Input file is invalid or corrupt", C::Storage, D::InputStorage),
     entry(2004, "Input file bitrate exceeds the allowed limit for trial accounts", C::Storage, D::InputStorage),
     entry(2005, "Input file duration exceeds the allowed limit for trial accounts", C::Storage, D::InputStorage),
-    entry(2006, "Input file format is not valid for 4K: asset has a width below 2560 pixels", C::Storage, D::InputStorage),
+    entry(
+        2006,
+        "Input file format is not valid for 4K: asset has a width below 2560 pixels",
+        C::Storage,
+        D::InputStorage,
+    ),
     entry(2007, "Storage credentials error", C::Storage, D::InputStorage),
     entry(2401, "Unauthorized (please review your bucket credentials)", C::Storage, D::InputStorage),
     entry(2403, "Forbidden (your user does have not access to the resource)", C::Storage, D::InputStorage),
     entry(2404, "Not found (the resource does not exist)", C::Storage, D::InputStorage),
     entry(2429, "Too many requests (the external service is overloaded, try again later)", C::Storage, D::InputStorage),
-    entry(2500, "Remote server problem (the external service is not responding, try again later or contact support)", C::Storage, D::InputStorage),
-    entry(2503, "Service unavailable (the external service is not responding, try again later or contact support)", C::Storage, D::InputStorage),
-    entry(2504, "Gateway timeout (the external service is not responding, try again later or contact support)", C::Storage, D::InputStorage),
+    entry(
+        2500,
+        "Remote server problem (the external service is not responding, try again later or contact support)",
+        C::Storage,
+        D::InputStorage,
+    ),
+    entry(
+        2503,
+        "Service unavailable (the external service is not responding, try again later or contact support)",
+        C::Storage,
+        D::InputStorage,
+    ),
+    entry(
+        2504,
+        "Gateway timeout (the external service is not responding, try again later or contact support)",
+        C::Storage,
+        D::InputStorage,
+    ),
     entry(2070, "Error downloading subtitles", C::Storage, D::InputStorage),
     entry(3001, "Error connecting to Brightcove", C::Brightcove, D::Brightcove),
     entry(3002, "Brightcove encoder: input file is invalid or corrupt", C::Brightcove, D::Brightcove),
-    entry(3003, "Reference Id assigned to this asset is already in use and could not be published in Brightcove", C::Brightcove, D::Brightcove),
+    entry(
+        3003,
+        "Reference Id assigned to this asset is already in use and could not be published in Brightcove",
+        C::Brightcove,
+        D::Brightcove,
+    ),
     entry(3004, "Brightcove encoder: Error creating the encoding profile for this asset", C::Brightcove, D::Brightcove),
     entry(3005, "Error publishing asset on Brightcove", C::Brightcove, D::Brightcove),
     entry(4001, "Error uploading MP4 result files", C::Packaging, D::OutputUpload),

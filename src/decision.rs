@@ -206,7 +206,10 @@ impl Serialize for Decision<'_> {
         map.serialize_entry("stage", &self.stage.map(|s| s + 1))?;
         map.serialize_entry("stages", &self.stages())?;
         map.serialize_entry("attempt", &self.attempt)?;
-        map.serialize_entry("params", &ActionParams(self.action(), self.stage_ref().is_some_and(Stage::reconcile_first)))?;
+        map.serialize_entry(
+            "params",
+            &ActionParams(self.action(), self.stage_ref().is_some_and(Stage::reconcile_first)),
+        )?;
         map.serialize_entry(
             "rule",
             &serde_json::json!({

@@ -92,15 +92,12 @@ impl FromStr for FailureKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Some(status) = s.strip_prefix("http:") {
-            let status = parse_u16(status).ok_or_else(|| ClassifyError::NonIntegerCode {
-                at: "http status",
-                found: format!("`{status}`"),
-            })?;
+            let status = parse_u16(status)
+                .ok_or_else(|| ClassifyError::NonIntegerCode { at: "http status", found: format!("`{status}`") })?;
             check_status(status as i64, "http status")?;
             return Ok(FailureKey::api(status));
         }
-        let code = parse_u16(s)
-            .ok_or_else(|| ClassifyError::NonIntegerCode { at: "code", found: format!("`{s}`") })?;
+        let code = parse_u16(s).ok_or_else(|| ClassifyError::NonIntegerCode { at: "code", found: format!("`{s}`") })?;
         check_code(code as i64, "code")?;
         Ok(FailureKey::asset(code))
     }
@@ -462,8 +459,8 @@ pub fn retry_after(value: &str, now: SystemTime) -> Result<Duration, ClassifyErr
         let seconds = trimmed.parse::<u64>().unwrap_or(u64::MAX);
         return Ok(Duration::from_secs(seconds));
     }
-    let at = httpdate::parse_http_date(trimmed)
-        .map_err(|_| ClassifyError::InvalidRetryAfter { value: value.to_owned() })?;
+    let at =
+        httpdate::parse_http_date(trimmed).map_err(|_| ClassifyError::InvalidRetryAfter { value: value.to_owned() })?;
     Ok(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
@@ -569,10 +566,14 @@ mod tests {
     #[test]
     fn each_bad_input_has_its_own_error() {
         use ClassifyError as E;
-        let cases: &[(&str, fn(&ClassifyError) -> bool)] = &[
+        type IsExpected = fn(&ClassifyError) -> bool;
+        let cases: &[(&str, IsExpected)] = &[
             ("{", |e| matches!(e, E::MalformedJson { line: 1, .. })),
             ("[1]", |e| matches!(e, E::NotAnObject { found: "an array", .. })),
-            (r#"{"id": "a", "status": "ready"}"#, |e| matches!(e, E::MissingAssetError { status } if status == "ready")),
+            (
+                r#"{"id": "a", "status": "ready"}"#,
+                |e| matches!(e, E::MissingAssetError { status } if status == "ready"),
+            ),
             (r#"{"id": "a", "assetError": null}"#, |e| matches!(e, E::MissingAssetError { .. })),
             (r#"{"assetError": {"message": "x"}}"#, |e| matches!(e, E::MissingCode { at: "assetError.code" })),
             (r#"{"code": "2404"}"#, |e| matches!(e, E::NonIntegerCode { at: "code", .. })),

@@ -72,7 +72,6 @@ enum Step {
 /// assert_eq!(decision.rule().origin().file.as_ref(), "site.rhai");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
 pub struct Policies {
     rules: Vec<Arc<Rule>>,
     steps: Vec<Step>,
@@ -185,6 +184,17 @@ impl Policies {
             sources: sources.iter().map(|s| s.name.clone()).collect(),
             warnings: loaded.diagnostics,
         })
+    }
+}
+
+impl fmt::Debug for Policies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policies")
+            .field("sources", &self.sources)
+            .field("rules", &self.rules.len())
+            .field("has_decide", &self.has_decide())
+            .field("warnings", &self.warnings.len())
+            .finish()
     }
 }
 

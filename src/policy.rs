@@ -179,10 +179,7 @@ impl ActionKind {
     /// Whether the host's answer to this action is a new outcome of the asset (a resubmission or a
     /// re-publication), as opposed to a step taken before the next one (`notify`, `reconcile`) or the end.
     pub const fn awaits_outcome(self) -> bool {
-        matches!(
-            self,
-            ActionKind::Retry | ActionKind::Resubmit | ActionKind::FixCredentials | ActionKind::Republish
-        )
+        matches!(self, ActionKind::Retry | ActionKind::Resubmit | ActionKind::FixCredentials | ActionKind::Republish)
     }
 }
 
@@ -353,7 +350,13 @@ pub struct Stage {
 
 impl Stage {
     fn once(action: Action) -> Self {
-        Stage { action, attempts: Attempts::Limited(NonZeroU32::MIN), give_up_on_repeat: false, schedule: None, pos: None }
+        Stage {
+            action,
+            attempts: Attempts::Limited(NonZeroU32::MIN),
+            give_up_on_repeat: false,
+            schedule: None,
+            pos: None,
+        }
     }
 
     fn waiting(action: Action, backoff: Backoff) -> Self {

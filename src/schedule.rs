@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{Backoff, Jitter};
 
-/// The longest base sequence kept; later attempts reuse its last value (the sequence is capped by then).
+/// The longest base sequence kept; later attempts reuse its last value (a sequence that has not reached
+/// `max_delay` by then grows by less than 1.2 % a step).
 const MAX_PRECOMPUTED: usize = 64;
 
 /// Where a delay came from.
@@ -65,12 +66,8 @@ impl Schedule {
             max_elapsed_time: None,
             ..backoff::ExponentialBackoff::default()
         };
-        let limit = match options.attempts {
-            crate::policy::Attempts::Limited(n) => (n.get() as usize).min(MAX_PRECOMPUTED),
-            crate::policy::Attempts::Unlimited => MAX_PRECOMPUTED,
-        };
-        let mut base: Vec<Duration> = Vec::with_capacity(limit);
-        while base.len() < limit {
+        let mut base: Vec<Duration> = Vec::new();
+        while base.len() < MAX_PRECOMPUTED {
             // With randomization off the crate still adds a random fraction of a nanosecond; rounding to
             // whole microseconds removes it.
             let Some(next) = sequence.next_backoff() else { break };
@@ -92,7 +89,8 @@ impl Schedule {
         &self.options
     }
 
-    /// The base delay (before jitter) of the `attempt`-th attempt, counting from 1.
+    /// The base delay (before jitter) of the `attempt`-th attempt, counting from 1. Attempts past the 64th reuse
+    /// the 64th delay.
     #[inline]
     pub fn base(&self, attempt: u32) -> Duration {
         let i = (attempt.max(1) as usize - 1).min(self.base.len() - 1);
@@ -159,7 +157,13 @@ mod tests {
     }
 
     fn schedule(jitter: Jitter) -> Schedule {
-        Schedule::new(Backoff { initial: secs(10), multiplier: 2.0, max_delay: secs(100), jitter, ..Backoff::default() })
+        Schedule::new(Backoff {
+            initial: secs(10),
+            multiplier: 2.0,
+            max_delay: secs(100),
+            jitter,
+            ..Backoff::default()
+        })
     }
 
     #[test]

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
-use lightflow_remedy::{
-    Context, Decision, Failure, FailureKey, LoadError, Policies, Severity, catalogue,
-};
+use lightflow_remedy::{Context, Decision, Failure, FailureKey, LoadError, Policies, Severity, catalogue};
 use serde_json::{Value, json};
 
 /// Decide what to do when a LightFlow asset or API call fails.
@@ -71,7 +69,9 @@ const API_STATUSES: [u16; 11] = [400, 401, 403, 404, 408, 409, 429, 500, 502, 50
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Explain { code, policies, attempt, ctx, seed, json } => explain(&code, &policies, attempt, ctx, seed, json),
+        Command::Explain { code, policies, attempt, ctx, seed, json } => {
+            explain(&code, &policies, attempt, ctx, seed, json)
+        }
         Command::Check { policies } => check(&policies),
         Command::Table { policies, json } => table(&policies, json),
         Command::Classify { file } => classify(file),
@@ -184,10 +184,8 @@ fn table(dirs: &[PathBuf], as_json: bool) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let keys = catalogue::codes()
-        .into_iter()
-        .map(FailureKey::asset)
-        .chain(API_STATUSES.into_iter().map(FailureKey::api));
+    let keys =
+        catalogue::codes().into_iter().map(FailureKey::asset).chain(API_STATUSES.into_iter().map(FailureKey::api));
     let mut rows = Vec::new();
     for key in keys {
         let Ok(failure) = Failure::from_key(key, "") else { continue };

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use matcher::{BadMatcher, Matcher};
 pub(crate) use matcher::category_of;
+pub use matcher::{BadMatcher, Matcher};
 
 use crate::diagnostic::Pos;
 use crate::policy::Policy;

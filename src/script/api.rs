@@ -86,7 +86,7 @@ fn register_rule(ctx: &NativeCallContext, matcher: Matcher, policy: Policy) -> R
         let Some(rules) = c.as_mut() else {
             return Err(error(
                 ctx,
-                "`on` and `otherwise` register rules: call them at the top level of a policy file, not inside a function",
+                "`on` and `otherwise` register rules while a policy file loads; `decide` returns a policy instead",
             ));
         };
         if let Some(first) = rules.iter().find(|r| r.matcher == matcher) {
@@ -164,7 +164,12 @@ fn category(ctx: &NativeCallContext, name: &str) -> Result<Matcher> {
     })
 }
 
-fn waiting(ctx: &NativeCallContext, action: &str, opts: &Map, build: impl FnOnce(crate::policy::Backoff) -> Stage) -> Result<Policy> {
+fn waiting(
+    ctx: &NativeCallContext,
+    action: &str,
+    opts: &Map,
+    build: impl FnOnce(crate::policy::Backoff) -> Stage,
+) -> Result<Policy> {
     let extra: &[&str] = if action == "republish" { options::REPUBLISH_OPTIONS } else { &[] };
     let backoff = options::backoff(action, opts, extra).map_err(|e| error(ctx, e))?;
     Ok(build(backoff).at_opt(pos(ctx)).into())
@@ -183,11 +188,17 @@ fn text(ctx: &NativeCallContext, what: &str, value: &str) -> Result<()> {
 
 fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<String, serde_json::Value>> {
     if amend.is_empty() {
-        return Err(error(ctx, "resubmit needs the parameters to change, e.g. resubmit(#{ \"4k\": false }); to resubmit unchanged use retry()"));
+        return Err(error(
+            ctx,
+            "resubmit needs the parameters to change, e.g. resubmit(#{ \"4k\": false }); to resubmit unchanged use retry()",
+        ));
     }
     match rhai::serde::from_dynamic::<serde_json::Value>(&Dynamic::from_map(amend)) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) | Err(_) => Err(error(ctx, "resubmit's changes must be a map of plain values (strings, numbers, booleans, lists, maps)")),
+        Ok(_) | Err(_) => Err(error(
+            ctx,
+            "resubmit's changes must be a map of plain values (strings, numbers, booleans, lists, maps)",
+        )),
     }
 }
 
@@ -237,11 +248,14 @@ fn register_policy(engine: &mut Engine) {
             text(&ctx, "notify's message", &message)?;
             Ok(once(&ctx, Stage::notify("ops", message.as_str())))
         })
-        .register_fn("notify", |ctx: NativeCallContext, channel: ImmutableString, message: ImmutableString| -> Result<Policy> {
-            text(&ctx, "notify's channel", &channel)?;
-            text(&ctx, "notify's message", &message)?;
-            Ok(once(&ctx, Stage::notify(channel.as_str(), message.as_str())))
-        })
+        .register_fn(
+            "notify",
+            |ctx: NativeCallContext, channel: ImmutableString, message: ImmutableString| -> Result<Policy> {
+                text(&ctx, "notify's channel", &channel)?;
+                text(&ctx, "notify's message", &message)?;
+                Ok(once(&ctx, Stage::notify(channel.as_str(), message.as_str())))
+            },
+        )
         .register_fn("fail", |ctx: NativeCallContext, reason: ImmutableString| -> Result<Policy> {
             text(&ctx, "fail's reason", &reason)?;
             Ok(once(&ctx, Stage::fail(reason.as_str())))
@@ -252,7 +266,9 @@ fn register_rules(engine: &mut Engine) {
     engine
         .register_type_with_name::<HttpMatch>("HttpMatcher")
         .register_fn("to_string", |h: &mut HttpMatch| h.0.to_string())
-        .register_fn("http", |ctx: NativeCallContext, status: INT| -> Result<HttpMatch> { Ok(HttpMatch(Matcher::Http(http_status(&ctx, status)?))) })
+        .register_fn("http", |ctx: NativeCallContext, status: INT| -> Result<HttpMatch> {
+            Ok(HttpMatch(Matcher::Http(http_status(&ctx, status)?)))
+        })
         .register_fn("http", |ctx: NativeCallContext, r: RangeInclusive<INT>| -> Result<HttpMatch> {
             let written = format!("{}..={}", r.start(), r.end());
             let (lo, hi) = range_ends(&ctx, *r.start(), *r.end(), &written, http_status)?;

@@ -39,7 +39,13 @@ pub(crate) fn check(file: &Arc<str>, text: &str, ast: &AST) -> Vec<Diagnostic> {
     errors
 }
 
-fn check_call(file: &Arc<str>, call: &FnCallExpr, pos: Position, defined: &HashSet<&str>, errors: &mut Vec<Diagnostic>) {
+fn check_call(
+    file: &Arc<str>,
+    call: &FnCallExpr,
+    pos: Position,
+    defined: &HashSet<&str>,
+    errors: &mut Vec<Diagnostic>,
+) {
     let name = call.name.as_str();
     let is_identifier = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
     if call.is_operator_call() || call.is_qualified() || !is_identifier {
@@ -64,17 +70,23 @@ fn check_call(file: &Arc<str>, call: &FnCallExpr, pos: Position, defined: &HashS
     if !api::ACTIONS.contains(&name) || defined.contains(name) {
         return;
     }
-    if let Some(Expr::Map(map, _)) = call.args.get(options_arg) {
-        for (key, _) in map.0.iter() {
-            let key_name = key.name.as_str();
-            if !options::BACKOFF_OPTIONS.contains(&key_name) && !extra.contains(&key_name) {
-                let known = options::BACKOFF_OPTIONS.iter().chain(extra).copied();
-                errors.push(Diagnostic::error(
-                    file,
-                    Pos::from_rhai(key.pos),
-                    format!("unknown option `{key_name}` for {name}{}", did_you_mean(key_name, known)),
-                ));
-            }
+    // The optimizer may have folded a literal map into a constant; either way its keys are known now.
+    let keys: Vec<(String, Position)> = match call.args.get(options_arg) {
+        Some(Expr::Map(map, _)) => map.0.iter().map(|(k, _)| (k.name.to_string(), k.pos)).collect(),
+        Some(Expr::DynamicConstant(value, pos)) => match value.read_lock::<rhai::Map>() {
+            Some(map) => map.keys().map(|k| (k.to_string(), *pos)).collect(),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    for (key, key_pos) in keys {
+        if !options::BACKOFF_OPTIONS.contains(&key.as_str()) && !extra.contains(&key.as_str()) {
+            let known = options::BACKOFF_OPTIONS.iter().chain(extra).copied();
+            errors.push(Diagnostic::error(
+                file,
+                Pos::from_rhai(key_pos),
+                format!("unknown option `{key}` for {name}{}", did_you_mean(&key, known)),
+            ));
         }
     }
 }

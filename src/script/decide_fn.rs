@@ -35,9 +35,10 @@ impl fmt::Debug for DecideFn {
 impl DecideFn {
     /// Wraps the module a file's top level produced (its functions encapsulate its constants).
     pub(crate) fn new(file: &Arc<str>, layer: usize, pos: Option<Pos>, module: Module) -> Result<Self, Diagnostic> {
+        // Variables, not constants: the optimizer would fold constants' placeholder values into the call.
         let mut scope = Scope::new();
-        scope.push_constant(FAILURE_VAR, ());
-        scope.push_constant(CONTEXT_VAR, ());
+        scope.push(FAILURE_VAR, ());
+        scope.push(CONTEXT_VAR, ());
         let call = format!("decide({FAILURE_VAR}, {CONTEXT_VAR})");
         let entry = engine()
             .engine
@@ -51,7 +52,10 @@ impl DecideFn {
     pub(crate) fn call(&self, failure: &Failure, history: &History, ctx: &Context) -> Result<Option<Rule>, Diagnostic> {
         let mut scope = Scope::new();
         scope.push_constant(FAILURE_VAR, failure.clone());
-        scope.push_constant(CONTEXT_VAR, ScriptContext { values: ctx.script_values(), history: HistoryView::of(history) });
+        scope.push_constant(
+            CONTEXT_VAR,
+            ScriptContext { values: ctx.script_values(), history: HistoryView::of(history) },
+        );
         let result = engine()
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.entry)
@@ -68,7 +72,10 @@ impl DecideFn {
             )
         })?;
         let pos = policy.stages().first().and_then(|s| s.pos());
-        Ok(Some(Rule::new(policy, Origin { file: self.file.clone(), layer: self.layer, pos, matcher: Matcher::Decide })))
+        Ok(Some(Rule::new(
+            policy,
+            Origin { file: self.file.clone(), layer: self.layer, pos, matcher: Matcher::Decide },
+        )))
     }
 
     /// The file it came from.

@@ -27,7 +27,10 @@ pub(crate) fn lint(file: &Arc<str>, rules: &[Arc<Rule>], first: usize, table: &T
             warnings.push(Diagnostic::warning(
                 file,
                 origin.pos,
-                format!("`{}` never applies: more specific rules of this file cover every failure it matches", origin.matcher),
+                format!(
+                    "`{}` never applies: more specific rules of this file cover every failure it matches",
+                    origin.matcher
+                ),
             ));
         }
         for stage in rule.policy().stages().iter().filter(|s| s.is_unbounded()) {

@@ -118,7 +118,7 @@ pub(crate) fn runtime_error(file: &Arc<str>, err: &EvalAltResult) -> Diagnostic 
 /// A Rhai parse error as a diagnostic of `file`.
 pub(crate) fn parse_error(file: &Arc<str>, err: &ParseError) -> Diagnostic {
     let message = match err.err_type() {
-        rhai::ParseErrorType::Reserved(word) if word == "eval" => {
+        rhai::ParseErrorType::Reserved(word) if word.contains("eval") => {
             "`eval` is disabled in policy scripts".to_owned()
         }
         other => other.to_string(),
@@ -164,6 +164,7 @@ fn describe(err: &EvalAltResult, outer: Position) -> (String, Position) {
         ),
         E::ErrorVariableNotFound(name, _) => format!("unknown variable `{name}`"),
         E::ErrorModuleNotFound(name, _) => format!("`import` is not available in policy scripts (`{name}`)"),
+        E::ErrorTooManyModules(_) => "`import` is not available in policy scripts".to_owned(),
         E::ErrorTooManyVariables(_) => format!("more than {} variables", limits::MAX_VARIABLES),
         other => {
             // Rhai appends " (line L, position C)"; the diagnostic carries the position already.

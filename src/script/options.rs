@@ -28,12 +28,10 @@ pub(crate) const REPUBLISH_OPTIONS: &[&str] = &["new_reference_id"];
 pub(crate) fn defaults(action: &str) -> Backoff {
     match action {
         "resubmit" => Backoff { initial: Duration::ZERO, ..Backoff::default() }.attempts(1),
-        "republish" => Backoff {
-            initial: Duration::from_secs(30),
-            min_delay: Duration::from_secs(30),
-            ..Backoff::default()
+        "republish" => {
+            Backoff { initial: Duration::from_secs(30), min_delay: Duration::from_secs(30), ..Backoff::default() }
+                .attempts(1)
         }
-        .attempts(1),
         _ => Backoff::default(),
     }
 }
@@ -41,14 +39,17 @@ pub(crate) fn defaults(action: &str) -> Backoff {
 /// Reads `map` into the defaults of `action`; `extra` names further keys the caller reads itself.
 pub(crate) fn backoff(action: &str, map: &Map, extra: &[&str]) -> Result<Backoff, String> {
     let mut b = defaults(action);
-    let mut max_hint_given = false;
+    let (mut max_hint_given, mut max_delay_given) = (false, false);
     for (key, value) in map {
         let key = key.as_str();
         match key {
             "attempts" => b.attempts = attempts(value)?,
             "initial" => b.initial = duration(key, value)?,
             "multiplier" => b.multiplier = number(key, value)?,
-            "max_delay" => b.max_delay = duration(key, value)?,
+            "max_delay" => {
+                b.max_delay = duration(key, value)?;
+                max_delay_given = true;
+            }
             "min_delay" => b.min_delay = duration(key, value)?,
             "max_elapsed" => b.max_elapsed = Some(duration(key, value)?),
             "jitter" => b.jitter = jitter(value)?,
@@ -69,6 +70,10 @@ pub(crate) fn backoff(action: &str, map: &Map, extra: &[&str]) -> Result<Backoff
                 ));
             }
         }
+    }
+    if !max_delay_given {
+        // A default cap never cuts below what the script asked for explicitly.
+        b.max_delay = b.max_delay.max(b.initial).max(b.min_delay);
     }
     if !max_hint_given {
         // A hint may always wait at least as long as the backoff itself would.
@@ -101,8 +106,9 @@ fn attempts(value: &Dynamic) -> Result<Attempts, String> {
 
 fn duration(key: &str, value: &Dynamic) -> Result<Duration, String> {
     match value.clone().into_immutable_string() {
-        Ok(s) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("option `{key}`: cannot read \"{s}\" as a duration ({e}); write e.g. \"500ms\", \"30s\", \"2m\"")),
+        Ok(s) => humantime::parse_duration(s.trim()).map_err(|e| {
+            format!("option `{key}`: cannot read \"{s}\" as a duration ({e}); write e.g. \"500ms\", \"30s\", \"2m\"")
+        }),
         Err(t) => Err(format!("option `{key}` must be a duration string such as \"30s\", found {t}")),
     }
 }
