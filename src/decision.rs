@@ -62,9 +62,15 @@ pub struct Decision<'p> {
 
 impl<'p> Decision<'p> {
     /// Walks `rule`'s chain from where `history` stands: the first stage that may still act, its attempt and
-    /// its delay. Pure: the jitter comes from the history's seed and decision count.
-    #[inline]
-    pub(crate) fn step(rule: RuleRef<'p>, failure: &Failure, history: &History) -> Self {
+    /// its delay. Pure: the jitter comes from the history's seed and decision count. `script_error` is an error
+    /// of a `decide` function passed over on the way here.
+    #[inline(always)]
+    pub(crate) fn step(
+        rule: RuleRef<'p>,
+        failure: &Failure,
+        history: &History,
+        script_error: Option<Box<Diagnostic>>,
+    ) -> Self {
         let r = rule.get();
         let stages = r.policy().stages();
         let (mut stage, mut used, mut started, mut previous) = match history.position(r.key()) {
@@ -77,7 +83,14 @@ impl<'p> Decision<'p> {
             let allowed = s.attempts().allows(used) && !(s.give_up_on_repeat() && used > 0 && repeated);
             if allowed {
                 let Some(schedule) = s.schedule() else {
-                    return Decision::new(rule, Some(stage), used + 1, None, None);
+                    return Decision {
+                        rule,
+                        stage: Some(stage),
+                        attempt: used + 1,
+                        delay: None,
+                        delay_source: None,
+                        script_error,
+                    };
                 };
                 let unit = rng.get_or_insert_with(|| jitter_rng(history)).random::<f64>();
                 let (delay, source) = schedule.delay(used + 1, previous, failure.retry_after(), unit);
@@ -86,7 +99,14 @@ impl<'p> Decision<'p> {
                     None => true,
                 };
                 if within {
-                    return Decision::new(rule, Some(stage), used + 1, Some(delay), Some(source));
+                    return Decision {
+                        rule,
+                        stage: Some(stage),
+                        attempt: used + 1,
+                        delay: Some(delay),
+                        delay_source: Some(source),
+                        script_error,
+                    };
                 }
             }
             stage += 1;
@@ -94,22 +114,7 @@ impl<'p> Decision<'p> {
             started = history.elapsed();
             previous = None;
         }
-        Decision::new(rule, None, 0, None, None)
-    }
-
-    fn new(
-        rule: RuleRef<'p>,
-        stage: Option<usize>,
-        attempt: u32,
-        delay: Option<Duration>,
-        delay_source: Option<DelaySource>,
-    ) -> Self {
-        Decision { rule, stage, attempt, delay, delay_source, script_error: None }
-    }
-
-    pub(crate) fn with_script_error(mut self, error: Option<Diagnostic>) -> Self {
-        self.script_error = error.map(Box::new);
-        self
+        Decision { rule, stage: None, attempt: 0, delay: None, delay_source: None, script_error }
     }
 
     /// The stage the decision is at; `None` when the chain is exhausted.

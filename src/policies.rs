@@ -107,28 +107,32 @@ impl Policies {
     /// if it had returned `()`; the decision carries the error ([`Decision::script_error`]) and it is logged.
     pub fn decide<'p>(&'p self, failure: &Failure, history: &History, ctx: &Context) -> Decision<'p> {
         let key = failure.key();
+        // Without `decide` functions there is one merged table: one lookup.
+        if let [Step::Table(table)] = self.steps.as_slice() {
+            let rule = table.get(key).and_then(|i| self.rules.get(i)).unwrap_or(&self.fallback);
+            return Decision::step(RuleRef::Table(rule), failure, history, None);
+        }
         let mut script_error = None;
         for step in &self.steps {
             match step {
                 Step::Table(table) => {
                     if let Some(rule) = table.get(key).and_then(|i| self.rules.get(i)) {
-                        return Decision::step(RuleRef::Table(rule), failure, history).with_script_error(script_error);
+                        return Decision::step(RuleRef::Table(rule), failure, history, script_error);
                     }
                 }
                 Step::Decide(decide) => match decide.call(failure, history, ctx) {
                     Ok(Some(rule)) => {
-                        return Decision::step(RuleRef::Owned(Arc::new(rule)), failure, history)
-                            .with_script_error(script_error);
+                        return Decision::step(RuleRef::Owned(Arc::new(rule)), failure, history, script_error);
                     }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(file = %decide.file(), error = %e, "decide function failed; falling through");
-                        script_error.get_or_insert(e);
+                        script_error.get_or_insert(Box::new(e));
                     }
                 },
             }
         }
-        Decision::step(RuleRef::Table(&self.fallback), failure, history).with_script_error(script_error)
+        Decision::step(RuleRef::Table(&self.fallback), failure, history, script_error)
     }
 
     /// The warnings found while loading (hidden rules, retries that cannot succeed, unbounded chains).

@@ -344,7 +344,7 @@ pub struct Stage {
     action: Action,
     attempts: Attempts,
     give_up_on_repeat: bool,
-    schedule: Option<Arc<Schedule>>,
+    schedule: Option<Schedule>,
     pos: Option<Pos>,
 }
 
@@ -364,7 +364,7 @@ impl Stage {
             action,
             attempts: backoff.attempts,
             give_up_on_repeat: backoff.give_up_on_repeat,
-            schedule: Some(Arc::new(Schedule::new(backoff))),
+            schedule: Some(Schedule::new(backoff)),
             pos: None,
         }
     }
@@ -436,11 +436,11 @@ impl Stage {
 
     /// The backoff of a waiting stage.
     pub fn backoff(&self) -> Option<&Backoff> {
-        self.schedule.as_deref().map(Schedule::options)
+        self.schedule.as_ref().map(Schedule::options)
     }
 
     pub(crate) fn schedule(&self) -> Option<&Schedule> {
-        self.schedule.as_deref()
+        self.schedule.as_ref()
     }
 
     /// Where in its source the stage was written, if it came from a script.

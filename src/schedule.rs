@@ -47,15 +47,30 @@ pub enum DelaySource {
     RetryAfter,
 }
 
+/// How many base delays are kept inline, next to the options, so that a decision reads them without
+/// following another pointer.
+const INLINE: usize = 8;
+
 /// A stage's backoff options with their base sequence computed.
+///
+/// The arithmetic of a decision works on whole nanoseconds in `u64` (584 years), which is several times
+/// cheaper than converting `Duration`s to and from floating point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     options: Backoff,
-    base: Box<[Duration]>,
+    initial: u64,
+    min: u64,
+    max: u64,
+    max_hint: u64,
+    /// The first base delays; `len` of them in all, the rest in `tail`.
+    head: [u64; INLINE],
+    len: usize,
+    tail: Box<[u64]>,
 }
 
 impl Schedule {
-    /// Computes the base sequence of `options` (which should have passed [`Backoff::validate`]).
+    /// Computes the base sequence of `options` (which should have passed [`Backoff::validate`]; bounds that
+    /// contradict each other are reconciled rather than refused here).
     pub fn new(options: Backoff) -> Self {
         let mut sequence = backoff::ExponentialBackoff {
             current_interval: options.initial,
@@ -66,22 +81,36 @@ impl Schedule {
             max_elapsed_time: None,
             ..backoff::ExponentialBackoff::default()
         };
-        let mut base: Vec<Duration> = Vec::new();
+        let max = nanos(options.max_delay);
+        let mut base: Vec<u64> = Vec::new();
         while base.len() < MAX_PRECOMPUTED {
             // With randomization off the crate still adds a random fraction of a nanosecond; rounding to
             // whole microseconds removes it.
             let Some(next) = sequence.next_backoff() else { break };
-            let next = round_to_micros(next).min(options.max_delay);
+            let next = round_to_micros(nanos(next)).min(max);
             let saturated = base.last() == Some(&next);
             base.push(next);
-            if saturated || next == options.max_delay {
+            if saturated || next == max {
                 break;
             }
         }
         if base.is_empty() {
-            base.push(options.initial.min(options.max_delay));
+            base.push(nanos(options.initial).min(max));
         }
-        Schedule { options, base: base.into_boxed_slice() }
+        let mut head = [0; INLINE];
+        let inline = base.len().min(INLINE);
+        head[..inline].copy_from_slice(&base[..inline]);
+        let min = nanos(options.min_delay).min(max);
+        Schedule {
+            initial: nanos(options.initial),
+            min,
+            max,
+            max_hint: nanos(options.max_hint).max(min),
+            head,
+            len: base.len(),
+            tail: base[inline..].into(),
+            options,
+        }
     }
 
     /// The options this schedule was built from.
@@ -91,10 +120,17 @@ impl Schedule {
 
     /// The base delay (before jitter) of the `attempt`-th attempt, counting from 1. Attempts past the 64th reuse
     /// the 64th delay.
-    #[inline]
     pub fn base(&self, attempt: u32) -> Duration {
-        let i = (attempt.max(1) as usize - 1).min(self.base.len() - 1);
-        self.base[i]
+        Duration::from_nanos(self.base_nanos(attempt))
+    }
+
+    #[inline]
+    fn base_nanos(&self, attempt: u32) -> u64 {
+        let i = (attempt.max(1) as usize - 1).min(self.len.saturating_sub(1));
+        match self.head.get(i) {
+            Some(n) => *n,
+            None => self.tail.get(i - INLINE).copied().unwrap_or(self.max),
+        }
     }
 
     /// The delay before the `attempt`-th attempt (from 1), in whole milliseconds.
@@ -109,42 +145,45 @@ impl Schedule {
         hint: Option<Duration>,
         unit: f64,
     ) -> (Duration, DelaySource) {
-        let o = &self.options;
-        if let Some(hint) = hint.filter(|_| o.respect_retry_after) {
-            return (round_to_millis(hint.clamp(o.min_delay, o.max_hint)), DelaySource::RetryAfter);
+        if let Some(hint) = hint.filter(|_| self.options.respect_retry_after) {
+            return (millis(nanos(hint).clamp(self.min, self.max_hint)), DelaySource::RetryAfter);
         }
         let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
-        let base = self.base(attempt);
-        let jittered = match o.jitter {
+        let base = self.base_nanos(attempt);
+        let jittered = match self.options.jitter {
             Jitter::None => base,
             Jitter::Full => scale(base, unit),
             Jitter::Equal => base / 2 + scale(base / 2, unit),
             Jitter::Decorrelated => {
-                let low = o.initial;
-                let high = previous.unwrap_or(o.initial).saturating_mul(3).min(o.max_delay).max(low);
+                let low = self.initial.min(self.max);
+                let high = previous.map_or(low, nanos).saturating_mul(3).min(self.max).max(low);
                 low + scale(high - low, unit)
             }
             Jitter::Proportional(p) => scale(base, 1.0 - p + 2.0 * p * unit),
         };
-        (round_to_millis(jittered.clamp(o.min_delay, o.max_delay)), DelaySource::Backoff)
+        (millis(jittered.clamp(self.min, self.max)), DelaySource::Backoff)
     }
 }
 
-/// `d × factor` for a finite, non-negative factor; saturates instead of panicking.
-fn scale(d: Duration, factor: f64) -> Duration {
-    Duration::try_from_secs_f64(d.as_secs_f64() * factor.max(0.0)).unwrap_or(Duration::MAX)
+/// Whole nanoseconds, saturating at `u64::MAX`.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-// Rounding works on seconds and nanoseconds separately: 128-bit division would cost more than the rest of a
-// decision.
-fn round_to_micros(d: Duration) -> Duration {
-    let micros = u64::from(d.subsec_nanos() + 500) / 1_000;
-    Duration::from_secs(d.as_secs()).saturating_add(Duration::from_micros(micros))
+/// `n × factor`; `as` saturates, so no factor makes this panic.
+#[inline]
+fn scale(n: u64, factor: f64) -> u64 {
+    (n as f64 * factor) as u64
 }
 
-fn round_to_millis(d: Duration) -> Duration {
-    let millis = u64::from(d.subsec_nanos() + 500_000) / 1_000_000;
-    Duration::from_secs(d.as_secs()).saturating_add(Duration::from_millis(millis))
+fn round_to_micros(n: u64) -> u64 {
+    (n / 1_000 + u64::from(n % 1_000 >= 500)).saturating_mul(1_000)
+}
+
+/// Nanoseconds to the nearest whole millisecond.
+#[inline]
+fn millis(n: u64) -> Duration {
+    Duration::from_millis(n / 1_000_000 + u64::from(n % 1_000_000 >= 500_000))
 }
 
 #[cfg(test)]
@@ -171,6 +210,11 @@ mod tests {
         let s = Schedule::new(Backoff { attempts: Attempts::Unlimited, ..schedule(Jitter::None).options().clone() });
         let bases: Vec<_> = (1..=6).map(|n| s.base(n)).collect();
         assert_eq!(bases, [10, 20, 40, 80, 100, 100].map(secs));
+        // A slow sequence runs past the inline part.
+        let slow =
+            Schedule::new(Backoff { initial: secs(1), multiplier: 1.5, max_delay: secs(3600), ..Backoff::default() });
+        let bases: Vec<_> = (1..=12).map(|n| slow.base(n).as_millis()).collect();
+        assert_eq!(bases, [1000, 1500, 2250, 3375, 5062, 7593, 11390, 17085, 25628, 38443, 57665, 86497]);
         assert_eq!(s.base(1000), secs(100));
         assert_eq!(s.base(0), secs(10));
     }
