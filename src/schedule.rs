@@ -26,12 +26,13 @@
 //! assert_eq!((hinted, source), (Duration::from_secs(300), DelaySource::RetryAfter)); // clamped to max_hint
 //! ```
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use backoff::backoff::Backoff as _;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Backoff, Jitter};
+use crate::policy::{Attempts, Backoff, Jitter};
 
 /// The longest base sequence kept; later attempts reuse its last value (a sequence that has not reached
 /// `max_delay` by then grows by less than 1.2 % a step).
@@ -72,6 +73,25 @@ impl Schedule {
     /// Computes the base sequence of `options` (which should have passed [`Backoff::validate`]; bounds that
     /// contradict each other are reconciled rather than refused here).
     pub fn new(options: Backoff) -> Self {
+        // `decide` functions build the same few schedules again and again; computing one costs more than
+        // the rest of a decision, so each thread keeps the ones it has built.
+        let key = CacheKey::of(&options);
+        let hit = CACHE.with(|c| c.borrow().iter().find(|(k, _)| *k == key).map(|(_, s)| s.clone()));
+        if let Some(hit) = hit {
+            return hit;
+        }
+        let schedule = Schedule::compute(options);
+        CACHE.with(|c| {
+            let mut cache = c.borrow_mut();
+            if cache.len() >= CACHE_SIZE {
+                cache.clear();
+            }
+            cache.push((key, schedule.clone()));
+        });
+        schedule
+    }
+
+    fn compute(options: Backoff) -> Self {
         let mut sequence = backoff::ExponentialBackoff {
             current_interval: options.initial,
             initial_interval: options.initial,
@@ -165,6 +185,49 @@ impl Schedule {
     }
 }
 
+/// How many schedules each thread keeps; a policy set has a few dozen at most, so a scan is cheaper than
+/// hashing.
+const CACHE_SIZE: usize = 64;
+
+thread_local! {
+    static CACHE: RefCell<Vec<(CacheKey, Schedule)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Every option of a [`Backoff`], bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CacheKey([u64; 13]);
+
+impl CacheKey {
+    fn of(b: &Backoff) -> Self {
+        let (jitter, proportion) = match b.jitter {
+            Jitter::None => (0, 0),
+            Jitter::Full => (1, 0),
+            Jitter::Equal => (2, 0),
+            Jitter::Decorrelated => (3, 0),
+            Jitter::Proportional(p) => (4, p.to_bits()),
+        };
+        let attempts = match b.attempts {
+            Attempts::Limited(n) => u64::from(n.get()),
+            Attempts::Unlimited => 0,
+        };
+        CacheKey([
+            attempts,
+            nanos(b.initial),
+            b.multiplier.to_bits(),
+            nanos(b.max_delay),
+            nanos(b.min_delay),
+            b.max_elapsed.map_or(u64::MAX, nanos),
+            jitter,
+            proportion,
+            u64::from(b.respect_retry_after),
+            nanos(b.max_hint),
+            u64::from(b.give_up_on_repeat),
+            u64::from(b.reconcile_first),
+            u64::from(b.max_elapsed.is_some()),
+        ])
+    }
+}
+
 /// Whole nanoseconds, saturating at `u64::MAX`.
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -189,7 +252,6 @@ fn millis(n: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Attempts;
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)

@@ -6,7 +6,7 @@ use std::ops::{Range, RangeInclusive};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, ImmutableString, Map, NativeCallContext};
 
-use super::decide_fn::{HistoryView, ScriptContext};
+use super::decide_fn::HistoryView;
 use super::options;
 use crate::catalogue::{self, Category};
 use crate::diagnostic::Pos;
@@ -193,13 +193,30 @@ fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<Stri
             "resubmit needs the parameters to change, e.g. resubmit(#{ \"4k\": false }); to resubmit unchanged use retry()",
         ));
     }
-    match rhai::serde::from_dynamic::<serde_json::Value>(&Dynamic::from_map(amend)) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) | Err(_) => Err(error(
-            ctx,
-            "resubmit's changes must be a map of plain values (strings, numbers, booleans, lists, maps)",
-        )),
+    let mut json = serde_json::Map::new();
+    for (key, value) in amend {
+        json.insert(key.into(), json_value(value).map_err(|e| error(ctx, e))?);
     }
+    Ok(json)
+}
+
+/// A script value as JSON: scalars directly, the rest through serde.
+fn json_value(value: Dynamic) -> std::result::Result<serde_json::Value, String> {
+    use serde_json::Value;
+    if value.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = value.as_int() {
+        return Ok(Value::from(i));
+    }
+    if value.is_string() {
+        return Ok(Value::String(value.into_string().unwrap_or_default()));
+    }
+    rhai::serde::from_dynamic::<Value>(&value)
+        .map_err(|_| "resubmit's changes must be plain values (strings, numbers, booleans, lists, maps)".to_owned())
 }
 
 fn republish(ctx: &NativeCallContext, target: &str, opts: &Map) -> Result<Policy> {
@@ -328,16 +345,9 @@ fn register_views(engine: &mut Engine) {
         .register_fn("to_string", |f: &mut Failure| f.to_string())
         .register_fn("to_debug", |f: &mut Failure| f.to_string());
 
-    engine
-        .register_type_with_name::<ScriptContext>("Context")
-        .register_indexer_get(|c: &mut ScriptContext, key: ImmutableString| c.get(&key))
-        .register_get("history", |c: &mut ScriptContext| c.history())
-        .register_fn("contains", |c: &mut ScriptContext, key: ImmutableString| c.contains(&key))
-        .register_fn("to_string", |c: &mut ScriptContext| c.to_string())
-        .register_fn("to_debug", |c: &mut ScriptContext| c.to_string())
-        // Reading a key the context does not have gives (), and so does indexing into it, so that
-        // `ctx.asset["4k"] == true` is simply false for an asset without parameters.
-        .register_indexer_get(|_: &mut (), _: ImmutableString| Dynamic::UNIT);
+    // `ctx` is an object map: reading a key it does not have gives (), and so does indexing into that, so
+    // that `ctx.asset["4k"] == true` is simply false for an asset without parameters.
+    engine.register_indexer_get(|_: &mut (), _: ImmutableString| Dynamic::UNIT);
 
     engine
         .register_type_with_name::<HistoryView>("History")

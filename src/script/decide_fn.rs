@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rhai::{AST, Dynamic, INT, Module, Scope};
+use rhai::{AST, CallFnOptions, Dynamic, INT, Scope, Stmt};
 
 use super::engine;
 use crate::context::Context;
@@ -13,17 +13,15 @@ use crate::history::{History, Seen};
 use crate::policy::{CredentialScope, Policy};
 use crate::rules::{Matcher, Origin, Rule};
 
-/// The names the entry script passes to `decide`; a script cannot see them.
-const FAILURE_VAR: &str = "remedy_failure__";
-const CONTEXT_VAR: &str = "remedy_ctx__";
-
 /// A file's `decide` function, ready to call.
 pub(crate) struct DecideFn {
     file: Arc<str>,
     layer: usize,
     pos: Option<Pos>,
-    /// `decide(failure, ctx)` with the file's functions, which keep the file's constants.
-    entry: AST,
+    /// The file's functions, and of its top level only the `let` and `const` statements: they run before
+    /// each call so that `global::NAME` constants are there, and nothing else does (rules are not registered
+    /// again).
+    ast: AST,
 }
 
 impl fmt::Debug for DecideFn {
@@ -33,44 +31,43 @@ impl fmt::Debug for DecideFn {
 }
 
 impl DecideFn {
-    /// Wraps the module a file's top level produced (its functions encapsulate its constants).
-    pub(crate) fn new(file: &Arc<str>, layer: usize, pos: Option<Pos>, module: Module) -> Result<Self, Diagnostic> {
-        // Variables, not constants: the optimizer would fold constants' placeholder values into the call.
-        let mut scope = Scope::new();
-        scope.push(FAILURE_VAR, ());
-        scope.push(CONTEXT_VAR, ());
-        let call = format!("decide({FAILURE_VAR}, {CONTEXT_VAR})");
-        let entry = engine()
-            .engine
-            .compile_with_scope(&scope, call)
-            .map_err(|e| super::parse_error(file, &e))?
-            .merge(&AST::new_from_module(module));
-        Ok(DecideFn { file: file.clone(), layer, pos, entry })
+    /// Prepares the `decide` function of a file compiled into `ast`.
+    pub(crate) fn new(file: &Arc<str>, layer: usize, pos: Option<Pos>, ast: &AST) -> Self {
+        let declarations = ast.statements().iter().filter(|s| matches!(s, Stmt::Var(..))).cloned();
+        let mut ast = AST::new(declarations, ast.shared_lib().clone());
+        ast.set_source(file.as_ref());
+        DecideFn { file: file.clone(), layer, pos, ast }
     }
 
     /// Calls the function: `Ok(None)` when it returns `()`, falling through to the file's rules.
     pub(crate) fn call(&self, failure: &Failure, history: &History, ctx: &Context) -> Result<Option<Rule>, Diagnostic> {
-        let mut scope = Scope::new();
-        scope.push_constant(FAILURE_VAR, failure.clone());
-        scope.push_constant(
-            CONTEXT_VAR,
-            ScriptContext { values: ctx.script_values(), history: HistoryView::of(history) },
-        );
+        // `ctx` is a plain object map (fast property access), a copy so that a script cannot change the host's.
+        let mut values = ctx.script_values().as_ref().clone();
+        values.insert("history".into(), Dynamic::from(HistoryView::of(history)));
+        let ctx = Dynamic::from_map(values);
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         let result = engine()
             .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.entry)
-            .map_err(|e| super::runtime_error(&self.file, &e))?;
+            .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, "decide", (failure.clone(), ctx))
+            .map_err(|e| {
+                // Rhai does not place every error inside a function (e.g. running out of operations); the
+                // function itself is then the best position there is.
+                let mut d = super::runtime_error(&self.file, &e);
+                d.pos = d.pos.or(self.pos);
+                d
+            })?;
         if result.is_unit() {
             return Ok(None);
         }
-        let type_name = engine().engine.map_type_name(result.type_name()).to_owned();
-        let policy = result.try_cast::<Policy>().ok_or_else(|| {
-            Diagnostic::error(
+        if !result.is::<Policy>() {
+            let type_name = engine().engine.map_type_name(result.type_name());
+            return Err(Diagnostic::error(
                 &self.file,
                 self.pos,
                 format!("decide returned {type_name}; it must return a policy (e.g. retry(..)) or () to fall through"),
-            )
-        })?;
+            ));
+        }
+        let policy = result.cast::<Policy>();
         let pos = policy.stages().first().and_then(|s| s.pos());
         Ok(Some(Rule::new(
             policy,
@@ -81,33 +78,6 @@ impl DecideFn {
     /// The file it came from.
     pub(crate) fn file(&self) -> &Arc<str> {
         &self.file
-    }
-}
-
-/// `ctx` in a decide function: the host's context, read by key (`ctx.plan`, `ctx["plan"]`), and `ctx.history`.
-#[derive(Debug, Clone)]
-pub(crate) struct ScriptContext {
-    values: Arc<rhai::Map>,
-    history: HistoryView,
-}
-
-impl ScriptContext {
-    pub(crate) fn get(&self, key: &str) -> Dynamic {
-        self.values.get(key).cloned().unwrap_or(Dynamic::UNIT)
-    }
-
-    pub(crate) fn contains(&self, key: &str) -> bool {
-        self.values.contains_key(key)
-    }
-
-    pub(crate) fn history(&self) -> HistoryView {
-        self.history.clone()
-    }
-}
-
-impl fmt::Display for ScriptContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.values)
     }
 }
 

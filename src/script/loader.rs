@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Module, Scope};
+use rhai::Scope;
 
 use super::api::{RuleSpec, collecting};
 use super::{DecideFn, check, engine, limits, lint};
@@ -73,12 +73,12 @@ fn load_one(layer: usize, source: &Source, rules: &mut Vec<Arc<Rule>>) -> Result
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (module, specs) = collecting(|| Module::eval_ast_as_new(Scope::new(), &ast, &engine.engine));
-    let module = module.map_err(|e| vec![super::runtime_error(file, &e)])?;
-    let decide = match ast.iter_functions().any(|f| f.name == "decide") {
-        true => Some(DecideFn::new(file, layer, check::decide_pos(text), module).map_err(|e| vec![e])?),
-        false => None,
-    };
+    let (run, specs) = collecting(|| engine.engine.run_ast_with_scope(&mut Scope::new(), &ast));
+    run.map_err(|e| vec![super::runtime_error(file, &e)])?;
+    let decide = ast
+        .iter_functions()
+        .any(|f| f.name == "decide")
+        .then(|| DecideFn::new(file, layer, check::decide_pos(text), &ast));
 
     let first = rules.len();
     let matchers: Vec<(usize, Matcher)> = specs.iter().enumerate().map(|(i, s)| (first + i, s.matcher)).collect();
