@@ -14,8 +14,11 @@
 //!   policy (2006 with `{"asset": {"4k": true}}`), (b) it returns `()` and the table decides (2503 with
 //!   `{"plan": "pro"}`). Each context is built once, outside the timed loop (it caches its Rhai conversion).
 //! - `load`: compiling, running, checking and linting the defaults plus one realistic override file.
+//! - `refuse_hostile`: loading the defaults plus an endless loop, unbounded recursion or an ever-growing string,
+//!   until the sandbox refuses it.
 //!
-//! Targets: table decision ≤ 50 ns median and ≤ 2× the hand-written match; Rhai decide ≤ 2 µs; load ≤ 10 ms.
+//! Targets: table decision ≤ 50 ns median and ≤ 2× the hand-written match; Rhai decide ≤ 2 µs; load ≤ 10 ms;
+//! a hostile script refused within a second.
 //!
 //! Run with `cargo bench --bench decide`.
 
@@ -297,5 +300,23 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, table_decision, hand_written_match, rhai_decide, load);
+/// How long a hostile script takes to be refused at load: each must be refused well within a second.
+fn refuse_hostile(c: &mut Criterion) {
+    let scripts = [
+        ("endless_loop", "let x = 0;\nloop { x += 1; }"),
+        ("unbounded_recursion", "fn f(n) { f(n + 1) }\nf(0);"),
+        ("huge_string", "let s = \"xxxxxxxxxxxxxxxx\";\nloop { s += s; }"),
+    ];
+    let mut group = c.benchmark_group("refuse_hostile");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    for (id, script) in scripts {
+        assert!(Policies::builder().source("site.rhai", script).build().is_err(), "{id} must be refused");
+        group.bench_function(id, |b| {
+            b.iter(|| Policies::builder().source("site.rhai", black_box(script)).build().is_err())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, table_decision, hand_written_match, rhai_decide, load, refuse_hostile);
 criterion_main!(benches);
