@@ -54,13 +54,15 @@ pub enum Category {
     Encoder,
     /// A LightFlow API call that failed with an HTTP status.
     Api,
+    /// A call to one of the host's hooks that did not answer in time.
+    Timeout,
     /// A code the catalogue does not know.
     Unknown,
 }
 
 impl Category {
     /// Every category, in catalogue order.
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 10] = [
         Category::General,
         Category::Storage,
         Category::Brightcove,
@@ -69,6 +71,7 @@ impl Category {
         Category::Inference,
         Category::Encoder,
         Category::Api,
+        Category::Timeout,
         Category::Unknown,
     ];
 
@@ -83,6 +86,7 @@ impl Category {
             Category::Inference => "inference",
             Category::Encoder => "encoder",
             Category::Api => "api",
+            Category::Timeout => "timeout",
             Category::Unknown => "unknown",
         }
     }
@@ -97,7 +101,7 @@ impl fmt::Display for Category {
 /// The error for a category name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown category `{0}` (expected one of: general, storage, brightcove, packaging, protection, inference, encoder, api, unknown)"
+    "unknown category `{0}` (expected one of: general, storage, brightcove, packaging, protection, inference, encoder, api, timeout, unknown)"
 )]
 pub struct UnknownCategory(pub String);
 

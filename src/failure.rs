@@ -43,11 +43,15 @@ pub enum FailureKind {
     Asset,
     /// A LightFlow API call answered with an HTTP error status.
     Api,
+    /// A call to one of the host's hooks did not answer in time (the engine's own failure; code 0).
+    Timeout,
 }
 
-/// A failure's identity for matching and history: an asset code, or the HTTP status of an API call.
+/// A failure's identity for matching and history: an asset code, the HTTP status of an API call, or a hook
+/// timeout.
 ///
-/// Written `2404` for an asset code and `http:429` for an API status, which is also how it parses.
+/// Written `2404` for an asset code, `http:429` for an API status and `timeout` for a hook timeout, which is
+/// also how it parses.
 ///
 /// ```
 /// use lightflow_remedy::FailureKey;
@@ -75,6 +79,11 @@ impl FailureKey {
     pub const fn api(status: u16) -> Self {
         FailureKey { kind: FailureKind::Api, code: status }
     }
+
+    /// The key of a hook timeout.
+    pub const fn timeout() -> Self {
+        FailureKey { kind: FailureKind::Timeout, code: 0 }
+    }
 }
 
 impl fmt::Display for FailureKey {
@@ -82,6 +91,7 @@ impl fmt::Display for FailureKey {
         match self.kind {
             FailureKind::Asset => write!(f, "{}", self.code),
             FailureKind::Api => write!(f, "http:{}", self.code),
+            FailureKind::Timeout => f.write_str("timeout"),
         }
     }
 }
@@ -91,6 +101,9 @@ impl FromStr for FailureKey {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
+        if s == "timeout" {
+            return Ok(FailureKey::timeout());
+        }
         if let Some(status) = s.strip_prefix("http:") {
             let status = parse_u16(status)
                 .ok_or_else(|| ClassifyError::NonIntegerCode { at: "http status", found: format!("`{status}`") })?;
@@ -259,11 +272,29 @@ impl Failure {
         })
     }
 
-    /// A failure with the given key and message.
+    /// A hook call that did not answer in time; `downstream` is what the hook was talking to.
+    ///
+    /// ```
+    /// use lightflow_remedy::{Category, Downstream, Failure, FailureKey};
+    /// let f = Failure::timeout(Downstream::Brightcove, "republish took longer than 30s");
+    /// assert_eq!((f.key(), f.category()), (FailureKey::timeout(), Category::Timeout));
+    /// ```
+    pub fn timeout(downstream: Downstream, message: impl Into<Arc<str>>) -> Self {
+        Failure {
+            key: FailureKey::timeout(),
+            message: message.into(),
+            category: Category::Timeout,
+            downstream,
+            retry_after: None,
+        }
+    }
+
+    /// A failure with the given key and message (a timeout's downstream is the LightFlow API).
     pub fn from_key(key: FailureKey, message: impl Into<Arc<str>>) -> Result<Self, ClassifyError> {
         match key.kind {
             FailureKind::Asset => Failure::asset(key.code, message),
             FailureKind::Api => Failure::api(key.code, message),
+            FailureKind::Timeout => Ok(Failure::timeout(Downstream::LightflowApi, message)),
         }
     }
 
@@ -372,6 +403,7 @@ impl Failure {
         match self.key.kind {
             FailureKind::Api => Some(self.key.code),
             FailureKind::Asset => catalogue::remote_http_status(self.key.code),
+            FailureKind::Timeout => None,
         }
     }
 
@@ -380,6 +412,7 @@ impl Failure {
         match self.key.kind {
             FailureKind::Asset => catalogue::describe(self.key.code).name,
             FailureKind::Api => Cow::Owned(format!("LightFlow API call failed with HTTP {}", self.key.code)),
+            FailureKind::Timeout => Cow::Borrowed("A call to the host's hook did not answer in time"),
         }
     }
 }
@@ -405,7 +438,7 @@ struct FailureRepr<'a> {
     message: Cow<'a, str>,
     #[serde(default, skip_deserializing)]
     category: Option<Category>,
-    #[serde(default, skip_deserializing)]
+    #[serde(default)]
     downstream: Option<Downstream>,
     #[serde(default, skip_deserializing)]
     http_status: Option<u16>,
@@ -432,8 +465,11 @@ impl Serialize for Failure {
 impl<'de> Deserialize<'de> for Failure {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let repr = FailureRepr::deserialize(d)?;
-        let failure = Failure::from_key(FailureKey { kind: repr.kind, code: repr.code }, repr.message.as_ref())
-            .map_err(serde::de::Error::custom)?;
+        let failure = match (repr.kind, repr.downstream) {
+            (FailureKind::Timeout, Some(downstream)) => Failure::timeout(downstream, repr.message.as_ref()),
+            (kind, _) => Failure::from_key(FailureKey { kind, code: repr.code }, repr.message.as_ref())
+                .map_err(serde::de::Error::custom)?,
+        };
         Ok(match repr.retry_after_ms {
             Some(ms) => failure.with_retry_after(Duration::from_millis(ms)),
             None => failure,
@@ -632,7 +668,7 @@ mod tests {
 
     #[test]
     fn keys_parse_and_print() {
-        for text in ["2404", "http:429", "1001", "http:599"] {
+        for text in ["2404", "http:429", "1001", "http:599", "timeout"] {
             assert_eq!(text.parse::<FailureKey>().unwrap().to_string(), text);
         }
         for bad in ["", "abc", "http:", "http:99", "99999999999", "999"] {

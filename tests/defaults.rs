@@ -73,6 +73,8 @@ fn every_row_of_the_default_table() {
             assert_eq!(&plan(&policies, FailureKey::api(status)), expected, "http:{status}");
         }
     }
+    // A hook that does not answer in time is a failure of its own kind.
+    assert_eq!(plan(&policies, FailureKey::timeout()), t());
 }
 
 #[test]

@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// What the engine does at the N-th consecutive failure with a code.
     Explain {
-        /// An asset error code (e.g. 2404) or an API status (e.g. http:429).
+        /// An asset error code (e.g. 2404), an API status (e.g. http:429), or `timeout`.
         code: String,
         /// A directory of *.rhai policies on top of the built-in defaults; may be repeated.
         #[arg(long = "policies", value_name = "DIR")]

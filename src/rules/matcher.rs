@@ -60,6 +60,7 @@ impl Matcher {
 pub(crate) fn category_of(key: FailureKey) -> Category {
     match key.kind {
         FailureKind::Api => Category::Api,
+        FailureKind::Timeout => Category::Timeout,
         FailureKind::Asset => match catalogue::lookup(key.code) {
             Some(entry) => entry.category,
             None if catalogue::remote_http_status(key.code).is_some() => Category::Storage,
@@ -166,6 +167,9 @@ mod tests {
             (Matcher::Category(Category::Unknown), FailureKey::asset(2099), true),
             (Matcher::Category(Category::Api), FailureKey::api(401), true),
             (Matcher::Otherwise, FailureKey::api(401), true),
+            (Matcher::Category(Category::Timeout), FailureKey::timeout(), true),
+            (Matcher::Category(Category::Api), FailureKey::timeout(), false),
+            (Matcher::Otherwise, FailureKey::timeout(), true),
             (Matcher::Decide, FailureKey::api(401), false),
         ];
         for (m, key, expected) in table {

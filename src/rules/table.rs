@@ -12,12 +12,13 @@ use crate::rules::{Matcher, category_of};
 const NONE: u32 = u32::MAX;
 const ASSET_LEN: usize = (catalogue::MAX_ASSET_CODE - catalogue::MIN_ASSET_CODE) as usize + 1;
 const API_LEN: usize = (catalogue::MAX_HTTP_ERROR - catalogue::MIN_HTTP_ERROR) as usize + 1;
+/// Asset codes first, then API statuses, then the one timeout key.
+const LEN: usize = ASSET_LEN + API_LEN + 1;
 
 /// Rule indices by failure key; [`NONE`] where no rule applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Table {
-    asset: Box<[u32]>,
-    api: Box<[u32]>,
+    rules: Box<[u32]>,
 }
 
 /// Two rules of one source that are equally specific for the same key.
@@ -30,36 +31,30 @@ pub(crate) struct Conflict {
 
 impl Table {
     pub(crate) fn empty() -> Self {
-        Table { asset: vec![NONE; ASSET_LEN].into_boxed_slice(), api: vec![NONE; API_LEN].into_boxed_slice() }
+        Table { rules: vec![NONE; LEN].into_boxed_slice() }
     }
 
-    fn slot(&self, key: FailureKey) -> Option<usize> {
-        let (base, len) = match key.kind {
-            FailureKind::Asset => (catalogue::MIN_ASSET_CODE, ASSET_LEN),
-            FailureKind::Api => (catalogue::MIN_HTTP_ERROR, API_LEN),
+    #[inline]
+    fn slot(key: FailureKey) -> Option<usize> {
+        let (base, len, offset) = match key.kind {
+            FailureKind::Asset => (catalogue::MIN_ASSET_CODE, ASSET_LEN, 0),
+            FailureKind::Api => (catalogue::MIN_HTTP_ERROR, API_LEN, ASSET_LEN),
+            FailureKind::Timeout => return Some(ASSET_LEN + API_LEN),
         };
         let i = key.code.checked_sub(base)? as usize;
-        (i < len).then_some(i)
+        (i < len).then_some(offset + i)
     }
 
     /// The rule for `key`, if any.
     #[inline]
     pub(crate) fn get(&self, key: FailureKey) -> Option<usize> {
-        let i = self.slot(key)?;
-        let rule = match key.kind {
-            FailureKind::Asset => self.asset[i],
-            FailureKind::Api => self.api[i],
-        };
+        let rule = *self.rules.get(Table::slot(key)?)?;
         (rule != NONE).then_some(rule as usize)
     }
 
-    fn set(&mut self, key: FailureKey, rule: usize) {
-        if let Some(i) = self.slot(key) {
-            let rule = u32::try_from(rule).unwrap_or(NONE);
-            match key.kind {
-                FailureKind::Asset => self.asset[i] = rule,
-                FailureKind::Api => self.api[i] = rule,
-            }
+    fn set(&mut self, slot: usize, rule: usize) {
+        if let Some(r) = self.rules.get_mut(slot) {
+            *r = u32::try_from(rule).unwrap_or(NONE);
         }
     }
 
@@ -68,21 +63,22 @@ impl Table {
         (catalogue::MIN_ASSET_CODE..=catalogue::MAX_ASSET_CODE)
             .map(FailureKey::asset)
             .chain((catalogue::MIN_HTTP_ERROR..=catalogue::MAX_HTTP_ERROR).map(FailureKey::api))
+            .chain(std::iter::once(FailureKey::timeout()))
     }
 
     /// The table of one source: for each key, its most specific rule. `rules` pairs each rule's global index
     /// with its matcher.
     pub(crate) fn for_source(rules: &[(usize, Matcher)]) -> Result<Table, Conflict> {
         let mut table = Table::empty();
-        let mut best: Vec<(u8, u32)> = vec![(u8::MAX, 0); ASSET_LEN + API_LEN];
+        let mut best: Vec<(u8, u32)> = vec![(u8::MAX, 0); LEN];
         for &(index, matcher) in rules {
             let rank = matcher.specificity();
             for key in domain(matcher) {
-                let Some(slot) = table.slot(key) else { continue };
-                let slot_rank = &mut best[slot + if key.kind == FailureKind::Api { ASSET_LEN } else { 0 }];
+                let Some(slot) = Table::slot(key) else { continue };
+                let slot_rank = &mut best[slot];
                 if rank < *slot_rank {
                     *slot_rank = rank;
-                    table.set(key, index);
+                    table.set(slot, index);
                 } else if rank == *slot_rank {
                     let first = table.get(key).unwrap_or(index);
                     return Err(Conflict { first, second: index, key });
@@ -96,12 +92,7 @@ impl Table {
     pub(crate) fn merge<'t>(tables: impl DoubleEndedIterator<Item = &'t Table>) -> Table {
         let mut merged = Table::empty();
         for table in tables.rev() {
-            for (m, t) in merged.asset.iter_mut().zip(table.asset.iter()) {
-                if *m == NONE {
-                    *m = *t;
-                }
-            }
-            for (m, t) in merged.api.iter_mut().zip(table.api.iter()) {
+            for (m, t) in merged.rules.iter_mut().zip(table.rules.iter()) {
                 if *m == NONE {
                     *m = *t;
                 }
@@ -112,7 +103,7 @@ impl Table {
 
     /// How many keys each rule wins, by rule index.
     pub(crate) fn wins(&self) -> impl Iterator<Item = usize> + '_ {
-        self.asset.iter().chain(self.api.iter()).filter(|&&r| r != NONE).map(|&r| r as usize)
+        self.rules.iter().filter(|&&r| r != NONE).map(|&r| r as usize)
     }
 }
 
@@ -126,6 +117,7 @@ fn domain(matcher: Matcher) -> Box<dyn Iterator<Item = FailureKey>> {
         Matcher::Category(Category::Api) => {
             Box::new((catalogue::MIN_HTTP_ERROR..=catalogue::MAX_HTTP_ERROR).map(FailureKey::api))
         }
+        Matcher::Category(Category::Timeout) => Box::new(std::iter::once(FailureKey::timeout())),
         Matcher::Category(c) => Box::new(
             (catalogue::MIN_ASSET_CODE..=catalogue::MAX_ASSET_CODE)
                 .filter(move |&code| ASSET_CATEGORIES[(code - catalogue::MIN_ASSET_CODE) as usize] == c)
@@ -162,6 +154,7 @@ mod tests {
         }
         assert_eq!(table.get(FailureKey::api(429)), Some(5));
         assert_eq!(table.get(FailureKey::api(430)), Some(0));
+        assert_eq!(table.get(FailureKey::timeout()), Some(0));
         assert_eq!(table.get(FailureKey::asset(999)), None);
         assert_eq!(table.get(FailureKey::api(200)), None);
     }

@@ -333,6 +333,7 @@ fn register_views(engine: &mut Engine) {
         .register_get("kind", |f: &mut Failure| match f.kind() {
             crate::FailureKind::Asset => "asset",
             crate::FailureKind::Api => "api",
+            crate::FailureKind::Timeout => "timeout",
         })
         .register_get("key", |f: &mut Failure| f.key().to_string())
         .register_get("category", |f: &mut Failure| f.category().as_str())
