@@ -40,7 +40,7 @@ use crate::rules::RuleKey;
 #[serde(default, deny_unknown_fields)]
 pub struct History {
     seed: u64,
-    #[serde(with = "millis")]
+    #[serde(with = "crate::millis")]
     elapsed: Duration,
     attempts: u32,
     decisions: u32,
@@ -71,10 +71,10 @@ pub struct Position {
     /// How many times the current stage has acted.
     pub used: u32,
     /// The job's elapsed time when the current stage began.
-    #[serde(with = "millis")]
+    #[serde(with = "crate::millis")]
     pub started: Duration,
     /// The current stage's last delay.
-    #[serde(with = "opt_millis", default)]
+    #[serde(with = "crate::millis::opt", default)]
     pub last_delay: Option<Duration>,
 }
 
@@ -90,7 +90,7 @@ pub struct DecisionRecord {
     /// Its attempt within the stage, from 1.
     pub attempt: u32,
     /// Its delay.
-    #[serde(with = "opt_millis", default)]
+    #[serde(with = "crate::millis::opt", default)]
     pub delay: Option<Duration>,
 }
 
@@ -241,36 +241,6 @@ impl History {
             }
         };
         &mut self.positions[index]
-    }
-}
-
-/// Durations as whole milliseconds in JSON.
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-mod opt_millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
     }
 }
 

@@ -70,14 +70,18 @@ pub mod catalogue;
 pub mod context;
 mod decision;
 pub mod diagnostic;
+pub mod engine;
 mod explain;
 pub mod failure;
 mod history;
+mod millis;
 mod policies;
 pub mod policy;
 pub mod rules;
 pub mod schedule;
 mod script;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use catalogue::{Category, Downstream};
 pub use context::Context;

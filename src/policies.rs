@@ -12,7 +12,8 @@ use crate::history::History;
 use crate::policy::{Policy, Stage};
 use crate::rules::table::Table;
 use crate::rules::{Matcher, Origin, Rule};
-use crate::script::{self, DecideFn, Source};
+use crate::script::loader::Source;
+use crate::script::{self, DecideFn};
 
 /// The name of the built-in defaults, as diagnostics and provenance show it.
 pub const DEFAULTS_NAME: &str = "policies/00-lightflow.rhai";

@@ -17,7 +17,6 @@ use std::sync::{Arc, LazyLock};
 use rhai::{Engine, EvalAltResult, OptimizationLevel, ParseError, Position};
 
 pub(crate) use decide_fn::DecideFn;
-pub(crate) use loader::Source;
 
 use crate::diagnostic::{Diagnostic, Pos};
 

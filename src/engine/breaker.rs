@@ -1,0 +1,235 @@
+//! A circuit breaker per downstream: after a run of failures of one downstream (Brightcove, the input storage,
+//! a DRM server, ...), jobs that need it wait instead of hammering it; after `open_for`, a few probes go through
+//! (half-open) and their results close or reopen it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::catalogue::Downstream;
+
+/// How the breakers behave.
+///
+/// ```
+/// use lightflow_remedy::engine::BreakerConfig;
+/// use std::time::Duration;
+/// let config = BreakerConfig { failure_threshold: 20, ..BreakerConfig::default() };
+/// assert_eq!(config.open_for, Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerConfig {
+    /// Consecutive failures of a downstream that open its breaker. Default 10.
+    pub failure_threshold: u32,
+    /// How long it stays open before probes may go through. Default 30 s.
+    pub open_for: Duration,
+    /// How many probes may be in flight while half-open. Default 1.
+    pub half_open_probes: u32,
+    /// How long one job waits for a breaker before it fails with `CircuitOpen`. Default 1 h.
+    pub max_wait: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 10,
+            open_for: Duration::from_secs(30),
+            half_open_probes: 1,
+            max_wait: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls wait.
+    Open,
+    /// A few probes go through; the rest wait for their result.
+    HalfOpen,
+}
+
+/// A change of state, for events and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transition {
+    pub(crate) downstream: Downstream,
+    pub(crate) from: BreakerState,
+    pub(crate) to: BreakerState,
+}
+
+/// What a job may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Go; `probe` when this call is a half-open probe whose result decides the breaker.
+    Pass { probe: bool },
+    /// Wait until then (the breaker is open).
+    Until(Instant),
+    /// Wait for the probes in flight.
+    ForProbes,
+}
+
+#[derive(Debug)]
+struct Breaker {
+    state: BreakerState,
+    failures: u32,
+    open_until: Instant,
+    probes: u32,
+}
+
+/// One breaker per downstream.
+#[derive(Debug)]
+pub(crate) struct Breakers {
+    config: BreakerConfig,
+    breakers: Vec<Mutex<Breaker>>,
+    changed: Vec<Notify>,
+}
+
+fn index(d: Downstream) -> usize {
+    Downstream::ALL.iter().position(|x| *x == d).unwrap_or(0)
+}
+
+impl Breakers {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
+        let now = Instant::now();
+        Breakers {
+            config,
+            breakers: Downstream::ALL
+                .iter()
+                .map(|_| Mutex::new(Breaker { state: BreakerState::Closed, failures: 0, open_until: now, probes: 0 }))
+                .collect(),
+            changed: Downstream::ALL.iter().map(|_| Notify::new()).collect(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    fn lock(&self, d: Downstream) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breakers[index(d)].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state of `d`'s breaker.
+    pub(crate) fn state(&self, d: Downstream) -> BreakerState {
+        self.lock(d).state
+    }
+
+    /// Resolves when `d`'s breaker may have changed.
+    pub(crate) fn changed(&self, d: Downstream) -> &Notify {
+        &self.changed[index(d)]
+    }
+
+    /// May a job call `d` now?
+    pub(crate) fn gate(&self, d: Downstream, now: Instant) -> (Gate, Option<Transition>) {
+        let mut b = self.lock(d);
+        let mut transition = None;
+        if b.state == BreakerState::Open {
+            if now < b.open_until {
+                return (Gate::Until(b.open_until), None);
+            }
+            transition = Some(Transition { downstream: d, from: BreakerState::Open, to: BreakerState::HalfOpen });
+            b.state = BreakerState::HalfOpen;
+            b.probes = 0;
+        }
+        let gate = match b.state {
+            BreakerState::HalfOpen if b.probes < self.config.half_open_probes.max(1) => {
+                b.probes += 1;
+                Gate::Pass { probe: true }
+            }
+            BreakerState::HalfOpen => Gate::ForProbes,
+            _ => Gate::Pass { probe: false },
+        };
+        (gate, transition)
+    }
+
+    /// Records how a call to `d` went.
+    pub(crate) fn record(&self, d: Downstream, success: bool, probe: bool, now: Instant) -> Option<Transition> {
+        let mut b = self.lock(d);
+        let from = b.state;
+        if probe {
+            b.probes = b.probes.saturating_sub(1);
+        }
+        match (b.state, success) {
+            (BreakerState::Closed, true) => b.failures = 0,
+            (BreakerState::Closed, false) => {
+                b.failures = b.failures.saturating_add(1);
+                if b.failures >= self.config.failure_threshold.max(1) {
+                    b.state = BreakerState::Open;
+                    b.open_until = now + self.config.open_for;
+                }
+            }
+            (BreakerState::HalfOpen, true) if probe => {
+                b.state = BreakerState::Closed;
+                b.failures = 0;
+            }
+            (BreakerState::HalfOpen, false) if probe => {
+                b.state = BreakerState::Open;
+                b.open_until = now + self.config.open_for;
+            }
+            // Results of calls that started before the breaker opened do not decide it.
+            _ => {}
+        }
+        let to = b.state;
+        drop(b);
+        if from != to || probe {
+            self.changed(d).notify_waiters();
+        }
+        (from != to).then_some(Transition { downstream: d, from, to })
+    }
+
+    /// Frees a probe slot whose call never finished (the job was cancelled or suspended).
+    pub(crate) fn release_probe(&self, d: Downstream) {
+        let mut b = self.lock(d);
+        b.probes = b.probes.saturating_sub(1);
+        drop(b);
+        self.changed(d).notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Downstream = Downstream::Brightcove;
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_half_opens_and_closes() {
+        let b = Breakers::new(BreakerConfig { failure_threshold: 3, ..BreakerConfig::default() });
+        let now = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(b.record(D, false, false, now), None);
+        }
+        let opened = b.record(D, false, false, now).unwrap();
+        assert_eq!((opened.from, opened.to), (BreakerState::Closed, BreakerState::Open));
+        assert_eq!(b.gate(D, now).0, Gate::Until(now + Duration::from_secs(30)));
+        assert_eq!(b.state(Downstream::Irdeto), BreakerState::Closed, "one breaker per downstream");
+
+        let later = now + Duration::from_secs(30);
+        let (gate, t) = b.gate(D, later);
+        assert_eq!(gate, Gate::Pass { probe: true });
+        assert_eq!(t.unwrap().to, BreakerState::HalfOpen);
+        assert_eq!(b.gate(D, later).0, Gate::ForProbes, "one probe at a time");
+
+        // The probe fails: open again for another 30 s.
+        assert_eq!(b.record(D, false, true, later).unwrap().to, BreakerState::Open);
+        let again = later + Duration::from_secs(30);
+        assert_eq!(b.gate(D, again).0, Gate::Pass { probe: true });
+        assert_eq!(b.record(D, true, true, again).unwrap().to, BreakerState::Closed);
+        assert_eq!(b.gate(D, again).0, Gate::Pass { probe: false });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_resets_the_run() {
+        let b = Breakers::new(BreakerConfig { failure_threshold: 2, ..BreakerConfig::default() });
+        let now = Instant::now();
+        b.record(D, false, false, now);
+        b.record(D, true, false, now);
+        assert_eq!(b.record(D, false, false, now), None);
+        assert_eq!(b.state(D), BreakerState::Closed);
+    }
+}

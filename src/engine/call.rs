@@ -1,0 +1,122 @@
+//! One hook call, guarded: a bounded number at once, a timeout, panics caught, cancellation and the shutdown
+//! deadline obeyed.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{Event, HookName};
+use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Job, Reconciled};
+use super::remediator::Inner;
+
+/// Why a hook call gave no answer.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// It took longer than the hook timeout: a failure of its own kind.
+    Timeout,
+    /// It returned an error.
+    Error(HookError),
+    /// It panicked.
+    Panicked(String),
+    /// The job was cancelled meanwhile.
+    Cancelled,
+    /// The shutdown deadline passed meanwhile.
+    Aborted,
+}
+
+/// How a hook's answer reads in events.
+pub(crate) trait Answer {
+    fn describe(&self) -> String;
+}
+
+impl Answer for Attempt {
+    fn describe(&self) -> String {
+        match self {
+            Attempt::Succeeded => "succeeded".to_owned(),
+            Attempt::Failed(f) => format!("failed {}", f.key()),
+        }
+    }
+}
+
+impl Answer for CredentialFix {
+    fn describe(&self) -> String {
+        match self {
+            CredentialFix::Fixed => "fixed".to_owned(),
+            CredentialFix::CannotFix => "cannot fix".to_owned(),
+        }
+    }
+}
+
+impl Answer for Reconciled {
+    fn describe(&self) -> String {
+        match self {
+            Reconciled::Done => "done".to_owned(),
+            Reconciled::NotDone => "not done".to_owned(),
+        }
+    }
+}
+
+impl Answer for () {
+    fn describe(&self) -> String {
+        "ok".to_owned()
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Calls a hook for `job`.
+pub(crate) async fn call<H: Hooks, T: Answer>(
+    inner: &Inner<H>,
+    job: &Job,
+    hook: HookName,
+    attempt: Option<u32>,
+    cancel: &CancellationToken,
+    fut: impl Future<Output = Result<T, HookError>>,
+) -> Result<T, CallError> {
+    let _permit = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(CallError::Cancelled),
+        _ = inner.abort.cancelled() => return Err(CallError::Aborted),
+        permit = inner.hook_slots.acquire() => permit.map_err(|_| CallError::Aborted)?,
+    };
+    inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
+    let guarded = tokio::time::timeout(inner.hook_timeout, AssertUnwindSafe(fut).catch_unwind());
+    let result = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(CallError::Cancelled),
+        _ = inner.abort.cancelled() => return Err(CallError::Aborted),
+        r = guarded => match r {
+            Err(_) => Err(CallError::Timeout),
+            Ok(Err(panic)) => Err(CallError::Panicked(panic_message(panic.as_ref()))),
+            Ok(Ok(Err(e))) => Err(CallError::Error(e)),
+            Ok(Ok(Ok(answer))) => Ok(answer),
+        },
+    };
+    match &result {
+        Err(CallError::Timeout) => inner.counters.hook_timeout(),
+        Err(CallError::Error(_)) => inner.counters.hook_error(),
+        Err(CallError::Panicked(_)) => inner.counters.hook_panic(),
+        _ => {}
+    }
+    inner.emit(|| Event::HookAnswered {
+        asset_id: job.id().clone(),
+        hook,
+        answer: match &result {
+            Ok(answer) => answer.describe(),
+            Err(CallError::Timeout) => "timeout".to_owned(),
+            Err(CallError::Error(e)) => format!("error: {e}"),
+            Err(CallError::Panicked(m)) => format!("panic: {m}"),
+            Err(CallError::Cancelled | CallError::Aborted) => "interrupted".to_owned(),
+        },
+    });
+    tracing::debug!(asset = job.asset_id(), ?hook, ok = result.is_ok(), "hook answered");
+    result
+}

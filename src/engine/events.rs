@@ -1,0 +1,217 @@
+//! Observability: a typed event stream a host can subscribe to, and counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::breaker::BreakerState;
+use super::outcome::OutcomeKind;
+use crate::catalogue::Downstream;
+use crate::failure::FailureKey;
+use crate::policy::ActionKind;
+
+/// Which hook a call went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookName {
+    /// [`Hooks::resubmit`](super::Hooks::resubmit)
+    Resubmit,
+    /// [`Hooks::fix_credentials`](super::Hooks::fix_credentials)
+    FixCredentials,
+    /// [`Hooks::republish`](super::Hooks::republish)
+    Republish,
+    /// [`Hooks::reconcile`](super::Hooks::reconcile)
+    Reconcile,
+    /// [`Hooks::notify`](super::Hooks::notify)
+    Notify,
+    /// [`Hooks::failed`](super::Hooks::failed)
+    Failed,
+}
+
+/// Something that happened in the engine. Subscribe with [`Remediator::subscribe`](super::Remediator::subscribe).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A job started.
+    Submitted {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// Its failure.
+        failure: FailureKey,
+    },
+    /// A report for an asset already being remediated joined the running job.
+    Joined {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// The reported failure.
+        failure: FailureKey,
+    },
+    /// A decision.
+    Decided {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// The failure decided on.
+        failure: FailureKey,
+        /// What to do.
+        action: ActionKind,
+        /// After how long, in milliseconds.
+        delay_ms: Option<u64>,
+        /// The stage of the chain, from 0 (`None` when exhausted).
+        stage: Option<usize>,
+        /// The attempt within the stage, from 1.
+        attempt: u32,
+        /// The rule (`file:line:col on(..)`).
+        rule: String,
+    },
+    /// A hook is being called.
+    HookCalled {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// Which hook.
+        hook: HookName,
+        /// The attempt number, for resubmissions and re-publications.
+        attempt: Option<u32>,
+    },
+    /// A hook answered (or did not).
+    HookAnswered {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// Which hook.
+        hook: HookName,
+        /// `succeeded`, `failed <code>`, `fixed`, `cannot fix`, `done`, `not done`, `ok`, `error: ..`,
+        /// `timeout` or `panic: ..`.
+        answer: String,
+    },
+    /// The retry budget refused an attempt.
+    BudgetRefused {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// Tokens left.
+        available: f64,
+    },
+    /// A job waits for a downstream's breaker.
+    BreakerWait {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// The downstream.
+        downstream: Downstream,
+    },
+    /// A breaker changed state.
+    BreakerChanged {
+        /// The downstream.
+        downstream: Downstream,
+        /// Before.
+        from: BreakerState,
+        /// After.
+        to: BreakerState,
+    },
+    /// A job ended.
+    Finished {
+        /// The asset.
+        asset_id: Arc<str>,
+        /// How.
+        outcome: OutcomeKind,
+    },
+}
+
+/// Counters since the remediator was built.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    attempts: Mutex<HashMap<(FailureKey, ActionKind), u64>>,
+    budget_refusals: AtomicU64,
+    breaker_transitions: Mutex<HashMap<(Downstream, BreakerState), u64>>,
+    outcomes: Mutex<HashMap<OutcomeKind, u64>>,
+    hook_timeouts: AtomicU64,
+    hook_errors: AtomicU64,
+    hook_panics: AtomicU64,
+}
+
+fn lock<K: Clone>(map: &Mutex<HashMap<K, u64>>) -> HashMap<K, u64> {
+    map.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, u64>>, key: K) {
+    *map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+}
+
+impl Counters {
+    pub(crate) fn decision(&self, key: FailureKey, action: ActionKind) {
+        bump(&self.attempts, (key, action));
+    }
+
+    pub(crate) fn budget_refusal(&self) {
+        self.budget_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn breaker(&self, downstream: Downstream, to: BreakerState) {
+        bump(&self.breaker_transitions, (downstream, to));
+    }
+
+    pub(crate) fn outcome(&self, kind: OutcomeKind) {
+        bump(&self.outcomes, kind);
+    }
+
+    pub(crate) fn hook_timeout(&self) {
+        self.hook_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hook_error(&self) {
+        self.hook_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hook_panic(&self) {
+        self.hook_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            decisions: lock(&self.attempts).into_iter().map(|((k, a), n)| (format!("{k} {a}"), n)).collect(),
+            budget_refusals: self.budget_refusals.load(Ordering::Relaxed),
+            breaker_transitions: lock(&self.breaker_transitions)
+                .into_iter()
+                .map(|((d, s), n)| (format!("{d} {}", state_name(s)), n))
+                .collect(),
+            outcomes: lock(&self.outcomes).into_iter().collect(),
+            hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
+            hook_errors: self.hook_errors.load(Ordering::Relaxed),
+            hook_panics: self.hook_panics.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn state_name(s: BreakerState) -> &'static str {
+    match s {
+        BreakerState::Closed => "closed",
+        BreakerState::Open => "open",
+        BreakerState::HalfOpen => "half_open",
+    }
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CounterSnapshot {
+    /// Decisions by failure and action, keyed `"<code> <action>"`, e.g. `"2503 retry"`.
+    pub decisions: BTreeMap<String, u64>,
+    /// Attempts the retry budget refused.
+    pub budget_refusals: u64,
+    /// Breaker transitions by downstream and new state, keyed e.g. `"brightcove open"`.
+    pub breaker_transitions: BTreeMap<String, u64>,
+    /// Ended jobs by outcome.
+    pub outcomes: BTreeMap<OutcomeKind, u64>,
+    /// Hook calls that timed out.
+    pub hook_timeouts: u64,
+    /// Hook calls that returned an error.
+    pub hook_errors: u64,
+    /// Hook calls that panicked.
+    pub hook_panics: u64,
+}
+
+impl CounterSnapshot {
+    /// Decisions of `action` for `key`.
+    pub fn decisions_of(&self, key: FailureKey, action: ActionKind) -> u64 {
+        self.decisions.get(&format!("{key} {action}")).copied().unwrap_or(0)
+    }
+}

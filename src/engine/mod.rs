@@ -1,0 +1,33 @@
+//! The engine: carries decisions out through the host's async hooks, on tokio, and protects the fleet.
+//!
+//! ```text
+//! Failure ──▶ decide ──▶ wait ──▶ breaker ──▶ budget ──▶ hook ──▶ Succeeded ─▶ Recovered
+//!                ▲                                          └──▶ Failed(next) ──┐
+//!                └──────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! - One active remediation per asset id: a second report for the same asset joins the running job.
+//! - A bound on concurrent hook calls, a timeout per call (a timeout is a failure of kind `timeout`, which
+//!   policies match with `on("timeout", ..)`), and a hook that errors or panics ends that job alone.
+//! - Fleet guards: a [`RetryBudget`] (AWS standard retry quota or gRPC throttling) and a circuit breaker per
+//!   downstream, so that an outage of Brightcove does not have every asset hammering it.
+//! - Every submitted job ends in exactly one [`Outcome`]: recovered, failed, cancelled, or suspended at
+//!   shutdown with its state, which [`Remediator::resume`] continues.
+//! - `tracing` spans per job and events per decision and hook call; a typed [`Event`] stream; counters.
+//! - Time is `tokio::time` only, so tests under `tokio::time::pause()` are exact.
+
+mod breaker;
+mod budget;
+mod call;
+mod events;
+mod hooks;
+mod job;
+mod outcome;
+mod remediator;
+
+pub use breaker::{BreakerConfig, BreakerState};
+pub use budget::{BudgetConfig, Refused, RetryBudget, Withdrawal};
+pub use events::{CounterSnapshot, Event, HookName};
+pub use hooks::{Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, Notice, Reconciled, Verdict, VerdictKind};
+pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
+pub use remediator::{JobHandle, Remediator, RemediatorBuilder, SubmitError};

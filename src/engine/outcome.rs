@@ -1,0 +1,85 @@
+//! How a job ends: exactly one [`Outcome`] per submitted job.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::hooks::{Job, Verdict};
+use crate::failure::Failure;
+use crate::history::History;
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The asset is done.
+    Recovered {
+        /// Resubmissions and re-publications it took.
+        attempts: u32,
+        /// Time from the first failure to the recovery.
+        #[serde(with = "crate::millis")]
+        elapsed: Duration,
+        /// Whether `reconcile` found that an earlier attempt had in fact succeeded.
+        reconciled: bool,
+    },
+    /// The job failed for good; the host's `failed` hook got the verdict.
+    Failed {
+        /// Why, with the last failure.
+        verdict: Box<Verdict>,
+    },
+    /// The job was cancelled.
+    Cancelled {
+        /// Resubmissions and re-publications made before.
+        attempts: u32,
+    },
+    /// The engine shut down first; [`Remediator::resume`](super::Remediator::resume) continues the job.
+    Suspended {
+        /// Everything needed to continue.
+        state: Box<SuspendedJob>,
+    },
+}
+
+impl Outcome {
+    /// The outcome's name: `recovered`, `failed`, `cancelled` or `suspended`.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Outcome::Recovered { .. } => OutcomeKind::Recovered,
+            Outcome::Failed { .. } => OutcomeKind::Failed,
+            Outcome::Cancelled { .. } => OutcomeKind::Cancelled,
+            Outcome::Suspended { .. } => OutcomeKind::Suspended,
+        }
+    }
+}
+
+/// The name of an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// [`Outcome::Recovered`]
+    Recovered,
+    /// [`Outcome::Failed`]
+    Failed,
+    /// [`Outcome::Cancelled`]
+    Cancelled,
+    /// [`Outcome::Suspended`]
+    Suspended,
+}
+
+/// A job stopped by a shutdown, as it stood: serialize it, and resume it later with
+/// [`Remediator::resume`](super::Remediator::resume).
+///
+/// The failure being remediated is already in the history. On resume the engine decides again on it (a
+/// decision is a pure function of the history, so it is the same decision unless the policies changed) and
+/// waits only what was left of its delay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuspendedJob {
+    /// The job.
+    pub job: Job,
+    /// The failure being remediated.
+    pub failure: Failure,
+    /// What has happened so far.
+    pub history: History,
+    /// What was left of the delay before the next attempt.
+    #[serde(with = "crate::millis::opt", default)]
+    pub remaining_delay: Option<Duration>,
+}

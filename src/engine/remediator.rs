@@ -1,0 +1,405 @@
+//! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
+
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::FutureExt;
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::breaker::{BreakerConfig, BreakerState, Breakers, Transition};
+use super::budget::RetryBudget;
+use super::events::{CounterSnapshot, Counters, Event};
+use super::hooks::{Hooks, Job, Verdict, VerdictKind};
+use super::job::{self, State};
+use super::outcome::{Outcome, SuspendedJob};
+use crate::catalogue::Downstream;
+use crate::failure::Failure;
+use crate::history::History;
+use crate::policies::Policies;
+
+/// Why a job could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// [`Remediator::shutdown`] was called: no new work.
+    #[error("the remediator is shutting down and takes no new jobs")]
+    ShuttingDown,
+    /// `submit` was called outside a tokio runtime.
+    #[error("jobs run on tokio: submit from inside a tokio runtime")]
+    NoRuntime,
+}
+
+struct Running {
+    outcome: watch::Receiver<Option<Outcome>>,
+    cancel: CancellationToken,
+}
+
+/// What every job of one remediator shares.
+pub(crate) struct Inner<H> {
+    pub(crate) policies: ArcSwap<Policies>,
+    pub(crate) hooks: H,
+    pub(crate) hook_timeout: Duration,
+    pub(crate) hook_slots: Semaphore,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) breakers: Option<Breakers>,
+    pub(crate) counters: Counters,
+    /// Jobs stop at their next wait and come back suspended.
+    pub(crate) suspend: CancellationToken,
+    /// Hook calls in flight are dropped: the shutdown deadline has passed.
+    pub(crate) abort: CancellationToken,
+    events: broadcast::Sender<Event>,
+    jobs: Mutex<HashMap<Arc<str>, Running>>,
+    accepting: AtomicBool,
+    tracker: TaskTracker,
+    suspended: Mutex<Vec<SuspendedJob>>,
+}
+
+impl<H> Inner<H> {
+    /// Sends an event, building it only when someone listens.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event());
+        }
+    }
+
+    pub(crate) fn breaker_changed(&self, t: Transition) {
+        self.counters.breaker(t.downstream, t.to);
+        tracing::info!(downstream = %t.downstream, from = ?t.from, to = ?t.to, "circuit breaker");
+        self.emit(|| Event::BreakerChanged { downstream: t.downstream, from: t.from, to: t.to });
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Running>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Drives the host's hooks for every submitted job, on tokio.
+///
+/// Cheap to clone; clones share the jobs, the guards and the event stream.
+///
+/// ```
+/// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator};
+/// use lightflow_remedy::{Failure, Policies};
+/// use serde_json::{Map, Value};
+///
+/// struct Host;
+/// impl Hooks for Host {
+///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey) -> Result<Attempt, HookError> {
+///         Ok(Attempt::Succeeded)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let remediator = Remediator::builder(Policies::defaults(), Host).build();
+/// let handle = remediator.submit(Job::new("asset-1"), Failure::asset(2503, "unavailable")?)?;
+/// assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
+/// # Ok(()) }
+/// ```
+pub struct Remediator<H> {
+    inner: Arc<Inner<H>>,
+}
+
+impl<H> Clone for Remediator<H> {
+    fn clone(&self) -> Self {
+        Remediator { inner: self.inner.clone() }
+    }
+}
+
+/// Builds a [`Remediator`]. Defaults: hook timeout 30 s, 64 hook calls at once, a circuit breaker per
+/// downstream ([`BreakerConfig::default`]), no retry budget, room for 1024 unread events per subscriber.
+pub struct RemediatorBuilder<H> {
+    policies: Arc<Policies>,
+    hooks: H,
+    hook_timeout: Duration,
+    max_concurrent_hook_calls: usize,
+    budget: Option<RetryBudget>,
+    breaker: Option<BreakerConfig>,
+    event_capacity: usize,
+}
+
+impl<H: Hooks> RemediatorBuilder<H> {
+    /// How long a hook call may take; longer is a failure of kind `timeout`, which policies can match.
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = timeout;
+        self
+    }
+
+    /// How many hook calls may be in flight at once, across all jobs.
+    pub fn max_concurrent_hook_calls(mut self, n: usize) -> Self {
+        self.max_concurrent_hook_calls = n.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// A retry budget shared by all jobs, e.g. [`RetryBudget::aws_standard`].
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The circuit breakers' settings.
+    pub fn circuit_breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = Some(config);
+        self
+    }
+
+    /// No circuit breakers.
+    pub fn without_circuit_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it misses some.
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// The remediator.
+    pub fn build(self) -> Remediator<H> {
+        let (events, _) = broadcast::channel(self.event_capacity);
+        Remediator {
+            inner: Arc::new(Inner {
+                policies: ArcSwap::new(self.policies),
+                hooks: self.hooks,
+                hook_timeout: self.hook_timeout,
+                hook_slots: Semaphore::new(self.max_concurrent_hook_calls),
+                budget: self.budget,
+                breakers: self.breaker.map(Breakers::new),
+                counters: Counters::default(),
+                suspend: CancellationToken::new(),
+                abort: CancellationToken::new(),
+                events,
+                jobs: Mutex::new(HashMap::new()),
+                accepting: AtomicBool::new(true),
+                tracker: TaskTracker::new(),
+                suspended: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+impl<H: Hooks> Remediator<H> {
+    /// A builder for a remediator deciding with `policies` and acting through `hooks`.
+    pub fn builder(policies: impl Into<Arc<Policies>>, hooks: H) -> RemediatorBuilder<H> {
+        RemediatorBuilder {
+            policies: policies.into(),
+            hooks,
+            hook_timeout: Duration::from_secs(30),
+            max_concurrent_hook_calls: 64,
+            budget: None,
+            breaker: Some(BreakerConfig::default()),
+            event_capacity: 1024,
+        }
+    }
+
+    /// Starts remediating `job`, which failed with `failure`. If the asset is already being remediated, the
+    /// report joins the running job and the handle gives that job's outcome.
+    pub fn submit(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
+        let mut history = History::new(job.seed());
+        history.record_failure(&failure);
+        self.start(job, State { failure, history, remaining: None })
+    }
+
+    /// Continues a job that a shutdown suspended.
+    pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
+        let SuspendedJob { job, failure, history, remaining_delay } = state;
+        self.start(job, State { failure, history, remaining: remaining_delay })
+    }
+
+    fn start(&self, job: Job, state: State) -> Result<JobHandle, SubmitError> {
+        if !self.inner.accepting.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
+        let id = job.id().clone();
+        let mut jobs = self.inner.jobs();
+        if let Some(running) = jobs.get(&id) {
+            let handle = JobHandle {
+                asset_id: id.clone(),
+                outcome: running.outcome.clone(),
+                cancel: running.cancel.clone(),
+                joined: true,
+            };
+            drop(jobs);
+            self.inner.emit(|| Event::Joined { asset_id: id, failure: state.failure.key() });
+            return Ok(handle);
+        }
+        let (tx, rx) = watch::channel(None);
+        let cancel = CancellationToken::new();
+        jobs.insert(id.clone(), Running { outcome: rx.clone(), cancel: cancel.clone() });
+        drop(jobs);
+        self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
+
+        let inner = self.inner.clone();
+        let token = cancel.clone();
+        let mine = rx.clone();
+        let span = tracing::info_span!("remediation", asset = %id);
+        let task = async move {
+            let fallback = state.failure.clone();
+            let attempts = state.history.attempts();
+            let outcome = AssertUnwindSafe(job::run(&inner, &job, state, &token))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| internal_failure(fallback, attempts));
+            inner.counters.outcome(outcome.kind());
+            inner.emit(|| Event::Finished { asset_id: job.id().clone(), outcome: outcome.kind() });
+            tracing::info!(asset = job.asset_id(), outcome = ?outcome.kind(), "job finished");
+            if let Outcome::Suspended { state } = &outcome {
+                inner.suspended.lock().unwrap_or_else(|e| e.into_inner()).push((**state).clone());
+            }
+            {
+                let mut jobs = inner.jobs();
+                if jobs.get(job.id()).is_some_and(|r| r.outcome.same_channel(&mine)) {
+                    jobs.remove(job.id());
+                }
+            }
+            let _ = tx.send(Some(outcome));
+        };
+        self.inner.tracker.spawn_on(task.instrument(span), &runtime);
+        Ok(JobHandle { asset_id: id, outcome: rx, cancel, joined: false })
+    }
+
+    /// Cancels the job of `asset_id`; `false` when there is none.
+    pub fn cancel(&self, asset_id: &str) -> bool {
+        match self.inner.jobs().get(asset_id) {
+            Some(running) => {
+                running.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels every running job.
+    pub fn cancel_all(&self) {
+        for running in self.inner.jobs().values() {
+            running.cancel.cancel();
+        }
+    }
+
+    /// Stops taking new jobs, lets hook calls in flight finish within `deadline`, and returns every
+    /// unfinished job's state for [`Remediator::resume`]. Each of those jobs' handles gives
+    /// [`Outcome::Suspended`]; jobs whose calls finish in time may still end otherwise.
+    pub async fn shutdown(&self, deadline: Duration) -> Vec<SuspendedJob> {
+        self.inner.accepting.store(false, Ordering::SeqCst);
+        self.inner.suspend.cancel();
+        self.inner.tracker.close();
+        if tokio::time::timeout(deadline, self.inner.tracker.wait()).await.is_err() {
+            self.inner.abort.cancel();
+            self.inner.tracker.wait().await;
+        }
+        std::mem::take(&mut *self.inner.suspended.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The event stream, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// The retry budget, if there is one.
+    pub fn budget(&self) -> Option<&RetryBudget> {
+        self.inner.budget.as_ref()
+    }
+
+    /// The state of `downstream`'s breaker (`Closed` without breakers).
+    pub fn breaker_state(&self, downstream: Downstream) -> BreakerState {
+        self.inner.breakers.as_ref().map_or(BreakerState::Closed, |b| b.state(downstream))
+    }
+
+    /// How many jobs are running.
+    pub fn active_jobs(&self) -> usize {
+        self.inner.jobs().len()
+    }
+
+    /// The policies decisions are made with now.
+    pub fn policies(&self) -> Arc<Policies> {
+        self.inner.policies.load_full()
+    }
+
+    /// Replaces the policies at once: decisions already made keep theirs, the next ones use these.
+    pub fn set_policies(&self, policies: impl Into<Arc<Policies>>) {
+        self.inner.policies.store(policies.into());
+    }
+
+    /// The host's hooks.
+    pub fn hooks(&self) -> &H {
+        &self.inner.hooks
+    }
+}
+
+/// The outcome of a job whose task panicked inside the engine (a bug): it still ends, failed.
+fn internal_failure(failure: Failure, attempts: u32) -> Outcome {
+    Outcome::Failed {
+        verdict: Box::new(Verdict {
+            kind: VerdictKind::Internal,
+            reason: "the remediation engine failed on this job (please report it)".to_owned(),
+            hint: format!("{} {}", failure.key(), failure.name()),
+            last_failure: failure,
+            rule: None,
+            attempts,
+        }),
+    }
+}
+
+/// A running job: await it (it is a future) for the outcome, or cancel it.
+pub struct JobHandle {
+    asset_id: Arc<str>,
+    outcome: watch::Receiver<Option<Outcome>>,
+    cancel: CancellationToken,
+    joined: bool,
+}
+
+impl JobHandle {
+    /// The asset.
+    pub fn asset_id(&self) -> &str {
+        &self.asset_id
+    }
+
+    /// Whether this report joined a job that was already running.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Cancels the job (every handle of it sees [`Outcome::Cancelled`]).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The outcome, once the job has one. If the tokio runtime stops before the job ends, `Cancelled`.
+    pub async fn outcome(mut self) -> Outcome {
+        match self.outcome.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone().unwrap_or(Outcome::Cancelled { attempts: 0 }),
+            Err(_) => Outcome::Cancelled { attempts: 0 },
+        }
+    }
+}
+
+impl IntoFuture for JobHandle {
+    type Output = Outcome;
+    type IntoFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.outcome())
+    }
+}
+
+impl std::fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobHandle").field("asset_id", &self.asset_id).field("joined", &self.joined).finish()
+    }
+}

@@ -1,0 +1,305 @@
+//! The engine under paused tokio time: exact schedules, hooks, joins, failures of hooks, cancellation,
+//! shutdown and resume, and the fleet guards.
+#![cfg(feature = "testing")]
+
+use std::time::Duration;
+
+use lightflow_remedy::catalogue::Downstream;
+use lightflow_remedy::engine::{
+    BreakerConfig, BreakerState, Event, HookName, Job, Outcome, OutcomeKind, Remediator, RetryBudget, SubmitError,
+    VerdictKind,
+};
+use lightflow_remedy::testing::{FakeHooks, Scripted, policies, run_job};
+use lightflow_remedy::{Failure, FailureKey, Policies};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn asset(code: u16) -> Failure {
+    Failure::asset(code, "scripted").unwrap()
+}
+
+fn remediator(p: Policies, hooks: FakeHooks) -> Remediator<FakeHooks> {
+    Remediator::builder(p, hooks).without_circuit_breaker().build()
+}
+
+#[test]
+fn the_exact_delay_schedule_of_a_chain() {
+    let p = policies(
+        r#"on(2503, retry(#{ attempts: 3, initial: "10s", multiplier: 3.0 })
+            .then(notify("ops", "still down")).then(retry(#{ attempts: 1, initial: "5m" })).then(fail("gave up")));"#,
+    );
+    let f = asset(2503);
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, vec![Scripted::Fail(f.clone()); 4]);
+    let run = run_job(p, hooks, "a", f);
+    // 10 s, then 30 s more, then 90 s more; the notice comes at once; 5 minutes later the last try.
+    assert_eq!(run.times_of(HookName::Resubmit), [secs(10), secs(40), secs(130), secs(430)]);
+    assert_eq!(run.times_of(HookName::Notify), [secs(130)]);
+    assert_eq!(run.hooks().last(), Some(&HookName::Failed));
+    match run.outcome {
+        Outcome::Failed { verdict } => {
+            assert_eq!((verdict.kind, verdict.reason.as_str(), verdict.attempts), (VerdictKind::Policy, "gave up", 4));
+            assert!(verdict.rule.unwrap().contains("test.rhai:1:1"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fix_credentials_then_resubmit() {
+    let f = asset(2007);
+    let hooks = FakeHooks::new().script("a", HookName::FixCredentials, [Scripted::Fixed]);
+    let run = run_job(Policies::defaults(), hooks, "a", f.clone());
+    assert_eq!(run.hooks(), [HookName::FixCredentials, HookName::Resubmit]);
+    assert_eq!(run.calls[0].detail, "storage");
+    assert_eq!(run.calls[1].at, Duration::ZERO, "resubmitted at once after the repair");
+    assert!(matches!(run.outcome, Outcome::Recovered { attempts: 1, reconciled: false, .. }));
+
+    // When the host cannot fix them, the next stage (a retry after 1 minute) follows without resubmitting.
+    let hooks = FakeHooks::new().script("a", HookName::FixCredentials, [Scripted::CannotFix]);
+    let run = run_job(Policies::defaults(), hooks, "a", f);
+    assert_eq!(run.hooks(), [HookName::FixCredentials, HookName::Resubmit]);
+    assert_eq!(run.calls[1].at, secs(60));
+}
+
+#[test]
+fn republish_waits_its_minimum_delay_and_asks_for_a_new_reference_id() {
+    let p =
+        policies(r#"on(3003, republish("brightcove", #{ new_reference_id: true, initial: "1s", min_delay: "30s" }));"#);
+    let run = run_job(p, FakeHooks::new(), "a", asset(3003));
+    assert_eq!(run.times_of(HookName::Republish), [secs(30)]);
+    assert_eq!(run.calls[0].detail, "brightcove with a new reference id");
+    assert!(matches!(run.outcome, Outcome::Recovered { .. }));
+}
+
+#[test]
+fn reconcile_avoids_a_duplicate_resubmission() {
+    // 3003 by default: reconcile first. The earlier attempt had in fact published: nothing is resubmitted.
+    let hooks = FakeHooks::new().script("a", HookName::Reconcile, [Scripted::Done]);
+    let run = run_job(Policies::defaults(), hooks, "a", asset(3003));
+    assert_eq!(run.hooks(), [HookName::Reconcile]);
+    assert!(matches!(run.outcome, Outcome::Recovered { attempts: 0, reconciled: true, .. }));
+
+    // API 503 reconciles before each retry (POST /assets is not idempotent).
+    let hooks = FakeHooks::new().script("b", HookName::Reconcile, [Scripted::NotDone, Scripted::Done]).script(
+        "b",
+        HookName::Resubmit,
+        [Scripted::Fail(Failure::api(503, "").unwrap())],
+    );
+    let run = run_job(Policies::defaults(), hooks, "b", Failure::api(503, "").unwrap());
+    assert_eq!(run.hooks(), [HookName::Reconcile, HookName::Resubmit, HookName::Reconcile]);
+    assert!(matches!(run.outcome, Outcome::Recovered { reconciled: true, .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_report_joins_the_running_job() {
+    let hooks = FakeHooks::new();
+    let r = remediator(Policies::defaults(), hooks.clone());
+    let mut events = r.subscribe();
+    let first = r.submit(Job::new("a"), asset(2503)).unwrap();
+    let second = r.submit(Job::new("a"), asset(2503)).unwrap();
+    assert!(!first.is_joined() && second.is_joined());
+    assert_eq!(r.active_jobs(), 1);
+    let (a, b) = (first.await, second.await);
+    assert_eq!(a, b);
+    assert_eq!(hooks.calls_for("a").len(), 1, "one remediation, one resubmission");
+    let mut joined = false;
+    while let Ok(e) = events.try_recv() {
+        joined |= matches!(e, Event::Joined { .. });
+    }
+    assert!(joined);
+    // Once it is over, a new report starts a new job.
+    let third = r.submit(Job::new("a"), asset(2503)).unwrap();
+    assert!(!third.is_joined());
+    third.await;
+}
+
+#[test]
+fn a_hook_timeout_is_a_failure_policies_match() {
+    let p = policies(r#"on("timeout", retry(#{ attempts: 1, initial: "5s" }).then(fail("timed out twice")));"#);
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang, Scripted::Hang]);
+    let run = run_job(p, hooks, "a", asset(7001));
+    // 7001: retry once after 5 m; the call hangs 30 s (the default timeout); the timeout rule retries after 5 s.
+    assert_eq!(run.times_of(HookName::Resubmit), [secs(300), secs(335)]);
+    match run.outcome {
+        Outcome::Failed { verdict } => {
+            assert_eq!(verdict.reason, "timed out twice");
+            assert_eq!(verdict.last_failure.key(), FailureKey::timeout());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_error_or_panic_ends_that_job_alone() {
+    let hooks = FakeHooks::new()
+        .script("err", HookName::Resubmit, [Scripted::Error("storage API down".into())])
+        .script("panic", HookName::Resubmit, [Scripted::Panic("host bug".into())]);
+    let r = remediator(Policies::defaults(), hooks.clone());
+    let handles: Vec<_> =
+        ["err", "panic", "fine"].iter().map(|a| r.submit(Job::new(*a), asset(2001)).unwrap()).collect();
+    let mut outcomes = Vec::new();
+    for h in handles {
+        outcomes.push(h.await);
+    }
+    let kinds: Vec<_> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Failed { verdict } => Some(verdict.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, [Some(VerdictKind::HookError), Some(VerdictKind::HookPanicked), None]);
+    assert!(matches!(outcomes[2], Outcome::Recovered { .. }));
+    let counters = r.counters();
+    assert_eq!((counters.hook_errors, counters.hook_panics), (1, 1));
+    // The failed hook heard about both.
+    assert_eq!(hooks.calls().iter().filter(|c| c.hook == HookName::Failed).count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_of_one_job_and_of_all() {
+    let r = remediator(Policies::defaults(), FakeHooks::new());
+    let a = r.submit(Job::new("a"), asset(2503)).unwrap();
+    let b = r.submit(Job::new("b"), asset(2503)).unwrap();
+    let c = r.submit(Job::new("c"), asset(2503)).unwrap();
+    tokio::task::yield_now().await;
+    a.cancel();
+    assert_eq!(a.await, Outcome::Cancelled { attempts: 0 });
+    assert!(r.cancel("b"));
+    assert!(!r.cancel("nobody"));
+    r.cancel_all();
+    assert_eq!(b.await.kind(), OutcomeKind::Cancelled);
+    assert_eq!(c.await.kind(), OutcomeKind::Cancelled);
+    assert_eq!(r.active_jobs(), 0);
+}
+
+/// The same job, once straight through and once shut down and resumed on a new remediator, ends the same way.
+#[tokio::test(start_paused = true)]
+async fn shutdown_then_resume_ends_like_an_uninterrupted_run() {
+    let f = asset(2001);
+    let script = || FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2002)), Scripted::Succeed]);
+
+    let straight = remediator(Policies::defaults(), script()).submit(Job::new("a"), f.clone()).unwrap().await;
+
+    let hooks = script();
+    let first = remediator(Policies::defaults(), hooks.clone());
+    let handle = first.submit(Job::new("a"), f.clone()).unwrap();
+    tokio::time::sleep(secs(90)).await; // after the first resubmission, during the second wait
+    let suspended = first.shutdown(secs(5)).await;
+    assert_eq!(suspended.len(), 1);
+    assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
+    assert_eq!(first.submit(Job::new("z"), f).map(|_| ()), Err(SubmitError::ShuttingDown));
+
+    // The state survives JSON, as a host would store it.
+    let stored = serde_json::to_string(&suspended[0]).unwrap();
+    let state = serde_json::from_str(&stored).unwrap();
+    let second = remediator(Policies::defaults(), hooks.clone());
+    let resumed = second.resume(state).unwrap().await;
+    assert_eq!(resumed.kind(), straight.kind());
+    match (&resumed, &straight) {
+        (Outcome::Recovered { attempts: a, .. }, Outcome::Recovered { attempts: b, .. }) => assert_eq!(a, b),
+        other => panic!("{other:?}"),
+    }
+    let keys: Vec<_> = hooks.calls().iter().map(|c| c.attempt).collect();
+    assert_eq!(keys, [Some(1), Some(2)], "each attempt once, with its own key");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_a_call_in_flight_finish_within_the_deadline() {
+    let hooks =
+        FakeHooks::new().script("slow", HookName::Resubmit, [Scripted::Delay(secs(3), Box::new(Scripted::Succeed))]);
+    let r = Remediator::builder(policies(r#"on(2001, retry(#{ initial: "0s" }));"#), hooks.clone())
+        .without_circuit_breaker()
+        .build();
+    let handle = r.submit(Job::new("slow"), asset(2001)).unwrap();
+    tokio::time::sleep(secs(1)).await;
+    assert!(r.shutdown(secs(10)).await.is_empty());
+    assert_eq!(handle.await.kind(), OutcomeKind::Recovered);
+
+    // A call that outlasts the deadline is dropped; the job is suspended before it, to be called again.
+    let hooks =
+        FakeHooks::new().script("slow", HookName::Resubmit, [Scripted::Delay(secs(60), Box::new(Scripted::Succeed))]);
+    let r = Remediator::builder(policies(r#"on(2001, retry(#{ initial: "0s" }));"#), hooks)
+        .without_circuit_breaker()
+        .build();
+    let handle = r.submit(Job::new("slow"), asset(2001)).unwrap();
+    tokio::time::sleep(secs(1)).await;
+    let suspended = r.shutdown(secs(10)).await;
+    assert_eq!(suspended.len(), 1);
+    assert_eq!(suspended[0].history.attempts(), 0, "the lost call is not counted");
+    assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_budget_is_its_own_outcome() {
+    let f = asset(2001);
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, vec![Scripted::Fail(f.clone()); 10]).script(
+        "b",
+        HookName::Resubmit,
+        vec![Scripted::Fail(f.clone()); 10],
+    );
+    let p = policies(r#"on(2001, retry(#{ attempts: 10, initial: "1s" }));"#);
+    let r = Remediator::builder(p, hooks).without_circuit_breaker().retry_budget(RetryBudget::grpc(6, 0.1)).build();
+    let mut events = r.subscribe();
+    let a = r.submit(Job::new("a"), f.clone()).unwrap().await;
+    // Each failed attempt takes a token: 6 → 3, and at half the budget refuses.
+    match a {
+        Outcome::Failed { verdict } => {
+            assert_eq!((verdict.kind, verdict.attempts), (VerdictKind::BudgetExhausted, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.counters().budget_refusals, 1);
+    let refused = std::iter::from_fn(|| events.try_recv().ok()).any(|e| matches!(e, Event::BudgetRefused { .. }));
+    assert!(refused);
+    assert_eq!(r.budget().unwrap().available(), 3.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_aws_quota_refunds_a_retry_that_succeeds() {
+    let r = Remediator::builder(Policies::defaults(), FakeHooks::new())
+        .without_circuit_breaker()
+        .retry_budget(RetryBudget::aws_standard())
+        .build();
+    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    assert_eq!(outcome.kind(), OutcomeKind::Recovered);
+    assert_eq!(r.budget().unwrap().available(), 500.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_stops_the_fleet_from_hammering_a_downstream() {
+    let down = asset(3001); // cannot connect to Brightcove
+    let p = policies(r#"on(3001, retry(#{ attempts: 5, initial: "1s", multiplier: 1.0 }));"#);
+    let mut hooks = FakeHooks::new();
+    for i in 0..6 {
+        hooks = hooks.script(&format!("a{i}"), HookName::Resubmit, [Scripted::Fail(down.clone()), Scripted::Succeed]);
+    }
+    let config = BreakerConfig { failure_threshold: 3, open_for: secs(30), ..BreakerConfig::default() };
+    let r = Remediator::builder(p, hooks.clone()).circuit_breaker(config).build();
+    let handles: Vec<_> = (0..6).map(|i| r.submit(Job::new(format!("a{i}")), down.clone()).unwrap()).collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Three resubmissions failed and opened the breaker; the other jobs wait instead of calling.
+    assert_eq!(r.breaker_state(Downstream::Brightcove), BreakerState::Open);
+    let calls_when_open = hooks.calls().len();
+    tokio::time::sleep(secs(20)).await;
+    assert_eq!(hooks.calls().len(), calls_when_open, "no calls while open");
+    for h in handles {
+        assert_eq!(h.await.kind(), OutcomeKind::Recovered);
+    }
+    assert_eq!(r.breaker_state(Downstream::Brightcove), BreakerState::Closed);
+    let transitions = r.counters().breaker_transitions;
+    assert!(transitions["brightcove open"] >= 1 && transitions["brightcove half_open"] >= 1, "{transitions:?}");
+    assert!(transitions["brightcove closed"] >= 1);
+    // After the breaker opened, calls resumed only after 30 s.
+    let after_open: Vec<_> = hooks.calls().into_iter().skip(calls_when_open).map(|c| c.at).collect();
+    assert!(after_open.iter().all(|t| *t >= secs(31)), "{after_open:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn outside_a_runtime_submit_is_an_error_not_a_panic() {
+    let r = remediator(Policies::defaults(), FakeHooks::new());
+    let result = std::thread::spawn(move || r.submit(Job::new("a"), asset(2001)).map(|_| ())).join().unwrap();
+    assert_eq!(result, Err(SubmitError::NoRuntime));
+}
