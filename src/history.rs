@@ -176,7 +176,11 @@ impl History {
         let key = failure.key();
         match self.seen.iter_mut().find(|s| s.key == key) {
             Some(seen) => seen.count = seen.count.saturating_add(1),
-            None => self.seen.push(Seen { key, count: 1 }),
+            None => {
+                // Most jobs see one code: room for exactly that (a fleet keeps a hundred thousand histories).
+                self.seen.reserve_exact(1);
+                self.seen.push(Seen { key, count: 1 });
+            }
         }
         self.streak = if self.last == Some(key) { self.streak.saturating_add(1) } else { 1 };
         self.last = Some(key);
@@ -230,6 +234,7 @@ impl History {
         let index = match self.positions.iter().position(|p| p.rule == *rule) {
             Some(i) => i,
             None => {
+                self.positions.reserve_exact(1);
                 self.positions.push(Position {
                     rule: rule.clone(),
                     stage: 0,

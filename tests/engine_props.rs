@@ -107,7 +107,8 @@ fn model(policies: &Policies, job: &Job, plan: &JobPlan) -> Expected {
         (HookName::FixCredentials, plan.fix.iter().cloned().collect()),
         (HookName::Reconcile, plan.reconcile.iter().cloned().collect()),
     ]);
-    let mut take = |hook: HookName, default: Scripted| answers.get_mut(&hook).and_then(VecDeque::pop_front).unwrap_or(default);
+    let mut take =
+        |hook: HookName, default: Scripted| answers.get_mut(&hook).and_then(VecDeque::pop_front).unwrap_or(default);
     let mut f = failure(plan.first);
     let mut h = History::new(job.seed());
     h.record_failure(&f);

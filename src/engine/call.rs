@@ -5,8 +5,8 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
-use tokio_util::sync::CancellationToken;
 
+use super::cell::{ABORT, CANCEL, JobCell};
 use super::events::{Event, HookName};
 use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Job, Reconciled};
 use super::remediator::Inner;
@@ -78,27 +78,35 @@ pub(crate) async fn call<H: Hooks, T: Answer>(
     job: &Job,
     hook: HookName,
     attempt: Option<u32>,
-    cancel: &CancellationToken,
+    cell: &JobCell,
     fut: impl Future<Output = Result<T, HookError>>,
 ) -> Result<T, CallError> {
-    let _permit = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return Err(CallError::Cancelled),
-        _ = inner.abort.cancelled() => return Err(CallError::Aborted),
-        permit = inner.hook_slots.acquire() => permit.map_err(|_| CallError::Aborted)?,
+    // A call stops for a cancellation or the shutdown deadline, not for the shutdown itself: calls in
+    // flight may finish.
+    let stopped = || if cell.is(ABORT) { CallError::Aborted } else { CallError::Cancelled };
+    if cell.is(CANCEL | ABORT) {
+        return Err(stopped());
+    }
+    let _permit = match inner.hook_slots.try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => tokio::select! {
+            biased;
+            permit = inner.hook_slots.acquire() => permit.map_err(|_| CallError::Aborted)?,
+            _ = cell.raised(CANCEL | ABORT) => return Err(stopped()),
+        },
     };
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
     let guarded = tokio::time::timeout(inner.hook_timeout, AssertUnwindSafe(fut).catch_unwind());
+    // The call first: a hook that answers at once never registers with the token.
     let result = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return Err(CallError::Cancelled),
-        _ = inner.abort.cancelled() => return Err(CallError::Aborted),
         r = guarded => match r {
             Err(_) => Err(CallError::Timeout),
             Ok(Err(panic)) => Err(CallError::Panicked(panic_message(panic.as_ref()))),
             Ok(Ok(Err(e))) => Err(CallError::Error(e)),
             Ok(Ok(Ok(answer))) => Ok(answer),
         },
+        _ = cell.raised(CANCEL | ABORT) => Err(stopped()),
     };
     match &result {
         Err(CallError::Timeout) => inner.counters.hook_timeout(),

@@ -1,6 +1,6 @@
 //! Observability: a typed event stream a host can subscribe to, and counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,20 +120,21 @@ pub enum Event {
 /// Counters since the remediator was built.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    attempts: Mutex<HashMap<(FailureKey, ActionKind), u64>>,
+    // Ordered maps: a few hundred keys at most, and no hashing on the path of every decision.
+    attempts: Mutex<BTreeMap<(FailureKey, ActionKind), u64>>,
     budget_refusals: AtomicU64,
-    breaker_transitions: Mutex<HashMap<(Downstream, BreakerState), u64>>,
-    outcomes: Mutex<HashMap<OutcomeKind, u64>>,
+    breaker_transitions: Mutex<BTreeMap<(Downstream, BreakerState), u64>>,
+    outcomes: Mutex<BTreeMap<OutcomeKind, u64>>,
     hook_timeouts: AtomicU64,
     hook_errors: AtomicU64,
     hook_panics: AtomicU64,
 }
 
-fn lock<K: Clone>(map: &Mutex<HashMap<K, u64>>) -> HashMap<K, u64> {
+fn lock<K: Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
     map.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn bump<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, u64>>, key: K) {
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
     *map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
 }
 

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::breaker::Gate;
 use super::budget::Withdrawal;
 use super::call::{CallError, call};
+use super::cell::{CANCEL, JobCell, SUSPEND};
 use super::events::{Event, HookName};
 use super::hooks::{
     Attempt, AttemptKey, CredentialFix, Hooks, Job, NO_CHANGES, Notice, Reconciled, Verdict, VerdictKind,
@@ -43,14 +43,17 @@ struct Cleared {
 }
 
 /// Runs `job` from `state` to its outcome.
-pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, cancel: &CancellationToken) -> Outcome {
+///
+/// A job spends nearly all its life in [`wait`]: everything else is awaited boxed, so that the state a
+/// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small.
+pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, cell: &JobCell) -> Outcome {
     let now = Instant::now();
     let started = now.checked_sub(st.history.elapsed()).unwrap_or(now);
     loop {
-        if cancel.is_cancelled() {
+        if cell.is(CANCEL) {
             return cancelled(&st);
         }
-        if inner.suspend.is_cancelled() {
+        if cell.is(SUSPEND) {
             return suspended(job, st);
         }
         st.history.set_elapsed(started.elapsed());
@@ -61,11 +64,11 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ca
             Action::Fail { reason } => {
                 let kind = if decision.is_exhausted() { VerdictKind::Exhausted } else { VerdictKind::Policy };
                 let rule = Some(decision.rule().origin().to_string());
-                return failed(inner, job, &st, kind, reason.to_string(), rule, cancel).await;
+                return Box::pin(failed(inner, job, &st, kind, reason.to_string(), rule, cell)).await;
             }
             Action::Notify { channel, message } => {
                 let notice = Notice { channel, message, about: st.failure.key().to_string() };
-                match call(inner, job, HookName::Notify, None, cancel, inner.hooks.notify(job, &notice)).await {
+                match Box::pin(call(inner, job, HookName::Notify, None, cell, inner.hooks.notify(job, &notice))).await {
                     // An operator message that cannot be delivered does not stop the remediation.
                     Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
                     Err(CallError::Cancelled) => return cancelled(&st),
@@ -74,14 +77,15 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ca
                 st.history.record(&decision);
             }
             Action::Reconcile => {
-                let answer = call(inner, job, HookName::Reconcile, None, cancel, inner.hooks.reconcile(job)).await;
+                let answer =
+                    Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await;
                 st.history.record(&decision);
                 match answer {
                     Ok(Reconciled::Done) => return recovered(&st, started, true),
                     Ok(Reconciled::NotDone) => {}
                     Err(e) => {
                         let downstream = st.failure.downstream();
-                        if let Some(end) = call_failed(inner, job, &mut st, e, downstream, cancel).await {
+                        if let Some(end) = Box::pin(call_failed(inner, job, &mut st, e, downstream, cell)).await {
                             return end;
                         }
                     }
@@ -89,7 +93,7 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ca
             }
             action => {
                 let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
-                match wait(inner, cancel, delay).await {
+                match wait(cell, delay).await {
                     Ok(()) => {}
                     Err(Stop::Cancelled) => return cancelled(&st),
                     Err(Stop::Suspend { left }) => {
@@ -97,11 +101,16 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ca
                         return suspended(job, st);
                     }
                 }
-                let cleared = match clear_guards(inner, job, &st, cancel).await {
-                    Ok(cleared) => cleared,
-                    Err(end) => return end,
+                let cleared = if inner.breakers.is_none() && inner.budget.is_none() {
+                    Cleared { downstream: st.failure.downstream(), probe: false, withdrawal: None }
+                } else {
+                    match Box::pin(clear_guards(inner, job, &st, cell)).await {
+                        Ok(cleared) => cleared,
+                        Err(end) => return end,
+                    }
                 };
-                if let Some(end) = attempt(inner, job, &mut st, &decision, action, cleared, started, cancel).await {
+                let attempted = Box::pin(attempt(inner, job, &mut st, &decision, action, cleared, started, cell)).await;
+                if let Some(end) = attempted {
                     return end;
                 }
             }
@@ -135,26 +144,23 @@ fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decis
 }
 
 /// Sleeps `delay`, unless the job is cancelled or the engine shuts down first.
-async fn wait<H: Hooks>(inner: &Inner<H>, cancel: &CancellationToken, delay: Duration) -> Result<(), Stop> {
+async fn wait(cell: &JobCell, delay: Duration) -> Result<(), Stop> {
     if delay.is_zero() {
         return Ok(());
     }
     let until = Instant::now() + delay;
     tokio::select! {
         biased;
-        _ = cancel.cancelled() => Err(Stop::Cancelled),
-        _ = inner.suspend.cancelled() => Err(Stop::Suspend { left: until.saturating_duration_since(Instant::now()) }),
         _ = tokio::time::sleep_until(until) => Ok(()),
+        _ = cell.raised(CANCEL | SUSPEND) => match cell.is(CANCEL) {
+            true => Err(Stop::Cancelled),
+            false => Err(Stop::Suspend { left: until.saturating_duration_since(Instant::now()) }),
+        },
     }
 }
 
 /// Waits for the downstream's breaker, then takes the retry budget's tokens.
-async fn clear_guards<H: Hooks>(
-    inner: &Inner<H>,
-    job: &Job,
-    st: &State,
-    cancel: &CancellationToken,
-) -> Result<Cleared, Outcome> {
+async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &JobCell) -> Result<Cleared, Outcome> {
     let downstream = st.failure.downstream();
     let mut probe = false;
     if let Some(breakers) = &inner.breakers {
@@ -178,13 +184,15 @@ async fn clear_guards<H: Hooks>(
             let patience = began + breakers.config().max_wait;
             if until > patience {
                 let reason = format!("the {downstream} circuit breaker stayed open longer than the engine waits");
-                return Err(failed(inner, job, st, VerdictKind::CircuitOpen, reason, None, cancel).await);
+                return Err(failed(inner, job, st, VerdictKind::CircuitOpen, reason, None, cell).await);
             }
             inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => return Err(cancelled(st)),
-                _ = inner.suspend.cancelled() => return Err(suspended(job, clone_state(st))),
+                _ = cell.raised(CANCEL | SUSPEND) => match cell.is(CANCEL) {
+                    true => return Err(cancelled(st)),
+                    false => return Err(suspended(job, clone_state(st))),
+                },
                 _ = tokio::time::sleep_until(until) => {}
                 _ = changed => {}
             }
@@ -201,7 +209,7 @@ async fn clear_guards<H: Hooks>(
                 inner.counters.budget_refusal();
                 inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
                 let reason = format!("the fleet's retry budget refused another attempt: {refused}");
-                return Err(failed(inner, job, st, VerdictKind::BudgetExhausted, reason, None, cancel).await);
+                return Err(failed(inner, job, st, VerdictKind::BudgetExhausted, reason, None, cell).await);
             }
         }
     }
@@ -218,37 +226,37 @@ async fn attempt<H: Hooks>(
     action: Action,
     cleared: Cleared,
     started: Instant,
-    cancel: &CancellationToken,
+    cell: &JobCell,
 ) -> Option<Outcome> {
-    let before = st.history.clone();
-    st.history.record(decision);
-    let key = AttemptKey { asset_id: job.id().clone(), attempt: st.history.attempts() };
+    // The attempt is recorded once its call has answered (or timed out): a call lost to the shutdown deadline
+    // leaves no trace, so that resume repeats it, with the same key.
+    let key = AttemptKey { asset_id: job.id().clone(), attempt: st.history.attempts() + 1 };
     let n = Some(key.attempt);
 
-    let reconcile_first = decision.stage_ref().is_some_and(|s| s.reconcile_first());
-    if reconcile_first {
-        match call(inner, job, HookName::Reconcile, None, cancel, inner.hooks.reconcile(job)).await {
+    if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
+        match call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job)).await {
             Ok(Reconciled::Done) => {
+                st.history.record(decision);
                 settle(inner, &cleared, true);
                 return Some(recovered(st, started, true));
             }
             Ok(Reconciled::NotDone) => {}
-            Err(e) => return interrupted(inner, job, st, before, &cleared, e, cancel).await,
+            Err(e) => return interrupted(inner, job, st, decision, &cleared, e, cell).await,
         }
     }
 
     let result = match action {
         Action::FixCredentials { scope } => {
-            match call(inner, job, HookName::FixCredentials, None, cancel, inner.hooks.fix_credentials(job, scope))
-                .await
+            match call(inner, job, HookName::FixCredentials, None, cell, inner.hooks.fix_credentials(job, scope)).await
             {
                 Ok(CredentialFix::Fixed) => {
                     st.history.mark_repaired(scope);
-                    call(inner, job, HookName::Resubmit, n, cancel, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
+                    call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
                 }
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
                     unwind_guards(inner, &cleared);
+                    st.history.record(decision);
                     st.history.skip_stage(decision);
                     return None;
                 }
@@ -256,21 +264,23 @@ async fn attempt<H: Hooks>(
             }
         }
         Action::Resubmit { amend } => {
-            call(inner, job, HookName::Resubmit, n, cancel, inner.hooks.resubmit(job, &amend, &key)).await
+            call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &amend, &key)).await
         }
         Action::Republish { target, new_reference_id } => {
             let hook = inner.hooks.republish(job, &target, new_reference_id, &key);
-            call(inner, job, HookName::Republish, n, cancel, hook).await
+            call(inner, job, HookName::Republish, n, cell, hook).await
         }
-        _ => call(inner, job, HookName::Resubmit, n, cancel, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
+        _ => call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
     };
 
     match result {
         Ok(Attempt::Succeeded) => {
+            st.history.record(decision);
             settle(inner, &cleared, true);
             Some(recovered(st, started, false))
         }
         Ok(Attempt::Failed(next)) => {
+            st.history.record(decision);
             // The downstream held if the asset now fails somewhere else.
             let held = next.downstream() != cleared.downstream;
             settle(inner, &cleared, held);
@@ -278,7 +288,7 @@ async fn attempt<H: Hooks>(
             st.failure = next;
             None
         }
-        Err(e) => interrupted(inner, job, st, before, &cleared, e, cancel).await,
+        Err(e) => interrupted(inner, job, st, decision, &cleared, e, cell).await,
     }
 }
 
@@ -287,30 +297,30 @@ async fn interrupted<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
-    before: History,
+    decision: &Decision<'static>,
     cleared: &Cleared,
     e: CallError,
-    cancel: &CancellationToken,
+    cell: &JobCell,
 ) -> Option<Outcome> {
+    if let CallError::Aborted = e {
+        // The call's answer is lost: resume repeats it.
+        unwind_guards(inner, cleared);
+        st.remaining = Some(Duration::ZERO);
+        return Some(suspended(job, clone_state(st)));
+    }
+    st.history.record(decision);
     match e {
         CallError::Cancelled => {
             unwind_guards(inner, cleared);
             Some(cancelled(st))
         }
-        CallError::Aborted => {
-            // The call's answer is lost: resume repeats it, with the same attempt key.
-            unwind_guards(inner, cleared);
-            st.history = before;
-            st.remaining = Some(Duration::ZERO);
-            Some(suspended(job, clone_state(st)))
-        }
         CallError::Timeout => {
             settle(inner, cleared, false);
-            call_failed(inner, job, st, e, cleared.downstream, cancel).await
+            call_failed(inner, job, st, e, cleared.downstream, cell).await
         }
-        CallError::Error(_) | CallError::Panicked(_) => {
+        _ => {
             unwind_guards(inner, cleared);
-            call_failed(inner, job, st, e, cleared.downstream, cancel).await
+            call_failed(inner, job, st, e, cleared.downstream, cell).await
         }
     }
 }
@@ -323,7 +333,7 @@ async fn call_failed<H: Hooks>(
     st: &mut State,
     e: CallError,
     downstream: Downstream,
-    cancel: &CancellationToken,
+    cell: &JobCell,
 ) -> Option<Outcome> {
     match e {
         CallError::Timeout => {
@@ -335,11 +345,11 @@ async fn call_failed<H: Hooks>(
         }
         CallError::Error(e) => {
             let reason = format!("a hook failed: {e}");
-            Some(failed(inner, job, st, VerdictKind::HookError, reason, None, cancel).await)
+            Some(failed(inner, job, st, VerdictKind::HookError, reason, None, cell).await)
         }
         CallError::Panicked(m) => {
             let reason = format!("a hook panicked: {m}");
-            Some(failed(inner, job, st, VerdictKind::HookPanicked, reason, None, cancel).await)
+            Some(failed(inner, job, st, VerdictKind::HookPanicked, reason, None, cell).await)
         }
         CallError::Cancelled => Some(cancelled(st)),
         CallError::Aborted => Some(suspended(job, clone_state(st))),
@@ -404,7 +414,7 @@ async fn failed<H: Hooks>(
     kind: VerdictKind,
     reason: String,
     rule: Option<String>,
-    cancel: &CancellationToken,
+    cell: &JobCell,
 ) -> Outcome {
     let verdict = Verdict {
         kind,
@@ -415,6 +425,6 @@ async fn failed<H: Hooks>(
         attempts: st.history.attempts(),
     };
     // The verdict stands whatever the hook answers; its trouble shows in events and counters.
-    let _ = call(inner, job, HookName::Failed, None, cancel, inner.hooks.failed(job, &verdict)).await;
+    let _ = call(inner, job, HookName::Failed, None, cell, inner.hooks.failed(job, &verdict)).await;
     Outcome::Failed { verdict: Box::new(verdict) }
 }

@@ -19,6 +19,7 @@
 mod breaker;
 mod budget;
 mod call;
+mod cell;
 mod events;
 mod hooks;
 mod job;

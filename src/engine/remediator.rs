@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::FutureExt;
-use tokio::sync::{Semaphore, broadcast, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Semaphore, broadcast};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::breaker::{BreakerConfig, BreakerState, Breakers, Transition};
 use super::budget::RetryBudget;
+use super::cell::{ABORT, CANCEL, Delivery, JobCell, SUSPEND};
 use super::events::{CounterSnapshot, Counters, Event};
 use super::hooks::{Hooks, Job, Verdict, VerdictKind};
 use super::job::{self, State};
@@ -39,8 +39,7 @@ pub enum SubmitError {
 }
 
 struct Running {
-    outcome: watch::Receiver<Option<Outcome>>,
-    cancel: CancellationToken,
+    cell: Arc<JobCell>,
 }
 
 /// What every job of one remediator shares.
@@ -52,12 +51,9 @@ pub(crate) struct Inner<H> {
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) breakers: Option<Breakers>,
     pub(crate) counters: Counters,
-    /// Jobs stop at their next wait and come back suspended.
-    pub(crate) suspend: CancellationToken,
-    /// Hook calls in flight are dropped: the shutdown deadline has passed.
-    pub(crate) abort: CancellationToken,
     events: broadcast::Sender<Event>,
-    jobs: Mutex<HashMap<Arc<str>, Running>>,
+    jobs: Mutex<HashMap<Arc<str>, Running, ahash::RandomState>>,
+    /// Turned off by `shutdown`, under the jobs' lock, so that no job starts unseen by it.
     accepting: AtomicBool,
     tracker: TaskTracker,
     suspended: Mutex<Vec<SuspendedJob>>,
@@ -77,7 +73,7 @@ impl<H> Inner<H> {
         self.emit(|| Event::BreakerChanged { downstream: t.downstream, from: t.from, to: t.to });
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Running>> {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Running, ahash::RandomState>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -176,10 +172,8 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 budget: self.budget,
                 breakers: self.breaker.map(Breakers::new),
                 counters: Counters::default(),
-                suspend: CancellationToken::new(),
-                abort: CancellationToken::new(),
                 events,
-                jobs: Mutex::new(HashMap::new()),
+                jobs: Mutex::new(HashMap::default()),
                 accepting: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
                 suspended: Mutex::new(Vec::new()),
@@ -217,37 +211,30 @@ impl<H: Hooks> Remediator<H> {
     }
 
     fn start(&self, job: Job, state: State) -> Result<JobHandle, SubmitError> {
-        if !self.inner.accepting.load(Ordering::SeqCst) {
-            return Err(SubmitError::ShuttingDown);
-        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
         let id = job.id().clone();
         let mut jobs = self.inner.jobs();
+        if !self.inner.accepting.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
         if let Some(running) = jobs.get(&id) {
-            let handle = JobHandle {
-                asset_id: id.clone(),
-                outcome: running.outcome.clone(),
-                cancel: running.cancel.clone(),
-                joined: true,
-            };
+            let handle = JobHandle { asset_id: id.clone(), cell: running.cell.clone(), joined: true };
             drop(jobs);
             self.inner.emit(|| Event::Joined { asset_id: id, failure: state.failure.key() });
             return Ok(handle);
         }
-        let (tx, rx) = watch::channel(None);
-        let cancel = CancellationToken::new();
-        jobs.insert(id.clone(), Running { outcome: rx.clone(), cancel: cancel.clone() });
+        let cell = Arc::new(JobCell::default());
+        jobs.insert(id.clone(), Running { cell: cell.clone() });
         drop(jobs);
         self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
 
         let inner = self.inner.clone();
-        let token = cancel.clone();
-        let mine = rx.clone();
+        let delivery = Delivery(cell.clone());
         let span = tracing::info_span!("remediation", asset = %id);
         let task = async move {
             let fallback = state.failure.clone();
             let attempts = state.history.attempts();
-            let outcome = AssertUnwindSafe(job::run(&inner, &job, state, &token))
+            let outcome = AssertUnwindSafe(Box::pin(job::run(&inner, &job, state, &delivery.0)))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| internal_failure(fallback, attempts));
@@ -259,21 +246,28 @@ impl<H: Hooks> Remediator<H> {
             }
             {
                 let mut jobs = inner.jobs();
-                if jobs.get(job.id()).is_some_and(|r| r.outcome.same_channel(&mine)) {
+                if jobs.get(job.id()).is_some_and(|r| Arc::ptr_eq(&r.cell, &delivery.0)) {
                     jobs.remove(job.id());
                 }
             }
-            let _ = tx.send(Some(outcome));
+            delivery.0.deliver(outcome);
         };
         self.inner.tracker.spawn_on(task.instrument(span), &runtime);
-        Ok(JobHandle { asset_id: id, outcome: rx, cancel, joined: false })
+        Ok(JobHandle { asset_id: id, cell, joined: false })
+    }
+
+    /// Raises `flag` on every running job.
+    fn raise_all(&self, flag: u8) {
+        for running in self.inner.jobs().values() {
+            running.cell.raise(flag);
+        }
     }
 
     /// Cancels the job of `asset_id`; `false` when there is none.
     pub fn cancel(&self, asset_id: &str) -> bool {
         match self.inner.jobs().get(asset_id) {
             Some(running) => {
-                running.cancel.cancel();
+                running.cell.raise(CANCEL);
                 true
             }
             None => false,
@@ -282,20 +276,23 @@ impl<H: Hooks> Remediator<H> {
 
     /// Cancels every running job.
     pub fn cancel_all(&self) {
-        for running in self.inner.jobs().values() {
-            running.cancel.cancel();
-        }
+        self.raise_all(CANCEL);
     }
 
     /// Stops taking new jobs, lets hook calls in flight finish within `deadline`, and returns every
     /// unfinished job's state for [`Remediator::resume`]. Each of those jobs' handles gives
     /// [`Outcome::Suspended`]; jobs whose calls finish in time may still end otherwise.
     pub async fn shutdown(&self, deadline: Duration) -> Vec<SuspendedJob> {
-        self.inner.accepting.store(false, Ordering::SeqCst);
-        self.inner.suspend.cancel();
+        {
+            let jobs = self.inner.jobs();
+            self.inner.accepting.store(false, Ordering::SeqCst);
+            for running in jobs.values() {
+                running.cell.raise(SUSPEND);
+            }
+        }
         self.inner.tracker.close();
         if tokio::time::timeout(deadline, self.inner.tracker.wait()).await.is_err() {
-            self.inner.abort.cancel();
+            self.raise_all(ABORT);
             self.inner.tracker.wait().await;
         }
         std::mem::take(&mut *self.inner.suspended.lock().unwrap_or_else(|e| e.into_inner()))
@@ -359,8 +356,7 @@ fn internal_failure(failure: Failure, attempts: u32) -> Outcome {
 /// A running job: await it (it is a future) for the outcome, or cancel it.
 pub struct JobHandle {
     asset_id: Arc<str>,
-    outcome: watch::Receiver<Option<Outcome>>,
-    cancel: CancellationToken,
+    cell: Arc<JobCell>,
     joined: bool,
 }
 
@@ -377,15 +373,12 @@ impl JobHandle {
 
     /// Cancels the job (every handle of it sees [`Outcome::Cancelled`]).
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.cell.raise(CANCEL);
     }
 
     /// The outcome, once the job has one. If the tokio runtime stops before the job ends, `Cancelled`.
-    pub async fn outcome(mut self) -> Outcome {
-        match self.outcome.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().unwrap_or(Outcome::Cancelled { attempts: 0 }),
-            Err(_) => Outcome::Cancelled { attempts: 0 },
-        }
+    pub async fn outcome(self) -> Outcome {
+        self.cell.outcome().await
     }
 }
 

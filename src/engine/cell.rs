@@ -1,0 +1,89 @@
+//! What a job shares with its handles and its remediator: the stop signals it obeys and the outcome it
+//! delivers, in one small allocation (a fleet has a hundred thousand of them).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::outcome::Outcome;
+
+/// The job was cancelled.
+pub(crate) const CANCEL: u8 = 1;
+/// The engine is shutting down: stop at the next wait.
+pub(crate) const SUSPEND: u8 = 2;
+/// The shutdown deadline passed: drop the hook call in flight.
+pub(crate) const ABORT: u8 = 4;
+
+#[derive(Debug, Default)]
+pub(crate) struct JobCell {
+    flags: AtomicU8,
+    outcome: Mutex<Option<Outcome>>,
+    changed: Notify,
+}
+
+impl JobCell {
+    /// Raises a stop signal.
+    pub(crate) fn raise(&self, flag: u8) {
+        self.flags.fetch_or(flag, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Whether `flag` is raised.
+    pub(crate) fn is(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::SeqCst) & flag != 0
+    }
+
+    /// Resolves once one of `mask`'s signals is raised.
+    pub(crate) async fn raised(&self, mask: u8) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.is(mask) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delivers `outcome` unless one was delivered already.
+    pub(crate) fn deliver(&self, outcome: Outcome) {
+        let mut value = self.lock();
+        if value.is_none() {
+            *value = Some(outcome);
+            drop(value);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// The outcome, once there is one.
+    pub(crate) async fn outcome(&self) -> Outcome {
+        loop {
+            if let Some(outcome) = self.lock().clone() {
+                return outcome;
+            }
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(outcome) = self.lock().clone() {
+                return outcome;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Held by a job's task: delivers `Cancelled` if the task is dropped before it delivers its outcome (its
+/// runtime shut down), so that no handle waits forever.
+pub(crate) struct Delivery(pub(crate) Arc<JobCell>);
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.0.deliver(Outcome::Cancelled { attempts: 0 });
+    }
+}
