@@ -1,9 +1,12 @@
 //! What a job shares with its handles and its remediator: the stop signals it obeys and the outcome it
 //! delivers, in one small allocation (a fleet has a hundred thousand of them).
 
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 use super::outcome::Outcome;
@@ -18,15 +21,18 @@ pub(crate) const ABORT: u8 = 4;
 #[derive(Debug, Default)]
 pub(crate) struct JobCell {
     flags: AtomicU8,
+    /// The job's task, while it waits for a signal (it is the only one that does).
+    job: AtomicWaker,
     outcome: Mutex<Option<Outcome>>,
-    changed: Notify,
+    /// The handles waiting for the outcome.
+    delivered: Notify,
 }
 
 impl JobCell {
     /// Raises a stop signal.
     pub(crate) fn raise(&self, flag: u8) {
         self.flags.fetch_or(flag, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.job.wake();
     }
 
     /// Whether `flag` is raised.
@@ -34,17 +40,13 @@ impl JobCell {
         self.flags.load(Ordering::SeqCst) & flag != 0
     }
 
-    /// Resolves once one of `mask`'s signals is raised.
+    /// Resolves once one of `mask`'s signals is raised. Only the job's own task waits on this.
     pub(crate) async fn raised(&self, mask: u8) {
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.is(mask) {
-                return;
-            }
-            changed.await;
-        }
+        poll_fn(|cx| {
+            self.job.register(cx.waker());
+            if self.is(mask) { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
@@ -57,7 +59,7 @@ impl JobCell {
         if value.is_none() {
             *value = Some(outcome);
             drop(value);
-            self.changed.notify_waiters();
+            self.delivered.notify_waiters();
         }
     }
 
@@ -67,13 +69,13 @@ impl JobCell {
             if let Some(outcome) = self.lock().clone() {
                 return outcome;
             }
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
+            let delivered = self.delivered.notified();
+            tokio::pin!(delivered);
+            delivered.as_mut().enable();
             if let Some(outcome) = self.lock().clone() {
                 return outcome;
             }
-            changed.await;
+            delivered.await;
         }
     }
 }

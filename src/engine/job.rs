@@ -60,14 +60,16 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
         let decision = inner.policies.load().decide(&st.failure, &st.history, job.context()).into_owned();
         note_decision(inner, job, &st.failure, &decision);
 
-        match decision.action().clone() {
+        // Borrowed, not cloned: whatever a job holds while it sleeps, a fleet holds a hundred thousand times.
+        match decision.action() {
             Action::Fail { reason } => {
                 let kind = if decision.is_exhausted() { VerdictKind::Exhausted } else { VerdictKind::Policy };
                 let rule = Some(decision.rule().origin().to_string());
                 return Box::pin(failed(inner, job, &st, kind, reason.to_string(), rule, cell)).await;
             }
             Action::Notify { channel, message } => {
-                let notice = Notice { channel, message, about: st.failure.key().to_string() };
+                let notice =
+                    Notice { channel: channel.clone(), message: message.clone(), about: st.failure.key().to_string() };
                 match Box::pin(call(inner, job, HookName::Notify, None, cell, inner.hooks.notify(job, &notice))).await {
                     // An operator message that cannot be delivered does not stop the remediation.
                     Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
@@ -91,7 +93,7 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
                     }
                 }
             }
-            action => {
+            _ => {
                 let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
                 match wait(cell, delay).await {
                     Ok(()) => {}
@@ -109,6 +111,7 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
                         Err(end) => return end,
                     }
                 };
+                let action = decision.action().clone();
                 let attempted = Box::pin(attempt(inner, job, &mut st, &decision, action, cleared, started, cell)).await;
                 if let Some(end) = attempted {
                     return end;

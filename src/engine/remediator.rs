@@ -234,7 +234,7 @@ impl<H: Hooks> Remediator<H> {
         let task = async move {
             let fallback = state.failure.clone();
             let attempts = state.history.attempts();
-            let outcome = AssertUnwindSafe(Box::pin(job::run(&inner, &job, state, &delivery.0)))
+            let outcome = AssertUnwindSafe(job::run(&inner, &job, state, &delivery.0))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| internal_failure(fallback, attempts));
