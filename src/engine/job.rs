@@ -1,6 +1,7 @@
 //! One job's walk: decide, wait, pass the fleet guards, call the hook, and decide again on what comes back,
 //! until the job ends in exactly one outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,15 +47,29 @@ struct Cleared {
 ///
 /// A job spends nearly all its life in [`wait`]: everything else is awaited boxed, so that the state a
 /// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small.
-pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, cell: &JobCell) -> Outcome {
+pub(crate) async fn run<H: Hooks>(inner: Arc<Inner<H>>, mut parts: Box<Parts>) -> Outcome {
+    // Boxed and lent to `walk`: a future keeps a second copy of what it owns and moves (rust-lang/rust#62958),
+    // and a fleet keeps a hundred thousand of these futures.
+    let Parts { job, state, cell } = &mut *parts;
+    walk(&inner, job, state, cell).await
+}
+
+/// What a job's task owns.
+pub(crate) struct Parts {
+    pub(crate) job: Job,
+    pub(crate) state: State,
+    pub(crate) cell: Arc<JobCell>,
+}
+
+async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell) -> Outcome {
     let now = Instant::now();
     let started = now.checked_sub(st.history.elapsed()).unwrap_or(now);
     loop {
         if cell.is(CANCEL) {
-            return cancelled(&st);
+            return cancelled(st);
         }
         if cell.is(SUSPEND) {
-            return suspended(job, st);
+            return suspended(job, clone_state(st));
         }
         st.history.set_elapsed(started.elapsed());
         let decision = inner.policies.load().decide(&st.failure, &st.history, job.context()).into_owned();
@@ -65,7 +80,7 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
             Action::Fail { reason } => {
                 let kind = if decision.is_exhausted() { VerdictKind::Exhausted } else { VerdictKind::Policy };
                 let rule = Some(decision.rule().origin().to_string());
-                return Box::pin(failed(inner, job, &st, kind, reason.to_string(), rule, cell)).await;
+                return Box::pin(failed(inner, job, st, kind, reason.to_string(), rule, cell)).await;
             }
             Action::Notify { channel, message } => {
                 let notice =
@@ -74,7 +89,7 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
                     // An operator message that cannot be delivered does not stop the remediation.
                     Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
                     Err(CallError::Cancelled) => return cancelled(&st),
-                    Err(CallError::Aborted) => return suspended(job, st),
+                    Err(CallError::Aborted) => return suspended(job, clone_state(st)),
                 }
                 st.history.record(&decision);
             }
@@ -83,11 +98,11 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
                     Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await;
                 st.history.record(&decision);
                 match answer {
-                    Ok(Reconciled::Done) => return recovered(&st, started, true),
+                    Ok(Reconciled::Done) => return recovered(st, started, true),
                     Ok(Reconciled::NotDone) => {}
                     Err(e) => {
                         let downstream = st.failure.downstream();
-                        if let Some(end) = Box::pin(call_failed(inner, job, &mut st, e, downstream, cell)).await {
+                        if let Some(end) = Box::pin(call_failed(inner, job, st, e, downstream, cell)).await {
                             return end;
                         }
                     }
@@ -100,19 +115,19 @@ pub(crate) async fn run<H: Hooks>(inner: &Inner<H>, job: &Job, mut st: State, ce
                     Err(Stop::Cancelled) => return cancelled(&st),
                     Err(Stop::Suspend { left }) => {
                         st.remaining = Some(left);
-                        return suspended(job, st);
+                        return suspended(job, clone_state(st));
                     }
                 }
                 let cleared = if inner.breakers.is_none() && inner.budget.is_none() {
                     Cleared { downstream: st.failure.downstream(), probe: false, withdrawal: None }
                 } else {
-                    match Box::pin(clear_guards(inner, job, &st, cell)).await {
+                    match Box::pin(clear_guards(inner, job, st, cell)).await {
                         Ok(cleared) => cleared,
                         Err(end) => return end,
                     }
                 };
                 let action = decision.action().clone();
-                let attempted = Box::pin(attempt(inner, job, &mut st, &decision, action, cleared, started, cell)).await;
+                let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, started, cell)).await;
                 if let Some(end) = attempted {
                     return end;
                 }

@@ -231,27 +231,28 @@ impl<H: Hooks> Remediator<H> {
         let inner = self.inner.clone();
         let delivery = Delivery(cell.clone());
         let span = tracing::info_span!("remediation", asset = %id);
-        let task = async move {
-            let fallback = state.failure.clone();
-            let attempts = state.history.attempts();
-            let outcome = AssertUnwindSafe(job::run(&inner, &job, state, &delivery.0))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| internal_failure(fallback, attempts));
+        let fallback = state.failure.clone();
+        let attempts = state.history.attempts();
+        let asset_id = id.clone();
+        let parts = Box::new(job::Parts { job, state, cell: cell.clone() });
+        // A combinator rather than an async block, which would keep a second copy of the job's future
+        // (rust-lang/rust#62958).
+        let task = AssertUnwindSafe(job::run(inner.clone(), parts)).catch_unwind().map(move |result| {
+            let outcome = result.unwrap_or_else(|_| internal_failure(fallback, attempts));
             inner.counters.outcome(outcome.kind());
-            inner.emit(|| Event::Finished { asset_id: job.id().clone(), outcome: outcome.kind() });
-            tracing::info!(asset = job.asset_id(), outcome = ?outcome.kind(), "job finished");
+            inner.emit(|| Event::Finished { asset_id: asset_id.clone(), outcome: outcome.kind() });
+            tracing::info!(asset = %asset_id, outcome = ?outcome.kind(), "job finished");
             if let Outcome::Suspended { state } = &outcome {
                 inner.suspended.lock().unwrap_or_else(|e| e.into_inner()).push((**state).clone());
             }
             {
                 let mut jobs = inner.jobs();
-                if jobs.get(job.id()).is_some_and(|r| Arc::ptr_eq(&r.cell, &delivery.0)) {
-                    jobs.remove(job.id());
+                if jobs.get(&asset_id).is_some_and(|r| Arc::ptr_eq(&r.cell, &delivery.0)) {
+                    jobs.remove(&asset_id);
                 }
             }
             delivery.0.deliver(outcome);
-        };
+        });
         self.inner.tracker.spawn_on(task.instrument(span), &runtime);
         Ok(JobHandle { asset_id: id, cell, joined: false })
     }
