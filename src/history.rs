@@ -29,6 +29,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::decision::Decision;
 use crate::failure::{Failure, FailureKey};
@@ -44,10 +45,11 @@ pub struct History {
     elapsed: Duration,
     attempts: u32,
     decisions: u32,
-    seen: Vec<Seen>,
+    // Inline room for the usual case (one or two codes, one rule): no allocation per job.
+    seen: SmallVec<[Seen; 2]>,
     last: Option<FailureKey>,
     streak: u32,
-    positions: Vec<Position>,
+    positions: SmallVec<[Position; 1]>,
     repaired: Vec<CredentialScope>,
     last_decision: Option<DecisionRecord>,
 }
@@ -176,11 +178,7 @@ impl History {
         let key = failure.key();
         match self.seen.iter_mut().find(|s| s.key == key) {
             Some(seen) => seen.count = seen.count.saturating_add(1),
-            None => {
-                // Most jobs see one code: room for exactly that (a fleet keeps a hundred thousand histories).
-                self.seen.reserve_exact(1);
-                self.seen.push(Seen { key, count: 1 });
-            }
+            None => self.seen.push(Seen { key, count: 1 }),
         }
         self.streak = if self.last == Some(key) { self.streak.saturating_add(1) } else { 1 };
         self.last = Some(key);
@@ -234,7 +232,6 @@ impl History {
         let index = match self.positions.iter().position(|p| p.rule == *rule) {
             Some(i) => i,
             None => {
-                self.positions.reserve_exact(1);
                 self.positions.push(Position {
                     rule: rule.clone(),
                     stage: 0,

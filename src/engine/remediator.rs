@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::FutureExt;
-use tokio::sync::{Semaphore, broadcast};
-use tokio_util::task::TaskTracker;
+use tokio::sync::{Notify, Semaphore, broadcast};
 use tracing::Instrument;
 
 use super::breaker::{BreakerConfig, BreakerState, Breakers, Transition};
@@ -55,7 +54,8 @@ pub(crate) struct Inner<H> {
     jobs: Mutex<HashMap<Arc<str>, Running, ahash::RandomState>>,
     /// Turned off by `shutdown`, under the jobs' lock, so that no job starts unseen by it.
     accepting: AtomicBool,
-    tracker: TaskTracker,
+    /// Told whenever the last running job ends, for `shutdown`.
+    idle: Notify,
     suspended: Mutex<Vec<SuspendedJob>>,
 }
 
@@ -175,7 +175,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 events,
                 jobs: Mutex::new(HashMap::default()),
                 accepting: AtomicBool::new(true),
-                tracker: TaskTracker::new(),
+                idle: Notify::new(),
                 suspended: Mutex::new(Vec::new()),
             }),
         }
@@ -250,11 +250,28 @@ impl<H: Hooks> Remediator<H> {
                 if jobs.get(&asset_id).is_some_and(|r| Arc::ptr_eq(&r.cell, &delivery.0)) {
                     jobs.remove(&asset_id);
                 }
+                if jobs.is_empty() {
+                    inner.idle.notify_waiters();
+                }
             }
             delivery.0.deliver(outcome);
         });
-        self.inner.tracker.spawn_on(task.instrument(span), &runtime);
+        // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell.
+        drop(runtime.spawn(task.instrument(span)));
         Ok(JobHandle { asset_id: id, cell, joined: false })
+    }
+
+    /// Resolves when no job is running.
+    async fn idle(&self) {
+        loop {
+            let idle = self.inner.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.inner.jobs().is_empty() {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Raises `flag` on every running job.
@@ -291,10 +308,9 @@ impl<H: Hooks> Remediator<H> {
                 running.cell.raise(SUSPEND);
             }
         }
-        self.inner.tracker.close();
-        if tokio::time::timeout(deadline, self.inner.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(deadline, self.idle()).await.is_err() {
             self.raise_all(ABORT);
-            self.inner.tracker.wait().await;
+            self.idle().await;
         }
         std::mem::take(&mut *self.inner.suspended.lock().unwrap_or_else(|e| e.into_inner()))
     }

@@ -49,7 +49,7 @@ impl fmt::Display for Origin {
 ///
 /// Rules of a table are known by source and matcher, so a reload that moves a rule to another line keeps its
 /// count; policies returned by a `decide` function are known by source and the line that built them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq, Hash, Serialize, Deserialize)]
 pub struct RuleKey {
     /// The source file.
     pub source: Arc<str>,
@@ -58,6 +58,15 @@ pub struct RuleKey {
     /// For `decide` policies, the line that built the policy; 0 otherwise.
     #[serde(default)]
     pub line: u32,
+}
+
+impl PartialEq for RuleKey {
+    fn eq(&self, other: &Self) -> bool {
+        // Keys of one loaded set share their source string: compare the pointer before the text.
+        self.matcher == other.matcher
+            && self.line == other.line
+            && (Arc::ptr_eq(&self.source, &other.source) || self.source == other.source)
+    }
 }
 
 impl fmt::Display for RuleKey {
