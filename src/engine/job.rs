@@ -88,7 +88,7 @@ async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobC
                 match Box::pin(call(inner, job, HookName::Notify, None, cell, inner.hooks.notify(job, &notice))).await {
                     // An operator message that cannot be delivered does not stop the remediation.
                     Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
-                    Err(CallError::Cancelled) => return cancelled(&st),
+                    Err(CallError::Cancelled) => return cancelled(st),
                     Err(CallError::Aborted) => return suspended(job, clone_state(st)),
                 }
                 st.history.record(&decision);
@@ -112,7 +112,7 @@ async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobC
                 let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
                 match wait(cell, delay).await {
                     Ok(()) => {}
-                    Err(Stop::Cancelled) => return cancelled(&st),
+                    Err(Stop::Cancelled) => return cancelled(st),
                     Err(Stop::Suspend { left }) => {
                         st.remaining = Some(left);
                         return suspended(job, clone_state(st));

@@ -49,7 +49,7 @@ impl fmt::Display for Origin {
 ///
 /// Rules of a table are known by source and matcher, so a reload that moves a rule to another line keeps its
 /// count; policies returned by a `decide` function are known by source and the line that built them.
-#[derive(Debug, Clone, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq, Serialize, Deserialize)]
 pub struct RuleKey {
     /// The source file.
     pub source: Arc<str>,
@@ -66,6 +66,14 @@ impl PartialEq for RuleKey {
         self.matcher == other.matcher
             && self.line == other.line
             && (Arc::ptr_eq(&self.source, &other.source) || self.source == other.source)
+    }
+}
+
+impl std::hash::Hash for RuleKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.source.hash(state);
+        self.matcher.hash(state);
+        self.line.hash(state);
     }
 }
 
