@@ -31,6 +31,26 @@ pub enum HookName {
     Failed,
 }
 
+impl HookName {
+    /// The snake_case name, as in JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HookName::Resubmit => "resubmit",
+            HookName::FixCredentials => "fix_credentials",
+            HookName::Republish => "republish",
+            HookName::Reconcile => "reconcile",
+            HookName::Notify => "notify",
+            HookName::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for HookName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that happened in the engine. Subscribe with [`Remediator::subscribe`](super::Remediator::subscribe).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -173,21 +193,13 @@ impl Counters {
             budget_refusals: self.budget_refusals.load(Ordering::Relaxed),
             breaker_transitions: lock(&self.breaker_transitions)
                 .into_iter()
-                .map(|((d, s), n)| (format!("{d} {}", state_name(s)), n))
+                .map(|((d, s), n)| (format!("{d} {s}"), n))
                 .collect(),
             outcomes: lock(&self.outcomes).into_iter().collect(),
             hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
             hook_errors: self.hook_errors.load(Ordering::Relaxed),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
         }
-    }
-}
-
-fn state_name(s: BreakerState) -> &'static str {
-    match s {
-        BreakerState::Closed => "closed",
-        BreakerState::Open => "open",
-        BreakerState::HalfOpen => "half_open",
     }
 }
 

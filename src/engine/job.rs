@@ -51,7 +51,14 @@ pub(crate) async fn run<H: Hooks>(inner: Arc<Inner<H>>, mut parts: Box<Parts>) -
     // Boxed and lent to `walk`: a future keeps a second copy of what it owns and moves (rust-lang/rust#62958),
     // and a fleet keeps a hundred thousand of these futures.
     let Parts { job, state, cell } = &mut *parts;
-    walk(&inner, job, state, cell).await
+    let now = Instant::now();
+    let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
+    let mut outcome = walk(&inner, job, state, cell, started).await;
+    if let Outcome::Suspended { state } = &mut outcome {
+        // The time spent so far, for `max_elapsed` and the recovery time after resume.
+        state.history.set_elapsed(started.elapsed());
+    }
+    outcome
 }
 
 /// What a job's task owns.
@@ -61,9 +68,7 @@ pub(crate) struct Parts {
     pub(crate) cell: Arc<JobCell>,
 }
 
-async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell) -> Outcome {
-    let now = Instant::now();
-    let started = now.checked_sub(st.history.elapsed()).unwrap_or(now);
+async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell, started: Instant) -> Outcome {
     loop {
         if cell.is(CANCEL) {
             return cancelled(st);
@@ -183,6 +188,7 @@ async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &
     let mut probe = false;
     if let Some(breakers) = &inner.breakers {
         let began = Instant::now();
+        let mut announced = false;
         loop {
             let changed = breakers.changed(downstream).notified();
             tokio::pin!(changed);
@@ -204,7 +210,10 @@ async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &
                 let reason = format!("the {downstream} circuit breaker stayed open longer than the engine waits");
                 return Err(failed(inner, job, st, VerdictKind::CircuitOpen, reason, None, cell).await);
             }
-            inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
+            if !announced {
+                inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
+                announced = true;
+            }
             tokio::select! {
                 biased;
                 _ = cell.raised(CANCEL | SUSPEND) => match cell.is(CANCEL) {

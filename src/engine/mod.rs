@@ -31,4 +31,4 @@ pub use budget::{BudgetConfig, Refused, RetryBudget, Withdrawal};
 pub use events::{CounterSnapshot, Event, HookName};
 pub use hooks::{Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, Notice, Reconciled, Verdict, VerdictKind};
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
-pub use remediator::{JobHandle, Remediator, RemediatorBuilder, SubmitError};
+pub use remediator::{DEFAULT_HOOK_TIMEOUT, JobHandle, Remediator, RemediatorBuilder, SubmitError};

@@ -111,7 +111,10 @@ impl<H> Clone for Remediator<H> {
     }
 }
 
-/// Builds a [`Remediator`]. Defaults: hook timeout 30 s, 64 hook calls at once, a circuit breaker per
+/// How long a hook call may take by default.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds a [`Remediator`]. Defaults: hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook calls at once, a circuit breaker per
 /// downstream ([`BreakerConfig::default`]), no retry budget, room for 1024 unread events per subscriber.
 pub struct RemediatorBuilder<H> {
     policies: Arc<Policies>,
@@ -137,6 +140,10 @@ impl<H: Hooks> RemediatorBuilder<H> {
     }
 
     /// A retry budget shared by all jobs, e.g. [`RetryBudget::aws_standard`].
+    ///
+    /// The AWS quota refills only from successes: a retry that succeeds gives its cost back, and the host
+    /// reports its first-try successes (which the engine never sees) with
+    /// [`Remediator::record_first_try_success`]. A refused retry ends its job with `BudgetExhausted`.
     pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Some(budget);
         self
@@ -188,7 +195,7 @@ impl<H: Hooks> Remediator<H> {
         RemediatorBuilder {
             policies: policies.into(),
             hooks,
-            hook_timeout: Duration::from_secs(30),
+            hook_timeout: DEFAULT_HOOK_TIMEOUT,
             max_concurrent_hook_calls: 64,
             budget: None,
             breaker: Some(BreakerConfig::default()),
@@ -323,6 +330,14 @@ impl<H: Hooks> Remediator<H> {
     /// The counters now.
     pub fn counters(&self) -> CounterSnapshot {
         self.inner.counters.snapshot()
+    }
+
+    /// Reports a call that succeeded on its first try, outside the engine: the AWS quota gets a token back,
+    /// gRPC throttling `token_ratio`. Without a budget, nothing happens.
+    pub fn record_first_try_success(&self) {
+        if let Some(budget) = &self.inner.budget {
+            budget.succeeded(None);
+        }
     }
 
     /// The retry budget, if there is one.
