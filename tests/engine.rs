@@ -189,6 +189,7 @@ async fn shutdown_then_resume_ends_like_an_uninterrupted_run() {
     tokio::time::sleep(secs(90)).await; // after the first resubmission, during the second wait
     let suspended = first.shutdown(secs(5)).await;
     assert_eq!(suspended.len(), 1);
+    assert_eq!(suspended[0].history.elapsed(), secs(90), "the time spent so far goes with the state");
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
     assert_eq!(first.submit(Job::new("z"), f).map(|_| ()), Err(SubmitError::ShuttingDown));
 

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::task::Poll;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 
@@ -72,6 +74,22 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
+/// Runs a hook's future with panics caught and the hook timeout; the timer starts only if the hook does not
+/// answer at once (many hooks just enqueue work).
+async fn answer<T>(timeout: Duration, fut: impl Future<Output = Result<T, HookError>>) -> Result<T, CallError> {
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    let caught = match first {
+        Poll::Ready(caught) => caught,
+        Poll::Pending => tokio::time::timeout(timeout, fut).await.map_err(|_| CallError::Timeout)?,
+    };
+    match caught {
+        Err(panic) => Err(CallError::Panicked(panic_message(panic.as_ref()))),
+        Ok(Err(e)) => Err(CallError::Error(e)),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
 /// Calls a hook for `job`.
 pub(crate) async fn call<H: Hooks, T: Answer>(
     inner: &Inner<H>,
@@ -96,16 +114,9 @@ pub(crate) async fn call<H: Hooks, T: Answer>(
         },
     };
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
-    let guarded = tokio::time::timeout(inner.hook_timeout, AssertUnwindSafe(fut).catch_unwind());
-    // The call first: a hook that answers at once never registers with the token.
     let result = tokio::select! {
         biased;
-        r = guarded => match r {
-            Err(_) => Err(CallError::Timeout),
-            Ok(Err(panic)) => Err(CallError::Panicked(panic_message(panic.as_ref()))),
-            Ok(Ok(Err(e))) => Err(CallError::Error(e)),
-            Ok(Ok(Ok(answer))) => Ok(answer),
-        },
+        r = answer(inner.hook_timeout, fut) => r,
         _ = cell.raised(CANCEL | ABORT) => Err(stopped()),
     };
     match &result {

@@ -261,24 +261,40 @@ async fn attempt<H: Hooks>(
     let n = Some(key.attempt);
 
     if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
-        match call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job)).await {
+        match Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await {
             Ok(Reconciled::Done) => {
                 st.history.record(decision);
                 settle(inner, &cleared, true);
                 return Some(recovered(st, started, true));
             }
             Ok(Reconciled::NotDone) => {}
-            Err(e) => return interrupted(inner, job, st, decision, &cleared, e, cell).await,
+            Err(e) => return Box::pin(interrupted(inner, job, st, decision, &cleared, e, cell)).await,
         }
     }
 
     let result = match action {
         Action::FixCredentials { scope } => {
-            match call(inner, job, HookName::FixCredentials, None, cell, inner.hooks.fix_credentials(job, scope)).await
+            match Box::pin(call(
+                inner,
+                job,
+                HookName::FixCredentials,
+                None,
+                cell,
+                inner.hooks.fix_credentials(job, scope),
+            ))
+            .await
             {
                 Ok(CredentialFix::Fixed) => {
                     st.history.mark_repaired(scope);
-                    call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
+                    Box::pin(call(
+                        inner,
+                        job,
+                        HookName::Resubmit,
+                        n,
+                        cell,
+                        inner.hooks.resubmit(job, &NO_CHANGES, &key),
+                    ))
+                    .await
                 }
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
@@ -291,13 +307,15 @@ async fn attempt<H: Hooks>(
             }
         }
         Action::Resubmit { amend } => {
-            call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &amend, &key)).await
+            Box::pin(call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &amend, &key))).await
         }
         Action::Republish { target, new_reference_id } => {
             let hook = inner.hooks.republish(job, &target, new_reference_id, &key);
-            call(inner, job, HookName::Republish, n, cell, hook).await
+            Box::pin(call(inner, job, HookName::Republish, n, cell, hook)).await
         }
-        _ => call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
+        _ => {
+            Box::pin(call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key))).await
+        }
     };
 
     match result {
@@ -315,7 +333,7 @@ async fn attempt<H: Hooks>(
             st.failure = next;
             None
         }
-        Err(e) => interrupted(inner, job, st, decision, &cleared, e, cell).await,
+        Err(e) => Box::pin(interrupted(inner, job, st, decision, &cleared, e, cell)).await,
     }
 }
 
@@ -343,11 +361,11 @@ async fn interrupted<H: Hooks>(
         }
         CallError::Timeout => {
             settle(inner, cleared, false);
-            call_failed(inner, job, st, e, cleared.downstream, cell).await
+            Box::pin(call_failed(inner, job, st, e, cleared.downstream, cell)).await
         }
         _ => {
             unwind_guards(inner, cleared);
-            call_failed(inner, job, st, e, cleared.downstream, cell).await
+            Box::pin(call_failed(inner, job, st, e, cleared.downstream, cell)).await
         }
     }
 }
