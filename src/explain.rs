@@ -60,30 +60,42 @@ impl Policies {
         loop {
             history.record_failure(failure);
             let before = history.clone();
-            let mut steps = Vec::new();
-            let mut ended = false;
-            while steps.len() < MAX_STEPS_PER_FAILURE {
-                let decision = self.decide(failure, &history, ctx);
-                let kind = decision.kind();
-                if kind == ActionKind::Fail {
-                    steps.push(decision);
-                    ended = true;
-                    break;
-                }
-                history.record(&decision);
-                history.advance(decision.delay().unwrap_or_default());
-                if let Action::FixCredentials { scope } = decision.action() {
-                    history.mark_repaired(*scope);
-                }
-                steps.push(decision);
-                if kind.awaits_outcome() {
-                    break;
-                }
-            }
+            let (steps, ended) = self.steps(failure, &mut history, ctx);
             if n >= attempt.max(1) || ended {
                 return Explanation { attempt: n, steps, history: before };
             }
             n += 1;
         }
+    }
+
+    /// The steps the engine takes at `failure`, given the job's `history` with that failure already recorded.
+    pub fn explain_from(&self, failure: &Failure, history: History, ctx: &Context) -> Explanation<'_> {
+        let attempt = history.streak().max(1);
+        let mut walked = history.clone();
+        let (steps, _) = self.steps(failure, &mut walked, ctx);
+        Explanation { attempt, steps, history }
+    }
+
+    /// Decides until a step waits for the host's answer or ends the job; `true` when it ended.
+    fn steps(&self, failure: &Failure, history: &mut History, ctx: &Context) -> (Vec<Decision<'_>>, bool) {
+        let mut steps = Vec::new();
+        while steps.len() < MAX_STEPS_PER_FAILURE {
+            let decision = self.decide(failure, history, ctx);
+            let kind = decision.kind();
+            if kind == ActionKind::Fail {
+                steps.push(decision);
+                return (steps, true);
+            }
+            history.record(&decision);
+            history.advance(decision.delay().unwrap_or_default());
+            if let Action::FixCredentials { scope } = decision.action() {
+                history.mark_repaired(*scope);
+            }
+            steps.push(decision);
+            if kind.awaits_outcome() {
+                break;
+            }
+        }
+        (steps, false)
     }
 }

@@ -252,6 +252,17 @@ impl PoliciesBuilder {
         self
     }
 
+    /// The directories added, in order.
+    pub(crate) fn directories(&self) -> Vec<PathBuf> {
+        self.inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Directory(d) => Some(d.clone()),
+                Input::Inline(..) => None,
+            })
+            .collect()
+    }
+
     /// Reads, checks and loads every source; all errors are reported together.
     pub fn build(self) -> Result<Policies, LoadError> {
         let mut sources = Vec::new();

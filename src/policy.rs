@@ -512,6 +512,18 @@ impl Policy {
         &self.stages
     }
 
+    /// A digest of what the chain does (not where it is written): a job's place in a chain is kept across a
+    /// reload only while the chain stays the same.
+    pub fn fingerprint(&self) -> u64 {
+        let text: String = self
+            .stages
+            .iter()
+            .map(|s| format!("{:?}|{}|{}|{:?};", s.action, s.attempts, s.give_up_on_repeat, s.backoff()))
+            .collect();
+        // FNV-1a: stable across processes and builds, unlike the standard hasher.
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    }
+
     /// The first stage's action: what happens at the first failure.
     pub fn first_action(&self) -> &Action {
         &self.stages[0].action

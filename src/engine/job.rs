@@ -77,7 +77,7 @@ async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobC
             return suspended(job, clone_state(st));
         }
         st.history.set_elapsed(started.elapsed());
-        let decision = inner.policies.load().decide(&st.failure, &st.history, job.context()).into_owned();
+        let decision = inner.policies.guard().decide(&st.failure, &st.history, job.context()).into_owned();
         note_decision(inner, job, &st.failure, &decision);
 
         // Borrowed, not cloned: whatever a job holds while it sleeps, a fleet holds a hundred thousand times.

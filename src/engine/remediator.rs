@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tracing::Instrument;
@@ -24,6 +23,7 @@ use crate::catalogue::Downstream;
 use crate::failure::Failure;
 use crate::history::History;
 use crate::policies::Policies;
+use crate::reload::LivePolicies;
 
 /// Why a job could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +43,7 @@ struct Running {
 
 /// What every job of one remediator shares.
 pub(crate) struct Inner<H> {
-    pub(crate) policies: ArcSwap<Policies>,
+    pub(crate) policies: Arc<LivePolicies>,
     pub(crate) hooks: H,
     pub(crate) hook_timeout: Duration,
     pub(crate) hook_slots: Semaphore,
@@ -117,7 +117,7 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Builds a [`Remediator`]. Defaults: hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook calls at once, a circuit breaker per
 /// downstream ([`BreakerConfig::default`]), no retry budget, room for 1024 unread events per subscriber.
 pub struct RemediatorBuilder<H> {
-    policies: Arc<Policies>,
+    policies: Arc<LivePolicies>,
     hooks: H,
     hook_timeout: Duration,
     max_concurrent_hook_calls: usize,
@@ -172,7 +172,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
         let (events, _) = broadcast::channel(self.event_capacity);
         Remediator {
             inner: Arc::new(Inner {
-                policies: ArcSwap::new(self.policies),
+                policies: self.policies,
                 hooks: self.hooks,
                 hook_timeout: self.hook_timeout,
                 hook_slots: Semaphore::new(self.max_concurrent_hook_calls),
@@ -190,8 +190,9 @@ impl<H: Hooks> RemediatorBuilder<H> {
 }
 
 impl<H: Hooks> Remediator<H> {
-    /// A builder for a remediator deciding with `policies` and acting through `hooks`.
-    pub fn builder(policies: impl Into<Arc<Policies>>, hooks: H) -> RemediatorBuilder<H> {
+    /// A builder for a remediator deciding with `policies` (a [`Policies`], or a shared [`LivePolicies`] that
+    /// can be reloaded while jobs run) and acting through `hooks`.
+    pub fn builder(policies: impl Into<Arc<LivePolicies>>, hooks: H) -> RemediatorBuilder<H> {
         RemediatorBuilder {
             policies: policies.into(),
             hooks,
@@ -357,12 +358,17 @@ impl<H: Hooks> Remediator<H> {
 
     /// The policies decisions are made with now.
     pub fn policies(&self) -> Arc<Policies> {
-        self.inner.policies.load_full()
+        self.inner.policies.current()
+    }
+
+    /// The live policy set: reload it, watch its directories, or replace it.
+    pub fn live_policies(&self) -> &Arc<LivePolicies> {
+        &self.inner.policies
     }
 
     /// Replaces the policies at once: decisions already made keep theirs, the next ones use these.
     pub fn set_policies(&self, policies: impl Into<Arc<Policies>>) {
-        self.inner.policies.store(policies.into());
+        self.inner.policies.replace(policies);
     }
 
     /// The host's hooks.

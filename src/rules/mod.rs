@@ -47,8 +47,9 @@ impl fmt::Display for Origin {
 
 /// A rule's identity in a job's [`History`](crate::History): attempts are counted per rule.
 ///
-/// Rules of a table are known by source and matcher, so a reload that moves a rule to another line keeps its
-/// count; policies returned by a `decide` function are known by source and the line that built them.
+/// Rules of a table are known by source, matcher and what their chain does, so a reload that moves a rule to
+/// another line keeps a job's place in it, and one that changes the chain starts it afresh; policies returned
+/// by a `decide` function are also known by the line that built them.
 #[derive(Debug, Clone, Eq, Serialize, Deserialize)]
 pub struct RuleKey {
     /// The source file.
@@ -58,6 +59,9 @@ pub struct RuleKey {
     /// For `decide` policies, the line that built the policy; 0 otherwise.
     #[serde(default)]
     pub line: u32,
+    /// [`Policy::fingerprint`] of the chain.
+    #[serde(default)]
+    pub chain: u64,
 }
 
 impl PartialEq for RuleKey {
@@ -65,6 +69,7 @@ impl PartialEq for RuleKey {
         // Keys of one loaded set share their source string: compare the pointer before the text.
         self.matcher == other.matcher
             && self.line == other.line
+            && self.chain == other.chain
             && (Arc::ptr_eq(&self.source, &other.source) || self.source == other.source)
     }
 }
@@ -74,6 +79,7 @@ impl std::hash::Hash for RuleKey {
         self.source.hash(state);
         self.matcher.hash(state);
         self.line.hash(state);
+        self.chain.hash(state);
     }
 }
 
@@ -101,7 +107,7 @@ impl Rule {
             Matcher::Decide => origin.pos.map_or(0, |p| p.line),
             _ => 0,
         };
-        let key = RuleKey { source: origin.file.clone(), matcher: origin.matcher, line };
+        let key = RuleKey { source: origin.file.clone(), matcher: origin.matcher, line, chain: policy.fingerprint() };
         Rule { policy, origin, key }
     }
 

@@ -1,0 +1,67 @@
+//! Decision tests for policy authors: the shipped fixtures pass, and a disagreement reads as a diff.
+
+use lightflow_remedy::fixtures::{self, FixtureError};
+use lightflow_remedy::Policies;
+
+#[test]
+fn the_shipped_fixtures_pin_the_default_table_and_pass() {
+    let cases = fixtures::parse_named("00-lightflow.json", fixtures::DEFAULTS_FIXTURES).unwrap();
+    assert!(cases.len() > 150, "every row of the table, several failures deep: {}", cases.len());
+    let results = fixtures::run(&Policies::defaults(), &cases);
+    let failed: Vec<String> = results.iter().filter(|r| !r.passed()).map(|r| r.to_string()).collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    // Every catalogue code appears in a case.
+    for code in lightflow_remedy::catalogue::codes() {
+        assert!(cases.iter().any(|c| c.failure.code() == code), "{code} has no fixture");
+    }
+}
+
+#[test]
+fn a_changed_rule_fails_with_expected_and_actual_side_by_side() {
+    let cases = fixtures::parse_named("00-lightflow.json", fixtures::DEFAULTS_FIXTURES).unwrap();
+    let changed = Policies::builder().source("10-site.rhai", r#"on(2404, retry(#{ attempts: 2, initial: "1m" }));"#).build().unwrap();
+    let results = fixtures::run(&changed, &cases);
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+    assert_eq!(failed.len(), 1, "only the 2404 case disagrees");
+    let report = failed[0].to_string();
+    assert!(report.starts_with("FAIL 00-lightflow.json #"), "{report}");
+    for line in ["steps     fail", "retry", "reason", "contains \"check the input URL\"", "no reason"] {
+        assert!(report.contains(line), "missing {line:?} in:\n{report}");
+    }
+}
+
+#[test]
+fn every_kind_of_expectation_is_checked() {
+    let text = r#"[
+      {"name": "right", "failure": "2001", "attempt": 2, "seed": 3,
+       "expect": {"action": "retry", "delay_ms": {"min": 180000, "max": 300000}, "stage": 1,
+                  "rule": {"file": "00-lightflow.rhai", "matcher": "2001"}}},
+      {"name": "wrong delay", "failure": "3005", "expect": {"delay_ms": 1}},
+      {"name": "wrong stage", "failure": "2007", "attempt": 2, "expect": {"stage": 1}},
+      {"name": "wrong params", "failure": "2007", "expect": {"params": {"scope": "upload"}}},
+      {"name": "ended early", "failure": "2404", "attempt": 3, "expect": {}},
+      {"name": "with a history", "failure": {"http_status": 503, "retry_after": "7"},
+       "history": {"seed": 1}, "expect": {"action": "retry", "delay_ms": 7000}},
+      {"name": "a context", "failure": "2001", "context": {"plan": "trial"}, "expect": {"action": "retry"}}
+    ]"#;
+    let results = fixtures::run(&Policies::defaults(), &fixtures::parse(text).unwrap());
+    let fields: Vec<Vec<&str>> = results.iter().map(|r| r.mismatches.iter().map(|m| m.field).collect()).collect();
+    assert_eq!(fields, [vec![], vec!["delay_ms"], vec!["stage"], vec!["params"], vec!["attempt"], vec![], vec![]]);
+}
+
+#[test]
+fn bad_fixture_files_say_where() {
+    let cases = [
+        ("[", "<inline>:1:1"),
+        (r#"[{"failure": "2404", "expect": {"acton": "fail"}}]"#, "unknown field `acton`"),
+        (r#"[{"failure": "99", "expect": {}}]"#, "case 1"),
+        (r#"[{"failure": {"code": "x"}, "expect": {}}]"#, "must be an integer"),
+        (r#"{"tests": []}"#, "<inline>:1:1: expected an array of cases"),
+    ];
+    for (text, words) in cases {
+        let err = fixtures::parse(text).expect_err(text);
+        assert!(err.to_string().contains(words), "{text}: {err}");
+    }
+    let err = fixtures::load_file(std::path::Path::new("/no/such/file.json")).unwrap_err();
+    assert!(matches!(err, FixtureError::Unreadable { .. }));
+}
