@@ -35,6 +35,7 @@ use lightflow_remedy::engine::{
     Attempt, AttemptKey, BudgetConfig, CredentialFix, Event, HookError, HookName, Hooks, Job, JobHandle, Notice,
     Outcome, Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict, VerdictKind,
 };
+use lightflow_remedy::reload::LivePolicies;
 use lightflow_remedy::{ClassifyError, CredentialScope, Downstream, Failure, Policies};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -554,7 +555,7 @@ fn outcome_line(outcome: &Outcome) -> String {
 }
 
 /// A remediator's builder as this host configures it, before any extras.
-fn builder(options: &Options, sim: &SimLightFlow, policies: &Arc<Policies>) -> RemediatorBuilder<SimLightFlow> {
+fn builder(options: &Options, sim: &SimLightFlow, policies: &Arc<LivePolicies>) -> RemediatorBuilder<SimLightFlow> {
     // The AWS SDK standard quota's costs. Its 500 tokens (`--budget 500`, i.e. `RetryBudget::aws_standard()`)
     // cannot pay for the herd of jobs that the Brightcove breaker releases at once when it closes after the
     // outage, so the demo's default is larger.
@@ -585,7 +586,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let wall = std::time::Instant::now();
     let sim = SimLightFlow::new(options.seed, options.outage);
-    let policies = Arc::new(Policies::defaults());
+    // One policy set, shared by the three remediators below.
+    let policies = Arc::new(LivePolicies::fixed(Policies::defaults()));
 
     println!(
         "Simulated LightFlow: {} failed assets arriving over {}, seed {}, Brightcove outage {}, retry budget {} tokens",
@@ -613,7 +615,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-async fn main_batch(options: &Options, sim: &SimLightFlow, policies: &Arc<Policies>) -> Result<(), Box<dyn Error>> {
+async fn main_batch(options: &Options, sim: &SimLightFlow, policies: &Arc<LivePolicies>) -> Result<(), Box<dyn Error>> {
     let remediator = builder(options, sim, policies)
         // Room for bursts: the counting task runs between jobs' steps, not during them.
         .event_capacity(1 << 16)
@@ -775,7 +777,7 @@ fn job(seed: u64, asset_id: String) -> Job {
 async fn shutdown_and_resume(
     options: &Options,
     sim: &SimLightFlow,
-    policies: &Arc<Policies>,
+    policies: &Arc<LivePolicies>,
 ) -> Result<(), Box<dyn Error>> {
     const BATCH: usize = 12;
     let began = Instant::now();

@@ -333,7 +333,12 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         }
     };
     if explanation.ended_before(case.attempt) && case.history.is_none() {
-        check("attempt", false, format!("failure {}", case.attempt), format!("the job ended at failure {}", explanation.attempt));
+        check(
+            "attempt",
+            false,
+            format!("failure {}", case.attempt),
+            format!("the job ended at failure {}", explanation.attempt),
+        );
     }
     if let Some(action) = e.action {
         check("action", first.kind() == action, action.to_string(), first.kind().to_string());
@@ -348,7 +353,11 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
             DelayBound::Exact(ms) => (actual == Some(ms), format!("{ms} ms")),
             DelayBound::Within { min, max } => (
                 actual.is_some_and(|a| min.is_none_or(|m| a >= m) && max.is_none_or(|m| a <= m)),
-                format!("{}..={} ms", min.map_or(String::new(), |m| m.to_string()), max.map_or(String::new(), |m| m.to_string())),
+                format!(
+                    "{}..={} ms",
+                    min.map_or(String::new(), |m| m.to_string()),
+                    max.map_or(String::new(), |m| m.to_string())
+                ),
             ),
         };
         check("delay_ms", ok, expected, actual.map_or("no delay".to_owned(), |a| format!("{a} ms")));
@@ -364,7 +373,12 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
     }
     if let Some(stage) = e.stage {
         let actual = first.stage().map(|s| s + 1);
-        check("stage", actual == Some(stage), stage.to_string(), actual.map_or("exhausted".to_owned(), |s| s.to_string()));
+        check(
+            "stage",
+            actual == Some(stage),
+            stage.to_string(),
+            actual.map_or("exhausted".to_owned(), |s| s.to_string()),
+        );
     }
     if let Some(rule) = &e.rule {
         let origin = first.rule().origin();
@@ -377,7 +391,12 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         }
         if let Some(line) = rule.line {
             let actual = origin.pos.map(|p| p.line);
-            check("rule.line", actual == Some(line), line.to_string(), actual.map_or("-".to_owned(), |l| l.to_string()));
+            check(
+                "rule.line",
+                actual == Some(line),
+                line.to_string(),
+                actual.map_or("-".to_owned(), |l| l.to_string()),
+            );
         }
     }
     if let Some(expected) = &e.params {

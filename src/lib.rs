@@ -84,6 +84,8 @@ pub mod rules;
 pub mod schedule;
 mod script;
 #[cfg(feature = "testing")]
+pub mod simulation;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use catalogue::{Category, Downstream};

@@ -93,9 +93,9 @@ impl LivePolicies {
         LivePolicies::with(policies, None)
     }
 
-    fn with(policies: Policies, source: Option<PoliciesBuilder>) -> Self {
+    fn with(policies: impl Into<Arc<Policies>>, source: Option<PoliciesBuilder>) -> Self {
         let (events, _) = broadcast::channel(64);
-        LivePolicies { current: ArcSwap::from_pointee(policies), source, reloading: Mutex::new(()), events }
+        LivePolicies { current: ArcSwap::new(policies.into()), source, reloading: Mutex::new(()), events }
     }
 
     /// The set in force now. Lock-free; keep the `Arc` for as long as one decision needs the same set.
@@ -110,8 +110,7 @@ impl LivePolicies {
     /// Puts `policies` in force.
     pub fn replace(&self, policies: impl Into<Arc<Policies>>) {
         let policies = policies.into();
-        let event =
-            ReloadEvent::Reloaded { sources: policies.sources().len(), warnings: policies.warnings().to_vec() };
+        let event = ReloadEvent::Reloaded { sources: policies.sources().len(), warnings: policies.warnings().to_vec() };
         self.current.store(policies);
         let _ = self.events.send(event);
     }

@@ -73,7 +73,8 @@ pub fn parse(log: &str) -> impl Iterator<Item = Result<Entry, BadLine>> + '_ {
 /// Parses one line of a log.
 pub fn parse_line(line: usize, text: &str) -> Result<Entry, BadLine> {
     let bad = |message: String| BadLine { line, message };
-    let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("malformed JSON at column {}: {e}", e.column())))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("malformed JSON at column {}: {e}", e.column())))?;
     let Value::Object(mut object) = value else {
         return Err(bad("expected a JSON object".to_owned()));
     };
@@ -133,7 +134,8 @@ pub struct Replayed {
 impl Replayed {
     /// Whether two replays decided the same (line and asset aside).
     pub fn same_decision(&self, other: &Replayed) -> bool {
-        (&self.steps, self.delay_ms, &self.reason, &self.rule) == (&other.steps, other.delay_ms, &other.reason, &other.rule)
+        (&self.steps, self.delay_ms, &self.reason, &self.rule)
+            == (&other.steps, other.delay_ms, &other.reason, &other.rule)
     }
 
     /// The decision in a few words: `retry after 1m 3s (file:12:1 on(2503))`.

@@ -1,7 +1,7 @@
 //! Decision tests for policy authors: the shipped fixtures pass, and a disagreement reads as a diff.
 
-use lightflow_remedy::fixtures::{self, FixtureError};
 use lightflow_remedy::Policies;
+use lightflow_remedy::fixtures::{self, FixtureError};
 
 #[test]
 fn the_shipped_fixtures_pin_the_default_table_and_pass() {
@@ -19,7 +19,10 @@ fn the_shipped_fixtures_pin_the_default_table_and_pass() {
 #[test]
 fn a_changed_rule_fails_with_expected_and_actual_side_by_side() {
     let cases = fixtures::parse_named("00-lightflow.json", fixtures::DEFAULTS_FIXTURES).unwrap();
-    let changed = Policies::builder().source("10-site.rhai", r#"on(2404, retry(#{ attempts: 2, initial: "1m" }));"#).build().unwrap();
+    let changed = Policies::builder()
+        .source("10-site.rhai", r#"on(2404, retry(#{ attempts: 2, initial: "1m" }));"#)
+        .build()
+        .unwrap();
     let results = fixtures::run(&changed, &cases);
     let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
     assert_eq!(failed.len(), 1, "only the 2404 case disagrees");

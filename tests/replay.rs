@@ -47,7 +47,10 @@ fn every_failure_is_decided_with_its_assets_history() {
 fn against_a_change_exactly_the_affected_failures_are_listed() {
     let current = Policies::defaults();
     let proposed = Policies::builder()
-        .source("10-site.rhai", r#"on(2404, notify("ops", "missing input").then(fail("Input missing: ask the customer")));"#)
+        .source(
+            "10-site.rhai",
+            r#"on(2404, notify("ops", "missing input").then(fail("Input missing: ask the customer")));"#,
+        )
         .build()
         .unwrap();
     let differences = replay::compare(&current, &proposed, &entries(LOG));
@@ -66,7 +69,13 @@ fn bad_lines_name_the_line_and_the_problem() {
     let results: Vec<_> = replay::parse(log).collect();
     let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 5);
-    for (e, words) in errors.iter().zip(["line 1: malformed JSON", "line 2: `asset_id` is missing", "line 3: failure:", "line 4: `time`", "line 5: expected a JSON object"]) {
+    for (e, words) in errors.iter().zip([
+        "line 1: malformed JSON",
+        "line 2: `asset_id` is missing",
+        "line 3: failure:",
+        "line 4: `time`",
+        "line 5: expected a JSON object",
+    ]) {
         assert!(e.starts_with(words), "{e}");
     }
     assert!(results[5].is_ok());

@@ -100,9 +100,10 @@ pub(crate) async fn call<H: Hooks, T: Answer>(
     fut: impl Future<Output = Result<T, HookError>>,
 ) -> Result<T, CallError> {
     // A call stops for a cancellation or the shutdown deadline, not for the shutdown itself: calls in
-    // flight may finish.
+    // flight may finish. The `failed` hook is not cancelled: the verdict it carries stands.
+    let stops = if hook == HookName::Failed { ABORT } else { CANCEL | ABORT };
     let stopped = || if cell.is(ABORT) { CallError::Aborted } else { CallError::Cancelled };
-    if cell.is(CANCEL | ABORT) {
+    if cell.is(stops) {
         return Err(stopped());
     }
     let _permit = match inner.hook_slots.try_acquire() {
@@ -110,14 +111,15 @@ pub(crate) async fn call<H: Hooks, T: Answer>(
         Err(_) => tokio::select! {
             biased;
             permit = inner.hook_slots.acquire() => permit.map_err(|_| CallError::Aborted)?,
-            _ = cell.raised(CANCEL | ABORT) => return Err(stopped()),
+            _ = cell.raised(stops) => return Err(stopped()),
         },
     };
+    inner.counters.hook_call(hook);
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
     let result = tokio::select! {
         biased;
         r = answer(inner.hook_timeout, fut) => r,
-        _ = cell.raised(CANCEL | ABORT) => Err(stopped()),
+        _ = cell.raised(stops) => Err(stopped()),
     };
     match &result {
         Err(CallError::Timeout) => inner.counters.hook_timeout(),

@@ -14,7 +14,7 @@ use crate::failure::FailureKey;
 use crate::policy::ActionKind;
 
 /// Which hook a call went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HookName {
     /// [`Hooks::resubmit`](super::Hooks::resubmit)
@@ -145,6 +145,7 @@ pub(crate) struct Counters {
     budget_refusals: AtomicU64,
     breaker_transitions: Mutex<BTreeMap<(Downstream, BreakerState), u64>>,
     outcomes: Mutex<BTreeMap<OutcomeKind, u64>>,
+    hook_calls: Mutex<BTreeMap<HookName, u64>>,
     hook_timeouts: AtomicU64,
     hook_errors: AtomicU64,
     hook_panics: AtomicU64,
@@ -175,6 +176,10 @@ impl Counters {
         bump(&self.outcomes, kind);
     }
 
+    pub(crate) fn hook_call(&self, hook: HookName) {
+        bump(&self.hook_calls, hook);
+    }
+
     pub(crate) fn hook_timeout(&self) {
         self.hook_timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -196,6 +201,7 @@ impl Counters {
                 .map(|((d, s), n)| (format!("{d} {s}"), n))
                 .collect(),
             outcomes: lock(&self.outcomes).into_iter().collect(),
+            hook_calls: lock(&self.hook_calls),
             hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
             hook_errors: self.hook_errors.load(Ordering::Relaxed),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
@@ -214,6 +220,8 @@ pub struct CounterSnapshot {
     pub breaker_transitions: BTreeMap<String, u64>,
     /// Ended jobs by outcome.
     pub outcomes: BTreeMap<OutcomeKind, u64>,
+    /// Hook calls by hook.
+    pub hook_calls: BTreeMap<HookName, u64>,
     /// Hook calls that timed out.
     pub hook_timeouts: u64,
     /// Hook calls that returned an error.

@@ -6,7 +6,10 @@ mod check;
 mod classify;
 mod common;
 mod explain;
+mod replay;
+mod simulate;
 mod table;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +66,12 @@ enum Command {
         /// The document; `-` or nothing for standard input.
         file: Option<PathBuf>,
     },
+    /// Run the decision tests (fixtures) of the policies: each case's expected and actual side by side.
+    Test(test::Args),
+    /// Run the real engine under virtual time against a simulated LightFlow, and summarize.
+    Simulate(simulate::Args),
+    /// Decide each failure of a JSON-lines log, or show where two policy sets decide differently.
+    Replay(replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,5 +83,8 @@ fn main() -> ExitCode {
         Command::Check { policies } => check::check(&policies),
         Command::Table { policies, json } => table::table(&policies, json),
         Command::Classify { file } => classify::classify(file),
+        Command::Test(args) => test::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
