@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use lightflow_remedy::engine::{
-    Attempt, AttemptKey, BudgetConfig, CredentialFix, Event, HookError, HookName, Hooks, Job, JobHandle, Notice,
-    Outcome, Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict, VerdictKind,
+    Attempt, AttemptKey, BudgetConfig, CredentialFix, Event, HookError, Hooks, Job, JobHandle, Notice, Outcome,
+    Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict,
 };
 use lightflow_remedy::reload::LivePolicies;
 use lightflow_remedy::{ClassifyError, CredentialScope, Downstream, Failure, Policies};
@@ -429,7 +429,7 @@ fn count_events(
                 biased;
                 received = rx.recv() => match received {
                     Ok(Event::Decided { .. }) => counts.decided += 1,
-                    Ok(Event::HookCalled { hook, .. }) => *counts.hooks.entry(hook_name(hook)).or_default() += 1,
+                    Ok(Event::HookCalled { hook, .. }) => *counts.hooks.entry(hook.as_str()).or_default() += 1,
                     Ok(Event::BreakerWait { .. }) => counts.breaker_waits += 1,
                     Ok(Event::BudgetRefused { .. }) => {
                         counts.budget_refused += 1;
@@ -450,29 +450,6 @@ fn count_events(
         }
         counts
     })
-}
-
-fn hook_name(hook: HookName) -> &'static str {
-    match hook {
-        HookName::Resubmit => "resubmit",
-        HookName::FixCredentials => "fix_credentials",
-        HookName::Republish => "republish",
-        HookName::Reconcile => "reconcile",
-        HookName::Notify => "notify",
-        HookName::Failed => "failed",
-    }
-}
-
-fn verdict_name(kind: VerdictKind) -> &'static str {
-    match kind {
-        VerdictKind::Policy => "policy",
-        VerdictKind::Exhausted => "exhausted",
-        VerdictKind::BudgetExhausted => "budget_exhausted",
-        VerdictKind::CircuitOpen => "circuit_open",
-        VerdictKind::HookError => "hook_error",
-        VerdictKind::HookPanicked => "hook_panicked",
-        VerdictKind::Internal => "internal",
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -500,7 +477,7 @@ impl Tally {
                 *attempts
             }
             Outcome::Failed { verdict } => {
-                *self.failed.entry(verdict_name(verdict.kind)).or_default() += 1;
+                *self.failed.entry(verdict.kind.as_str()).or_default() += 1;
                 *self.reasons.entry(verdict.reason.clone()).or_default() += 1;
                 verdict.attempts
             }
@@ -548,7 +525,7 @@ fn outcome_line(outcome: &Outcome) -> String {
             let how = if *reconciled { ", found done by reconcile" } else { "" };
             format!("recovered after {attempts} attempt(s), {} since its first failure{how}", short(*elapsed))
         }
-        Outcome::Failed { verdict } => format!("failed ({}): {}", verdict_name(verdict.kind), verdict.reason),
+        Outcome::Failed { verdict } => format!("failed ({}): {}", verdict.kind.as_str(), verdict.reason),
         Outcome::Cancelled { attempts } => format!("cancelled after {attempts} attempt(s)"),
         Outcome::Suspended { .. } => "suspended".to_owned(),
     }

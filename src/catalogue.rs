@@ -20,7 +20,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -74,29 +73,20 @@ impl Category {
         Category::Timeout,
         Category::Unknown,
     ];
-
-    /// The name policies use for this category, e.g. `"brightcove"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Category::General => "general",
-            Category::Storage => "storage",
-            Category::Brightcove => "brightcove",
-            Category::Packaging => "packaging",
-            Category::Protection => "protection",
-            Category::Inference => "inference",
-            Category::Encoder => "encoder",
-            Category::Api => "api",
-            Category::Timeout => "timeout",
-            Category::Unknown => "unknown",
-        }
-    }
 }
 
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(Category {
+    General => "general",
+    Storage => "storage",
+    Brightcove => "brightcove",
+    Packaging => "packaging",
+    Protection => "protection",
+    Inference => "inference",
+    Encoder => "encoder",
+    Api => "api",
+    Timeout => "timeout",
+    Unknown => "unknown",
+});
 
 /// The error for a category name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,26 +134,17 @@ impl Downstream {
         Downstream::LightflowService,
         Downstream::LightflowApi,
     ];
-
-    /// The snake_case name, as in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Downstream::InputStorage => "input_storage",
-            Downstream::Brightcove => "brightcove",
-            Downstream::OutputUpload => "output_upload",
-            Downstream::Ezdrm => "ezdrm",
-            Downstream::Irdeto => "irdeto",
-            Downstream::LightflowService => "lightflow_service",
-            Downstream::LightflowApi => "lightflow_api",
-        }
-    }
 }
 
-impl fmt::Display for Downstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(Downstream {
+    InputStorage => "input_storage",
+    Brightcove => "brightcove",
+    OutputUpload => "output_upload",
+    Ezdrm => "ezdrm",
+    Irdeto => "irdeto",
+    LightflowService => "lightflow_service",
+    LightflowApi => "lightflow_api",
+});
 
 /// One code named by the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -76,6 +76,7 @@ pub mod failure;
 pub mod fixtures;
 mod history;
 mod millis;
+mod names;
 mod policies;
 pub mod policy;
 pub mod reload;

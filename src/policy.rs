@@ -52,24 +52,15 @@ impl CredentialScope {
         CredentialScope::Drm,
         CredentialScope::Api,
     ];
-
-    /// The name scripts use.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CredentialScope::Storage => "storage",
-            CredentialScope::Brightcove => "brightcove",
-            CredentialScope::Upload => "upload",
-            CredentialScope::Drm => "drm",
-            CredentialScope::Api => "api",
-        }
-    }
 }
 
-impl fmt::Display for CredentialScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(CredentialScope {
+    Storage => "storage",
+    Brightcove => "brightcove",
+    Upload => "upload",
+    Drm => "drm",
+    Api => "api",
+});
 
 impl FromStr for CredentialScope {
     type Err = String;
@@ -163,19 +154,6 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    /// The name scripts and JSON use.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Retry => "retry",
-            ActionKind::Resubmit => "resubmit",
-            ActionKind::FixCredentials => "fix_credentials",
-            ActionKind::Republish => "republish",
-            ActionKind::Reconcile => "reconcile",
-            ActionKind::Notify => "notify",
-            ActionKind::Fail => "fail",
-        }
-    }
-
     /// Whether the host's answer to this action is a new outcome of the asset (a resubmission or a
     /// re-publication), as opposed to a step taken before the next one (`notify`, `reconcile`) or the end.
     pub const fn awaits_outcome(self) -> bool {
@@ -183,11 +161,15 @@ impl ActionKind {
     }
 }
 
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(ActionKind {
+    Retry => "retry",
+    Resubmit => "resubmit",
+    FixCredentials => "fix_credentials",
+    Republish => "republish",
+    Reconcile => "reconcile",
+    Notify => "notify",
+    Fail => "fail",
+});
 
 /// How many times a stage acts before it hands over to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,22 +54,11 @@ pub enum BreakerState {
     HalfOpen,
 }
 
-impl BreakerState {
-    /// The snake_case name, as in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
-
-impl std::fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(BreakerState {
+    Closed => "closed",
+    Open => "open",
+    HalfOpen => "half_open",
+});
 
 /// A change of state, for events and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,25 +31,14 @@ pub enum HookName {
     Failed,
 }
 
-impl HookName {
-    /// The snake_case name, as in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            HookName::Resubmit => "resubmit",
-            HookName::FixCredentials => "fix_credentials",
-            HookName::Republish => "republish",
-            HookName::Reconcile => "reconcile",
-            HookName::Notify => "notify",
-            HookName::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for HookName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(HookName {
+    Resubmit => "resubmit",
+    FixCredentials => "fix_credentials",
+    Republish => "republish",
+    Reconcile => "reconcile",
+    Notify => "notify",
+    Failed => "failed",
+});
 
 /// Something that happened in the engine. Subscribe with [`Remediator::subscribe`](super::Remediator::subscribe).
 #[derive(Debug, Clone, PartialEq, Serialize)]

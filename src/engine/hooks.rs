@@ -142,26 +142,15 @@ pub enum VerdictKind {
     Internal,
 }
 
-impl VerdictKind {
-    /// The snake_case name, as in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            VerdictKind::Policy => "policy",
-            VerdictKind::Exhausted => "exhausted",
-            VerdictKind::BudgetExhausted => "budget_exhausted",
-            VerdictKind::CircuitOpen => "circuit_open",
-            VerdictKind::HookError => "hook_error",
-            VerdictKind::HookPanicked => "hook_panicked",
-            VerdictKind::Internal => "internal",
-        }
-    }
-}
-
-impl std::fmt::Display for VerdictKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(VerdictKind {
+    Policy => "policy",
+    Exhausted => "exhausted",
+    BudgetExhausted => "budget_exhausted",
+    CircuitOpen => "circuit_open",
+    HookError => "hook_error",
+    HookPanicked => "hook_panicked",
+    Internal => "internal",
+});
 
 /// The end of a failed job, for the host's dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

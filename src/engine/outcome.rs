@@ -65,23 +65,12 @@ pub enum OutcomeKind {
     Suspended,
 }
 
-impl OutcomeKind {
-    /// The snake_case name, as in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Recovered => "recovered",
-            OutcomeKind::Failed => "failed",
-            OutcomeKind::Cancelled => "cancelled",
-            OutcomeKind::Suspended => "suspended",
-        }
-    }
-}
-
-impl std::fmt::Display for OutcomeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::names!(OutcomeKind {
+    Recovered => "recovered",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Suspended => "suspended",
+});
 
 /// A job stopped by a shutdown, as it stood: serialize it, and resume it later with
 /// [`Remediator::resume`](super::Remediator::resume).
