@@ -107,7 +107,13 @@ impl Rule {
             Matcher::Decide => origin.pos.map_or(0, |p| p.line),
             _ => 0,
         };
-        let key = RuleKey { source: origin.file.clone(), matcher: origin.matcher, line, chain: policy.fingerprint() };
+        // A table rule is known by what its chain does; a `decide` policy, built on every decision, by the line
+        // that built it (digesting it each time would cost more than the decision).
+        let chain = match origin.matcher {
+            Matcher::Decide => 0,
+            _ => policy.fingerprint(),
+        };
+        let key = RuleKey { source: origin.file.clone(), matcher: origin.matcher, line, chain };
         Rule { policy, origin, key }
     }
 
