@@ -133,11 +133,17 @@ pub(crate) struct Counters {
     attempts: Mutex<BTreeMap<(FailureKey, ActionKind), u64>>,
     budget_refusals: AtomicU64,
     breaker_transitions: Mutex<BTreeMap<(Downstream, BreakerState), u64>>,
-    outcomes: Mutex<BTreeMap<OutcomeKind, u64>>,
-    hook_calls: Mutex<BTreeMap<HookName, u64>>,
+    // Counted on every job and hook call: atomics, indexed by the enums' order.
+    outcomes: [AtomicU64; 4],
+    hook_calls: [AtomicU64; 6],
     hook_timeouts: AtomicU64,
     hook_errors: AtomicU64,
     hook_panics: AtomicU64,
+}
+
+/// The counts that are not zero, by key; `keys` in the order of `counts`.
+fn nonzero<K: Ord, const N: usize>(keys: [K; N], counts: &[AtomicU64; N]) -> BTreeMap<K, u64> {
+    keys.into_iter().zip(counts).map(|(k, c)| (k, c.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
 }
 
 fn lock<K: Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
@@ -162,11 +168,11 @@ impl Counters {
     }
 
     pub(crate) fn outcome(&self, kind: OutcomeKind) {
-        bump(&self.outcomes, kind);
+        self.outcomes[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn hook_call(&self, hook: HookName) {
-        bump(&self.hook_calls, hook);
+        self.hook_calls[hook as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn hook_timeout(&self) {
@@ -189,8 +195,21 @@ impl Counters {
                 .into_iter()
                 .map(|((d, s), n)| (format!("{d} {s}"), n))
                 .collect(),
-            outcomes: lock(&self.outcomes).into_iter().collect(),
-            hook_calls: lock(&self.hook_calls),
+            outcomes: nonzero(
+                [OutcomeKind::Recovered, OutcomeKind::Failed, OutcomeKind::Cancelled, OutcomeKind::Suspended],
+                &self.outcomes,
+            ),
+            hook_calls: nonzero(
+                [
+                    HookName::Resubmit,
+                    HookName::FixCredentials,
+                    HookName::Republish,
+                    HookName::Reconcile,
+                    HookName::Notify,
+                    HookName::Failed,
+                ],
+                &self.hook_calls,
+            ),
             hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
             hook_errors: self.hook_errors.load(Ordering::Relaxed),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),

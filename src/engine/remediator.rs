@@ -51,6 +51,8 @@ pub(crate) struct Inner<H> {
     pub(crate) breakers: Option<Breakers>,
     pub(crate) counters: Counters,
     events: broadcast::Sender<Event>,
+    /// Whether anyone ever subscribed to the events.
+    listened: AtomicBool,
     jobs: Mutex<HashMap<Arc<str>, Running, ahash::RandomState>>,
     /// Turned off by `shutdown`, under the jobs' lock, so that no job starts unseen by it.
     accepting: AtomicBool,
@@ -62,7 +64,8 @@ pub(crate) struct Inner<H> {
 impl<H> Inner<H> {
     /// Sends an event, building it only when someone listens.
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
-        if self.events.receiver_count() > 0 {
+        // An atomic flag, not `receiver_count` (which takes the channel's lock on every event).
+        if self.listened.load(Ordering::Relaxed) {
             let _ = self.events.send(event());
         }
     }
@@ -180,6 +183,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 breakers: self.breaker.map(Breakers::new),
                 counters: Counters::default(),
                 events,
+                listened: AtomicBool::new(false),
                 jobs: Mutex::new(HashMap::default()),
                 accepting: AtomicBool::new(true),
                 idle: Notify::new(),
@@ -325,7 +329,9 @@ impl<H: Hooks> Remediator<H> {
 
     /// The event stream, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+        let receiver = self.inner.events.subscribe();
+        self.inner.listened.store(true, Ordering::Relaxed);
+        receiver
     }
 
     /// The counters now.
