@@ -119,7 +119,8 @@ pub struct Expect {
     pub action: Option<ActionKind>,
     /// Every step's action at this failure.
     pub steps: Option<Vec<ActionKind>>,
-    /// The first step's delay.
+    /// The first step's delay; `null` for "no delay".
+    #[serde(default, deserialize_with = "delay_expectation")]
     pub delay_ms: Option<DelayBound>,
     /// Text the (first) `fail` reason contains.
     pub reason: Option<String>,
@@ -131,10 +132,13 @@ pub struct Expect {
     pub params: Option<Map<String, Value>>,
 }
 
-/// An exact delay or bounds, in milliseconds; `null` for "no delay".
+/// An exact delay or bounds, in milliseconds, or no delay at all.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum DelayBound {
+    /// No delay (`null`): the step does not wait.
+    #[serde(skip)]
+    NoDelay,
     /// Exactly this many milliseconds.
     Exact(u64),
     /// Within these bounds (each optional).
@@ -158,6 +162,14 @@ pub struct RuleExpect {
     pub matcher: Option<String>,
     /// The line.
     pub line: Option<u32>,
+}
+
+/// `delay_ms` present: `null` means "no delay", unlike a missing field (no expectation).
+fn delay_expectation<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DelayBound>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Some(DelayBound::NoDelay)),
+        other => DelayBound::deserialize(other).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Deserialize)]
@@ -350,6 +362,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
     if let Some(bound) = e.delay_ms {
         let actual = first.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let (ok, expected) = match bound {
+            DelayBound::NoDelay => (actual.is_none(), "no delay".to_owned()),
             DelayBound::Exact(ms) => (actual == Some(ms), format!("{ms} ms")),
             DelayBound::Within { min, max } => (
                 actual.is_some_and(|a| min.is_none_or(|m| a >= m) && max.is_none_or(|m| a <= m)),

@@ -16,6 +16,7 @@
 //! ```
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -430,6 +431,43 @@ impl Stage {
         self.pos
     }
 
+    /// A digest of what the stage does, with its parameters and options but not its position. Stable across
+    /// processes and builds.
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv::new();
+        (self.action.kind() as u8).hash(&mut h);
+        match &self.action {
+            Action::Retry | Action::Reconcile => {}
+            Action::Resubmit { amend } => {
+                for (key, value) in amend.iter() {
+                    key.hash(&mut h);
+                    hash_json(value, &mut h);
+                }
+            }
+            Action::FixCredentials { scope } => (*scope as u8).hash(&mut h),
+            Action::Republish { target, new_reference_id } => (target, new_reference_id).hash(&mut h),
+            Action::Notify { channel, message } => (channel, message).hash(&mut h),
+            Action::Fail { reason } => reason.hash(&mut h),
+        }
+        match self.attempts {
+            Attempts::Limited(n) => n.get().hash(&mut h),
+            Attempts::Unlimited => 0_u32.hash(&mut h),
+        }
+        self.give_up_on_repeat.hash(&mut h);
+        if let Some(b) = self.backoff() {
+            let jitter = match b.jitter {
+                Jitter::None => 0,
+                Jitter::Full => 1,
+                Jitter::Equal => 2,
+                Jitter::Decorrelated => 3,
+                Jitter::Proportional(p) => p.to_bits(),
+            };
+            (b.initial, b.multiplier.to_bits(), b.max_delay, b.min_delay, b.max_elapsed, jitter).hash(&mut h);
+            (b.respect_retry_after, b.max_hint, b.reconcile_first).hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// Whether this stage can run without bound: unlimited attempts and no `max_elapsed`.
     pub fn is_unbounded(&self) -> bool {
         self.attempts == Attempts::Unlimited && self.backoff().is_none_or(|b| b.max_elapsed.is_none())
@@ -495,15 +533,13 @@ impl Policy {
     }
 
     /// A digest of what the chain does (not where it is written): a job's place in a chain is kept across a
-    /// reload only while the chain stays the same.
+    /// reload only while the chain stays the same. Stable across processes and builds.
     pub fn fingerprint(&self) -> u64 {
-        let text: String = self
-            .stages
-            .iter()
-            .map(|s| format!("{:?}|{}|{}|{:?};", s.action, s.attempts, s.give_up_on_repeat, s.backoff()))
-            .collect();
-        // FNV-1a: stable across processes and builds, unlike the standard hasher.
-        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        let mut h = Fnv::new();
+        for stage in &self.stages {
+            h.write_u64(stage.digest());
+        }
+        h.finish()
     }
 
     /// The first stage's action: what happens at the first failure.
@@ -530,9 +566,62 @@ impl fmt::Display for Policy {
     }
 }
 
+/// FNV-1a: a digest that does not change between processes or builds, unlike the standard hasher's.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn hash_json(value: &Value, h: &mut Fnv) {
+    match value {
+        Value::Null => 0_u8.hash(h),
+        Value::Bool(b) => (1_u8, b).hash(h),
+        Value::Number(n) => (2_u8, n.as_f64().map(f64::to_bits), n.as_i64(), n.as_u64()).hash(h),
+        Value::String(s) => (3_u8, s).hash(h),
+        Value::Array(items) => {
+            (4_u8, items.len()).hash(h);
+            items.iter().for_each(|v| hash_json(v, h));
+        }
+        Value::Object(map) => {
+            (5_u8, map.len()).hash(h);
+            for (k, v) in map {
+                k.hash(h);
+                hash_json(v, h);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_see_what_a_stage_does_not_where_it_is() {
+        let pos = |line| Pos { line, column: 1 };
+        let a = Stage::retry(Backoff::default()).at(pos(1));
+        assert_eq!(a.digest(), Stage::retry(Backoff::default()).at(pos(9)).digest());
+        assert_ne!(a.digest(), Stage::retry(Backoff::default().attempts(4)).digest());
+        assert_ne!(Stage::fail("a").digest(), Stage::fail("b").digest());
+        let p = Policy::new(Stage::fail("a"));
+        assert_eq!(p.fingerprint(), Policy::new(Stage::fail("a").at(pos(3))).fingerprint());
+        assert_ne!(p.fingerprint(), Policy::new(Stage::reconcile()).then(Stage::fail("a")).fingerprint());
+    }
 
     #[test]
     fn validation_names_the_problem() {

@@ -117,7 +117,7 @@ pub struct Replayed {
     pub asset_id: String,
     /// The failure.
     pub failure: FailureKey,
-    /// Which consecutive failure of the asset's job this is, from 1.
+    /// Which consecutive failure with this code it is in the asset's job, from 1.
     pub attempt: u32,
     /// The first step.
     pub action: ActionKind,
@@ -129,13 +129,17 @@ pub struct Replayed {
     pub reason: Option<String>,
     /// The first step's rule (`file:line:col on(..)`).
     pub rule: String,
+    /// What the decision does, in full: compared between two sets (where rules are written is not).
+    #[serde(skip)]
+    what: Vec<u64>,
 }
 
 impl Replayed {
-    /// Whether two replays decided the same (line and asset aside).
+    /// Whether two replays decided the same: the same steps with the same parameters, delay and reason.
+    /// Where the rules are written (file, line) does not count, so moving a rule or a directory changes nothing.
     pub fn same_decision(&self, other: &Replayed) -> bool {
-        (&self.steps, self.delay_ms, &self.reason, &self.rule)
-            == (&other.steps, other.delay_ms, &other.reason, &other.rule)
+        (&self.steps, self.delay_ms, &self.reason, &self.what)
+            == (&other.steps, other.delay_ms, &other.reason, &other.what)
     }
 
     /// The decision in a few words: `retry after 1m 3s (file:12:1 on(2503))`.
@@ -186,12 +190,13 @@ impl<'p> Replayer<'p> {
             line: entry.line,
             asset_id: entry.asset_id.clone(),
             failure: entry.failure.key(),
-            attempt: job.history.seen(entry.failure.key()),
+            attempt: job.history.streak(),
             action: first.kind(),
             steps: explanation.steps.iter().map(|d| d.kind()).collect(),
             delay_ms: first.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             reason: explanation.steps.iter().find_map(|d| d.reason()).map(str::to_owned),
             rule: first.rule().origin().to_string(),
+            what: explanation.steps.iter().map(|d| d.stage_ref().map_or(0, |s| s.digest())).collect(),
         };
         // The decisions were carried out: the asset's history goes on from there.
         for d in &explanation.steps {

@@ -34,8 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{Attempts, Backoff, Jitter};
 
-/// The longest base sequence kept; later attempts reuse its last value (a sequence that has not reached
-/// `max_delay` by then grows by less than 1.2 % a step).
+/// The longest base sequence kept; later attempts continue it with the same multiplier.
 const MAX_PRECOMPUTED: usize = 64;
 
 /// Where a delay came from.
@@ -138,19 +137,34 @@ impl Schedule {
         &self.options
     }
 
-    /// The base delay (before jitter) of the `attempt`-th attempt, counting from 1. Attempts past the 64th reuse
-    /// the 64th delay.
+    /// The base delay (before jitter) of the `attempt`-th attempt, counting from 1.
     pub fn base(&self, attempt: u32) -> Duration {
         Duration::from_nanos(self.base_nanos(attempt))
     }
 
     #[inline]
     fn base_nanos(&self, attempt: u32) -> u64 {
-        let i = (attempt.max(1) as usize - 1).min(self.len.saturating_sub(1));
+        let i = attempt.max(1) as usize - 1;
+        if i >= self.len {
+            return self.beyond(i);
+        }
         match self.head.get(i) {
             Some(n) => *n,
             None => self.tail.get(i - INLINE).copied().unwrap_or(self.max),
         }
+    }
+
+    /// Past the precomputed sequence: its last value times the multiplier for each further attempt, capped.
+    #[cold]
+    fn beyond(&self, i: usize) -> u64 {
+        let last = self.len.saturating_sub(1);
+        let known = self.head.get(last).copied().or_else(|| self.tail.get(last - INLINE).copied()).unwrap_or(self.max);
+        if known >= self.max {
+            return self.max;
+        }
+        let steps = i32::try_from(i - last).unwrap_or(i32::MAX);
+        let value = known as f64 * self.options.multiplier.powi(steps);
+        if value >= self.max as f64 { self.max } else { round_to_micros(value as u64) }
     }
 
     /// The delay before the `attempt`-th attempt (from 1), in whole milliseconds.
@@ -278,6 +292,17 @@ mod tests {
         let bases: Vec<_> = (1..=12).map(|n| slow.base(n).as_millis()).collect();
         assert_eq!(bases, [1000, 1500, 2250, 3375, 5062, 7593, 11390, 17085, 25628, 38443, 57665, 86497]);
         assert_eq!(s.base(1000), secs(100));
+        // A sequence still growing after the precomputed part goes on growing.
+        let long = Schedule::new(Backoff {
+            attempts: Attempts::Unlimited,
+            initial: Duration::from_millis(1),
+            multiplier: 1.2,
+            max_delay: secs(3600),
+            ..Backoff::default()
+        });
+        assert!(long.base(80) > long.base(70) && long.base(70) > long.base(64), "{:?}", long.base(80));
+        assert_eq!(long.base(80).as_secs(), 1800, "1 ms × 1.2^79");
+        assert_eq!(long.base(100), secs(3600));
         assert_eq!(s.base(0), secs(10));
     }
 

@@ -304,3 +304,54 @@ async fn outside_a_runtime_submit_is_an_error_not_a_panic() {
     let result = std::thread::spawn(move || r.submit(Job::new("a"), asset(2001)).map(|_| ())).join().unwrap();
     assert_eq!(result, Err(SubmitError::NoRuntime));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_cut_off_by_the_deadline_is_asked_again_on_resume() {
+    let hooks =
+        FakeHooks::new().script("a", HookName::Reconcile, [Scripted::Delay(secs(60), Box::new(Scripted::Done))]);
+    let first = remediator(Policies::defaults(), hooks.clone());
+    let handle = first.submit(Job::new("a"), asset(3003)).unwrap();
+    tokio::time::sleep(secs(1)).await;
+    let suspended = first.shutdown(secs(5)).await;
+    assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
+    assert_eq!(suspended[0].history.decisions(), 0, "the lost reconcile left no trace");
+    let second = remediator(Policies::defaults(), hooks.clone());
+    second.resume(suspended[0].clone()).unwrap().await;
+    let asked: Vec<HookName> = hooks.calls().iter().map(|c| c.hook).collect();
+    assert_eq!(asked, [HookName::Reconcile, HookName::Reconcile, HookName::Republish]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_suspended_while_a_breaker_holds_it_does_not_wait_its_delay_again() {
+    let down = asset(3001);
+    let config = BreakerConfig { failure_threshold: 1, open_for: secs(600), ..BreakerConfig::default() };
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(down.clone())]);
+    let p = policies(r#"on(3001, retry(#{ attempts: 3, initial: "1m", multiplier: 1.0 }));"#);
+    let first = Remediator::builder(p, hooks.clone()).circuit_breaker(config).build();
+    let b = first.submit(Job::new("b"), down.clone()).unwrap();
+    let a = first.submit(Job::new("a"), down.clone()).unwrap();
+    // At 1 m both retry: "a" fails again and opens the breaker, "b" recovers; at 2 m "a" meets the open breaker.
+    tokio::time::sleep(secs(200)).await;
+    assert_eq!(first.breaker_state(Downstream::Brightcove), BreakerState::Open);
+    let suspended = first.shutdown(secs(1)).await;
+    let _ = (a.await, b.await);
+    let state = suspended.into_iter().find(|s| s.job.asset_id() == "a").expect("a was suspended");
+    assert_eq!(state.remaining_delay, Some(Duration::ZERO), "its delay was spent before the breaker held it");
+}
+
+#[test]
+fn a_dropped_runtime_leaves_no_job_behind() {
+    let r = remediator(Policies::defaults(), FakeHooks::new());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let handle = runtime.block_on(async { r.submit(Job::new("a"), asset(2503)).unwrap() });
+    assert_eq!(r.active_jobs(), 1);
+    drop(runtime); // the job's task is dropped with it
+    assert_eq!(r.active_jobs(), 0);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    runtime.block_on(async {
+        assert_eq!(handle.await, Outcome::Cancelled { attempts: 0 });
+        let again = r.submit(Job::new("a"), asset(2503)).unwrap();
+        assert!(!again.is_joined(), "a new report starts a new job");
+        assert_eq!(r.shutdown(secs(1)).await.len(), 1, "the new job, waiting, is suspended");
+    });
+}

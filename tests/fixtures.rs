@@ -45,11 +45,26 @@ fn every_kind_of_expectation_is_checked() {
       {"name": "ended early", "failure": "2404", "attempt": 3, "expect": {}},
       {"name": "with a history", "failure": {"http_status": 503, "retry_after": "7"},
        "history": {"seed": 1}, "expect": {"action": "retry", "delay_ms": 7000}},
-      {"name": "a context", "failure": "2001", "context": {"plan": "trial"}, "expect": {"action": "retry"}}
+      {"name": "a context", "failure": "2001", "context": {"plan": "trial"}, "expect": {"action": "retry"}},
+      {"name": "no delay", "failure": "2404", "expect": {"delay_ms": null}},
+      {"name": "a delay where none is expected", "failure": "2001", "expect": {"delay_ms": null}}
     ]"#;
     let results = fixtures::run(&Policies::defaults(), &fixtures::parse(text).unwrap());
     let fields: Vec<Vec<&str>> = results.iter().map(|r| r.mismatches.iter().map(|m| m.field).collect()).collect();
-    assert_eq!(fields, [vec![], vec!["delay_ms"], vec!["stage"], vec!["params"], vec!["attempt"], vec![], vec![]]);
+    assert_eq!(
+        fields,
+        [
+            vec![],
+            vec!["delay_ms"],
+            vec!["stage"],
+            vec!["params"],
+            vec!["attempt"],
+            vec![],
+            vec![],
+            vec![],
+            vec!["delay_ms"]
+        ]
+    );
 }
 
 #[test]

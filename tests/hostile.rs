@@ -31,6 +31,7 @@ fn hostile_and_broken_scripts_are_refused_with_a_position() {
         ("on(2404, retry(#{ jitter: \"lots\" }));", 1, "jitter"),
         ("on(\"brightcov\", fail(\"x\"));", 1, "did you mean `brightcove`"),
         ("fn decide(f) { () }", 1, "two parameters"),
+        ("// fn decide(a, b) is below\nfn decide_helper(x) { x }\nfn decide(f) { () }", 3, "two parameters"),
         ("on(2404, fail(\"a\"));\non(2404, fail(\"b\"));", 2, "already defined"),
         ("otherwise(fail(\"a\"));\notherwise(fail(\"b\"));", 2, "already defined"),
         ("on(2400..=2450, fail(\"a\"));\non(2425..=2475, fail(\"b\"));", 2, "ambiguous"),

@@ -80,3 +80,14 @@ fn bad_lines_name_the_line_and_the_problem() {
     }
     assert!(results[5].is_ok());
 }
+
+#[test]
+fn where_a_rule_is_written_does_not_count_as_a_difference() {
+    let a = Policies::builder().source("/srv/a/10-site.rhai", r#"on(2404, fail("x"));"#).build().unwrap();
+    let b =
+        Policies::builder().source("/srv/b/10-site.rhai", "// moved down\n\non(2404, fail(\"x\"));").build().unwrap();
+    let d = replay::compare(&a, &b, &entries(LOG));
+    assert!(d.is_empty(), "{d:#?}");
+    let c = Policies::builder().source("/srv/c/10-site.rhai", r#"on(2404, fail("y"));"#).build().unwrap();
+    assert_eq!(replay::compare(&a, &c, &entries(LOG)).len(), 3);
+}

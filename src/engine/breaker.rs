@@ -71,8 +71,8 @@ pub(crate) struct Transition {
 /// What a job may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gate {
-    /// Go; `probe` when this call is a half-open probe whose result decides the breaker.
-    Pass { probe: bool },
+    /// Go; `probe` (the half-open generation) when this call is a probe whose result decides the breaker.
+    Pass { probe: Option<u64> },
     /// Wait until then (the breaker is open).
     Until(Instant),
     /// Wait for the probes in flight.
@@ -85,6 +85,8 @@ struct Breaker {
     failures: u32,
     open_until: Instant,
     probes: u32,
+    /// Counts half-open periods, so that a probe of an earlier one does not decide the current one.
+    generation: u64,
 }
 
 /// One breaker per downstream.
@@ -106,7 +108,15 @@ impl Breakers {
             config,
             breakers: Downstream::ALL
                 .iter()
-                .map(|_| Mutex::new(Breaker { state: BreakerState::Closed, failures: 0, open_until: now, probes: 0 }))
+                .map(|_| {
+                    Mutex::new(Breaker {
+                        state: BreakerState::Closed,
+                        failures: 0,
+                        open_until: now,
+                        probes: 0,
+                        generation: 0,
+                    })
+                })
                 .collect(),
             changed: Downstream::ALL.iter().map(|_| Notify::new()).collect(),
         }
@@ -141,22 +151,25 @@ impl Breakers {
             transition = Some(Transition { downstream: d, from: BreakerState::Open, to: BreakerState::HalfOpen });
             b.state = BreakerState::HalfOpen;
             b.probes = 0;
+            b.generation += 1;
         }
         let gate = match b.state {
             BreakerState::HalfOpen if b.probes < self.config.half_open_probes.max(1) => {
                 b.probes += 1;
-                Gate::Pass { probe: true }
+                Gate::Pass { probe: Some(b.generation) }
             }
             BreakerState::HalfOpen => Gate::ForProbes,
-            _ => Gate::Pass { probe: false },
+            _ => Gate::Pass { probe: None },
         };
         (gate, transition)
     }
 
     /// Records how a call to `d` went.
-    pub(crate) fn record(&self, d: Downstream, success: bool, probe: bool, now: Instant) -> Option<Transition> {
+    pub(crate) fn record(&self, d: Downstream, success: bool, probe: Option<u64>, now: Instant) -> Option<Transition> {
         let mut b = self.lock(d);
         let from = b.state;
+        // Only a probe of the current half-open period decides it.
+        let probe = probe == Some(b.generation) && b.state == BreakerState::HalfOpen;
         if probe {
             b.probes = b.probes.saturating_sub(1);
         }
@@ -166,7 +179,7 @@ impl Breakers {
                 b.failures = b.failures.saturating_add(1);
                 if b.failures >= self.config.failure_threshold.max(1) {
                     b.state = BreakerState::Open;
-                    b.open_until = now + self.config.open_for;
+                    b.open_until = self.reopen(now);
                 }
             }
             (BreakerState::HalfOpen, true) if probe => {
@@ -175,7 +188,7 @@ impl Breakers {
             }
             (BreakerState::HalfOpen, false) if probe => {
                 b.state = BreakerState::Open;
-                b.open_until = now + self.config.open_for;
+                b.open_until = self.reopen(now);
             }
             // Results of calls that started before the breaker opened do not decide it.
             _ => {}
@@ -188,10 +201,16 @@ impl Breakers {
         (from != to).then_some(Transition { downstream: d, from, to })
     }
 
+    fn reopen(&self, now: Instant) -> Instant {
+        now.checked_add(self.config.open_for).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+    }
+
     /// Frees a probe slot whose call never finished (the job was cancelled or suspended).
-    pub(crate) fn release_probe(&self, d: Downstream) {
+    pub(crate) fn release_probe(&self, d: Downstream, generation: u64) {
         let mut b = self.lock(d);
-        b.probes = b.probes.saturating_sub(1);
+        if b.generation == generation {
+            b.probes = b.probes.saturating_sub(1);
+        }
         drop(b);
         self.changed(d).notify_waiters();
     }
@@ -208,34 +227,46 @@ mod tests {
         let b = Breakers::new(BreakerConfig { failure_threshold: 3, ..BreakerConfig::default() });
         let now = Instant::now();
         for _ in 0..2 {
-            assert_eq!(b.record(D, false, false, now), None);
+            assert_eq!(b.record(D, false, None, now), None);
         }
-        let opened = b.record(D, false, false, now).unwrap();
+        let opened = b.record(D, false, None, now).unwrap();
         assert_eq!((opened.from, opened.to), (BreakerState::Closed, BreakerState::Open));
         assert_eq!(b.gate(D, now).0, Gate::Until(now + Duration::from_secs(30)));
         assert_eq!(b.state(Downstream::Irdeto), BreakerState::Closed, "one breaker per downstream");
 
         let later = now + Duration::from_secs(30);
         let (gate, t) = b.gate(D, later);
-        assert_eq!(gate, Gate::Pass { probe: true });
+        assert_eq!(gate, Gate::Pass { probe: Some(1) });
         assert_eq!(t.unwrap().to, BreakerState::HalfOpen);
         assert_eq!(b.gate(D, later).0, Gate::ForProbes, "one probe at a time");
 
         // The probe fails: open again for another 30 s.
-        assert_eq!(b.record(D, false, true, later).unwrap().to, BreakerState::Open);
+        assert_eq!(b.record(D, false, Some(1), later).unwrap().to, BreakerState::Open);
         let again = later + Duration::from_secs(30);
-        assert_eq!(b.gate(D, again).0, Gate::Pass { probe: true });
-        assert_eq!(b.record(D, true, true, again).unwrap().to, BreakerState::Closed);
-        assert_eq!(b.gate(D, again).0, Gate::Pass { probe: false });
+        assert_eq!(b.gate(D, again).0, Gate::Pass { probe: Some(2) });
+        // A late answer of the first period's probe does not decide the second.
+        assert_eq!(b.record(D, true, Some(1), again), None);
+        assert_eq!(b.state(D), BreakerState::HalfOpen);
+        assert_eq!(b.record(D, true, Some(2), again).unwrap().to, BreakerState::Closed);
+        assert_eq!(b.gate(D, again).0, Gate::Pass { probe: None });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn durations_too_long_to_add_do_not_panic() {
+        let b =
+            Breakers::new(BreakerConfig { failure_threshold: 1, open_for: Duration::MAX, ..BreakerConfig::default() });
+        let now = Instant::now();
+        assert_eq!(b.record(D, false, None, now).unwrap().to, BreakerState::Open);
+        assert!(matches!(b.gate(D, now).0, Gate::Until(_)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_success_resets_the_run() {
         let b = Breakers::new(BreakerConfig { failure_threshold: 2, ..BreakerConfig::default() });
         let now = Instant::now();
-        b.record(D, false, false, now);
-        b.record(D, true, false, now);
-        assert_eq!(b.record(D, false, false, now), None);
+        b.record(D, false, None, now);
+        b.record(D, true, None, now);
+        assert_eq!(b.record(D, false, None, now), None);
         assert_eq!(b.state(D), BreakerState::Closed);
     }
 }

@@ -2,8 +2,8 @@
 //! delivers, in one small allocation (a fleet has a hundred thousand of them).
 
 use std::future::poll_fn;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
@@ -77,15 +77,5 @@ impl JobCell {
             }
             delivered.await;
         }
-    }
-}
-
-/// Held by a job's task: delivers `Cancelled` if the task is dropped before it delivers its outcome (its
-/// runtime shut down), so that no handle waits forever.
-pub(crate) struct Delivery(pub(crate) Arc<JobCell>);
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        self.0.deliver(Outcome::Cancelled { attempts: 0 });
     }
 }

@@ -39,7 +39,8 @@ enum Stop {
 /// What the fleet guards allowed.
 struct Cleared {
     downstream: Downstream,
-    probe: bool,
+    /// The breaker's half-open generation, when this attempt is one of its probes.
+    probe: Option<u64>,
     withdrawal: Option<Withdrawal>,
 }
 
@@ -70,6 +71,8 @@ pub(crate) struct Parts {
 
 async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell, started: Instant) -> Outcome {
     loop {
+        // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
+        tokio::task::consume_budget().await;
         if cell.is(CANCEL) {
             return cancelled(st);
         }
@@ -101,7 +104,12 @@ async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobC
             Action::Reconcile => {
                 let answer =
                     Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await;
-                st.history.record(&decision);
+                match &answer {
+                    // A call cut off by the shutdown deadline leaves no trace: resume asks again.
+                    Err(CallError::Aborted) => return suspended(job, clone_state(st)),
+                    Err(CallError::Cancelled) => return cancelled(st),
+                    _ => st.history.record(&decision),
+                }
                 match answer {
                     Ok(Reconciled::Done) => return recovered(st, started, true),
                     Ok(Reconciled::NotDone) => {}
@@ -123,14 +131,17 @@ async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobC
                         return suspended(job, clone_state(st));
                     }
                 }
+                // The delay is spent: a suspension while the guards hold the job back must not wait it again.
+                st.remaining = Some(Duration::ZERO);
                 let cleared = if inner.breakers.is_none() && inner.budget.is_none() {
-                    Cleared { downstream: st.failure.downstream(), probe: false, withdrawal: None }
+                    Cleared { downstream: st.failure.downstream(), probe: None, withdrawal: None }
                 } else {
                     match Box::pin(clear_guards(inner, job, st, cell)).await {
                         Ok(cleared) => cleared,
                         Err(end) => return end,
                     }
                 };
+                st.remaining = None;
                 let action = decision.action().clone();
                 let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, started, cell)).await;
                 if let Some(end) = attempted {
@@ -171,7 +182,7 @@ async fn wait(cell: &JobCell, delay: Duration) -> Result<(), Stop> {
     if delay.is_zero() {
         return Ok(());
     }
-    let until = Instant::now() + delay;
+    let until = later(Instant::now(), delay);
     tokio::select! {
         biased;
         _ = tokio::time::sleep_until(until) => Ok(()),
@@ -185,7 +196,7 @@ async fn wait(cell: &JobCell, delay: Duration) -> Result<(), Stop> {
 /// Waits for the downstream's breaker, then takes the retry budget's tokens.
 async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &JobCell) -> Result<Cleared, Outcome> {
     let downstream = st.failure.downstream();
-    let mut probe = false;
+    let mut probe = None;
     if let Some(breakers) = &inner.breakers {
         let began = Instant::now();
         let mut announced = false;
@@ -203,9 +214,9 @@ async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &
                     break;
                 }
                 Gate::Until(until) => until,
-                Gate::ForProbes => Instant::now() + breakers.config().open_for,
+                Gate::ForProbes => later(Instant::now(), breakers.config().open_for),
             };
-            let patience = began + breakers.config().max_wait;
+            let patience = later(began, breakers.config().max_wait);
             if until > patience {
                 let reason = format!("the {downstream} circuit breaker stayed open longer than the engine waits");
                 return Err(failed(inner, job, st, VerdictKind::CircuitOpen, reason, None, cell).await);
@@ -230,8 +241,8 @@ async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &
         match budget.try_acquire(st.failure.kind() == FailureKind::Timeout) {
             Ok(w) => withdrawal = Some(w),
             Err(refused) => {
-                if probe && let Some(b) = &inner.breakers {
-                    b.release_probe(downstream);
+                if let (Some(generation), Some(b)) = (probe, &inner.breakers) {
+                    b.release_probe(downstream, generation);
                 }
                 inner.counters.budget_refusal();
                 inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
@@ -264,7 +275,7 @@ async fn attempt<H: Hooks>(
         match Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await {
             Ok(Reconciled::Done) => {
                 st.history.record(decision);
-                settle(inner, &cleared, true);
+                settle(inner, &cleared, true, true);
                 return Some(recovered(st, started, true));
             }
             Ok(Reconciled::NotDone) => {}
@@ -299,7 +310,6 @@ async fn attempt<H: Hooks>(
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
                     unwind_guards(inner, &cleared);
-                    st.history.record(decision);
                     st.history.skip_stage(decision);
                     return None;
                 }
@@ -321,14 +331,14 @@ async fn attempt<H: Hooks>(
     match result {
         Ok(Attempt::Succeeded) => {
             st.history.record(decision);
-            settle(inner, &cleared, true);
+            settle(inner, &cleared, true, true);
             Some(recovered(st, started, false))
         }
         Ok(Attempt::Failed(next)) => {
             st.history.record(decision);
-            // The downstream held if the asset now fails somewhere else.
+            // The downstream held if the asset now fails somewhere else; the attempt failed all the same.
             let held = next.downstream() != cleared.downstream;
-            settle(inner, &cleared, held);
+            settle(inner, &cleared, held, false);
             st.history.record_failure(&next);
             st.failure = next;
             None
@@ -360,7 +370,7 @@ async fn interrupted<H: Hooks>(
             Some(cancelled(st))
         }
         CallError::Timeout => {
-            settle(inner, cleared, false);
+            settle(inner, cleared, false, false);
             Box::pin(call_failed(inner, job, st, e, cleared.downstream, cell)).await
         }
         _ => {
@@ -401,19 +411,25 @@ async fn call_failed<H: Hooks>(
     }
 }
 
-/// Records how an attempt went with the fleet guards.
-fn settle<H: Hooks>(inner: &Inner<H>, cleared: &Cleared, success: bool) {
+/// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt
+/// succeeded.
+fn settle<H: Hooks>(inner: &Inner<H>, cleared: &Cleared, held: bool, succeeded: bool) {
     if let Some(budget) = &inner.budget {
-        match success {
+        match succeeded {
             true => budget.succeeded(cleared.withdrawal),
             false => budget.failed(),
         }
     }
     if let Some(breakers) = &inner.breakers
-        && let Some(t) = breakers.record(cleared.downstream, success, cleared.probe, Instant::now())
+        && let Some(t) = breakers.record(cleared.downstream, held, cleared.probe, Instant::now())
     {
         inner.breaker_changed(t);
     }
+}
+
+/// `now + d`, or a time too far ahead to matter when that cannot be represented.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(now)
 }
 
 /// Gives back what the guards lent to an attempt that did not happen.
@@ -421,10 +437,8 @@ fn unwind_guards<H: Hooks>(inner: &Inner<H>, cleared: &Cleared) {
     if let (Some(budget), Some(w)) = (&inner.budget, cleared.withdrawal) {
         budget.refund(w);
     }
-    if cleared.probe
-        && let Some(b) = &inner.breakers
-    {
-        b.release_probe(cleared.downstream);
+    if let (Some(generation), Some(b)) = (cleared.probe, &inner.breakers) {
+        b.release_probe(cleared.downstream, generation);
     }
 }
 

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::breaker::{BreakerConfig, BreakerState, Breakers, Transition};
 use super::budget::RetryBudget;
-use super::cell::{ABORT, CANCEL, Delivery, JobCell, SUSPEND};
+use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::events::{CounterSnapshot, Counters, Event};
 use super::hooks::{Hooks, Job, Verdict, VerdictKind};
 use super::job::{self, State};
@@ -241,7 +241,7 @@ impl<H: Hooks> Remediator<H> {
         self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
 
         let inner = self.inner.clone();
-        let delivery = Delivery(cell.clone());
+        let delivery = Delivery { inner: self.inner.clone(), id: id.clone(), cell: cell.clone() };
         let span = tracing::info_span!("remediation", asset = %id);
         let fallback = state.failure.clone();
         let attempts = state.history.attempts();
@@ -257,16 +257,7 @@ impl<H: Hooks> Remediator<H> {
             if let Outcome::Suspended { state } = &outcome {
                 inner.suspended.lock().unwrap_or_else(|e| e.into_inner()).push((**state).clone());
             }
-            {
-                let mut jobs = inner.jobs();
-                if jobs.get(&asset_id).is_some_and(|r| Arc::ptr_eq(&r.cell, &delivery.0)) {
-                    jobs.remove(&asset_id);
-                }
-                if jobs.is_empty() {
-                    inner.idle.notify_waiters();
-                }
-            }
-            delivery.0.deliver(outcome);
+            delivery.finish(outcome);
         });
         // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell.
         drop(runtime.spawn(task.instrument(span)));
@@ -380,6 +371,38 @@ impl<H: Hooks> Remediator<H> {
     /// The host's hooks.
     pub fn hooks(&self) -> &H {
         &self.inner.hooks
+    }
+}
+
+/// Held by a job's task: ends the job in the registry and delivers its outcome. If the task is dropped before
+/// (its runtime shut down), it delivers `Cancelled`, so that no handle waits forever and `shutdown` does not
+/// wait for a job that is gone.
+struct Delivery<H> {
+    inner: Arc<Inner<H>>,
+    id: Arc<str>,
+    cell: Arc<JobCell>,
+}
+
+impl<H> Delivery<H> {
+    /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
+    fn finish(&self, outcome: Outcome) {
+        {
+            let mut jobs = self.inner.jobs();
+            if jobs.get(&self.id).is_some_and(|r| Arc::ptr_eq(&r.cell, &self.cell)) {
+                jobs.remove(&self.id);
+            }
+            if jobs.is_empty() {
+                self.inner.idle.notify_waiters();
+            }
+        }
+        self.cell.deliver(outcome);
+    }
+}
+
+impl<H> Drop for Delivery<H> {
+    fn drop(&mut self) {
+        // After `finish` this changes nothing: the job has left the registry and has its outcome.
+        self.finish(Outcome::Cancelled { attempts: 0 });
     }
 }
 

@@ -52,7 +52,7 @@ impl fmt::Display for Origin {
 /// by a `decide` function are also known by the line that built them.
 #[derive(Debug, Clone, Eq, Serialize, Deserialize)]
 pub struct RuleKey {
-    /// The source file.
+    /// The source's file name.
     pub source: Arc<str>,
     /// The matcher.
     pub matcher: Matcher,
@@ -107,13 +107,11 @@ impl Rule {
             Matcher::Decide => origin.pos.map_or(0, |p| p.line),
             _ => 0,
         };
-        // A table rule is known by what its chain does; a `decide` policy, built on every decision, by the line
-        // that built it (digesting it each time would cost more than the decision).
-        let chain = match origin.matcher {
-            Matcher::Decide => 0,
-            _ => policy.fingerprint(),
-        };
-        let key = RuleKey { source: origin.file.clone(), matcher: origin.matcher, line, chain };
+        // Known by the source's file name, not its path: moving the policies directory between a shutdown and
+        // a resume keeps every job's place.
+        let name = origin.file.rsplit(['/', '\\']).next().unwrap_or(&origin.file);
+        let source = if name.len() == origin.file.len() { origin.file.clone() } else { Arc::from(name) };
+        let key = RuleKey { source, matcher: origin.matcher, line, chain: policy.fingerprint() };
         Rule { policy, origin, key }
     }
 

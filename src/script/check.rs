@@ -94,7 +94,13 @@ fn check_call(
 /// Where `fn decide` is written.
 pub(crate) fn decide_pos(text: &str) -> Option<Pos> {
     text.lines().enumerate().find_map(|(i, line)| {
-        let column = line.find("fn decide")?;
-        Some(Pos { line: i as u32 + 1, column: column as u32 + 1 })
+        // A definition starts its line (comments and names like `decide_x` are not it).
+        let code = line.trim_start();
+        let rest = code.strip_prefix("private ").unwrap_or(code).strip_prefix("fn")?;
+        let name = rest.trim_start().strip_prefix("decide")?;
+        if !name.trim_start().starts_with('(') || !rest.starts_with(char::is_whitespace) {
+            return None;
+        }
+        Some(Pos { line: i as u32 + 1, column: (line.len() - code.len()) as u32 + 1 })
     })
 }
