@@ -582,6 +582,23 @@ impl Hasher for Fnv {
         }
     }
 
+    // Numbers are mixed a word at a time: a decision digests the policy a `decide` function returns.
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x100_0000_01b3).rotate_left(29);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }
