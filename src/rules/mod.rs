@@ -93,6 +93,13 @@ impl fmt::Display for RuleKey {
     }
 }
 
+/// A source's name in rule keys: its file name, not its path, so that moving the policies directory between a
+/// shutdown and a resume keeps every job's place.
+pub(crate) fn key_source(file: &Arc<str>) -> Arc<str> {
+    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    if name.len() == file.len() { file.clone() } else { Arc::from(name) }
+}
+
 /// A policy with its origin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
@@ -103,14 +110,16 @@ pub struct Rule {
 
 impl Rule {
     pub(crate) fn new(policy: Policy, origin: Origin) -> Self {
+        let source = key_source(&origin.file);
+        Rule::keyed(policy, origin, source)
+    }
+
+    /// A rule whose key's source is `source` (see [`key_source`]), computed once by the caller.
+    pub(crate) fn keyed(policy: Policy, origin: Origin, source: Arc<str>) -> Self {
         let line = match origin.matcher {
             Matcher::Decide => origin.pos.map_or(0, |p| p.line),
             _ => 0,
         };
-        // Known by the source's file name, not its path: moving the policies directory between a shutdown and
-        // a resume keeps every job's place.
-        let name = origin.file.rsplit(['/', '\\']).next().unwrap_or(&origin.file);
-        let source = if name.len() == origin.file.len() { origin.file.clone() } else { Arc::from(name) };
         let key = RuleKey { source, matcher: origin.matcher, line, chain: policy.fingerprint() };
         Rule { policy, origin, key }
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use rhai::{AST, CallFnOptions, Dynamic, INT, Scope, Stmt};
+use smallvec::SmallVec;
 
 use super::engine;
 use crate::context::Context;
@@ -16,6 +17,8 @@ use crate::rules::{Matcher, Origin, Rule};
 /// A file's `decide` function, ready to call.
 pub(crate) struct DecideFn {
     file: Arc<str>,
+    /// The file's name in rule keys, computed once.
+    key_source: Arc<str>,
     layer: usize,
     pos: Option<Pos>,
     /// The file's functions, and of its top level only the `let` and `const` statements: they run before
@@ -36,7 +39,7 @@ impl DecideFn {
         let declarations = ast.statements().iter().filter(|s| matches!(s, Stmt::Var(..))).cloned();
         let mut ast = AST::new(declarations, ast.shared_lib().clone());
         ast.set_source(file.as_ref());
-        DecideFn { file: file.clone(), layer, pos, ast }
+        DecideFn { file: file.clone(), key_source: crate::rules::key_source(file), layer, pos, ast }
     }
 
     /// Calls the function: `Ok(None)` when it returns `()`, falling through to the file's rules.
@@ -69,10 +72,8 @@ impl DecideFn {
         }
         let policy = result.cast::<Policy>();
         let pos = policy.stages().first().and_then(|s| s.pos());
-        Ok(Some(Rule::new(
-            policy,
-            Origin { file: self.file.clone(), layer: self.layer, pos, matcher: Matcher::Decide },
-        )))
+        let origin = Origin { file: self.file.clone(), layer: self.layer, pos, matcher: Matcher::Decide };
+        Ok(Some(Rule::keyed(policy, origin, self.key_source.clone())))
     }
 
     /// The file it came from.
@@ -88,8 +89,9 @@ pub(crate) struct HistoryView {
     pub(crate) decisions: INT,
     pub(crate) elapsed_ms: INT,
     pub(crate) streak: INT,
-    seen: Vec<Seen>,
-    repaired: Vec<CredentialScope>,
+    // Inline copies: no allocation for the usual one or two codes.
+    seen: SmallVec<[Seen; 2]>,
+    repaired: SmallVec<[CredentialScope; 2]>,
 }
 
 impl HistoryView {
@@ -99,8 +101,8 @@ impl HistoryView {
             decisions: h.decisions().into(),
             elapsed_ms: h.elapsed().as_millis().min(INT::MAX as u128) as INT,
             streak: h.streak().into(),
-            seen: h.seen_all().to_vec(),
-            repaired: h.repaired_all().to_vec(),
+            seen: SmallVec::from_slice(h.seen_all()),
+            repaired: SmallVec::from_slice(h.repaired_all()),
         }
     }
 
