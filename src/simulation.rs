@@ -46,7 +46,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,8 +59,8 @@ use tokio::time::Instant;
 
 use crate::catalogue::{self, Downstream};
 use crate::engine::{
-    Attempt, AttemptKey, BreakerConfig, BudgetConfig, CredentialFix, DEFAULT_HOOK_TIMEOUT, HookError, HookName, Hooks,
-    Job, Notice, Outcome, Reconciled, Remediator, RetryBudget, SubmitError, Verdict, VerdictKind,
+    Attempt, AttemptKey, BreakerConfig, BudgetConfig, CredentialFix, DEFAULT_HOOK_TIMEOUT, HookError, Hooks, Job,
+    Notice, Outcome, Reconciled, Remediator, RetryBudget, SubmitError, Verdict, VerdictKind,
 };
 use crate::failure::{ClassifyError, Failure, FailureKey, FailureKind};
 use crate::policy::CredentialScope;
@@ -662,17 +661,7 @@ struct SimLightFlow {
     model: Model,
     epoch: Instant,
     assets: Mutex<Vec<AssetSim>>,
-    calls: [AtomicU64; HOOKS.len()],
 }
-
-const HOOKS: [HookName; 6] = [
-    HookName::Resubmit,
-    HookName::FixCredentials,
-    HookName::Republish,
-    HookName::Reconcile,
-    HookName::Notify,
-    HookName::Failed,
-];
 
 /// SplitMix64's finalizer over a seed and a stream number: unrelated streams from neighbouring numbers.
 fn mix64(seed: u64, stream: u64) -> u64 {
@@ -708,18 +697,7 @@ impl SimLightFlow {
                 committed: false,
             })
             .collect();
-        SimLightFlow {
-            model,
-            epoch: Instant::now(),
-            assets: Mutex::new(assets),
-            calls: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    fn count(&self, hook: HookName) {
-        if let Some(i) = HOOKS.iter().position(|h| *h == hook) {
-            self.calls[i].fetch_add(1, Ordering::Relaxed);
-        }
+        SimLightFlow { model, epoch: Instant::now(), assets: Mutex::new(assets) }
     }
 
     /// Runs `f` on the asset of `job`.
@@ -800,7 +778,6 @@ fn timing(m: &Model, rng: &mut Xoshiro256PlusPlus, millis: Range<u64>) -> Timing
 
 impl Hooks for SimLightFlow {
     async fn resubmit(&self, job: &Job, _amend: &Map<String, Value>, _key: &AttemptKey) -> Result<Attempt, HookError> {
-        self.count(HookName::Resubmit);
         let (timing, answer) = self.attempt(job, false)?;
         tokio::time::sleep(timing.latency).await;
         Ok(answer)
@@ -813,14 +790,12 @@ impl Hooks for SimLightFlow {
         _new_id: bool,
         _key: &AttemptKey,
     ) -> Result<Attempt, HookError> {
-        self.count(HookName::Republish);
         let (timing, answer) = self.attempt(job, true)?;
         tokio::time::sleep(timing.latency).await;
         Ok(answer)
     }
 
     async fn fix_credentials(&self, job: &Job, _scope: CredentialScope) -> Result<CredentialFix, HookError> {
-        self.count(HookName::FixCredentials);
         let (timing, fixed) = self.with_asset(job, |m, a| {
             let timing = timing(m, &mut a.rng, 500..3000);
             let fixed = a.rng.random_bool(m.fix_credentials);
@@ -832,7 +807,6 @@ impl Hooks for SimLightFlow {
     }
 
     async fn reconcile(&self, job: &Job) -> Result<Reconciled, HookError> {
-        self.count(HookName::Reconcile);
         let (timing, done) = self.with_asset(job, |m, a| {
             let timing = timing(m, &mut a.rng, 50..300);
             let done = std::mem::take(&mut a.committed) | a.rng.random_bool(m.reconcile_done);
@@ -843,12 +817,10 @@ impl Hooks for SimLightFlow {
     }
 
     async fn notify(&self, _job: &Job, _notice: &Notice) -> Result<(), HookError> {
-        self.count(HookName::Notify);
         Ok(())
     }
 
     async fn failed(&self, _job: &Job, _verdict: &Verdict) -> Result<(), HookError> {
-        self.count(HookName::Failed);
         Ok(())
     }
 }
@@ -1010,13 +982,7 @@ fn summarize(config: &SimConfig, mut tally: Tally, remediator: &Remediator<SimLi
             *breaker_openings.entry(downstream.to_owned()).or_default() += n;
         }
     }
-    let hooks = remediator.hooks();
-    let hook_calls = HOOKS
-        .iter()
-        .zip(&hooks.calls)
-        .map(|(h, n)| (h.as_str().to_owned(), n.load(Ordering::Relaxed)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let hook_calls = counters.hook_calls.iter().map(|(h, n)| (h.as_str().to_owned(), *n)).collect();
 
     let mut reasons: Vec<ReasonCount> = tally
         .reasons

@@ -31,6 +31,18 @@ pub enum HookName {
     Failed,
 }
 
+impl HookName {
+    /// Every hook, in declaration order.
+    pub const ALL: [HookName; 6] = [
+        HookName::Resubmit,
+        HookName::FixCredentials,
+        HookName::Republish,
+        HookName::Reconcile,
+        HookName::Notify,
+        HookName::Failed,
+    ];
+}
+
 crate::names::names!(HookName {
     Resubmit => "resubmit",
     FixCredentials => "fix_credentials",
@@ -199,17 +211,7 @@ impl Counters {
                 [OutcomeKind::Recovered, OutcomeKind::Failed, OutcomeKind::Cancelled, OutcomeKind::Suspended],
                 &self.outcomes,
             ),
-            hook_calls: nonzero(
-                [
-                    HookName::Resubmit,
-                    HookName::FixCredentials,
-                    HookName::Republish,
-                    HookName::Reconcile,
-                    HookName::Notify,
-                    HookName::Failed,
-                ],
-                &self.hook_calls,
-            ),
+            hook_calls: nonzero(HookName::ALL, &self.hook_calls),
             hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
             hook_errors: self.hook_errors.load(Ordering::Relaxed),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
