@@ -4,7 +4,7 @@
 use std::future::poll_fn;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
@@ -42,19 +42,26 @@ impl JobCell {
 
     /// Resolves once one of `mask`'s signals is raised. Only the job's own task waits on this.
     pub(crate) async fn raised(&self, mask: u8) {
-        poll_fn(|cx| {
-            self.job.register(cx.waker());
-            if self.is(mask) { Poll::Ready(()) } else { Poll::Pending }
-        })
-        .await
+        poll_fn(|cx| self.poll_raised(cx, mask)).await
+    }
+
+    /// Ready once one of `mask`'s signals is raised; until then, the task of `cx` is woken when one is.
+    pub(crate) fn poll_raised(&self, cx: &mut Context<'_>, mask: u8) -> Poll<()> {
+        if self.is(mask) {
+            return Poll::Ready(());
+        }
+        self.job.register(cx.waker());
+        if self.is(mask) { Poll::Ready(()) } else { Poll::Pending }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
         self.outcome.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Delivers `outcome` unless one was delivered already.
+    /// Delivers `outcome` unless one was delivered already. The job no longer waits for signals: its waker
+    /// goes, so that its task is freed as it ends rather than with the last handle.
     pub(crate) fn deliver(&self, outcome: Outcome) {
+        drop(self.job.take());
         let mut value = self.lock();
         if value.is_none() {
             *value = Some(outcome);

@@ -1,9 +1,13 @@
 //! One job's walk: decide, wait, pass the fleet guards, call the hook, and decide again on what comes back,
 //! until the job ends in exactly one outcome.
 
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::breaker::Gate;
@@ -48,18 +52,37 @@ struct Cleared {
 ///
 /// A job spends nearly all its life in [`wait`]: everything else is awaited boxed, so that the state a
 /// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small.
-pub(crate) async fn run<H: Hooks>(inner: Arc<Inner<H>>, mut parts: Box<Parts>) -> Outcome {
-    // Boxed and lent to `walk`: a future keeps a second copy of what it owns and moves (rust-lang/rust#62958),
-    // and a fleet keeps a hundred thousand of these futures.
-    let Parts { job, state, cell } = &mut *parts;
-    let now = Instant::now();
-    let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
-    let mut outcome = walk(&inner, job, state, cell, started).await;
-    if let Outcome::Suspended { state } = &mut outcome {
-        // The time spent so far, for `max_elapsed` and the recovery time after resume.
-        state.history.set_elapsed(started.elapsed());
+#[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
+pub(crate) fn run<H: Hooks>(inner: Arc<Inner<H>>, mut parts: Parts) -> impl Future<Output = Outcome> + Send {
+    // An async block that uses its captures in place: an async fn would move its arguments into a second copy
+    // (rust-lang/rust#62958), and a fleet keeps a hundred thousand of these futures.
+    async move {
+        let Parts { job, state, cell } = &mut parts;
+        let now = Instant::now();
+        let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
+        // A panic inside the engine is a bug; the job still ends, failed, on the failure it had got to.
+        let walked = AssertUnwindSafe(walk(&inner, job, state, cell, started)).catch_unwind().await;
+        let mut outcome = walked.unwrap_or_else(|_| internal_failure(&state.failure, state.history.attempts()));
+        if let Outcome::Suspended { state } = &mut outcome {
+            // The time spent so far, for `max_elapsed` and the recovery time after resume.
+            state.history.set_elapsed(started.elapsed());
+        }
+        outcome
     }
-    outcome
+}
+
+/// The outcome of a job whose walk panicked inside the engine (a bug): it still ends, failed.
+fn internal_failure(failure: &Failure, attempts: u32) -> Outcome {
+    Outcome::Failed {
+        verdict: Box::new(Verdict {
+            kind: VerdictKind::Internal,
+            reason: "the remediation engine failed on this job (please report it)".to_owned(),
+            hint: format!("{} {}", failure.key(), failure.name()),
+            last_failure: failure.clone(),
+            rule: None,
+            attempts,
+        }),
+    }
 }
 
 /// What a job's task owns.
@@ -69,83 +92,98 @@ pub(crate) struct Parts {
     pub(crate) cell: Arc<JobCell>,
 }
 
-async fn walk<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell, started: Instant) -> Outcome {
-    loop {
-        // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
-        tokio::task::consume_budget().await;
-        if cell.is(CANCEL) {
-            return cancelled(st);
-        }
-        if cell.is(SUSPEND) {
-            return suspended(job, clone_state(st));
-        }
-        st.history.set_elapsed(started.elapsed());
-        let decision = inner.policies.guard().decide(&st.failure, &st.history, job.context()).into_owned();
-        note_decision(inner, job, &st.failure, &decision);
+/// The job's loop. An async block, like [`run`]'s, so that its captures are kept once.
+#[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
+fn walk<'a, H: Hooks>(
+    inner: &'a Inner<H>,
+    job: &'a Job,
+    st: &'a mut State,
+    cell: &'a JobCell,
+    started: Instant,
+) -> impl Future<Output = Outcome> + Send + 'a {
+    async move {
+        loop {
+            // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
+            tokio::task::consume_budget().await;
+            if cell.is(CANCEL) {
+                return cancelled(st);
+            }
+            if cell.is(SUSPEND) {
+                return suspended(job, clone_state(st));
+            }
+            st.history.set_elapsed(started.elapsed());
+            let decision = inner.policies.guard().decide(&st.failure, &st.history, job.context()).into_owned();
+            note_decision(inner, job, &st.failure, &decision);
 
-        // Borrowed, not cloned: whatever a job holds while it sleeps, a fleet holds a hundred thousand times.
-        match decision.action() {
-            Action::Fail { reason } => {
-                let kind = if decision.is_exhausted() { VerdictKind::Exhausted } else { VerdictKind::Policy };
-                let rule = Some(decision.rule().origin().to_string());
-                return Box::pin(failed(inner, job, st, kind, reason.to_string(), rule, cell)).await;
-            }
-            Action::Notify { channel, message } => {
-                let notice =
-                    Notice { channel: channel.clone(), message: message.clone(), about: st.failure.key().to_string() };
-                match Box::pin(call(inner, job, HookName::Notify, None, cell, inner.hooks.notify(job, &notice))).await {
-                    // An operator message that cannot be delivered does not stop the remediation.
-                    Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
-                    Err(CallError::Cancelled) => return cancelled(st),
-                    Err(CallError::Aborted) => return suspended(job, clone_state(st)),
+            // Borrowed, not cloned: whatever a job holds while it sleeps, a fleet holds a hundred thousand times.
+            match decision.action() {
+                Action::Fail { reason } => {
+                    let kind = if decision.is_exhausted() { VerdictKind::Exhausted } else { VerdictKind::Policy };
+                    let rule = Some(decision.rule().origin().to_string());
+                    return Box::pin(failed(inner, job, st, kind, reason.to_string(), rule, cell)).await;
                 }
-                st.history.record(&decision);
-            }
-            Action::Reconcile => {
-                let answer =
-                    Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await;
-                match &answer {
-                    // A call cut off by the shutdown deadline leaves no trace: resume asks again.
-                    Err(CallError::Aborted) => return suspended(job, clone_state(st)),
-                    Err(CallError::Cancelled) => return cancelled(st),
-                    _ => st.history.record(&decision),
+                Action::Notify { channel, message } => {
+                    let notice = Notice {
+                        channel: channel.clone(),
+                        message: message.clone(),
+                        about: st.failure.key().to_string(),
+                    };
+                    match Box::pin(call(inner, job, HookName::Notify, None, cell, inner.hooks.notify(job, &notice)))
+                        .await
+                    {
+                        // An operator message that cannot be delivered does not stop the remediation.
+                        Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
+                        Err(CallError::Cancelled) => return cancelled(st),
+                        Err(CallError::Aborted) => return suspended(job, clone_state(st)),
+                    }
+                    st.history.record(&decision);
                 }
-                match answer {
-                    Ok(Reconciled::Done) => return recovered(st, started, true),
-                    Ok(Reconciled::NotDone) => {}
-                    Err(e) => {
-                        let downstream = st.failure.downstream();
-                        if let Some(end) = Box::pin(call_failed(inner, job, st, e, downstream, cell)).await {
-                            return end;
+                Action::Reconcile => {
+                    let answer =
+                        Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await;
+                    match &answer {
+                        // A call cut off by the shutdown deadline leaves no trace: resume asks again.
+                        Err(CallError::Aborted) => return suspended(job, clone_state(st)),
+                        Err(CallError::Cancelled) => return cancelled(st),
+                        _ => st.history.record(&decision),
+                    }
+                    match answer {
+                        Ok(Reconciled::Done) => return recovered(st, started, true),
+                        Ok(Reconciled::NotDone) => {}
+                        Err(e) => {
+                            let downstream = st.failure.downstream();
+                            if let Some(end) = Box::pin(call_failed(inner, job, st, e, downstream, cell)).await {
+                                return end;
+                            }
                         }
                     }
                 }
-            }
-            _ => {
-                let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
-                match wait(cell, delay).await {
-                    Ok(()) => {}
-                    Err(Stop::Cancelled) => return cancelled(st),
-                    Err(Stop::Suspend { left }) => {
-                        st.remaining = Some(left);
-                        return suspended(job, clone_state(st));
+                _ => {
+                    let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
+                    match wait(cell, delay).await {
+                        Ok(()) => {}
+                        Err(Stop::Cancelled) => return cancelled(st),
+                        Err(Stop::Suspend { left }) => {
+                            st.remaining = Some(left);
+                            return suspended(job, clone_state(st));
+                        }
                     }
-                }
-                // The delay is spent: a suspension while the guards hold the job back must not wait it again.
-                st.remaining = Some(Duration::ZERO);
-                let cleared = if inner.breakers.is_none() && inner.budget.is_none() {
-                    Cleared { downstream: st.failure.downstream(), probe: None, withdrawal: None }
-                } else {
-                    match Box::pin(clear_guards(inner, job, st, cell)).await {
-                        Ok(cleared) => cleared,
-                        Err(end) => return end,
+                    // The delay is spent: a suspension while the guards hold the job back must not wait it again.
+                    st.remaining = Some(Duration::ZERO);
+                    let cleared = if inner.breakers.is_none() && inner.budget.is_none() {
+                        Cleared { downstream: st.failure.downstream(), probe: None, withdrawal: None }
+                    } else {
+                        match Box::pin(clear_guards(inner, job, st, cell)).await {
+                            Ok(cleared) => cleared,
+                            Err(end) => return end,
+                        }
+                    };
+                    st.remaining = None;
+                    let action = decision.action().clone();
+                    let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, started, cell)).await;
+                    if let Some(end) = attempted {
+                        return end;
                     }
-                };
-                st.remaining = None;
-                let action = decision.action().clone();
-                let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, started, cell)).await;
-                if let Some(end) = attempted {
-                    return end;
                 }
             }
         }
@@ -178,18 +216,30 @@ fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decis
 }
 
 /// Sleeps `delay`, unless the job is cancelled or the engine shuts down first.
-async fn wait(cell: &JobCell, delay: Duration) -> Result<(), Stop> {
-    if delay.is_zero() {
-        return Ok(());
-    }
-    let until = later(Instant::now(), delay);
-    tokio::select! {
-        biased;
-        _ = tokio::time::sleep_until(until) => Ok(()),
-        _ = cell.raised(CANCEL | SUSPEND) => match cell.is(CANCEL) {
-            true => Err(Stop::Cancelled),
-            false => Err(Stop::Suspend { left: until.saturating_duration_since(Instant::now()) }),
-        },
+///
+/// The sleep and the signals are polled by hand rather than with `select!`: a sleeping job keeps this future,
+/// and a fleet a hundred thousand of them.
+#[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
+fn wait(cell: &JobCell, delay: Duration) -> impl Future<Output = Result<(), Stop>> + Send + '_ {
+    async move {
+        if delay.is_zero() {
+            return Ok(());
+        }
+        let sleep = tokio::time::sleep_until(later(Instant::now(), delay));
+        tokio::pin!(sleep);
+        poll_fn(|cx| {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            match cell.poll_raised(cx, CANCEL | SUSPEND) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) if cell.is(CANCEL) => Poll::Ready(Err(Stop::Cancelled)),
+                Poll::Ready(()) => {
+                    Poll::Ready(Err(Stop::Suspend { left: sleep.deadline().saturating_duration_since(Instant::now()) }))
+                }
+            }
+        })
+        .await
     }
 }
 

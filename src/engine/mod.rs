@@ -24,6 +24,7 @@ mod events;
 mod hooks;
 mod job;
 mod outcome;
+mod registry;
 mod remediator;
 
 pub use breaker::{BreakerConfig, BreakerState};

@@ -1,8 +1,6 @@
 //! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
 
-use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,9 +14,10 @@ use super::breaker::{BreakerConfig, BreakerState, Breakers, Transition};
 use super::budget::RetryBudget;
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::events::{CounterSnapshot, Counters, Event};
-use super::hooks::{Hooks, Job, Verdict, VerdictKind};
+use super::hooks::{Hooks, Job};
 use super::job::{self, State};
 use super::outcome::{Outcome, SuspendedJob};
+use super::registry::{Entered, Registry};
 use crate::catalogue::Downstream;
 use crate::failure::Failure;
 use crate::history::History;
@@ -37,10 +36,6 @@ pub enum SubmitError {
     NoRuntime,
 }
 
-struct Running {
-    cell: Arc<JobCell>,
-}
-
 /// What every job of one remediator shares.
 pub(crate) struct Inner<H> {
     pub(crate) policies: Arc<LivePolicies>,
@@ -53,7 +48,7 @@ pub(crate) struct Inner<H> {
     events: broadcast::Sender<Event>,
     /// Whether anyone ever subscribed to the events.
     listened: AtomicBool,
-    jobs: Mutex<HashMap<Arc<str>, Running, ahash::RandomState>>,
+    jobs: Mutex<Registry>,
     /// Turned off by `shutdown`, under the jobs' lock, so that no job starts unseen by it.
     accepting: AtomicBool,
     /// Told whenever the last running job ends, for `shutdown`.
@@ -76,7 +71,7 @@ impl<H> Inner<H> {
         self.emit(|| Event::BreakerChanged { downstream: t.downstream, from: t.from, to: t.to });
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Running, ahash::RandomState>> {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -184,7 +179,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 counters: Counters::default(),
                 events,
                 listened: AtomicBool::new(false),
-                jobs: Mutex::new(HashMap::default()),
+                jobs: Mutex::new(Registry::default()),
                 accepting: AtomicBool::new(true),
                 idle: Notify::new(),
                 suspended: Mutex::new(Vec::new()),
@@ -229,28 +224,26 @@ impl<H: Hooks> Remediator<H> {
         if !self.inner.accepting.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
         }
-        if let Some(running) = jobs.get(&id) {
-            let handle = JobHandle { asset_id: id.clone(), cell: running.cell.clone(), joined: true };
-            drop(jobs);
-            self.inner.emit(|| Event::Joined { asset_id: id, failure: state.failure.key() });
-            return Ok(handle);
-        }
         let cell = Arc::new(JobCell::default());
-        jobs.insert(id.clone(), Running { cell: cell.clone() });
+        let hash = match jobs.enter(&id, &cell) {
+            Entered::New { hash } => hash,
+            Entered::Running(running) => {
+                drop(jobs);
+                self.inner.emit(|| Event::Joined { asset_id: id.clone(), failure: state.failure.key() });
+                return Ok(JobHandle { asset_id: id, cell: running, joined: true });
+            }
+        };
         drop(jobs);
         self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
 
-        let inner = self.inner.clone();
-        let delivery = Delivery { inner: self.inner.clone(), id: id.clone(), cell: cell.clone() };
+        let mut delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
         let span = tracing::info_span!("remediation", asset = %id);
-        let fallback = state.failure.clone();
-        let attempts = state.history.attempts();
         let asset_id = id.clone();
-        let parts = Box::new(job::Parts { job, state, cell: cell.clone() });
+        let parts = job::Parts { job, state, cell: cell.clone() };
         // A combinator rather than an async block, which would keep a second copy of the job's future
         // (rust-lang/rust#62958).
-        let task = AssertUnwindSafe(job::run(inner.clone(), parts)).catch_unwind().map(move |result| {
-            let outcome = result.unwrap_or_else(|_| internal_failure(fallback, attempts));
+        let task = job::run(self.inner.clone(), parts).map(move |outcome| {
+            let inner = &delivery.inner;
             inner.counters.outcome(outcome.kind());
             inner.emit(|| Event::Finished { asset_id: asset_id.clone(), outcome: outcome.kind() });
             tracing::info!(asset = %asset_id, outcome = ?outcome.kind(), "job finished");
@@ -259,8 +252,13 @@ impl<H: Hooks> Remediator<H> {
             }
             delivery.finish(outcome);
         });
-        // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell.
-        drop(runtime.spawn(task.instrument(span)));
+        // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
+        // span only when someone records it: a disabled one would cost every job its room and every poll.
+        if span.is_disabled() {
+            drop(runtime.spawn(task));
+        } else {
+            drop(runtime.spawn(task.instrument(span)));
+        }
         Ok(JobHandle { asset_id: id, cell, joined: false })
     }
 
@@ -279,16 +277,16 @@ impl<H: Hooks> Remediator<H> {
 
     /// Raises `flag` on every running job.
     fn raise_all(&self, flag: u8) {
-        for running in self.inner.jobs().values() {
-            running.cell.raise(flag);
+        for cell in self.inner.jobs().cells() {
+            cell.raise(flag);
         }
     }
 
     /// Cancels the job of `asset_id`; `false` when there is none.
     pub fn cancel(&self, asset_id: &str) -> bool {
         match self.inner.jobs().get(asset_id) {
-            Some(running) => {
-                running.cell.raise(CANCEL);
+            Some(cell) => {
+                cell.raise(CANCEL);
                 true
             }
             None => false,
@@ -307,8 +305,8 @@ impl<H: Hooks> Remediator<H> {
         {
             let jobs = self.inner.jobs();
             self.inner.accepting.store(false, Ordering::SeqCst);
-            for running in jobs.values() {
-                running.cell.raise(SUSPEND);
+            for cell in jobs.cells() {
+                cell.raise(SUSPEND);
             }
         }
         if tokio::time::timeout(deadline, self.idle()).await.is_err() {
@@ -379,18 +377,19 @@ impl<H: Hooks> Remediator<H> {
 /// wait for a job that is gone.
 struct Delivery<H> {
     inner: Arc<Inner<H>>,
-    id: Arc<str>,
+    /// Where the job is in the registry.
+    hash: u64,
     cell: Arc<JobCell>,
+    finished: bool,
 }
 
 impl<H> Delivery<H> {
     /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
-    fn finish(&self, outcome: Outcome) {
+    fn finish(&mut self, outcome: Outcome) {
+        self.finished = true;
         {
             let mut jobs = self.inner.jobs();
-            if jobs.get(&self.id).is_some_and(|r| Arc::ptr_eq(&r.cell, &self.cell)) {
-                jobs.remove(&self.id);
-            }
+            jobs.leave(self.hash, &self.cell);
             if jobs.is_empty() {
                 self.inner.idle.notify_waiters();
             }
@@ -401,22 +400,9 @@ impl<H> Delivery<H> {
 
 impl<H> Drop for Delivery<H> {
     fn drop(&mut self) {
-        // After `finish` this changes nothing: the job has left the registry and has its outcome.
-        self.finish(Outcome::Cancelled { attempts: 0 });
-    }
-}
-
-/// The outcome of a job whose task panicked inside the engine (a bug): it still ends, failed.
-fn internal_failure(failure: Failure, attempts: u32) -> Outcome {
-    Outcome::Failed {
-        verdict: Box::new(Verdict {
-            kind: VerdictKind::Internal,
-            reason: "the remediation engine failed on this job (please report it)".to_owned(),
-            hint: format!("{} {}", failure.key(), failure.name()),
-            last_failure: failure,
-            rule: None,
-            attempts,
-        }),
+        if !self.finished {
+            self.finish(Outcome::Cancelled { attempts: 0 });
+        }
     }
 }
 
