@@ -15,7 +15,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -43,12 +43,23 @@ pub enum ContextError {
 }
 
 /// The host's metadata for one asset.
+///
+/// Shared, not copied, when cloned: a running job holds one, and a fleet holds a hundred thousand jobs.
 #[derive(Default, Clone)]
 pub struct Context {
+    /// `None` for an empty context, so that the usual job carries no allocation.
+    shared: Option<Arc<Values>>,
+}
+
+#[derive(Default, Clone)]
+struct Values {
     values: Map<String, Value>,
     /// The same values as Rhai sees them, converted on first use by a `decide` function.
     script: OnceLock<Arc<rhai::Map>>,
 }
+
+/// What an empty context reads as.
+static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
 
 impl Context {
     /// An empty context.
@@ -77,25 +88,29 @@ impl Context {
 
     /// Sets `key` to `value`.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
-        self.values.insert(key.into(), value.into());
-        self.script = OnceLock::new();
+        let shared = Arc::make_mut(self.shared.get_or_insert_default());
+        shared.values.insert(key.into(), value.into());
+        shared.script = OnceLock::new();
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.values.get(key)
+        self.as_map().get(key)
     }
 
     /// All values.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.values
+        self.shared.as_ref().map_or(&EMPTY, |s| &s.values)
     }
 
     /// The values as a Rhai map, converted once.
     pub(crate) fn script_values(&self) -> Arc<rhai::Map> {
-        self.script
+        static EMPTY_SCRIPT: LazyLock<Arc<rhai::Map>> = LazyLock::new(Arc::default);
+        let Some(shared) = &self.shared else { return EMPTY_SCRIPT.clone() };
+        shared
+            .script
             .get_or_init(|| {
-                let map = rhai::serde::to_dynamic(&self.values)
+                let map = rhai::serde::to_dynamic(&shared.values)
                     .ok()
                     .and_then(|d| d.try_cast::<rhai::Map>())
                     .unwrap_or_default();
@@ -107,25 +122,26 @@ impl Context {
 
 impl From<Map<String, Value>> for Context {
     fn from(values: Map<String, Value>) -> Self {
-        Context { values, script: OnceLock::new() }
+        let shared = (!values.is_empty()).then(|| Arc::new(Values { values, script: OnceLock::new() }));
+        Context { shared }
     }
 }
 
 impl PartialEq for Context {
     fn eq(&self, other: &Self) -> bool {
-        self.values == other.values
+        self.as_map() == other.as_map()
     }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Context").field(&self.values).finish()
+        f.debug_tuple("Context").field(self.as_map()).finish()
     }
 }
 
 impl Serialize for Context {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.values.serialize(s)
+        self.as_map().serialize(s)
     }
 }
 

@@ -53,7 +53,8 @@ impl RuleRef<'_> {
 #[derive(Debug, Clone)]
 pub struct Decision<'p> {
     rule: RuleRef<'p>,
-    stage: Option<usize>,
+    /// u32, not usize: a running job keeps its decision while it waits.
+    stage: Option<u32>,
     attempt: u32,
     delay: Option<Duration>,
     delay_source: Option<DelaySource>,
@@ -85,7 +86,7 @@ impl<'p> Decision<'p> {
                 let Some(schedule) = s.schedule() else {
                     return Decision {
                         rule,
-                        stage: Some(stage),
+                        stage: Some(stage as u32),
                         attempt: used + 1,
                         delay: None,
                         delay_source: None,
@@ -101,7 +102,7 @@ impl<'p> Decision<'p> {
                 if within {
                     return Decision {
                         rule,
-                        stage: Some(stage),
+                        stage: Some(stage as u32),
                         attempt: used + 1,
                         delay: Some(delay),
                         delay_source: Some(source),
@@ -119,14 +120,14 @@ impl<'p> Decision<'p> {
 
     /// The stage the decision is at; `None` when the chain is exhausted.
     pub fn stage_ref(&self) -> Option<&Stage> {
-        self.stage.map(|i| &self.rule.get().policy().stages()[i])
+        self.stage.map(|i| &self.rule.get().policy().stages()[i as usize])
     }
 
     /// What to do.
     #[inline]
     pub fn action(&self) -> &Action {
         match self.stage {
-            Some(i) => self.rule.get().policy().stages()[i].action(),
+            Some(i) => self.rule.get().policy().stages()[i as usize].action(),
             None => &EXHAUSTED,
         }
     }
@@ -155,7 +156,7 @@ impl<'p> Decision<'p> {
 
     /// The stage of the chain, from 0; `None` when every stage is exhausted (the action is then `fail`).
     pub fn stage(&self) -> Option<usize> {
-        self.stage
+        self.stage.map(|s| s as usize)
     }
 
     /// How many stages the chain has.

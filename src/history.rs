@@ -33,7 +33,7 @@ use smallvec::SmallVec;
 
 use crate::decision::Decision;
 use crate::failure::{Failure, FailureKey};
-use crate::policy::{ActionKind, CredentialScope};
+use crate::policy::CredentialScope;
 use crate::rules::RuleKey;
 
 /// What has happened to one job: attempts, elapsed time, codes seen, positions in policy chains.
@@ -50,8 +50,7 @@ pub struct History {
     last: Option<FailureKey>,
     streak: u32,
     positions: SmallVec<[Position; 1]>,
-    repaired: Vec<CredentialScope>,
-    last_decision: Option<DecisionRecord>,
+    repaired: Repaired,
 }
 
 /// How often one code has been seen.
@@ -80,20 +79,42 @@ pub struct Position {
     pub last_delay: Option<Duration>,
 }
 
-/// A summary of the last decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DecisionRecord {
-    /// What it did.
-    pub action: ActionKind,
-    /// The rule it came from.
-    pub rule: RuleKey,
-    /// Its stage, from 0; `None` when the chain had run out.
-    pub stage: Option<u32>,
-    /// Its attempt within the stage, from 1.
-    pub attempt: u32,
-    /// Its delay.
-    #[serde(with = "crate::millis::opt", default)]
-    pub delay: Option<Duration>,
+/// The credential scopes repaired during a job: one bit each, so that a job keeps them inline. Written as a
+/// list of scope names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<CredentialScope>", into = "Vec<CredentialScope>")]
+struct Repaired(u8);
+
+impl Repaired {
+    const fn bit(scope: CredentialScope) -> u8 {
+        1 << scope as u8
+    }
+
+    fn contains(self, scope: CredentialScope) -> bool {
+        self.0 & Self::bit(scope) != 0
+    }
+
+    fn insert(&mut self, scope: CredentialScope) {
+        self.0 |= Self::bit(scope);
+    }
+
+    fn iter(self) -> impl Iterator<Item = CredentialScope> {
+        CredentialScope::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+impl From<Vec<CredentialScope>> for Repaired {
+    fn from(scopes: Vec<CredentialScope>) -> Self {
+        let mut set = Repaired::default();
+        scopes.into_iter().for_each(|s| set.insert(s));
+        set
+    }
+}
+
+impl From<Repaired> for Vec<CredentialScope> {
+    fn from(set: Repaired) -> Self {
+        set.iter().collect()
+    }
 }
 
 impl History {
@@ -160,17 +181,12 @@ impl History {
 
     /// Whether credentials of `scope` were repaired during this job.
     pub fn repaired(&self, scope: CredentialScope) -> bool {
-        self.repaired.contains(&scope)
+        self.repaired.contains(scope)
     }
 
-    /// Every scope repaired so far.
-    pub fn repaired_all(&self) -> &[CredentialScope] {
-        &self.repaired
-    }
-
-    /// The last decision.
-    pub fn last_decision(&self) -> Option<&DecisionRecord> {
-        self.last_decision.as_ref()
+    /// Every scope repaired so far, in the order of [`CredentialScope::ALL`].
+    pub fn repaired_all(&self) -> impl Iterator<Item = CredentialScope> + '_ {
+        self.repaired.iter()
     }
 
     /// Records a new failure of the job, before deciding on it.
@@ -201,13 +217,6 @@ impl History {
             position.used = position.used.saturating_add(1);
             position.last_delay = decision.delay();
         }
-        self.last_decision = Some(DecisionRecord {
-            action: decision.kind(),
-            rule: rule.clone(),
-            stage: decision.stage().map(|s| s as u32),
-            attempt: decision.attempt(),
-            delay: decision.delay(),
-        });
     }
 
     /// Ends the decision's stage early: the host could not do what it asked (e.g. could not fix credentials).
@@ -223,9 +232,7 @@ impl History {
 
     /// Records that the host repaired credentials of `scope`.
     pub fn mark_repaired(&mut self, scope: CredentialScope) {
-        if !self.repaired.contains(&scope) {
-            self.repaired.push(scope);
-        }
+        self.repaired.insert(scope);
     }
 
     fn position_mut(&mut self, rule: &RuleKey) -> &mut Position {
@@ -270,6 +277,9 @@ mod tests {
         h.record_failure(&Failure::api(503, "x").unwrap());
         h.advance(Duration::from_millis(1500));
         h.mark_repaired(CredentialScope::Api);
+        h.mark_repaired(CredentialScope::Storage);
+        assert_eq!(h.repaired_all().collect::<Vec<_>>(), [CredentialScope::Storage, CredentialScope::Api]);
+        assert!(!h.repaired(CredentialScope::Drm));
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<History>(&json).unwrap(), h);
         assert!(serde_json::from_str::<History>(r#"{"seed": 1, "bogus": 2}"#).is_err());

@@ -95,7 +95,7 @@ pub use decision::Decision;
 pub use diagnostic::{Diagnostic, Pos, Severity};
 pub use explain::Explanation;
 pub use failure::{ClassifyError, Failure, FailureKey, FailureKind};
-pub use history::{DecisionRecord, History, Position, Seen};
+pub use history::{History, Position, Seen};
 pub use policies::{DEFAULTS_NAME, DEFAULTS_SOURCE, LoadError, Policies, PoliciesBuilder};
 pub use policy::{Action, ActionKind, Attempts, Backoff, CredentialScope, Jitter, Policy, Stage};
 pub use rules::{Matcher, Origin, Rule, RuleKey};

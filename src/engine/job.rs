@@ -1,10 +1,8 @@
 //! One job's walk: decide, wait, pass the fleet guards, call the hook, and decide again on what comes back,
 //! until the job ends in exactly one outcome.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -19,7 +17,8 @@ use super::hooks::{
     Attempt, AttemptKey, CredentialFix, Hooks, Job, NO_CHANGES, Notice, Reconciled, Verdict, VerdictKind,
 };
 use super::outcome::{Outcome, SuspendedJob};
-use super::remediator::Inner;
+use super::remediator::{Delivery, Inner};
+use super::wait::{Stop, Wait, later};
 use crate::catalogue::Downstream;
 use crate::decision::Decision;
 use crate::failure::{Failure, FailureKind};
@@ -34,12 +33,6 @@ pub(crate) struct State {
     pub(crate) remaining: Option<Duration>,
 }
 
-/// Why a wait ended before its time.
-enum Stop {
-    Cancelled,
-    Suspend { left: Duration },
-}
-
 /// What the fleet guards allowed.
 struct Cleared {
     downstream: Downstream,
@@ -48,26 +41,29 @@ struct Cleared {
     withdrawal: Option<Withdrawal>,
 }
 
-/// Runs `job` from `state` to its outcome.
+/// Runs the job to its outcome and delivers it.
 ///
 /// A job spends nearly all its life in [`wait`]: everything else is awaited boxed, so that the state a
 /// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small.
 #[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
-pub(crate) fn run<H: Hooks>(inner: Arc<Inner<H>>, mut parts: Parts) -> impl Future<Output = Outcome> + Send {
+pub(crate) fn run<H: Hooks>(mut parts: Parts<H>) -> impl Future<Output = ()> + Send {
     // An async block that uses its captures in place: an async fn would move its arguments into a second copy
     // (rust-lang/rust#62958), and a fleet keeps a hundred thousand of these futures.
     async move {
-        let Parts { job, state, cell } = &mut parts;
-        let now = Instant::now();
-        let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
         // A panic inside the engine is a bug; the job still ends, failed, on the failure it had got to.
-        let walked = AssertUnwindSafe(walk(&inner, job, state, cell, started)).catch_unwind().await;
+        let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
+        let Parts { job, state, started, delivery } = &mut parts;
+        let inner = &*delivery.inner;
         let mut outcome = walked.unwrap_or_else(|_| internal_failure(&state.failure, state.history.attempts()));
         if let Outcome::Suspended { state } = &mut outcome {
             // The time spent so far, for `max_elapsed` and the recovery time after resume.
             state.history.set_elapsed(started.elapsed());
+            inner.keep_suspended((**state).clone());
         }
-        outcome
+        inner.counters.outcome(outcome.kind());
+        inner.emit(|| Event::Finished { asset_id: job.id().clone(), outcome: outcome.kind() });
+        tracing::info!(asset = job.asset_id(), outcome = ?outcome.kind(), "job finished");
+        delivery.finish(outcome);
     }
 }
 
@@ -86,22 +82,20 @@ fn internal_failure(failure: &Failure, attempts: u32) -> Outcome {
 }
 
 /// What a job's task owns.
-pub(crate) struct Parts {
+pub(crate) struct Parts<H> {
     pub(crate) job: Job,
     pub(crate) state: State,
-    pub(crate) cell: Arc<JobCell>,
+    /// When the job's first failure happened, on the engine's clock.
+    pub(crate) started: Instant,
+    pub(crate) delivery: Delivery<H>,
 }
 
 /// The job's loop. An async block, like [`run`]'s, so that its captures are kept once.
 #[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
-fn walk<'a, H: Hooks>(
-    inner: &'a Inner<H>,
-    job: &'a Job,
-    st: &'a mut State,
-    cell: &'a JobCell,
-    started: Instant,
-) -> impl Future<Output = Outcome> + Send + 'a {
+fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send + '_ {
     async move {
+        let Parts { job, state: st, started, delivery } = parts;
+        let (inner, cell) = (&*delivery.inner, &*delivery.cell);
         loop {
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
@@ -148,7 +142,7 @@ fn walk<'a, H: Hooks>(
                         _ => st.history.record(&decision),
                     }
                     match answer {
-                        Ok(Reconciled::Done) => return recovered(st, started, true),
+                        Ok(Reconciled::Done) => return recovered(st, *started, true),
                         Ok(Reconciled::NotDone) => {}
                         Err(e) => {
                             let downstream = st.failure.downstream();
@@ -160,12 +154,14 @@ fn walk<'a, H: Hooks>(
                 }
                 _ => {
                     let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
-                    match wait(cell, delay).await {
-                        Ok(()) => {}
-                        Err(Stop::Cancelled) => return cancelled(st),
-                        Err(Stop::Suspend { left }) => {
-                            st.remaining = Some(left);
-                            return suspended(job, clone_state(st));
+                    if !delay.is_zero() {
+                        match Wait::new(cell, delay).await {
+                            Ok(()) => {}
+                            Err(Stop::Cancelled) => return cancelled(st),
+                            Err(Stop::Suspend { left }) => {
+                                st.remaining = Some(left);
+                                return suspended(job, clone_state(st));
+                            }
                         }
                     }
                     // The delay is spent: a suspension while the guards hold the job back must not wait it again.
@@ -180,7 +176,7 @@ fn walk<'a, H: Hooks>(
                     };
                     st.remaining = None;
                     let action = decision.action().clone();
-                    let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, started, cell)).await;
+                    let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, *started, cell)).await;
                     if let Some(end) = attempted {
                         return end;
                     }
@@ -212,34 +208,6 @@ fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decis
     );
     if let Some(e) = decision.script_error() {
         tracing::warn!(asset = job.asset_id(), error = %e, "a decide function failed and was passed over");
-    }
-}
-
-/// Sleeps `delay`, unless the job is cancelled or the engine shuts down first.
-///
-/// The sleep and the signals are polled by hand rather than with `select!`: a sleeping job keeps this future,
-/// and a fleet a hundred thousand of them.
-#[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
-fn wait(cell: &JobCell, delay: Duration) -> impl Future<Output = Result<(), Stop>> + Send + '_ {
-    async move {
-        if delay.is_zero() {
-            return Ok(());
-        }
-        let sleep = tokio::time::sleep_until(later(Instant::now(), delay));
-        tokio::pin!(sleep);
-        poll_fn(|cx| {
-            if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Ok(()));
-            }
-            match cell.poll_raised(cx, CANCEL | SUSPEND) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) if cell.is(CANCEL) => Poll::Ready(Err(Stop::Cancelled)),
-                Poll::Ready(()) => {
-                    Poll::Ready(Err(Stop::Suspend { left: sleep.deadline().saturating_duration_since(Instant::now()) }))
-                }
-            }
-        })
-        .await
     }
 }
 
@@ -475,11 +443,6 @@ fn settle<H: Hooks>(inner: &Inner<H>, cleared: &Cleared, held: bool, succeeded: 
     {
         inner.breaker_changed(t);
     }
-}
-
-/// `now + d`, or a time too far ahead to matter when that cannot be represented.
-fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(now)
 }
 
 /// Gives back what the guards lent to an attempt that did not happen.

@@ -26,6 +26,7 @@ mod job;
 mod outcome;
 mod registry;
 mod remediator;
+mod wait;
 
 pub use breaker::{BreakerConfig, BreakerState};
 pub use budget::{BudgetConfig, Refused, RetryBudget, Withdrawal};

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tracing::Instrument;
 
@@ -63,6 +62,11 @@ impl<H> Inner<H> {
         if self.listened.load(Ordering::Relaxed) {
             let _ = self.events.send(event());
         }
+    }
+
+    /// Keeps the state of a job that the shutdown suspended, for `shutdown` to return.
+    pub(crate) fn keep_suspended(&self, state: SuspendedJob) {
+        self.suspended.lock().unwrap_or_else(|e| e.into_inner()).push(state);
     }
 
     pub(crate) fn breaker_changed(&self, t: Transition) {
@@ -236,24 +240,13 @@ impl<H: Hooks> Remediator<H> {
         drop(jobs);
         self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
 
-        let mut delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
-        let span = tracing::info_span!("remediation", asset = %id);
-        let asset_id = id.clone();
-        let parts = job::Parts { job, state, cell: cell.clone() };
-        // A combinator rather than an async block, which would keep a second copy of the job's future
-        // (rust-lang/rust#62958).
-        let task = job::run(self.inner.clone(), parts).map(move |outcome| {
-            let inner = &delivery.inner;
-            inner.counters.outcome(outcome.kind());
-            inner.emit(|| Event::Finished { asset_id: asset_id.clone(), outcome: outcome.kind() });
-            tracing::info!(asset = %asset_id, outcome = ?outcome.kind(), "job finished");
-            if let Outcome::Suspended { state } = &outcome {
-                inner.suspended.lock().unwrap_or_else(|e| e.into_inner()).push((**state).clone());
-            }
-            delivery.finish(outcome);
-        });
+        let now = tokio::time::Instant::now();
+        let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
+        let delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
+        let task = job::run(job::Parts { job, state, started, delivery });
         // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
         // span only when someone records it: a disabled one would cost every job its room and every poll.
+        let span = tracing::info_span!("remediation", asset = %id);
         if span.is_disabled() {
             drop(runtime.spawn(task));
         } else {
@@ -375,17 +368,17 @@ impl<H: Hooks> Remediator<H> {
 /// Held by a job's task: ends the job in the registry and delivers its outcome. If the task is dropped before
 /// (its runtime shut down), it delivers `Cancelled`, so that no handle waits forever and `shutdown` does not
 /// wait for a job that is gone.
-struct Delivery<H> {
-    inner: Arc<Inner<H>>,
+pub(crate) struct Delivery<H> {
+    pub(crate) inner: Arc<Inner<H>>,
     /// Where the job is in the registry.
     hash: u64,
-    cell: Arc<JobCell>,
+    pub(crate) cell: Arc<JobCell>,
     finished: bool,
 }
 
 impl<H> Delivery<H> {
     /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
-    fn finish(&mut self, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
         {
             let mut jobs = self.inner.jobs();

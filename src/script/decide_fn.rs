@@ -102,7 +102,7 @@ impl HistoryView {
             elapsed_ms: h.elapsed().as_millis().min(INT::MAX as u128) as INT,
             streak: h.streak().into(),
             seen: SmallVec::from_slice(h.seen_all()),
-            repaired: SmallVec::from_slice(h.repaired_all()),
+            repaired: h.repaired_all().collect(),
         }
     }
 

@@ -1,0 +1,60 @@
+//! A job's wait between decisions: a sleep that a cancellation or a shutdown cuts short.
+//!
+//! Written by hand rather than with `select!`: a sleeping job keeps this future, and a fleet keeps a hundred
+//! thousand sleeping jobs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+use super::cell::{CANCEL, JobCell, SUSPEND};
+
+/// Why a wait ended before its time.
+pub(crate) enum Stop {
+    Cancelled,
+    Suspend { left: Duration },
+}
+
+pin_project_lite::pin_project! {
+    /// Sleeps until a deadline, unless the job is cancelled or the engine shuts down first. When the deadline
+    /// and a signal come together, the deadline wins.
+    pub(crate) struct Wait<'a> {
+        #[pin]
+        sleep: Sleep,
+        cell: &'a JobCell,
+    }
+}
+
+impl<'a> Wait<'a> {
+    /// A wait of `delay` from now (a delay too long for the clock waits a century).
+    pub(crate) fn new(cell: &'a JobCell, delay: Duration) -> Self {
+        Wait { sleep: tokio::time::sleep_until(later(Instant::now(), delay)), cell }
+    }
+}
+
+impl Future for Wait<'_> {
+    type Output = Result<(), Stop>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        match this.cell.poll_raised(cx, CANCEL | SUSPEND) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) if this.cell.is(CANCEL) => Poll::Ready(Err(Stop::Cancelled)),
+            Poll::Ready(()) => {
+                let left = this.sleep.deadline().saturating_duration_since(Instant::now());
+                Poll::Ready(Err(Stop::Suspend { left }))
+            }
+        }
+    }
+}
+
+/// `now + d`, or a century from now when that does not fit the clock.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(now)
+}
