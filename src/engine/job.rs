@@ -94,89 +94,145 @@ pub(crate) struct Parts<H> {
 #[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
 fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send + '_ {
     async move {
-        let Parts { job, state: st, started, delivery } = parts;
-        let (inner, cell) = (&*delivery.inner, &*delivery.cell);
+        // Fields reached through `parts` rather than bound to locals: a local that lives across an await is kept
+        // in the job's future, and a fleet keeps a hundred thousand of them.
         loop {
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
-            if cell.is(CANCEL) {
-                return cancelled(st);
+            if parts.delivery.cell.is(CANCEL) {
+                return cancelled(&parts.state);
             }
-            if cell.is(SUSPEND) {
-                return suspended(job, clone_state(st));
+            if parts.delivery.cell.is(SUSPEND) {
+                return suspended(&parts.job, clone_state(&parts.state));
             }
-            st.history.set_elapsed(started.elapsed());
-            let decision = inner.policies.guard().decide(&st.failure, &st.history, job.context()).into_owned();
-            note_decision(inner, job, &st.failure, &decision);
+            parts.state.history.set_elapsed(parts.started.elapsed());
+            let decision = parts
+                .delivery
+                .inner
+                .policies
+                .guard()
+                .decide(&parts.state.failure, &parts.state.history, parts.job.context())
+                .into_owned();
+            note_decision(&parts.delivery.inner, &parts.job, &parts.state.failure, &decision);
 
             // Borrowed, not cloned: whatever a job holds while it sleeps, a fleet holds a hundred thousand times.
             match decision.action() {
                 Action::Fail { reason } => {
                     let kind = if decision.is_exhausted() { VerdictKind::Exhausted } else { VerdictKind::Policy };
                     let rule = Some(decision.rule().origin().to_string());
-                    return Box::pin(failed(inner, job, st, kind, reason.to_string(), rule, cell)).await;
+                    return Box::pin(failed(
+                        &parts.delivery.inner,
+                        &parts.job,
+                        &parts.state,
+                        kind,
+                        reason.to_string(),
+                        rule,
+                        &parts.delivery.cell,
+                    ))
+                    .await;
                 }
                 Action::Notify { channel, message } => {
                     let notice = Notice {
                         channel: channel.clone(),
                         message: message.clone(),
-                        about: st.failure.key().to_string(),
+                        about: parts.state.failure.key().to_string(),
                     };
-                    match Box::pin(call(inner, job, HookName::Notify, None, cell, inner.hooks.notify(job, &notice)))
-                        .await
+                    match Box::pin(call(
+                        &parts.delivery.inner,
+                        &parts.job,
+                        HookName::Notify,
+                        None,
+                        &parts.delivery.cell,
+                        parts.delivery.inner.hooks.notify(&parts.job, &notice),
+                    ))
+                    .await
                     {
                         // An operator message that cannot be delivered does not stop the remediation.
                         Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
-                        Err(CallError::Cancelled) => return cancelled(st),
-                        Err(CallError::Aborted) => return suspended(job, clone_state(st)),
+                        Err(CallError::Cancelled) => return cancelled(&parts.state),
+                        Err(CallError::Aborted) => return suspended(&parts.job, clone_state(&parts.state)),
                     }
-                    st.history.record(&decision);
+                    parts.state.history.record(&decision);
                 }
                 Action::Reconcile => {
-                    let answer =
-                        Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await;
+                    let answer = Box::pin(call(
+                        &parts.delivery.inner,
+                        &parts.job,
+                        HookName::Reconcile,
+                        None,
+                        &parts.delivery.cell,
+                        parts.delivery.inner.hooks.reconcile(&parts.job),
+                    ))
+                    .await;
                     match &answer {
                         // A call cut off by the shutdown deadline leaves no trace: resume asks again.
-                        Err(CallError::Aborted) => return suspended(job, clone_state(st)),
-                        Err(CallError::Cancelled) => return cancelled(st),
-                        _ => st.history.record(&decision),
+                        Err(CallError::Aborted) => return suspended(&parts.job, clone_state(&parts.state)),
+                        Err(CallError::Cancelled) => return cancelled(&parts.state),
+                        _ => parts.state.history.record(&decision),
                     }
                     match answer {
-                        Ok(Reconciled::Done) => return recovered(st, *started, true),
+                        Ok(Reconciled::Done) => return recovered(&parts.state, parts.started, true),
                         Ok(Reconciled::NotDone) => {}
                         Err(e) => {
-                            let downstream = st.failure.downstream();
-                            if let Some(end) = Box::pin(call_failed(inner, job, st, e, downstream, cell)).await {
+                            let downstream = parts.state.failure.downstream();
+                            if let Some(end) = Box::pin(call_failed(
+                                &parts.delivery.inner,
+                                &parts.job,
+                                &mut parts.state,
+                                e,
+                                downstream,
+                                &parts.delivery.cell,
+                            ))
+                            .await
+                            {
                                 return end;
                             }
                         }
                     }
                 }
                 _ => {
-                    let delay = st.remaining.take().unwrap_or(decision.delay().unwrap_or_default());
-                    if !delay.is_zero() {
-                        match Wait::new(cell, delay).await {
-                            Ok(()) => {}
-                            Err(Stop::Cancelled) => return cancelled(st),
-                            Err(Stop::Suspend { left }) => {
-                                st.remaining = Some(left);
-                                return suspended(job, clone_state(st));
-                            }
+                    // No local for the delay: it would be kept beside the wait.
+                    let remaining = parts.state.remaining.take();
+                    match Wait::new(&parts.delivery.cell, remaining.unwrap_or(decision.delay().unwrap_or_default()))
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Stop::Cancelled) => return cancelled(&parts.state),
+                        Err(Stop::Suspend { left }) => {
+                            parts.state.remaining = Some(left);
+                            return suspended(&parts.job, clone_state(&parts.state));
                         }
                     }
                     // The delay is spent: a suspension while the guards hold the job back must not wait it again.
-                    st.remaining = Some(Duration::ZERO);
-                    let cleared = if inner.breakers.is_none() && inner.budget.is_none() {
-                        Cleared { downstream: st.failure.downstream(), probe: None, withdrawal: None }
+                    parts.state.remaining = Some(Duration::ZERO);
+                    let cleared = if parts.delivery.inner.breakers.is_none() && parts.delivery.inner.budget.is_none() {
+                        Cleared { downstream: parts.state.failure.downstream(), probe: None, withdrawal: None }
                     } else {
-                        match Box::pin(clear_guards(inner, job, st, cell)).await {
+                        match Box::pin(clear_guards(
+                            &parts.delivery.inner,
+                            &parts.job,
+                            &parts.state,
+                            &parts.delivery.cell,
+                        ))
+                        .await
+                        {
                             Ok(cleared) => cleared,
                             Err(end) => return end,
                         }
                     };
-                    st.remaining = None;
+                    parts.state.remaining = None;
                     let action = decision.action().clone();
-                    let attempted = Box::pin(attempt(inner, job, st, &decision, action, cleared, *started, cell)).await;
+                    let attempted = Box::pin(attempt(
+                        &parts.delivery.inner,
+                        &parts.job,
+                        &mut parts.state,
+                        &decision,
+                        action,
+                        cleared,
+                        parts.started,
+                        &parts.delivery.cell,
+                    ))
+                    .await;
                     if let Some(end) = attempted {
                         return end;
                     }

@@ -25,13 +25,17 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: Sleep,
         cell: &'a JobCell,
+        // A zero delay: done at once, without the timer or the signals.
+        done: bool,
     }
 }
 
 impl<'a> Wait<'a> {
-    /// A wait of `delay` from now (a delay too long for the clock waits a century).
+    /// A wait of `delay` from now (a delay too long for the clock waits a century). A zero delay is over at
+    /// once, whatever the signals.
     pub(crate) fn new(cell: &'a JobCell, delay: Duration) -> Self {
-        Wait { sleep: tokio::time::sleep_until(later(Instant::now(), delay)), cell }
+        let now = Instant::now();
+        Wait { sleep: tokio::time::sleep_until(later(now, delay)), cell, done: delay.is_zero() }
     }
 }
 
@@ -40,7 +44,7 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if this.sleep.as_mut().poll(cx).is_ready() {
+        if *this.done || this.sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
         match this.cell.poll_raised(cx, CANCEL | SUSPEND) {
