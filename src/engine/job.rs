@@ -43,8 +43,10 @@ struct Cleared {
 
 /// Runs the job to its outcome and delivers it.
 ///
-/// A job spends nearly all its life in [`wait`]: everything else is awaited boxed, so that the state a
-/// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small.
+/// A job spends nearly all its life in a [`Wait`]: everything else is awaited boxed, so that the state a
+/// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small. With tokio 1.54 on
+/// x86-64 this future is 536 bytes and the task tokio keeps it in 640 (a multiple of 128); see the sizes with
+/// `RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Zprint-type-sizes cargo build --release --lib`.
 #[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
 pub(crate) fn run<H: Hooks>(mut parts: Parts<H>) -> impl Future<Output = ()> + Send {
     // An async block that uses its captures in place: an async fn would move its arguments into a second copy
@@ -340,13 +342,14 @@ async fn attempt<H: Hooks>(
     started: Instant,
     cell: &JobCell,
 ) -> Option<Outcome> {
+    // The calls are not boxed here: this future is boxed already, and lives only as long as the attempt.
     // The attempt is recorded once its call has answered (or timed out): a call lost to the shutdown deadline
     // leaves no trace, so that resume repeats it, with the same key.
     let key = AttemptKey { asset_id: job.id().clone(), attempt: st.history.attempts() + 1 };
     let n = Some(key.attempt);
 
     if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
-        match Box::pin(call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job))).await {
+        match call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job)).await {
             Ok(Reconciled::Done) => {
                 st.history.record(decision);
                 settle(inner, &cleared, true, true);
@@ -359,27 +362,11 @@ async fn attempt<H: Hooks>(
 
     let result = match action {
         Action::FixCredentials { scope } => {
-            match Box::pin(call(
-                inner,
-                job,
-                HookName::FixCredentials,
-                None,
-                cell,
-                inner.hooks.fix_credentials(job, scope),
-            ))
-            .await
+            match call(inner, job, HookName::FixCredentials, None, cell, inner.hooks.fix_credentials(job, scope)).await
             {
                 Ok(CredentialFix::Fixed) => {
                     st.history.mark_repaired(scope);
-                    Box::pin(call(
-                        inner,
-                        job,
-                        HookName::Resubmit,
-                        n,
-                        cell,
-                        inner.hooks.resubmit(job, &NO_CHANGES, &key),
-                    ))
-                    .await
+                    call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
                 }
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
@@ -391,15 +378,13 @@ async fn attempt<H: Hooks>(
             }
         }
         Action::Resubmit { amend } => {
-            Box::pin(call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &amend, &key))).await
+            call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &amend, &key)).await
         }
         Action::Republish { target, new_reference_id } => {
             let hook = inner.hooks.republish(job, &target, new_reference_id, &key);
-            Box::pin(call(inner, job, HookName::Republish, n, cell, hook)).await
+            call(inner, job, HookName::Republish, n, cell, hook).await
         }
-        _ => {
-            Box::pin(call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key))).await
-        }
+        _ => call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
     };
 
     match result {
