@@ -4,10 +4,10 @@
 use std::future::poll_fn;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::Notify;
+use smallvec::SmallVec;
 
 use super::outcome::Outcome;
 
@@ -23,9 +23,14 @@ pub(crate) struct JobCell {
     flags: AtomicU8,
     /// The job's task, while it waits for a signal (it is the only one that does).
     job: AtomicWaker,
-    outcome: Mutex<Option<Outcome>>,
-    /// The handles waiting for the outcome.
-    delivered: Notify,
+    delivery: Mutex<Delivery>,
+}
+
+#[derive(Debug, Default)]
+struct Delivery {
+    outcome: Option<Outcome>,
+    /// The handles waiting for the outcome, one slot each (usually one handle).
+    waiting: SmallVec<[Option<Waker>; 1]>,
 }
 
 impl JobCell {
@@ -54,35 +59,99 @@ impl JobCell {
         if self.is(mask) { Poll::Ready(()) } else { Poll::Pending }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
-        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Delivery> {
+        self.delivery.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Delivers `outcome` unless one was delivered already. The job no longer waits for signals: its waker
     /// goes, so that its task is freed as it ends rather than with the last handle.
     pub(crate) fn deliver(&self, outcome: Outcome) {
         drop(self.job.take());
-        let mut value = self.lock();
-        if value.is_none() {
-            *value = Some(outcome);
-            drop(value);
-            self.delivered.notify_waiters();
+        let waiting = {
+            let mut delivery = self.lock();
+            if delivery.outcome.is_some() {
+                return;
+            }
+            delivery.outcome = Some(outcome);
+            std::mem::take(&mut delivery.waiting)
+        };
+        waiting.into_iter().flatten().for_each(Waker::wake);
+    }
+
+    /// The outcome, once there is one; until then, the task of `cx` is woken when it comes. `slot` is the
+    /// handle's place among the waiting ones, so that a handle polled again replaces its waker.
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>, slot: &mut Option<usize>) -> Poll<Outcome> {
+        let mut delivery = self.lock();
+        if let Some(outcome) = &delivery.outcome {
+            return Poll::Ready(outcome.clone());
+        }
+        let waker = Some(cx.waker().clone());
+        match *slot {
+            Some(i) if i < delivery.waiting.len() => delivery.waiting[i] = waker,
+            _ => {
+                *slot = Some(delivery.waiting.len());
+                delivery.waiting.push(waker);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    /// The outcome, once there is one.
-    pub(crate) async fn outcome(&self) -> Outcome {
-        loop {
-            if let Some(outcome) = self.lock().clone() {
-                return outcome;
-            }
-            let delivered = self.delivered.notified();
-            tokio::pin!(delivered);
-            delivered.as_mut().enable();
-            if let Some(outcome) = self.lock().clone() {
-                return outcome;
-            }
-            delivered.await;
-        }
+    fn woken(c: &Arc<Counter>) -> usize {
+        c.0.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn every_waiting_handle_is_woken_once_with_the_outcome() {
+        let cell = JobCell::default();
+        let (a, b, stale) = (Arc::new(Counter::default()), Arc::new(Counter::default()), Arc::new(Counter::default()));
+        let (mut slot_a, mut slot_b) = (None, None);
+        let poll = |counter: &Arc<Counter>, slot: &mut Option<usize>| {
+            let waker = Waker::from(counter.clone());
+            cell.poll_outcome(&mut Context::from_waker(&waker), slot)
+        };
+        assert!(poll(&stale, &mut slot_a).is_pending());
+        // Polled again with another waker, a handle keeps its slot: the stale waker is not woken.
+        assert!(poll(&a, &mut slot_a).is_pending());
+        assert!(poll(&b, &mut slot_b).is_pending());
+        assert_eq!((slot_a, slot_b), (Some(0), Some(1)));
+
+        cell.deliver(Outcome::Cancelled { attempts: 2 });
+        cell.deliver(Outcome::Cancelled { attempts: 9 });
+        assert_eq!((woken(&a), woken(&b), woken(&stale)), (1, 1, 0));
+        assert!(matches!(poll(&a, &mut slot_a), Poll::Ready(Outcome::Cancelled { attempts: 2 })));
+        assert!(matches!(poll(&b, &mut slot_b), Poll::Ready(Outcome::Cancelled { attempts: 2 })));
+    }
+
+    #[test]
+    fn a_raised_signal_wakes_the_job() {
+        let cell = JobCell::default();
+        let job = Arc::new(Counter::default());
+        let waker = Waker::from(job.clone());
+        assert!(cell.poll_raised(&mut Context::from_waker(&waker), CANCEL | SUSPEND).is_pending());
+        cell.raise(ABORT);
+        assert_eq!(woken(&job), 1, "every signal wakes the job, which checks its own mask");
+        assert!(cell.poll_raised(&mut Context::from_waker(&waker), CANCEL | SUSPEND).is_pending());
+        cell.raise(SUSPEND);
+        assert!(cell.poll_raised(&mut Context::from_waker(&waker), CANCEL | SUSPEND).is_ready());
+        assert!(cell.is(SUSPEND) && cell.is(ABORT) && !cell.is(CANCEL));
     }
 }

@@ -1,9 +1,10 @@
 //! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast};
@@ -234,7 +235,7 @@ impl<H: Hooks> Remediator<H> {
             Entered::Running(running) => {
                 drop(jobs);
                 self.inner.emit(|| Event::Joined { asset_id: id.clone(), failure: state.failure.key() });
-                return Ok(JobHandle { asset_id: id, cell: running, joined: true });
+                return Ok(JobHandle::new(id, running, true));
             }
         };
         drop(jobs);
@@ -252,7 +253,7 @@ impl<H: Hooks> Remediator<H> {
         } else {
             drop(runtime.spawn(task.instrument(span)));
         }
-        Ok(JobHandle { asset_id: id, cell, joined: false })
+        Ok(JobHandle::new(id, cell, false))
     }
 
     /// Resolves when no job is running.
@@ -404,9 +405,15 @@ pub struct JobHandle {
     asset_id: Arc<str>,
     cell: Arc<JobCell>,
     joined: bool,
+    /// Where this handle waits in the job's cell, once it has waited.
+    slot: Option<usize>,
 }
 
 impl JobHandle {
+    fn new(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool) -> Self {
+        JobHandle { asset_id, cell, joined, slot: None }
+    }
+
     /// The asset.
     pub fn asset_id(&self) -> &str {
         &self.asset_id
@@ -422,18 +429,19 @@ impl JobHandle {
         self.cell.raise(CANCEL);
     }
 
-    /// The outcome, once the job has one. If the tokio runtime stops before the job ends, `Cancelled`.
+    /// The outcome, once the job has one (the same as awaiting the handle). If the tokio runtime stops before
+    /// the job ends, `Cancelled`.
     pub async fn outcome(self) -> Outcome {
-        self.cell.outcome().await
+        self.await
     }
 }
 
-impl IntoFuture for JobHandle {
+impl Future for JobHandle {
     type Output = Outcome;
-    type IntoFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.outcome())
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = &mut *self;
+        this.cell.poll_outcome(cx, &mut this.slot)
     }
 }
 
