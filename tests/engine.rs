@@ -343,7 +343,10 @@ async fn a_job_suspended_while_a_breaker_holds_it_does_not_wait_its_delay_again(
 fn a_dropped_runtime_leaves_no_job_behind() {
     let r = remediator(Policies::defaults(), FakeHooks::new());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    let handle = runtime.block_on(async { r.submit(Job::new("a"), asset(2503)).unwrap() });
+    // The handle is carried out of the runtime on purpose: it is awaited on the next one.
+    let guard = runtime.enter();
+    let handle = r.submit(Job::new("a"), asset(2503)).unwrap();
+    drop(guard);
     assert_eq!(r.active_jobs(), 1);
     drop(runtime); // the job's task is dropped with it
     assert_eq!(r.active_jobs(), 0);
