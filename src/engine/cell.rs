@@ -18,7 +18,9 @@ pub(crate) const SUSPEND: u8 = 2;
 /// The shutdown deadline passed: drop the hook call in flight.
 pub(crate) const ABORT: u8 = 4;
 
+// In this order: the flags and the job's waker, read on every wake of the job, share a cache line.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct JobCell {
     flags: AtomicU8,
     /// The job's task, while it waits for a signal (it is the only one that does).
