@@ -61,7 +61,7 @@ struct Flaky {
 }
 
 impl Hooks for Flaky {
-    async fn resubmit(&self, _: &Job, _: &Map<String, Value>, key: &AttemptKey) -> Result<Attempt, HookError> {
+    async fn resubmit(&self, _: &Job, _: &Map<String, Value>, key: &AttemptKey<'_>) -> Result<Attempt, HookError> {
         Ok(if key.attempt < 2 { Attempt::Failed(self.failure.clone()) } else { Attempt::Succeeded })
     }
 }

@@ -187,7 +187,7 @@ impl AssetSim {
 struct SimState {
     assets: HashMap<Arc<str>, AssetSim>,
     /// Answers by idempotency key: a repeated key gets the first answer and creates nothing new.
-    answered: HashMap<AttemptKey, Answer>,
+    answered: HashMap<String, Answer>,
     calls: u64,
     /// Attempts in flight.
     in_flight: u64,
@@ -277,8 +277,9 @@ impl SimLightFlow {
     }
 
     /// One (re)submission or re-publication: the answer is fixed when the call arrives, before its latency.
-    fn process(&self, job: &Job, key: &AttemptKey, publish_only: bool) -> (Duration, Answer) {
-        let cached = self.state().answered.get(key).copied();
+    fn process(&self, job: &Job, key: &AttemptKey<'_>, publish_only: bool) -> (Duration, Answer) {
+        let key = key.to_string();
+        let cached = self.state().answered.get(&key).copied();
         if let Some(answer) = cached {
             // The engine repeats an attempt whose answer was lost (shutdown, resume): drop the duplicate.
             let mut state = self.state();
@@ -309,7 +310,7 @@ impl SimLightFlow {
             }
             (latency, answer)
         });
-        self.state().answered.insert(key.clone(), answer);
+        self.state().answered.insert(key, answer);
         (latency, answer)
     }
 }
@@ -345,7 +346,12 @@ fn attempt_of(answer: Answer) -> Result<Attempt, HookError> {
 }
 
 impl Hooks for SimLightFlow {
-    async fn resubmit(&self, job: &Job, _amend: &Map<String, Value>, key: &AttemptKey) -> Result<Attempt, HookError> {
+    async fn resubmit(
+        &self,
+        job: &Job,
+        _amend: &Map<String, Value>,
+        key: &AttemptKey<'_>,
+    ) -> Result<Attempt, HookError> {
         // The default policies resubmit unchanged; a real host applies `amend` (e.g. {"4k": false}) to the request
         // and sends `key` as the idempotency key.
         let _in_flight = self.attempt();
@@ -359,7 +365,7 @@ impl Hooks for SimLightFlow {
         job: &Job,
         _target: &str,
         _new_reference_id: bool,
-        key: &AttemptKey,
+        key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
         let _in_flight = self.attempt();
         let (latency, answer) = self.process(job, key, true);

@@ -777,7 +777,12 @@ fn timing(m: &Model, rng: &mut Xoshiro256PlusPlus, millis: Range<u64>) -> Timing
 }
 
 impl Hooks for SimLightFlow {
-    async fn resubmit(&self, job: &Job, _amend: &Map<String, Value>, _key: &AttemptKey) -> Result<Attempt, HookError> {
+    async fn resubmit(
+        &self,
+        job: &Job,
+        _amend: &Map<String, Value>,
+        _key: &AttemptKey<'_>,
+    ) -> Result<Attempt, HookError> {
         let (timing, answer) = self.attempt(job, false)?;
         tokio::time::sleep(timing.latency).await;
         Ok(answer)
@@ -788,7 +793,7 @@ impl Hooks for SimLightFlow {
         job: &Job,
         _target: &str,
         _new_id: bool,
-        _key: &AttemptKey,
+        _key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
         let (timing, answer) = self.attempt(job, true)?;
         tokio::time::sleep(timing.latency).await;

@@ -186,7 +186,12 @@ fn attempt(s: Scripted) -> Option<Attempt> {
 }
 
 impl Hooks for FakeHooks {
-    async fn resubmit(&self, job: &Job, amend: &Map<String, Value>, key: &AttemptKey) -> Result<Attempt, HookError> {
+    async fn resubmit(
+        &self,
+        job: &Job,
+        amend: &Map<String, Value>,
+        key: &AttemptKey<'_>,
+    ) -> Result<Attempt, HookError> {
         let answer = self.take(job, HookName::Resubmit, Some(key.attempt), Value::Object(amend.clone()).to_string());
         play(answer, Attempt::Succeeded, attempt).await
     }
@@ -206,7 +211,7 @@ impl Hooks for FakeHooks {
         job: &Job,
         target: &str,
         new_reference_id: bool,
-        key: &AttemptKey,
+        key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
         let detail = format!("{target}{}", if new_reference_id { " with a new reference id" } else { "" });
         let answer = self.take(job, HookName::Republish, Some(key.attempt), detail);

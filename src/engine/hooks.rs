@@ -70,15 +70,24 @@ impl Job {
 
 /// A stable idempotency key for one attempt of one asset: the host can drop a duplicate resubmission (for
 /// example after a shutdown and resume repeats a call whose answer was lost).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AttemptKey {
+///
+/// It borrows the job's asset id for the length of the call; its text, `asset-id#attempt`, is the form to
+/// keep or to send as an idempotency key.
+///
+/// ```
+/// use lightflow_remedy::engine::AttemptKey;
+/// let key = AttemptKey { asset_id: "asset-42", attempt: 2 };
+/// assert_eq!(key.to_string(), "asset-42#2");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct AttemptKey<'a> {
     /// The asset.
-    pub asset_id: Arc<str>,
+    pub asset_id: &'a str,
     /// Which resubmission or re-publication of the job, from 1.
     pub attempt: u32,
 }
 
-impl fmt::Display for AttemptKey {
+impl fmt::Display for AttemptKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}", self.asset_id, self.attempt)
     }
@@ -197,7 +206,7 @@ pub(crate) static NO_CHANGES: LazyLock<Map<String, Value>> = LazyLock::new(Map::
 /// struct MyHost;
 ///
 /// impl Hooks for MyHost {
-///     async fn resubmit(&self, job: &Job, amend: &Map<String, Value>, key: &AttemptKey) -> Result<Attempt, HookError> {
+///     async fn resubmit(&self, job: &Job, amend: &Map<String, Value>, key: &AttemptKey<'_>) -> Result<Attempt, HookError> {
 ///         // POST the asset again with `amend` applied, using `key` as the idempotency key ...
 ///         let _ = (job, amend, key);
 ///         Ok(Attempt::Succeeded)
@@ -211,7 +220,7 @@ pub trait Hooks: Send + Sync + 'static {
         &self,
         job: &Job,
         amend: &Map<String, Value>,
-        key: &AttemptKey,
+        key: &AttemptKey<'_>,
     ) -> impl Future<Output = Result<Attempt, HookError>> + Send;
 
     /// Repairs credentials of `scope`. The default cannot.
@@ -231,7 +240,7 @@ pub trait Hooks: Send + Sync + 'static {
         job: &Job,
         target: &str,
         new_reference_id: bool,
-        key: &AttemptKey,
+        key: &AttemptKey<'_>,
     ) -> impl Future<Output = Result<Attempt, HookError>> + Send {
         let _ = (target, new_reference_id);
         self.resubmit(job, &NO_CHANGES, key)

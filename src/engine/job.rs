@@ -345,7 +345,8 @@ async fn attempt<H: Hooks>(
     // The calls are not boxed here: this future is boxed already, and lives only as long as the attempt.
     // The attempt is recorded once its call has answered (or timed out): a call lost to the shutdown deadline
     // leaves no trace, so that resume repeats it, with the same key.
-    let key = AttemptKey { asset_id: job.id().clone(), attempt: st.history.attempts() + 1 };
+    // The key borrows the id: cloning it would touch the id's allocation on every attempt.
+    let key = AttemptKey { asset_id: job.asset_id(), attempt: st.history.attempts() + 1 };
     let n = Some(key.attempt);
 
     if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {

@@ -92,7 +92,7 @@ impl<H> Inner<H> {
 ///
 /// struct Host;
 /// impl Hooks for Host {
-///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey) -> Result<Attempt, HookError> {
+///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
 ///         Ok(Attempt::Succeeded)
 ///     }
 /// }
