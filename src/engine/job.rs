@@ -98,6 +98,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
     async move {
         // Fields reached through `parts` rather than bound to locals: a local that lives across an await is kept
         // in the job's future, and a fleet keeps a hundred thousand of them.
+        warm(parts);
         loop {
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
@@ -195,8 +196,15 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                 _ => {
                     // No local for the delay: it would be kept beside the wait.
                     let remaining = parts.state.remaining.take();
-                    match Wait::new(&parts.delivery.cell, remaining.unwrap_or(decision.delay().unwrap_or_default()))
-                        .await
+                    // The clock as it was read for the decision, a few instructions ago: reading it costs a lock
+                    // when time is paused.
+                    let now = parts.started.checked_add(parts.state.history.elapsed()).unwrap_or_else(Instant::now);
+                    match Wait::new(
+                        &parts.delivery.cell,
+                        now,
+                        remaining.unwrap_or(decision.delay().unwrap_or_default()),
+                    )
+                    .await
                     {
                         Ok(()) => {}
                         Err(Stop::Cancelled) => return cancelled(&parts.state),
@@ -205,6 +213,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                             return suspended(&parts.job, clone_state(&parts.state));
                         }
                     }
+                    warm(parts);
                     // The delay is spent: a suspension while the guards hold the job back must not wait it again.
                     parts.state.remaining = Some(Duration::ZERO);
                     let cleared = if parts.delivery.inner.breakers.is_none() && parts.delivery.inner.budget.is_none() {
@@ -242,6 +251,21 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
             }
         }
     }
+}
+
+/// Reads one value from each part of a job's state and from its cell. A job wakes after a long sleep with
+/// all of these out of the cache; the steps that follow would wait for them one by one, each read a few hundred
+/// instructions after the last. Asked for together here, they arrive together.
+fn warm<H>(parts: &Parts<H>) {
+    let st = &parts.state;
+    std::hint::black_box((
+        st.history.touch(),
+        st.failure.key(),
+        st.remaining,
+        parts.job.seed(),
+        parts.started,
+        parts.delivery.cell.is(CANCEL),
+    ));
 }
 
 fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decision: &Decision<'_>) {

@@ -31,10 +31,9 @@ pin_project_lite::pin_project! {
 }
 
 impl<'a> Wait<'a> {
-    /// A wait of `delay` from now (a delay too long for the clock waits a century). A zero delay is over at
+    /// A wait of `delay` from `now` (a delay too long for the clock waits a century). A zero delay is over at
     /// once, whatever the signals.
-    pub(crate) fn new(cell: &'a JobCell, delay: Duration) -> Self {
-        let now = Instant::now();
+    pub(crate) fn new(cell: &'a JobCell, now: Instant, delay: Duration) -> Self {
         Wait { sleep: tokio::time::sleep_until(later(now, delay)), cell, done: delay.is_zero() }
     }
 }
