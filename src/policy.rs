@@ -155,6 +155,17 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// Every action, in declaration order.
+    pub const ALL: [ActionKind; 7] = [
+        ActionKind::Retry,
+        ActionKind::Resubmit,
+        ActionKind::FixCredentials,
+        ActionKind::Republish,
+        ActionKind::Reconcile,
+        ActionKind::Notify,
+        ActionKind::Fail,
+    ];
+
     /// Whether the host's answer to this action is a new outcome of the asset (a resubmission or a
     /// re-publication), as opposed to a step taken before the next one (`notify`, `reconcile`) or the end.
     pub const fn awaits_outcome(self) -> bool {

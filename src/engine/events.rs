@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::breaker::BreakerState;
+use super::decision_counts::DecisionCounts;
 use super::outcome::OutcomeKind;
 use crate::catalogue::Downstream;
 use crate::failure::FailureKey;
@@ -141,9 +142,9 @@ pub enum Event {
 /// Counters since the remediator was built.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    // Ordered maps: a few hundred keys at most, and no hashing on the path of every decision.
-    attempts: Mutex<BTreeMap<(FailureKey, ActionKind), u64>>,
+    decisions: DecisionCounts,
     budget_refusals: AtomicU64,
+    // An ordered map: a few transitions at most, and none on the path of every decision.
     breaker_transitions: Mutex<BTreeMap<(Downstream, BreakerState), u64>>,
     // Counted on every job and hook call: atomics, indexed by the enums' order.
     outcomes: [AtomicU64; 4],
@@ -168,7 +169,7 @@ fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
 
 impl Counters {
     pub(crate) fn decision(&self, key: FailureKey, action: ActionKind) {
-        bump(&self.attempts, (key, action));
+        self.decisions.bump(key, action);
     }
 
     pub(crate) fn budget_refusal(&self) {
@@ -201,7 +202,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> CounterSnapshot {
         CounterSnapshot {
-            decisions: lock(&self.attempts).into_iter().map(|((k, a), n)| (format!("{k} {a}"), n)).collect(),
+            decisions: self.decisions.snapshot().into_iter().map(|((k, a), n)| (format!("{k} {a}"), n)).collect(),
             budget_refusals: self.budget_refusals.load(Ordering::Relaxed),
             breaker_transitions: lock(&self.breaker_transitions)
                 .into_iter()

@@ -20,6 +20,7 @@ mod breaker;
 mod budget;
 mod call;
 mod cell;
+mod decision_counts;
 mod events;
 mod hooks;
 mod job;

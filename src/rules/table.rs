@@ -13,7 +13,7 @@ const NONE: u32 = u32::MAX;
 const ASSET_LEN: usize = (catalogue::MAX_ASSET_CODE - catalogue::MIN_ASSET_CODE) as usize + 1;
 const API_LEN: usize = (catalogue::MAX_HTTP_ERROR - catalogue::MIN_HTTP_ERROR) as usize + 1;
 /// Asset codes first, then API statuses, then the one timeout key.
-const LEN: usize = ASSET_LEN + API_LEN + 1;
+pub(crate) const LEN: usize = ASSET_LEN + API_LEN + 1;
 
 /// Rule indices by failure key; [`NONE`] where no rule applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +34,9 @@ impl Table {
         Table { rules: vec![NONE; LEN].into_boxed_slice() }
     }
 
+    /// Where `key` is kept: its position in [`Table::keys`], or `None` for a key outside the table's range.
     #[inline]
-    fn slot(key: FailureKey) -> Option<usize> {
+    pub(crate) fn slot(key: FailureKey) -> Option<usize> {
         let (base, len, offset) = match key.kind {
             FailureKind::Asset => (catalogue::MIN_ASSET_CODE, ASSET_LEN, 0),
             FailureKind::Api => (catalogue::MIN_HTTP_ERROR, API_LEN, ASSET_LEN),
