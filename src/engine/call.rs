@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::task::Poll;
-use std::time::Duration;
 
 use futures_util::FutureExt;
 
@@ -74,15 +73,10 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Runs a hook's future with panics caught and the hook timeout; the timer starts only if the hook does not
-/// answer at once (many hooks just enqueue work).
-async fn answer<T>(timeout: Duration, fut: impl Future<Output = Result<T, HookError>>) -> Result<T, CallError> {
-    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
-    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-    let caught = match first {
-        Poll::Ready(caught) => caught,
-        Poll::Pending => tokio::time::timeout(timeout, fut).await.map_err(|_| CallError::Timeout)?,
-    };
+/// What a hook's future came to, panics caught.
+type Caught<T> = std::thread::Result<Result<T, HookError>>;
+
+fn settled<T>(caught: Caught<T>) -> Result<T, CallError> {
     match caught {
         Err(panic) => Err(CallError::Panicked(panic_message(panic.as_ref()))),
         Ok(Err(e)) => Err(CallError::Error(e)),
@@ -116,10 +110,16 @@ pub(crate) async fn call<H: Hooks, T: Answer>(
     };
     inner.counters.hook_call(hook);
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
-    let result = tokio::select! {
-        biased;
-        r = answer(inner.hook_timeout, fut) => r,
-        _ = cell.raised(stops) => Err(stopped()),
+    // Polled once at first, without the timer and the signals: many hooks answer at once (they enqueue work).
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    let result = match first {
+        Poll::Ready(caught) => settled(caught),
+        Poll::Pending => tokio::select! {
+            biased;
+            r = tokio::time::timeout(inner.hook_timeout, fut) => r.map_err(|_| CallError::Timeout).and_then(settled),
+            _ = cell.raised(stops) => Err(stopped()),
+        },
     };
     match &result {
         Err(CallError::Timeout) => inner.counters.hook_timeout(),
