@@ -2,15 +2,17 @@
 //! shutdown and resume, and the fleet guards.
 #![cfg(feature = "testing")]
 
+use std::future::Future;
 use std::time::Duration;
 
 use lightflow_remedy::catalogue::Downstream;
 use lightflow_remedy::engine::{
-    BreakerConfig, BreakerState, Event, HookName, Job, Outcome, OutcomeKind, Remediator, RetryBudget, SubmitError,
-    VerdictKind,
+    Attempt, AttemptKey, BreakerConfig, BreakerState, Event, HookError, HookName, Hooks, Job, Outcome, OutcomeKind,
+    Remediator, RetryBudget, SubmitError, VerdictKind,
 };
 use lightflow_remedy::testing::{FakeHooks, Scripted, policies, run_job};
 use lightflow_remedy::{Failure, FailureKey, Policies};
+use serde_json::{Map, Value};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -156,6 +158,44 @@ async fn a_hook_error_or_panic_ends_that_job_alone() {
     assert_eq!((counters.hook_errors, counters.hook_panics), (1, 1));
     // The failed hook heard about both.
     assert_eq!(hooks.calls().iter().filter(|c| c.hook == HookName::Failed).count(), 2);
+}
+
+/// A host whose `resubmit` panics before it returns its future (work done outside the `async` block).
+struct PanicsBeforeItsFuture;
+
+impl Hooks for PanicsBeforeItsFuture {
+    fn resubmit(
+        &self,
+        job: &Job,
+        _: &Map<String, Value>,
+        _: &AttemptKey<'_>,
+    ) -> impl Future<Output = Result<Attempt, HookError>> + Send {
+        if job.asset_id() == "bad" {
+            panic!("host bug before the future");
+        }
+        async { Ok(Attempt::Succeeded) }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_that_panics_before_its_future_is_a_hook_panic_and_gives_the_guards_back() {
+    let r = Remediator::builder(Policies::defaults(), PanicsBeforeItsFuture)
+        .without_circuit_breaker()
+        .retry_budget(RetryBudget::aws_standard())
+        .build();
+    let bad = r.submit(Job::new("bad"), asset(2001)).unwrap();
+    let fine = r.submit(Job::new("fine"), asset(2001)).unwrap();
+    match bad.await {
+        Outcome::Failed { verdict } => {
+            assert_eq!(verdict.kind, VerdictKind::HookPanicked);
+            assert!(verdict.reason.contains("host bug before the future"), "{}", verdict.reason);
+        }
+        other => panic!("a hook panic, not {other:?}"),
+    }
+    assert_eq!(fine.await.kind(), OutcomeKind::Recovered);
+    assert_eq!(r.counters().hook_panics, 1);
+    // The panicking attempt's tokens came back; the good one's cost was refunded on success.
+    assert_eq!(r.budget().map(|b| b.available()), Some(500.0));
 }
 
 #[tokio::test(start_paused = true)]

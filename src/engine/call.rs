@@ -84,14 +84,15 @@ fn settled<T>(caught: Caught<T>) -> Result<T, CallError> {
     }
 }
 
-/// Calls a hook for `job`.
-pub(crate) async fn call<H: Hooks, T: Answer>(
+/// Calls a hook for `job`: `make` calls the host's method, whose future is then awaited. A method that panics
+/// before it returns its future is a hook that panicked, like one whose future panics.
+pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
     inner: &Inner<H>,
     job: &Job,
     hook: HookName,
     attempt: Option<u32>,
     cell: &JobCell,
-    fut: impl Future<Output = Result<T, HookError>>,
+    make: impl FnOnce() -> F,
 ) -> Result<T, CallError> {
     // A call stops for a cancellation or the shutdown deadline, not for the shutdown itself: calls in
     // flight may finish. The `failed` hook is not cancelled: the verdict it carries stands.
@@ -110,16 +111,23 @@ pub(crate) async fn call<H: Hooks, T: Answer>(
     };
     inner.counters.hook_call(hook);
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
-    // Polled once at first, without the timer and the signals: many hooks answer at once (they enqueue work).
-    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
-    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-    let result = match first {
-        Poll::Ready(caught) => settled(caught),
-        Poll::Pending => tokio::select! {
-            biased;
-            r = tokio::time::timeout(inner.hook_timeout, fut) => r.map_err(|_| CallError::Timeout).and_then(settled),
-            _ = cell.raised(stops) => Err(stopped()),
-        },
+    let result = match std::panic::catch_unwind(AssertUnwindSafe(make)) {
+        Err(panic) => settled(Err(panic)),
+        Ok(fut) => {
+            // Polled once at first, without the timer and the signals: many hooks answer at once (they enqueue
+            // work).
+            let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+            match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+                Poll::Ready(caught) => settled(caught),
+                Poll::Pending => tokio::select! {
+                    biased;
+                    r = tokio::time::timeout(inner.hook_timeout, fut) => {
+                        r.map_err(|_| CallError::Timeout).and_then(settled)
+                    }
+                    _ = cell.raised(stops) => Err(stopped()),
+                },
+            }
+        }
     };
     match &result {
         Err(CallError::Timeout) => inner.counters.hook_timeout(),

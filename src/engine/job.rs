@@ -54,18 +54,35 @@ pub(crate) fn run<H: Hooks>(mut parts: Parts<H>) -> impl Future<Output = ()> + S
     async move {
         // A panic inside the engine is a bug; the job still ends, failed, on the failure it had got to.
         let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
-        let Parts { job, state, started, delivery } = &mut parts;
-        let inner = &*delivery.inner;
-        let mut outcome = walked.unwrap_or_else(|_| internal_failure(&state.failure, state.history.attempts()));
+        let mut outcome =
+            walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
         if let Outcome::Suspended { state } = &mut outcome {
             // The time spent so far, for `max_elapsed` and the recovery time after resume.
-            state.history.set_elapsed(started.elapsed());
-            inner.keep_suspended((**state).clone());
+            state.history.set_elapsed(parts.started.elapsed());
+            parts.delivery.inner.keep_suspended((**state).clone());
         }
+        parts.end(outcome);
+    }
+}
+
+impl<H> Parts<H> {
+    /// Counts, tells and delivers the job's outcome.
+    fn end(&mut self, outcome: Outcome) {
+        let inner = &*self.delivery.inner;
         inner.counters.outcome(outcome.kind());
-        inner.emit(|| Event::Finished { asset_id: job.id().clone(), outcome: outcome.kind() });
-        tracing::info!(asset = job.asset_id(), outcome = ?outcome.kind(), "job finished");
-        delivery.finish(outcome);
+        inner.emit(|| Event::Finished { asset_id: self.job.id().clone(), outcome: outcome.kind() });
+        tracing::info!(asset = self.job.asset_id(), outcome = ?outcome.kind(), "job finished");
+        self.delivery.finish(outcome);
+    }
+}
+
+impl<H> Drop for Parts<H> {
+    /// A job whose task is dropped before it ends (its runtime shut down) ends cancelled, so that no handle
+    /// waits forever and `shutdown` does not wait for a job that is gone.
+    fn drop(&mut self) {
+        if !self.delivery.is_finished() {
+            self.end(Outcome::Cancelled { attempts: self.state.history.attempts() });
+        }
     }
 }
 
@@ -146,7 +163,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                         HookName::Notify,
                         None,
                         &parts.delivery.cell,
-                        parts.delivery.inner.hooks.notify(&parts.job, &notice),
+                        || parts.delivery.inner.hooks.notify(&parts.job, &notice),
                     ))
                     .await
                     {
@@ -164,7 +181,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                         HookName::Reconcile,
                         None,
                         &parts.delivery.cell,
-                        parts.delivery.inner.hooks.reconcile(&parts.job),
+                        || parts.delivery.inner.hooks.reconcile(&parts.job),
                     ))
                     .await;
                     match &answer {
@@ -372,11 +389,11 @@ async fn attempt<H: Hooks>(
     // The attempt is recorded once its call has answered (or timed out): a call lost to the shutdown deadline
     // leaves no trace, so that resume repeats it, with the same key.
     // The key borrows the id: cloning it would touch the id's allocation on every attempt.
-    let key = AttemptKey { asset_id: job.asset_id(), attempt: st.history.attempts() + 1 };
+    let key = AttemptKey { asset_id: job.asset_id(), attempt: st.history.attempts().saturating_add(1) };
     let n = Some(key.attempt);
 
     if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
-        match call(inner, job, HookName::Reconcile, None, cell, inner.hooks.reconcile(job)).await {
+        match call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job)).await {
             Ok(Reconciled::Done) => {
                 st.history.record(decision);
                 settle(inner, &cleared, true, true);
@@ -389,11 +406,12 @@ async fn attempt<H: Hooks>(
 
     let result = match action {
         Action::FixCredentials { scope } => {
-            match call(inner, job, HookName::FixCredentials, None, cell, inner.hooks.fix_credentials(job, scope)).await
+            match call(inner, job, HookName::FixCredentials, None, cell, || inner.hooks.fix_credentials(job, scope))
+                .await
             {
                 Ok(CredentialFix::Fixed) => {
                     st.history.mark_repaired(scope);
-                    call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
+                    call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
                 }
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
@@ -405,13 +423,13 @@ async fn attempt<H: Hooks>(
             }
         }
         Action::Resubmit { amend } => {
-            call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &amend, &key)).await
+            call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &amend, &key)).await
         }
         Action::Republish { target, new_reference_id } => {
-            let hook = inner.hooks.republish(job, &target, new_reference_id, &key);
+            let hook = || inner.hooks.republish(job, &target, new_reference_id, &key);
             call(inner, job, HookName::Republish, n, cell, hook).await
         }
-        _ => call(inner, job, HookName::Resubmit, n, cell, inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
+        _ => call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
     };
 
     match result {
@@ -565,6 +583,6 @@ async fn failed<H: Hooks>(
         attempts: st.history.attempts(),
     };
     // The verdict stands whatever the hook answers; its trouble shows in events and counters.
-    let _ = call(inner, job, HookName::Failed, None, cell, inner.hooks.failed(job, &verdict)).await;
+    let _ = call(inner, job, HookName::Failed, None, cell, || inner.hooks.failed(job, &verdict)).await;
     Outcome::Failed { verdict: Box::new(verdict) }
 }

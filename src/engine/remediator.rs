@@ -366,9 +366,8 @@ impl<H: Hooks> Remediator<H> {
     }
 }
 
-/// Held by a job's task: ends the job in the registry and delivers its outcome. If the task is dropped before
-/// (its runtime shut down), it delivers `Cancelled`, so that no handle waits forever and `shutdown` does not
-/// wait for a job that is gone.
+/// Held by a job's task: ends the job in the registry and delivers its outcome (the job's parts deliver
+/// `Cancelled` if the task is dropped before).
 pub(crate) struct Delivery<H> {
     pub(crate) inner: Arc<Inner<H>>,
     /// Where the job is in the registry.
@@ -379,6 +378,10 @@ pub(crate) struct Delivery<H> {
 
 impl<H> Delivery<H> {
     /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     pub(crate) fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
         {
@@ -389,14 +392,6 @@ impl<H> Delivery<H> {
             }
         }
         self.cell.deliver(outcome);
-    }
-}
-
-impl<H> Drop for Delivery<H> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.finish(Outcome::Cancelled { attempts: 0 });
-        }
     }
 }
 
