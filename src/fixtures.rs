@@ -132,24 +132,48 @@ pub struct Expect {
     pub params: Option<Map<String, Value>>,
 }
 
+/// The highest `attempt` a case may ask about (as `remedy explain --attempt`): explaining walks every attempt
+/// before it.
+const MAX_ATTEMPT: u32 = 10_000;
+
 /// An exact delay or bounds, in milliseconds, or no delay at all.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "Value")]
 pub enum DelayBound {
     /// No delay (`null`): the step does not wait.
-    #[serde(skip)]
     NoDelay,
     /// Exactly this many milliseconds.
     Exact(u64),
-    /// Within these bounds (each optional).
+    /// Within these bounds (at least one of them).
     Within {
         /// At least.
-        #[serde(default)]
         min: Option<u64>,
         /// At most.
-        #[serde(default)]
         max: Option<u64>,
     },
+}
+
+impl TryFrom<Value> for DelayBound {
+    type Error = String;
+
+    /// A number, or `{"min": .., "max": ..}` with at least one of the two and no other key.
+    fn try_from(value: Value) -> Result<Self, String> {
+        let ms =
+            |key: &str, v: &Value| v.as_u64().ok_or_else(|| format!("delay_ms `{key}` must be milliseconds, not {v}"));
+        match &value {
+            Value::Number(_) => ms("delay_ms", &value).map(DelayBound::Exact),
+            Value::Object(bounds) if !bounds.is_empty() => {
+                if let Some(key) = bounds.keys().find(|k| *k != "min" && *k != "max") {
+                    return Err(format!("delay_ms bounds are `min` and `max`, not `{key}`"));
+                }
+                let min = bounds.get("min").map(|v| ms("min", v)).transpose()?;
+                let max = bounds.get("max").map(|v| ms("max", v)).transpose()?;
+                Ok(DelayBound::Within { min, max })
+            }
+            Value::Object(_) => Err("delay_ms bounds need `min`, `max` or both".to_owned()),
+            other => Err(format!("delay_ms is milliseconds, null or {{\"min\": .., \"max\": ..}}, not {other}")),
+        }
+    }
 }
 
 /// Where a rule is expected to come from.
@@ -245,6 +269,9 @@ pub fn parse_named(file: &str, text: &str) -> Result<Vec<Case>, FixtureError> {
             let c: RawCase = serde_json::from_value(value).map_err(|e| bad(name.as_deref(), e.to_string()))?;
             let failure = failure_of(&c.failure).map_err(|m| bad(c.name.as_deref(), m))?;
             let attempt = c.attempt.unwrap_or(1).max(1);
+            if attempt > MAX_ATTEMPT {
+                return Err(bad(c.name.as_deref(), format!("`attempt` is at most {MAX_ATTEMPT}, not {attempt}")));
+            }
             Ok(Case {
                 name: c.name.unwrap_or_else(|| format!("{} at failure {attempt}", failure.key())),
                 origin: format!("{file} #{index}"),

@@ -75,6 +75,11 @@ fn bad_fixture_files_say_where() {
         (r#"[{"failure": "99", "expect": {}}]"#, "case 1"),
         (r#"[{"failure": {"code": "x"}, "expect": {}}]"#, "must be an integer"),
         (r#"{"tests": []}"#, "<inline>:1:1: expected an array of cases"),
+        // A misspelt bound would otherwise pass whenever there is any delay.
+        (r#"[{"failure": "2001", "expect": {"delay_ms": {"mni": 5000}}}]"#, "not `mni`"),
+        (r#"[{"failure": "2001", "expect": {"delay_ms": {}}}]"#, "need `min`, `max` or both"),
+        // Explaining walks every attempt before the one asked about.
+        (r#"[{"failure": "2001", "attempt": 4000000000, "expect": {}}]"#, "at most 10000"),
     ];
     for (text, words) in cases {
         let err = fixtures::parse(text).expect_err(text);

@@ -19,6 +19,7 @@ fn hostile_and_broken_scripts_are_refused_with_a_position() {
         ("fn f(n) { f(n + 1) }\nf(0);", 2, "nested deeper"),
         ("let s = \"xxxxxxxxxxxxxxxx\";\nloop { s += s; }", 2, "too large"),
         ("let a = [];\nloop { a.push(1); }", 2, "too large"),
+        ("let p = fail(\"x\");\nloop { p = p.then(p); }", 2, "at most 64 stages"),
         ("eval(\"on(2404, fail(\\\"x\\\"))\");", 1, "eval"),
         ("on(2404, restart());", 1, "unknown function or action `restart`"),
         ("on(2404, retyr());", 1, "did you mean `retry`"),
@@ -101,6 +102,7 @@ fn a_failing_decide_function_is_passed_over_and_reported() {
         ("on(2404, fail(\"x\"))", "while a policy file loads"),
         ("let n = 0; retry(#{ attempts: n })", "at least 1"),
         ("let s = \"x\"; loop { s += s; }", "too large"),
+        ("let p = fail(\"x\"); loop { p = p.then(p); }", "at most 64 stages"),
     ];
     for (body, words) in table {
         let script =

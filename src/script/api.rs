@@ -72,6 +72,9 @@ pub(crate) fn collecting<T>(load: impl FnOnce() -> T) -> (T, Vec<RuleSpec>) {
     (result, rules)
 }
 
+/// The most stages one policy chain may have.
+pub(crate) const MAX_STAGES: usize = 64;
+
 fn error(ctx: &NativeCallContext, message: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), ctx.call_position()).into()
 }
@@ -239,7 +242,17 @@ fn register_policy(engine: &mut Engine) {
         .register_type_with_name::<Policy>("Policy")
         .register_fn("to_string", |p: &mut Policy| p.to_string())
         .register_fn("to_debug", |p: &mut Policy| p.to_string())
-        .register_fn("then", |p: &mut Policy, next: Policy| p.clone().then(next))
+        .register_fn("then", |ctx: NativeCallContext, p: &mut Policy, next: Policy| -> Result<Policy> {
+            // Rhai's size limits do not see inside a policy: `p = p.then(p)` in a loop would double it each turn.
+            let stages = p.stages().len() + next.stages().len();
+            if stages > MAX_STAGES {
+                return Err(error(
+                    &ctx,
+                    format!("a policy chain has at most {MAX_STAGES} stages; this one would have {stages}"),
+                ));
+            }
+            Ok(p.clone().then(next))
+        })
         .register_fn("retry", |ctx: NativeCallContext| waiting(&ctx, "retry", &Map::new(), Stage::retry))
         .register_fn("retry", |ctx: NativeCallContext, opts: Map| waiting(&ctx, "retry", &opts, Stage::retry))
         .register_fn("resubmit", |ctx: NativeCallContext, amend: Map| -> Result<Policy> {
