@@ -105,19 +105,21 @@ impl FromStr for FailureKey {
             return Ok(FailureKey::timeout());
         }
         if let Some(status) = s.strip_prefix("http:") {
-            let status = parse_u16(status)
+            let status = parse_whole(status)
                 .ok_or_else(|| ClassifyError::NonIntegerCode { at: "http status", found: format!("`{status}`") })?;
-            check_status(status as i64, "http status")?;
-            return Ok(FailureKey::api(status));
+            check_status(status, "http status")?;
+            return Ok(FailureKey::api(status as u16));
         }
-        let code = parse_u16(s).ok_or_else(|| ClassifyError::NonIntegerCode { at: "code", found: format!("`{s}`") })?;
-        check_code(code as i64, "code")?;
-        Ok(FailureKey::asset(code))
+        let code =
+            parse_whole(s).ok_or_else(|| ClassifyError::NonIntegerCode { at: "code", found: format!("`{s}`") })?;
+        check_code(code, "code")?;
+        Ok(FailureKey::asset(code as u16))
     }
 }
 
-fn parse_u16(s: &str) -> Option<u16> {
-    s.parse::<u64>().ok().map(|n| u16::try_from(n).unwrap_or(u16::MAX))
+/// A whole number as written, however large, so that an error can quote it.
+fn parse_whole(s: &str) -> Option<i128> {
+    s.parse::<i128>().ok()
 }
 
 impl Serialize for FailureKey {
@@ -240,7 +242,7 @@ impl Failure {
     /// # Ok::<(), lightflow_remedy::ClassifyError>(())
     /// ```
     pub fn asset(code: u16, message: impl Into<Arc<str>>) -> Result<Self, ClassifyError> {
-        check_code(code as i64, "code")?;
+        check_code(code.into(), "code")?;
         let info = catalogue::describe(code);
         Ok(Failure {
             key: FailureKey::asset(code),
@@ -262,7 +264,7 @@ impl Failure {
     /// # Ok::<(), lightflow_remedy::ClassifyError>(())
     /// ```
     pub fn api(status: u16, message: impl Into<Arc<str>>) -> Result<Self, ClassifyError> {
-        check_status(status as i64, "http_status")?;
+        check_status(status.into(), "http_status")?;
         Ok(Failure {
             key: FailureKey::api(status),
             message: message.into(),
@@ -533,11 +535,12 @@ fn asset_status(object: &Map<String, Value>) -> String {
     }
 }
 
-fn integer(value: &Value, at: &'static str) -> Result<i64, ClassifyError> {
+/// A JSON whole number, however large (the range is checked by the caller, which knows what it holds).
+fn integer(value: &Value, at: &'static str) -> Result<i128, ClassifyError> {
     match value {
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Ok(i),
-            (None, Some(_)) => Err(ClassifyError::CodeOutOfRange { at, code: n.to_string() }),
+            (Some(i), _) => Ok(i.into()),
+            (None, Some(u)) => Ok(u.into()),
             (None, None) => Err(ClassifyError::NonIntegerCode { at, found: format!("the number {n}") }),
         },
         Value::String(s) => Err(ClassifyError::NonIntegerCode { at, found: format!("the string {s:?}") }),
@@ -545,16 +548,16 @@ fn integer(value: &Value, at: &'static str) -> Result<i64, ClassifyError> {
     }
 }
 
-fn check_code(code: i64, at: &'static str) -> Result<(), ClassifyError> {
-    if (catalogue::MIN_ASSET_CODE as i64..=catalogue::MAX_ASSET_CODE as i64).contains(&code) {
+fn check_code(code: i128, at: &'static str) -> Result<(), ClassifyError> {
+    if (i128::from(catalogue::MIN_ASSET_CODE)..=i128::from(catalogue::MAX_ASSET_CODE)).contains(&code) {
         Ok(())
     } else {
         Err(ClassifyError::CodeOutOfRange { at, code: code.to_string() })
     }
 }
 
-fn check_status(status: i64, at: &'static str) -> Result<(), ClassifyError> {
-    if (catalogue::MIN_HTTP_ERROR as i64..=catalogue::MAX_HTTP_ERROR as i64).contains(&status) {
+fn check_status(status: i128, at: &'static str) -> Result<(), ClassifyError> {
+    if (i128::from(catalogue::MIN_HTTP_ERROR)..=i128::from(catalogue::MAX_HTTP_ERROR)).contains(&status) {
         Ok(())
     } else {
         Err(ClassifyError::StatusOutOfRange { at, status: status.to_string() })
@@ -616,7 +619,11 @@ mod tests {
             (r#"{"code": 2404.5}"#, |e| matches!(e, E::NonIntegerCode { .. })),
             (r#"{"code": 99}"#, |e| matches!(e, E::CodeOutOfRange { code, .. } if code == "99")),
             (r#"{"code": -1}"#, |e| matches!(e, E::CodeOutOfRange { .. })),
-            (r#"{"code": 18446744073709551615}"#, |e| matches!(e, E::CodeOutOfRange { .. })),
+            (
+                r#"{"code": 18446744073709551615}"#,
+                |e| matches!(e, E::CodeOutOfRange { code, .. } if code == "18446744073709551615"),
+            ),
+            (r#"{"http_status": 18446744073709551615}"#, |e| matches!(e, E::StatusOutOfRange { .. })),
             (r#"{"code": 2404, "message": 7}"#, |e| matches!(e, E::NonStringMessage { .. })),
             (r#"{"http_status": 200}"#, |e| matches!(e, E::StatusOutOfRange { .. })),
             (r#"{"http_status": 503, "retry_after": "later"}"#, |e| matches!(e, E::InvalidRetryAfter { .. })),
@@ -673,6 +680,11 @@ mod tests {
         }
         for bad in ["", "abc", "http:", "http:99", "99999999999", "999"] {
             assert!(bad.parse::<FailureKey>().is_err(), "{bad}");
+        }
+        // Out of range, the error quotes the number as written.
+        for (bad, quoted) in [("99999999999", "99999999999"), ("http:70000", "70000")] {
+            let err = bad.parse::<FailureKey>().unwrap_err().to_string();
+            assert!(err.contains(quoted), "{bad}: {err}");
         }
     }
 }

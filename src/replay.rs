@@ -90,7 +90,11 @@ pub fn parse_line(line: usize, text: &str) -> Result<Entry, BadLine> {
         ),
         Some(Value::Number(n)) => {
             let ms = n.as_u64().ok_or_else(|| bad(format!("`time` {n} is not a whole number of milliseconds")))?;
-            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+            Some(
+                SystemTime::UNIX_EPOCH
+                    .checked_add(Duration::from_millis(ms))
+                    .ok_or_else(|| bad(format!("`time` {ms} ms is past what this system's clock can hold")))?,
+            )
         }
         Some(other) => return Err(bad(format!("`time` must be a string or a number, found {other}"))),
     };
@@ -180,6 +184,10 @@ impl<'p> Replayer<'p> {
         if job.ended {
             *job = new_job(&entry.asset_id, entry.time);
         }
+        // The first timed entry starts the clock; without times, the delays carried out stand for the time.
+        if job.first.is_none() {
+            job.first = entry.time;
+        }
         if let (Some(first), Some(now)) = (job.first, entry.time) {
             job.history.set_elapsed(now.duration_since(first).unwrap_or_default());
         }
@@ -204,6 +212,9 @@ impl<'p> Replayer<'p> {
                 job.ended = true;
             } else {
                 job.history.record(d);
+                if entry.time.is_none() {
+                    job.history.advance(d.delay().unwrap_or_default());
+                }
                 if let crate::policy::Action::FixCredentials { scope } = d.action() {
                     job.history.mark_repaired(*scope);
                 }

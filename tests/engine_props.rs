@@ -12,6 +12,8 @@ use lightflow_remedy::{Action, Context, Failure, FailureKey, History, Policies};
 use proptest::prelude::*;
 
 const HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a scripted hook panic says.
+const SCRIPTED_PANIC: &str = "scripted host panic";
 
 fn failure(key: FailureKey) -> Failure {
     Failure::from_key(key, "").unwrap()
@@ -39,7 +41,7 @@ fn attempt_answer() -> impl Strategy<Value = Scripted> {
         3 => Just(Scripted::Succeed),
         6 => key_strategy().prop_map(|k| Scripted::Fail(failure(k))),
         1 => Just(Scripted::Error("host error".into())),
-        1 => Just(Scripted::Panic("host panic".into())),
+        1 => Just(Scripted::Panic(SCRIPTED_PANIC.into())),
         1 => Just(Scripted::Hang),
     ]
 }
@@ -209,6 +211,19 @@ fn remediator(policies: Policies, hooks: FakeHooks) -> Remediator<FakeHooks> {
     Remediator::builder(policies, hooks).without_circuit_breaker().hook_timeout(HOOK_TIMEOUT).build()
 }
 
+/// Scripted hook panics are expected here: they are not printed. Any other panic is, as usual.
+fn quiet_scripted_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let usual = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<String>().is_none_or(|m| m != SCRIPTED_PANIC) {
+                usual(info);
+            }
+        }));
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -217,8 +232,7 @@ proptest! {
         plans in proptest::collection::vec(job_plan(), 1..40),
         shutdown_at in proptest::option::of(0u64..3_600),
     ) {
-        // Scripted panics are expected here; keep the output readable.
-        std::panic::set_hook(Box::new(|_| {}));
+        quiet_scripted_panics();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
         let (outcomes, failed_calls, counted, resumed_count) = runtime.block_on(async {
             let hooks = hooks_for(&plans);

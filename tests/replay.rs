@@ -91,3 +91,22 @@ fn where_a_rule_is_written_does_not_count_as_a_difference() {
     let c = Policies::builder().source("/srv/c/10-site.rhai", r#"on(2404, fail("y"));"#).build().unwrap();
     assert_eq!(replay::compare(&a, &c, &entries(LOG)).len(), 3);
 }
+
+#[test]
+fn without_times_the_delays_carried_out_stand_for_the_time() {
+    let policies = Policies::builder()
+        .source(
+            "10-site.rhai",
+            r#"on(2503, retry(#{ attempts: 10, initial: "10m", multiplier: 1.0, jitter: "none", max_elapsed: "25m" })
+                .then(fail("took too long")));"#,
+        )
+        .build()
+        .unwrap();
+    let untimed = r#"{"asset_id": "a", "failure": {"code": 2503}}"#;
+    let log = [untimed; 5].join("\n");
+    let mut replayer = Replayer::new(&policies);
+    let actions: Vec<ActionKind> = entries(&log).iter().map(|e| replayer.decide(e).action).collect();
+    // 0 and 10 minutes in: retries; 20 minutes in, another 10-minute wait would pass `max_elapsed`: the chain
+    // moves on. The next report starts a new job.
+    assert_eq!(actions[..4], [ActionKind::Retry, ActionKind::Retry, ActionKind::Fail, ActionKind::Retry]);
+}

@@ -1,4 +1,4 @@
-//! `remedy table`: the effective first action for every catalogue code.
+//! `remedy table`: the effective first action for every catalogue code, common API statuses and hook timeouts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +16,11 @@ pub(crate) fn table(dirs: &[PathBuf], as_json: bool) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let keys =
-        catalogue::codes().into_iter().map(FailureKey::asset).chain(API_STATUSES.into_iter().map(FailureKey::api));
+    let keys = catalogue::codes()
+        .into_iter()
+        .map(FailureKey::asset)
+        .chain(API_STATUSES.into_iter().map(FailureKey::api))
+        .chain(std::iter::once(FailureKey::timeout()));
     let mut rows = Vec::new();
     for key in keys {
         let Ok(failure) = Failure::from_key(key, "") else { continue };
