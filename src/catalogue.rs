@@ -59,22 +59,6 @@ pub enum Category {
     Unknown,
 }
 
-impl Category {
-    /// Every category, in catalogue order.
-    pub const ALL: [Category; 10] = [
-        Category::General,
-        Category::Storage,
-        Category::Brightcove,
-        Category::Packaging,
-        Category::Protection,
-        Category::Inference,
-        Category::Encoder,
-        Category::Api,
-        Category::Timeout,
-        Category::Unknown,
-    ];
-}
-
 crate::names::names!(Category {
     General => "general",
     Storage => "storage",
@@ -121,19 +105,6 @@ pub enum Downstream {
     LightflowService,
     /// The LightFlow API (HTTP errors of API calls).
     LightflowApi,
-}
-
-impl Downstream {
-    /// Every downstream.
-    pub const ALL: [Downstream; 7] = [
-        Downstream::InputStorage,
-        Downstream::Brightcove,
-        Downstream::OutputUpload,
-        Downstream::Ezdrm,
-        Downstream::Irdeto,
-        Downstream::LightflowService,
-        Downstream::LightflowApi,
-    ];
 }
 
 crate::names::names!(Downstream {

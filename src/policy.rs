@@ -44,17 +44,6 @@ pub enum CredentialScope {
     Api,
 }
 
-impl CredentialScope {
-    /// Every scope.
-    pub const ALL: [CredentialScope; 5] = [
-        CredentialScope::Storage,
-        CredentialScope::Brightcove,
-        CredentialScope::Upload,
-        CredentialScope::Drm,
-        CredentialScope::Api,
-    ];
-}
-
 crate::names::names!(CredentialScope {
     Storage => "storage",
     Brightcove => "brightcove",
@@ -155,17 +144,6 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    /// Every action, in declaration order.
-    pub const ALL: [ActionKind; 7] = [
-        ActionKind::Retry,
-        ActionKind::Resubmit,
-        ActionKind::FixCredentials,
-        ActionKind::Republish,
-        ActionKind::Reconcile,
-        ActionKind::Notify,
-        ActionKind::Fail,
-    ];
-
     /// Whether the host's answer to this action is a new outcome of the asset (a resubmission or a
     /// re-publication), as opposed to a step taken before the next one (`notify`, `reconcile`) or the end.
     pub const fn awaits_outcome(self) -> bool {
@@ -679,18 +657,7 @@ mod tests {
 
     #[test]
     fn awaits_outcome_splits_actions() {
-        let waits: Vec<_> = [
-            ActionKind::Retry,
-            ActionKind::Resubmit,
-            ActionKind::FixCredentials,
-            ActionKind::Republish,
-            ActionKind::Reconcile,
-            ActionKind::Notify,
-            ActionKind::Fail,
-        ]
-        .into_iter()
-        .filter(|k| k.awaits_outcome())
-        .collect();
+        let waits: Vec<_> = ActionKind::ALL.into_iter().filter(|k| k.awaits_outcome()).collect();
         assert_eq!(waits.len(), 4);
     }
 }

@@ -54,12 +54,14 @@ pub struct Withdrawal {
 
 /// A refused retry: the budget is exhausted.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("the retry budget is exhausted ({available} tokens left, {needed} needed)")]
+#[error("the retry budget is exhausted ({available} tokens left; a retry needs {}{needed})", if *.strictly_more { "more than " } else { "" })]
 pub struct Refused {
     /// Tokens left.
     pub available: f64,
-    /// Tokens the retry needed (for gRPC: more than half of `max_tokens`).
+    /// Tokens a retry needs (the AWS quota's cost), or must exceed (gRPC throttling: half of `max_tokens`).
     pub needed: f64,
+    /// Whether `available` must exceed `needed` (gRPC) rather than reach it (AWS).
+    pub strictly_more: bool,
 }
 
 /// A token bucket shared by every job of a [`Remediator`](super::Remediator).
@@ -72,6 +74,13 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// A full bucket counting by `config`.
     pub fn new(config: BudgetConfig) -> Self {
+        let config = match config {
+            // A negative ratio would take tokens on success, and NaN would refill the bucket at once.
+            BudgetConfig::Grpc { max_tokens, token_ratio } if token_ratio.is_nan() || token_ratio < 0.0 => {
+                BudgetConfig::Grpc { max_tokens, token_ratio: 0.0 }
+            }
+            other => other,
+        };
         let full = match config {
             BudgetConfig::Aws { capacity, .. } => f64::from(capacity),
             BudgetConfig::Grpc { max_tokens, .. } => f64::from(max_tokens),
@@ -94,7 +103,7 @@ impl RetryBudget {
     /// assert!(budget.try_acquire(false).is_err(), "at half the bucket, retries stop");
     /// ```
     pub fn grpc(max_tokens: u32, token_ratio: f64) -> Self {
-        RetryBudget::new(BudgetConfig::Grpc { max_tokens, token_ratio: token_ratio.max(0.0) })
+        RetryBudget::new(BudgetConfig::Grpc { max_tokens, token_ratio })
     }
 
     /// How it counts.
@@ -114,7 +123,7 @@ impl RetryBudget {
             BudgetConfig::Aws { retry_cost, timeout_cost, .. } => {
                 let cost = f64::from(if after_timeout { timeout_cost } else { retry_cost });
                 if *tokens < cost {
-                    return Err(Refused { available: *tokens, needed: cost });
+                    return Err(Refused { available: *tokens, needed: cost, strictly_more: false });
                 }
                 *tokens -= cost;
                 Ok(Withdrawal { cost })
@@ -122,7 +131,7 @@ impl RetryBudget {
             BudgetConfig::Grpc { max_tokens, .. } => {
                 let threshold = f64::from(max_tokens) / 2.0;
                 if *tokens <= threshold {
-                    return Err(Refused { available: *tokens, needed: threshold });
+                    return Err(Refused { available: *tokens, needed: threshold, strictly_more: true });
                 }
                 Ok(Withdrawal { cost: 0.0 })
             }
@@ -187,7 +196,7 @@ mod tests {
             b.try_acquire(false).unwrap();
         }
         assert_eq!(b.available(), 0.0);
-        assert_eq!(b.try_acquire(false), Err(Refused { available: 0.0, needed: 5.0 }));
+        assert_eq!(b.try_acquire(false), Err(Refused { available: 0.0, needed: 5.0, strictly_more: false }));
         b.succeeded(None);
         assert!(b.try_acquire(false).is_err(), "1 token is less than a retry");
     }
@@ -213,5 +222,19 @@ mod tests {
             b.succeeded(None);
         }
         assert_eq!(b.available(), 10.0);
+    }
+
+    #[test]
+    fn a_grpc_ratio_that_is_negative_or_not_a_number_gives_nothing_back() {
+        for ratio in [-1.0, f64::NAN] {
+            let b = RetryBudget::new(BudgetConfig::Grpc { max_tokens: 10, token_ratio: ratio });
+            for _ in 0..5 {
+                b.failed();
+            }
+            b.succeeded(None);
+            assert_eq!(b.available(), 5.0, "ratio {ratio}");
+            let refused = b.try_acquire(false).unwrap_err();
+            assert_eq!(refused.to_string(), "the retry budget is exhausted (5 tokens left; a retry needs more than 5)");
+        }
     }
 }

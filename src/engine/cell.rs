@@ -25,11 +25,11 @@ pub(crate) struct JobCell {
     flags: AtomicU8,
     /// The job's task, while it waits for a signal (it is the only one that does).
     job: AtomicWaker,
-    delivery: Mutex<Delivery>,
+    outcome: Mutex<OutcomeSlot>,
 }
 
 #[derive(Debug, Default)]
-struct Delivery {
+struct OutcomeSlot {
     outcome: Option<Outcome>,
     /// The handles waiting for the outcome, one slot each (usually one handle).
     waiting: SmallVec<[Option<Waker>; 1]>,
@@ -61,8 +61,8 @@ impl JobCell {
         if self.is(mask) { Poll::Ready(()) } else { Poll::Pending }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Delivery> {
-        self.delivery.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutcomeSlot> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Delivers `outcome` unless one was delivered already. The job no longer waits for signals: its waker
@@ -70,12 +70,12 @@ impl JobCell {
     pub(crate) fn deliver(&self, outcome: Outcome) {
         drop(self.job.take());
         let waiting = {
-            let mut delivery = self.lock();
-            if delivery.outcome.is_some() {
+            let mut shared = self.lock();
+            if shared.outcome.is_some() {
                 return;
             }
-            delivery.outcome = Some(outcome);
-            std::mem::take(&mut delivery.waiting)
+            shared.outcome = Some(outcome);
+            std::mem::take(&mut shared.waiting)
         };
         waiting.into_iter().flatten().for_each(Waker::wake);
     }
@@ -83,16 +83,16 @@ impl JobCell {
     /// The outcome, once there is one; until then, the task of `cx` is woken when it comes. `slot` is the
     /// handle's place among the waiting ones, so that a handle polled again replaces its waker.
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>, slot: &mut Option<usize>) -> Poll<Outcome> {
-        let mut delivery = self.lock();
-        if let Some(outcome) = &delivery.outcome {
+        let mut shared = self.lock();
+        if let Some(outcome) = &shared.outcome {
             return Poll::Ready(outcome.clone());
         }
         let waker = Some(cx.waker().clone());
         match *slot {
-            Some(i) if i < delivery.waiting.len() => delivery.waiting[i] = waker,
+            Some(i) if i < shared.waiting.len() => shared.waiting[i] = waker,
             _ => {
-                *slot = Some(delivery.waiting.len());
-                delivery.waiting.push(waker);
+                *slot = Some(shared.waiting.len());
+                shared.waiting.push(waker);
             }
         }
         Poll::Pending

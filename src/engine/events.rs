@@ -32,18 +32,6 @@ pub enum HookName {
     Failed,
 }
 
-impl HookName {
-    /// Every hook, in declaration order.
-    pub const ALL: [HookName; 6] = [
-        HookName::Resubmit,
-        HookName::FixCredentials,
-        HookName::Republish,
-        HookName::Reconcile,
-        HookName::Notify,
-        HookName::Failed,
-    ];
-}
-
 crate::names::names!(HookName {
     Resubmit => "resubmit",
     FixCredentials => "fix_credentials",
@@ -104,7 +92,7 @@ pub enum Event {
         /// Which hook.
         hook: HookName,
         /// `succeeded`, `failed <code>`, `fixed`, `cannot fix`, `done`, `not done`, `ok`, `error: ..`,
-        /// `timeout` or `panic: ..`.
+        /// `timeout`, `panic: ..`, or `interrupted` (a cancellation or the shutdown deadline cut it off).
         answer: String,
     },
     /// The retry budget refused an attempt.
@@ -147,8 +135,8 @@ pub(crate) struct Counters {
     // An ordered map: a few transitions at most, and none on the path of every decision.
     breaker_transitions: Mutex<BTreeMap<(Downstream, BreakerState), u64>>,
     // Counted on every job and hook call: atomics, indexed by the enums' order.
-    outcomes: [AtomicU64; 4],
-    hook_calls: [AtomicU64; 6],
+    outcomes: [AtomicU64; OutcomeKind::ALL.len()],
+    hook_calls: [AtomicU64; HookName::ALL.len()],
     hook_timeouts: AtomicU64,
     hook_errors: AtomicU64,
     hook_panics: AtomicU64,
@@ -208,10 +196,7 @@ impl Counters {
                 .into_iter()
                 .map(|((d, s), n)| (format!("{d} {s}"), n))
                 .collect(),
-            outcomes: nonzero(
-                [OutcomeKind::Recovered, OutcomeKind::Failed, OutcomeKind::Cancelled, OutcomeKind::Suspended],
-                &self.outcomes,
-            ),
+            outcomes: nonzero(OutcomeKind::ALL, &self.outcomes),
             hook_calls: nonzero(HookName::ALL, &self.hook_calls),
             hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
             hook_errors: self.hook_errors.load(Ordering::Relaxed),

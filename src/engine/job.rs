@@ -211,10 +211,11 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                     }
                 }
                 _ => {
-                    // No local for the delay: it would be kept beside the wait.
+                    // The locals here are moved into the wait before it is awaited, so the job does not keep them
+                    // beside it.
                     let remaining = parts.state.remaining.take();
-                    // The clock as it was read for the decision, a few instructions ago: reading it costs a lock
-                    // when time is paused.
+                    // The clock as it was read just before the decision (reading it again costs a lock when time
+                    // is paused).
                     let now = parts.started.checked_add(parts.state.history.elapsed()).unwrap_or_else(Instant::now);
                     match Wait::new(
                         &parts.delivery.cell,
@@ -289,11 +290,12 @@ fn warm<H>(parts: &Parts<H>) {
 
 fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decision: &Decision<'_>) {
     inner.counters.decision(failure.key(), decision.kind());
+    let delay_ms = decision.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     inner.emit(|| Event::Decided {
         asset_id: job.id().clone(),
         failure: failure.key(),
         action: decision.kind(),
-        delay_ms: decision.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        delay_ms,
         stage: decision.stage(),
         attempt: decision.attempt(),
         rule: decision.rule().origin().to_string(),
@@ -302,7 +304,7 @@ fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decis
         asset = job.asset_id(),
         code = %failure.key(),
         action = %decision.kind(),
-        delay_ms = decision.delay().map(|d| d.as_millis() as u64),
+        delay_ms,
         rule = %decision.rule().origin(),
         attempt = decision.attempt(),
         "decision"

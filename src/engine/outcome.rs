@@ -22,7 +22,8 @@ pub enum Outcome {
         /// Whether `reconcile` found that an earlier attempt had in fact succeeded.
         reconciled: bool,
     },
-    /// The job failed for good; the host's `failed` hook got the verdict.
+    /// The job failed for good; the host's `failed` hook got the verdict (except an `internal` one: a bug of
+    /// the engine).
     Failed {
         /// Why, with the last failure.
         verdict: Box<Verdict>,

@@ -36,6 +36,9 @@ pub enum SubmitError {
     NoRuntime,
 }
 
+/// The most events the event channel keeps for a slow subscriber.
+const MAX_EVENT_CAPACITY: usize = 1 << 20;
+
 /// What every job of one remediator shares.
 pub(crate) struct Inner<H> {
     pub(crate) policies: Arc<LivePolicies>,
@@ -164,9 +167,10 @@ impl<H: Hooks> RemediatorBuilder<H> {
         self
     }
 
-    /// How many events a slow subscriber may fall behind before it misses some.
+    /// How many events a slow subscriber may fall behind before it misses some (1 to 1,048,576; the
+    /// channel keeps that many events).
     pub fn event_capacity(mut self, n: usize) -> Self {
-        self.event_capacity = n.max(1);
+        self.event_capacity = n.clamp(1, MAX_EVENT_CAPACITY);
         self
     }
 
@@ -437,7 +441,7 @@ impl Future for JobHandle {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let this = &mut *self;
         // The id's allocation is read when the handle is dropped: ask for it together with the cell's line.
-        std::hint::black_box(this.asset_id.as_bytes().first());
+        std::hint::black_box(this.asset_id.as_bytes().first().copied());
         this.cell.poll_outcome(cx, &mut this.slot)
     }
 }

@@ -139,6 +139,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn slots_follow_the_order_of_the_keys() {
+        for (slot, key) in Table::keys().enumerate() {
+            assert_eq!(Table::slot(key), Some(slot), "{key}");
+        }
+        assert_eq!(Table::keys().count(), LEN);
+    }
+
+    #[test]
     fn the_most_specific_rule_wins_within_a_source() {
         let rules = [
             (0, Matcher::Otherwise),
