@@ -1,21 +1,4 @@
 //! Explain: what the engine does at the N-th consecutive failure with one code.
-//!
-//! The walk assumes what a host most often answers: credentials get fixed, `reconcile` finds the earlier
-//! attempt did not succeed, and every resubmission fails again with the same code.
-//!
-//! ```
-//! use lightflow_remedy::{ActionKind, Context, Failure, Policies};
-//!
-//! let policies = Policies::defaults();
-//! let failure = Failure::asset(2007, "storage credentials")?;
-//! let kinds = |n| -> Vec<ActionKind> {
-//!     policies.explain(&failure, n, &Context::new(), 0).steps.iter().map(|d| d.kind()).collect()
-//! };
-//! assert_eq!(kinds(1), [ActionKind::FixCredentials]);
-//! assert_eq!(kinds(2), [ActionKind::Retry]);
-//! assert_eq!(kinds(3), [ActionKind::Fail]);
-//! # Ok::<(), lightflow_remedy::ClassifyError>(())
-//! ```
 
 use crate::context::Context;
 use crate::decision::Decision;
@@ -54,6 +37,23 @@ impl Explanation<'_> {
 
 impl Policies {
     /// What the engine does at the `attempt`-th consecutive failure (from 1) with `failure`'s code.
+    ///
+    /// The walk assumes what a host most often answers: credentials get fixed, `reconcile` finds the earlier
+    /// attempt did not succeed, and every resubmission fails again with the same code.
+    ///
+    /// ```
+    /// use lightflow_remedy::{ActionKind, Context, Failure, Policies};
+    ///
+    /// let policies = Policies::defaults();
+    /// let failure = Failure::asset(2007, "storage credentials")?;
+    /// let kinds = |n| -> Vec<ActionKind> {
+    ///     policies.explain(&failure, n, &Context::new(), 0).steps.iter().map(|d| d.kind()).collect()
+    /// };
+    /// assert_eq!(kinds(1), [ActionKind::FixCredentials]);
+    /// assert_eq!(kinds(2), [ActionKind::Retry]);
+    /// assert_eq!(kinds(3), [ActionKind::Fail]);
+    /// # Ok::<(), lightflow_remedy::ClassifyError>(())
+    /// ```
     pub fn explain(&self, failure: &Failure, attempt: u32, ctx: &Context, seed: u64) -> Explanation<'_> {
         let mut history = History::new(seed);
         let mut n = 1;
@@ -69,6 +69,18 @@ impl Policies {
     }
 
     /// The steps the engine takes at `failure`, given the job's `history` with that failure already recorded.
+    ///
+    /// ```
+    /// use lightflow_remedy::{ActionKind, Context, Failure, History, Policies};
+    ///
+    /// let policies = Policies::defaults();
+    /// let failure = Failure::asset(2001, "download failed")?;
+    /// let mut history = History::new(0);
+    /// history.record_failure(&failure);
+    /// let steps = policies.explain_from(&failure, history, &Context::new()).steps;
+    /// assert_eq!(steps[0].kind(), ActionKind::Retry);
+    /// # Ok::<(), lightflow_remedy::ClassifyError>(())
+    /// ```
     pub fn explain_from(&self, failure: &Failure, history: History, ctx: &Context) -> Explanation<'_> {
         let attempt = history.streak().max(1);
         let mut walked = history.clone();

@@ -35,7 +35,8 @@ use serde_json::{Map, Value};
 
 use crate::catalogue::{self, Category, Downstream};
 
-/// Whether a failure came from an asset's processing or from an API call.
+/// Whether a failure came from an asset's processing, from an API call, or from a hook that did not answer in
+/// time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
@@ -63,9 +64,9 @@ pub enum FailureKind {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FailureKey {
-    /// Asset or API.
+    /// Asset, API or timeout.
     pub kind: FailureKind,
-    /// The asset code, or the HTTP status.
+    /// The asset code, the HTTP status, or 0 for a timeout.
     pub code: u16,
 }
 
@@ -220,8 +221,9 @@ pub enum ClassifyError {
 
 /// A classified failure: what failed, with its catalogue category and downstream.
 ///
-/// Build one with [`Failure::from_json`], [`Failure::from_api_response`], [`Failure::asset`] or
-/// [`Failure::api`]. The code is always valid: asset codes are four digits, API statuses are 400..=599.
+/// Build one with [`Failure::from_json`], [`Failure::from_api_response`], [`Failure::asset`],
+/// [`Failure::api`] or [`Failure::timeout`]. The code is always valid: asset codes are four digits, API
+/// statuses are 400..=599, and a timeout has none (0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     key: FailureKey,
@@ -370,7 +372,7 @@ impl Failure {
         self.key
     }
 
-    /// Asset or API.
+    /// Asset, API or timeout.
     pub fn kind(&self) -> FailureKind {
         self.key.kind
     }

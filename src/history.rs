@@ -1,30 +1,4 @@
 //! History: what has happened to one job so far.
-//!
-//! A [`Decision`] depends on nothing but the policies, the failure, the history, the context and the history's
-//! seed. The engine records each failure and each decision here; a host that runs its own loop does the same:
-//!
-//! ```
-//! use lightflow_remedy::{Context, Failure, History, Policies};
-//! use std::time::Duration;
-//!
-//! let policies = Policies::defaults();
-//! let failure = Failure::asset(2503, "service unavailable")?;
-//! let mut history = History::new(7);
-//! let mut delays = Vec::new();
-//! loop {
-//!     history.record_failure(&failure);
-//!     let decision = policies.decide(&failure, &history, &Context::default());
-//!     if decision.action().reason().is_some() {
-//!         break; // fail: the chain is over
-//!     }
-//!     delays.push(decision.delay().unwrap_or_default());
-//!     history.record(&decision);
-//!     history.advance(decision.delay().unwrap_or_default());
-//! }
-//! assert_eq!(delays.len(), 3); // the throttled profile: three resubmissions, then fail
-//! assert!(delays[0] >= Duration::from_secs(3 * 60) && delays[2] >= Duration::from_secs(30 * 60));
-//! # Ok::<(), lightflow_remedy::ClassifyError>(())
-//! ```
 
 use std::time::Duration;
 
@@ -37,6 +11,32 @@ use crate::policy::CredentialScope;
 use crate::rules::RuleKey;
 
 /// What has happened to one job: attempts, elapsed time, codes seen, positions in policy chains.
+///
+/// A [`Decision`] depends on nothing but the policies, the failure, the history, the context and the history's
+/// seed. The engine records each failure and each decision here; a host that runs its own loop does the same:
+///
+/// ```
+/// use lightflow_remedy::{Context, Failure, History, Policies};
+/// use std::time::Duration;
+///
+/// let policies = Policies::defaults();
+/// let failure = Failure::asset(2503, "service unavailable")?;
+/// let mut history = History::new(7);
+/// let mut delays = Vec::new();
+/// loop {
+///     history.record_failure(&failure);
+///     let decision = policies.decide(&failure, &history, &Context::default());
+///     if decision.action().reason().is_some() {
+///         break; // fail: the chain is over
+///     }
+///     delays.push(decision.delay().unwrap_or_default());
+///     history.record(&decision);
+///     history.advance(decision.delay().unwrap_or_default());
+/// }
+/// assert_eq!(delays.len(), 3); // the throttled profile: three resubmissions, then fail
+/// assert!(delays[0] >= Duration::from_secs(3 * 60) && delays[2] >= Duration::from_secs(30 * 60));
+/// # Ok::<(), lightflow_remedy::ClassifyError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct History {

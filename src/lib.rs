@@ -17,6 +17,13 @@
 //!   and Retry-After. Bad input is a typed [`ClassifyError`], never a panic.
 //! - **Decide** ([`Policies::decide`]): the policies, the failure, the job's [`History`] and the host's
 //!   [`Context`] give a [`Decision`]: the action, its delay, its stage in the chain, and the rule it came from.
+//! - **Remediate** ([`engine::Remediator`]): carry decisions out through the host's async [`engine::Hooks`],
+//!   one job per asset, with a retry budget, circuit breakers, shutdown and resume, events and counters.
+//!
+//! Around them: [`reload::LivePolicies`] (policies reloaded while deciding), [`fixtures`] (decision tests kept
+//! beside the policies), [`replay`] (a log of failures decided again, or against a proposed set), and, with
+//! the `testing` feature, `simulation` (a fleet under virtual time) and `testing` (helpers for hosts' tests:
+//! inline policies, scripted hooks, job timelines).
 //!
 //! # Example
 //!

@@ -94,6 +94,23 @@ impl Policies {
     }
 
     /// The defaults, then every `*.rhai` file of each directory, by file name.
+    ///
+    /// ```
+    /// use lightflow_remedy::{ActionKind, Context, Failure, History, Policies};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("remedy-doc-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// std::fs::write(dir.join("10-site.rhai"), r#"on(2404, notify("ops", "input missing"));"#)?;
+    /// let policies = Policies::load([&dir])?;
+    /// let f = Failure::asset(2404, "not found")?;
+    /// assert_eq!(policies.decide(&f, &History::new(0), &Context::new()).kind(), ActionKind::Notify);
+    /// // A broken file is an error naming the file, line and column.
+    /// std::fs::write(dir.join("20-broken.rhai"), "on(2404, retyr());")?;
+    /// let err = Policies::load([&dir]).unwrap_err();
+    /// assert!(err.to_string().contains("20-broken.rhai:1:"), "{err}");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load<P: AsRef<Path>>(directories: impl IntoIterator<Item = P>) -> Result<Self, LoadError> {
         directories.into_iter().fold(Policies::builder(), |b, d| b.directory(d.as_ref())).build()
     }

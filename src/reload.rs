@@ -143,6 +143,25 @@ impl LivePolicies {
     /// Reloads whenever a file of the policies directories changes, until the returned watcher is dropped.
     /// Changes that come together (an editor's save) are taken as one: the reload waits for `settle` of
     /// quiet.
+    ///
+    /// ```no_run
+    /// use lightflow_remedy::Policies;
+    /// use lightflow_remedy::reload::{LivePolicies, ReloadEvent};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let live = Arc::new(LivePolicies::load(Policies::builder().directory("/etc/lightflow/policies"))?);
+    /// let mut events = live.subscribe();
+    /// let _watching = live.watch(Duration::from_millis(200))?;
+    /// while let Ok(event) = events.recv().await {
+    ///     if let ReloadEvent::Refused { errors } = event {
+    ///         eprintln!("policies not reloaded, the last good set stays: {errors:?}");
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn watch(self: &Arc<Self>, settle: Duration) -> Result<PolicyWatcher, WatchError> {
         let directories: Vec<PathBuf> = self.source.as_ref().map(|s| s.directories()).unwrap_or_default();
         let (tx, rx) = std::sync::mpsc::channel::<()>();

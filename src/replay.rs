@@ -238,6 +238,19 @@ pub struct Difference {
 }
 
 /// The failures of `entries` that `before` and `after` decide differently, each set keeping its own histories.
+///
+/// ```
+/// use lightflow_remedy::{ActionKind, Policies, replay};
+///
+/// let log = r#"{"asset_id": "a1", "failure": {"code": 2404}}
+/// {"asset_id": "a2", "failure": {"code": 2001}}"#;
+/// let entries: Vec<_> = replay::parse(log).collect::<Result<_, _>>()?;
+/// let proposed = Policies::builder().source("10-site.rhai", r#"on(2404, notify("ops", "input missing"));"#).build()?;
+/// let differences = replay::compare(&Policies::defaults(), &proposed, &entries);
+/// assert_eq!(differences.len(), 1, "only the 2404 is decided differently");
+/// assert_eq!(differences[0].after.action, ActionKind::Notify);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn compare(before: &Policies, after: &Policies, entries: &[Entry]) -> Vec<Difference> {
     let (mut b, mut a) = (Replayer::new(before), Replayer::new(after));
     entries

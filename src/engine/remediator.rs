@@ -221,6 +221,38 @@ impl<H: Hooks> Remediator<H> {
     }
 
     /// Continues a job that a shutdown suspended.
+    ///
+    /// ```
+    /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator};
+    /// use lightflow_remedy::{Failure, Policies};
+    /// use serde_json::{Map, Value};
+    /// use std::time::Duration;
+    ///
+    /// struct Host;
+    /// impl Hooks for Host {
+    ///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+    ///         Ok(Attempt::Succeeded)
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?.block_on(async {
+    /// let failure = Failure::asset(2001, "download failed")?;
+    /// let before = Remediator::builder(Policies::defaults(), Host).build();
+    /// let handle = before.submit(Job::new("asset-42"), failure)?;
+    /// // The process is about to stop: the job (waiting a minute before its retry) is suspended.
+    /// let suspended = before.shutdown(Duration::from_secs(5)).await;
+    /// assert_eq!(handle.await.kind(), lightflow_remedy::engine::OutcomeKind::Suspended);
+    /// let stored = serde_json::to_string(&suspended)?;
+    ///
+    /// // After the restart: each job goes on where it stopped.
+    /// let after = Remediator::builder(Policies::defaults(), Host).build();
+    /// for state in serde_json::from_str::<Vec<_>>(&stored)? {
+    ///     assert!(matches!(after.resume(state)?.await, Outcome::Recovered { attempts: 1, .. }));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
         let SuspendedJob { job, failure, history, remaining_delay } = state;
         self.start(job, State { failure, history, remaining: remaining_delay })
@@ -298,7 +330,8 @@ impl<H: Hooks> Remediator<H> {
 
     /// Stops taking new jobs, lets hook calls in flight finish within `deadline`, and returns every
     /// unfinished job's state for [`Remediator::resume`]. Each of those jobs' handles gives
-    /// [`Outcome::Suspended`]; jobs whose calls finish in time may still end otherwise.
+    /// [`Outcome::Suspended`]; jobs whose calls finish in time may still end otherwise. See
+    /// [`Remediator::resume`] for the round trip.
     pub async fn shutdown(&self, deadline: Duration) -> Vec<SuspendedJob> {
         {
             let jobs = self.inner.jobs();

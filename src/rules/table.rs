@@ -102,7 +102,7 @@ impl Table {
         merged
     }
 
-    /// How many keys each rule wins, by rule index.
+    /// The winning rule of each key that has one (a rule's index once per key it wins).
     pub(crate) fn wins(&self) -> impl Iterator<Item = usize> + '_ {
         self.rules.iter().filter(|&&r| r != NONE).map(|&r| r as usize)
     }

@@ -92,7 +92,7 @@ impl ScriptEngine {
         self.known.contains(name)
     }
 
-    /// The engine's functions whose names look like `name`, for suggestions.
+    /// Every action and builder the language has, for suggestions of a misspelt name.
     pub(crate) fn api_names(&self) -> impl Iterator<Item = &str> {
         api::ACTIONS.iter().chain(api::BUILDERS).copied()
     }

@@ -1,6 +1,8 @@
-//! `remedy`: explain, check and tabulate LightFlow remediation policies, and classify failures.
+//! `remedy`: explain, check and tabulate LightFlow remediation policies, classify failures, run the decision
+//! tests beside the policies, simulate a fleet, and replay a log of failures.
 //!
-//! Exit codes: 0 success; 1 the policy set is invalid; 2 bad input (an unreadable code, context or document).
+//! Exit codes: 0 success; 1 the policy set is invalid, or (`test`) a case fails; 2 bad input (an unreadable
+//! code, context, document, fixture or log, or bad arguments).
 
 mod check;
 mod classify;
