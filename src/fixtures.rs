@@ -411,14 +411,18 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
             reason.map_or("no reason".to_owned(), |r| format!("{r:?}")),
         );
     }
+    // An expected value against one that may be missing (shown as `missing`).
+    fn against<T: PartialEq + std::fmt::Display>(
+        expected: T,
+        actual: Option<T>,
+        missing: &str,
+    ) -> (bool, String, String) {
+        let shown = actual.as_ref().map_or(missing.to_owned(), T::to_string);
+        (actual.as_ref() == Some(&expected), expected.to_string(), shown)
+    }
     if let Some(stage) = e.stage {
-        let actual = first.stage().map(|s| s + 1);
-        check(
-            "stage",
-            actual == Some(stage),
-            stage.to_string(),
-            actual.map_or("exhausted".to_owned(), |s| s.to_string()),
-        );
+        let (ok, expected, actual) = against(stage, first.stage().map(|s| s + 1), "exhausted");
+        check("stage", ok, expected, actual);
     }
     if let Some(rule) = &e.rule {
         let origin = first.rule().origin();
@@ -427,16 +431,11 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         }
         if let Some(matcher) = &rule.matcher {
             let actual = origin.matcher.to_string();
-            check("rule", &actual == matcher, matcher.clone(), actual);
+            check("rule.matcher", &actual == matcher, matcher.clone(), actual);
         }
         if let Some(line) = rule.line {
-            let actual = origin.pos.map(|p| p.line);
-            check(
-                "rule.line",
-                actual == Some(line),
-                line.to_string(),
-                actual.map_or("-".to_owned(), |l| l.to_string()),
-            );
+            let (ok, expected, actual) = against(line, origin.pos.map(|p| p.line), "-");
+            check("rule.line", ok, expected, actual);
         }
     }
     if let Some(expected) = &e.params {

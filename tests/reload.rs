@@ -16,12 +16,19 @@ fn site(v: usize) -> String {
     format!("{padding}on(2404, fail(\"v{v}\"));\non(2001, fail(\"v{v}\"));\n")
 }
 
-#[test]
-fn decisions_come_from_the_old_set_or_the_new_never_a_mix() {
+/// A policies directory holding one site file with `text`, loaded live. The directory lives as long as the
+/// returned guard.
+fn live_site(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Arc<LivePolicies>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("10-site.rhai");
-    std::fs::write(&file, site(0)).unwrap();
+    std::fs::write(&file, text).unwrap();
     let live = Arc::new(LivePolicies::load(Policies::builder().directory(dir.path())).unwrap());
+    (dir, file, live)
+}
+
+#[test]
+fn decisions_come_from_the_old_set_or_the_new_never_a_mix() {
+    let (_dir, file, live) = live_site(&site(0));
     let mut events = live.subscribe();
     let stop = Arc::new(AtomicBool::new(false));
     let decided = Arc::new(AtomicUsize::new(0));
@@ -81,10 +88,7 @@ fn decisions_come_from_the_old_set_or_the_new_never_a_mix() {
 
 #[test]
 fn a_watched_directory_reloads_by_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("10-site.rhai");
-    std::fs::write(&file, site(0)).unwrap();
-    let live = Arc::new(LivePolicies::load(Policies::builder().directory(dir.path())).unwrap());
+    let (_dir, file, live) = live_site(&site(0));
     let _watcher = live.watch(Duration::from_millis(50)).unwrap();
     let mut events = live.subscribe();
     std::fs::write(&file, site(1)).unwrap();
@@ -109,10 +113,7 @@ fn a_remediator_follows_a_reload() {
     use lightflow_remedy::engine::{HookName, Job, Outcome, Remediator};
     use lightflow_remedy::testing::{FakeHooks, Scripted};
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("10-site.rhai");
-    std::fs::write(&file, r#"on(2001, retry(#{ attempts: 5, initial: "1m", multiplier: 1.0 }));"#).unwrap();
-    let live = Arc::new(LivePolicies::load(Policies::builder().directory(dir.path())).unwrap());
+    let (_dir, file, live) = live_site(r#"on(2001, retry(#{ attempts: 5, initial: "1m", multiplier: 1.0 }));"#);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     let outcome = runtime.block_on(async {
         let down = Failure::asset(2001, "").unwrap();
