@@ -10,7 +10,9 @@
 //! jitter, on tokio's sleep): no policies, no decisions, no guards.
 //!
 //! Printed first, once: wall time, attempts per second and peak heap of each side (a counting allocator).
-//! Then criterion times both. Target: the engine at most 1.5× the bare loop; at most 256 MiB for the run.
+//! Then eleven runs of each, alternating, and the median of their ratios (this machine's speed drifts, and
+//! criterion times one side after the other). Then criterion times both. Target: the engine at most 1.5× the
+//! bare loop; at most 256 MiB for the run.
 //!
 //! Run with `cargo bench --bench engine --features testing`.
 
@@ -144,10 +146,40 @@ fn report(name: &str, f: fn(usize) -> usize) -> Duration {
     wall
 }
 
+/// Runs the two sides alternately `pairs` times and prints the median of each and of the per-pair ratios. The
+/// target is a ratio, and this machine's speed drifts over seconds: alternating lets the drift fall on both.
+fn paired(pairs: usize) {
+    let time = |f: fn(usize) -> usize| {
+        let start = Instant::now();
+        f(JOBS);
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    let (mut e, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..pairs {
+        let (te, tb) = (time(engine), time(bare_loop));
+        e.push(te);
+        b.push(tb);
+        ratio.push(te / tb);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (lo, hi) = (ratio.iter().copied().fold(f64::MAX, f64::min), ratio.iter().copied().fold(0.0, f64::max));
+    println!(
+        "paired, {pairs} alternating runs: engine {:.1} ms, bare loop {:.1} ms (medians); engine / bare loop {:.2}x \
+         (median of pairs; {lo:.2}x to {hi:.2}x)",
+        median(&mut e),
+        median(&mut b),
+        median(&mut ratio)
+    );
+}
+
 fn main() {
     let engine_wall = report("engine", engine);
     let bare_wall = report("bare loop", bare_loop);
     println!("engine / bare loop: {:.2}x (one run)", engine_wall.as_secs_f64() / bare_wall.as_secs_f64());
+    paired(11);
 
     let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(20));
     let mut group = c.benchmark_group("fleet_100k");
