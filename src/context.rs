@@ -72,7 +72,7 @@ impl Context {
         let value: Value = serde_json::from_str(text).map_err(|e| ContextError::MalformedJson {
             line: e.line(),
             column: e.column(),
-            message: e.to_string(),
+            message: crate::diagnostic::json_message(&e),
         })?;
         match value {
             Value::Object(values) => Ok(Context::from(values)),

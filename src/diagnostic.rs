@@ -74,3 +74,13 @@ impl fmt::Display for Diagnostic {
         f.write_str(&self.message)
     }
 }
+
+/// A JSON error's message without the " at line L column C" that serde_json appends: our errors carry the
+/// position in their own fields.
+pub(crate) fn json_message(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    }
+}

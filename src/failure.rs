@@ -505,13 +505,7 @@ pub fn retry_after(value: &str, now: SystemTime) -> Result<Duration, ClassifyErr
 }
 
 fn malformed(e: serde_json::Error) -> ClassifyError {
-    let message = e.to_string();
-    // serde_json appends " at line L column C"; the fields carry that already.
-    let message = match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message,
-    };
-    ClassifyError::MalformedJson { line: e.line(), column: e.column(), message }
+    ClassifyError::MalformedJson { line: e.line(), column: e.column(), message: crate::diagnostic::json_message(&e) }
 }
 
 fn json_type(value: &Value) -> &'static str {

@@ -245,7 +245,7 @@ pub fn parse_named(file: &str, text: &str) -> Result<Vec<Case>, FixtureError> {
         file: file.to_owned(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        message: crate::diagnostic::json_message(&e),
     })?;
     let raw = match value {
         Value::Array(cases) => cases,
