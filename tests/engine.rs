@@ -379,6 +379,31 @@ async fn a_job_suspended_while_a_breaker_holds_it_does_not_wait_its_delay_again(
     assert_eq!(state.remaining_delay, Some(Duration::ZERO), "its delay was spent before the breaker held it");
 }
 
+/// A job whose runtime stops while its attempt's hook call is in flight gives the budget's tokens back, and
+/// its outcome is counted with the attempts it had made.
+#[test]
+fn a_runtime_dropped_mid_call_gives_the_guards_back() {
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001)), Scripted::Hang]);
+    let r = Remediator::builder(Policies::defaults(), hooks)
+        .without_circuit_breaker()
+        .retry_budget(RetryBudget::aws_standard())
+        .hook_timeout(secs(3600))
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let handle = runtime.block_on(async {
+        let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+        // The first retry fails (5 tokens spent), the second hangs in its call (5 more held).
+        tokio::time::sleep(secs(10 * 60)).await;
+        assert_eq!(r.budget().map(|b| b.available()), Some(490.0));
+        handle
+    });
+    drop(runtime);
+    assert_eq!(r.budget().map(|b| b.available()), Some(495.0), "the hanging attempt's tokens came back");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    assert_eq!(runtime.block_on(handle), Outcome::Cancelled { attempts: 1 });
+    assert_eq!(r.counters().outcomes.get(&OutcomeKind::Cancelled), Some(&1));
+}
+
 #[test]
 fn a_dropped_runtime_leaves_no_job_behind() {
     let r = remediator(Policies::defaults(), FakeHooks::new());

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use super::breaker::Gate;
-use super::budget::Withdrawal;
+use super::breaker::{Breakers, Gate};
+use super::budget::{RetryBudget, Withdrawal};
 use super::call::{CallError, call};
 use super::cell::{CANCEL, JobCell, SUSPEND};
 use super::events::{Event, HookName};
@@ -33,12 +33,43 @@ pub(crate) struct State {
     pub(crate) remaining: Option<Duration>,
 }
 
-/// What the fleet guards allowed.
-struct Cleared {
+/// What the fleet guards allowed. Until the attempt settles with them, they are owed: dropped unsettled (the
+/// attempt's future dropped half-way, because its runtime stopped or the engine panicked), it gives back the
+/// budget's tokens and the breaker's probe, so that a breaker never stays half-open for a probe that is gone.
+struct Cleared<'a> {
     downstream: Downstream,
     /// The breaker's half-open generation, when this attempt is one of its probes.
     probe: Option<u64>,
     withdrawal: Option<Withdrawal>,
+    budget: Option<&'a RetryBudget>,
+    breakers: Option<&'a Breakers>,
+    settled: bool,
+}
+
+impl<'a> Cleared<'a> {
+    fn new<H>(inner: &'a Inner<H>, downstream: Downstream, probe: Option<u64>, withdrawal: Option<Withdrawal>) -> Self {
+        let (budget, breakers) = (inner.budget.as_ref(), inner.breakers.as_ref());
+        Cleared { downstream, probe, withdrawal, budget, breakers, settled: false }
+    }
+
+    /// Gives back what the guards lent to an attempt that did not happen.
+    fn give_back(&mut self) {
+        self.settled = true;
+        if let (Some(budget), Some(w)) = (self.budget, self.withdrawal) {
+            budget.refund(w);
+        }
+        if let (Some(generation), Some(b)) = (self.probe, self.breakers) {
+            b.release_probe(self.downstream, generation);
+        }
+    }
+}
+
+impl Drop for Cleared<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.give_back();
+        }
+    }
 }
 
 /// Runs the job to its outcome and delivers it.
@@ -235,7 +266,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                     // The delay is spent: a suspension while the guards hold the job back must not wait it again.
                     parts.state.remaining = Some(Duration::ZERO);
                     let cleared = if parts.delivery.inner.breakers.is_none() && parts.delivery.inner.budget.is_none() {
-                        Cleared { downstream: parts.state.failure.downstream(), probe: None, withdrawal: None }
+                        Cleared::new(&parts.delivery.inner, parts.state.failure.downstream(), None, None)
                     } else {
                         match Box::pin(clear_guards(
                             &parts.delivery.inner,
@@ -315,7 +346,12 @@ fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decis
 }
 
 /// Waits for the downstream's breaker, then takes the retry budget's tokens.
-async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &JobCell) -> Result<Cleared, Outcome> {
+async fn clear_guards<'a, H: Hooks>(
+    inner: &'a Inner<H>,
+    job: &Job,
+    st: &State,
+    cell: &JobCell,
+) -> Result<Cleared<'a>, Outcome> {
     let downstream = st.failure.downstream();
     let mut probe = None;
     if let Some(breakers) = &inner.breakers {
@@ -372,7 +408,7 @@ async fn clear_guards<H: Hooks>(inner: &Inner<H>, job: &Job, st: &State, cell: &
             }
         }
     }
-    Ok(Cleared { downstream, probe, withdrawal })
+    Ok(Cleared::new(inner, downstream, probe, withdrawal))
 }
 
 /// Carries out a waiting action (its delay is over and the guards are passed). `None` means: decide again.
@@ -383,7 +419,7 @@ async fn attempt<H: Hooks>(
     st: &mut State,
     decision: &Decision<'static>,
     action: Action,
-    cleared: Cleared,
+    mut cleared: Cleared<'_>,
     started: Instant,
     cell: &JobCell,
 ) -> Option<Outcome> {
@@ -398,11 +434,11 @@ async fn attempt<H: Hooks>(
         match call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job)).await {
             Ok(Reconciled::Done) => {
                 st.history.record(decision);
-                settle(inner, &cleared, true, true);
+                settle(inner, &mut cleared, true, true);
                 return Some(recovered(st, started, true));
             }
             Ok(Reconciled::NotDone) => {}
-            Err(e) => return Box::pin(interrupted(inner, job, st, decision, &cleared, e, cell)).await,
+            Err(e) => return Box::pin(interrupted(inner, job, st, decision, &mut cleared, e, cell)).await,
         }
     }
 
@@ -417,7 +453,7 @@ async fn attempt<H: Hooks>(
                 }
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
-                    unwind_guards(inner, &cleared);
+                    cleared.give_back();
                     st.history.skip_stage(decision);
                     return None;
                 }
@@ -437,19 +473,19 @@ async fn attempt<H: Hooks>(
     match result {
         Ok(Attempt::Succeeded) => {
             st.history.record(decision);
-            settle(inner, &cleared, true, true);
+            settle(inner, &mut cleared, true, true);
             Some(recovered(st, started, false))
         }
         Ok(Attempt::Failed(next)) => {
             st.history.record(decision);
             // The downstream held if the asset now fails somewhere else; the attempt failed all the same.
             let held = next.downstream() != cleared.downstream;
-            settle(inner, &cleared, held, false);
+            settle(inner, &mut cleared, held, false);
             st.history.record_failure(&next);
             st.failure = next;
             None
         }
-        Err(e) => Box::pin(interrupted(inner, job, st, decision, &cleared, e, cell)).await,
+        Err(e) => Box::pin(interrupted(inner, job, st, decision, &mut cleared, e, cell)).await,
     }
 }
 
@@ -459,20 +495,20 @@ async fn interrupted<H: Hooks>(
     job: &Job,
     st: &mut State,
     decision: &Decision<'static>,
-    cleared: &Cleared,
+    cleared: &mut Cleared<'_>,
     e: CallError,
     cell: &JobCell,
 ) -> Option<Outcome> {
     if let CallError::Aborted = e {
         // The call's answer is lost: resume repeats it.
-        unwind_guards(inner, cleared);
+        cleared.give_back();
         st.remaining = Some(Duration::ZERO);
         return Some(suspended(job, clone_state(st)));
     }
     st.history.record(decision);
     match e {
         CallError::Cancelled => {
-            unwind_guards(inner, cleared);
+            cleared.give_back();
             Some(cancelled(st))
         }
         CallError::Timeout => {
@@ -480,7 +516,7 @@ async fn interrupted<H: Hooks>(
             Box::pin(call_failed(inner, job, st, e, cleared.downstream, cell)).await
         }
         _ => {
-            unwind_guards(inner, cleared);
+            cleared.give_back();
             Box::pin(call_failed(inner, job, st, e, cleared.downstream, cell)).await
         }
     }
@@ -519,7 +555,8 @@ async fn call_failed<H: Hooks>(
 
 /// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt
 /// succeeded.
-fn settle<H: Hooks>(inner: &Inner<H>, cleared: &Cleared, held: bool, succeeded: bool) {
+fn settle<H: Hooks>(inner: &Inner<H>, cleared: &mut Cleared<'_>, held: bool, succeeded: bool) {
+    cleared.settled = true;
     if let Some(budget) = &inner.budget {
         match succeeded {
             true => budget.succeeded(cleared.withdrawal),
@@ -530,16 +567,6 @@ fn settle<H: Hooks>(inner: &Inner<H>, cleared: &Cleared, held: bool, succeeded: 
         && let Some(t) = breakers.record(cleared.downstream, held, cleared.probe, Instant::now())
     {
         inner.breaker_changed(t);
-    }
-}
-
-/// Gives back what the guards lent to an attempt that did not happen.
-fn unwind_guards<H: Hooks>(inner: &Inner<H>, cleared: &Cleared) {
-    if let (Some(budget), Some(w)) = (&inner.budget, cleared.withdrawal) {
-        budget.refund(w);
-    }
-    if let (Some(generation), Some(b)) = (cleared.probe, &inner.breakers) {
-        b.release_probe(cleared.downstream, generation);
     }
 }
 
