@@ -271,7 +271,7 @@ impl Default for Backoff {
 impl Backoff {
     /// The same options with `n` attempts (at least 1).
     pub fn attempts(mut self, n: u32) -> Self {
-        self.attempts = Attempts::limited(n.max(1)).unwrap_or(Attempts::Unlimited);
+        self.attempts = Attempts::Limited(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         self
     }
 

@@ -390,12 +390,13 @@ fn a_runtime_dropped_mid_call_gives_the_guards_back() {
         .hook_timeout(secs(3600))
         .build();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    let handle = runtime.block_on(async {
-        let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    let guard = runtime.enter();
+    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    drop(guard);
+    runtime.block_on(async {
         // The first retry fails (5 tokens spent), the second hangs in its call (5 more held).
         tokio::time::sleep(secs(10 * 60)).await;
         assert_eq!(r.budget().map(|b| b.available()), Some(490.0));
-        handle
     });
     drop(runtime);
     assert_eq!(r.budget().map(|b| b.available()), Some(495.0), "the hanging attempt's tokens came back");

@@ -91,8 +91,8 @@ pub(crate) fn boolean(key: &str, value: &Dynamic) -> Result<bool, String> {
 fn attempts(value: &Dynamic) -> Result<Attempts, String> {
     if let Ok(n) = value.as_int() {
         return match u32::try_from(n) {
-            Ok(0) => Err("attempts must be at least 1 (a stage that never acts is a mistake; remove it)".into()),
-            Ok(n) => Ok(Attempts::limited(n).unwrap_or(Attempts::Unlimited)),
+            Ok(n) => Attempts::limited(n)
+                .ok_or_else(|| "attempts must be at least 1 (a stage that never acts is a mistake; remove it)".into()),
             Err(_) if n < 0 => Err(format!("attempts must be at least 1, found {n}")),
             Err(_) => Err(format!("attempts must be at most {}, found {n}; use \"unlimited\"", u32::MAX)),
         };
