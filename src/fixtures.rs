@@ -156,12 +156,16 @@ pub enum DelayBound {
 impl TryFrom<Value> for DelayBound {
     type Error = String;
 
-    /// A number, or `{"min": .., "max": ..}` with at least one of the two and no other key.
+    /// `null` (no delay), a number, or `{"min": .., "max": ..}` with at least one of the two and no other key.
     fn try_from(value: Value) -> Result<Self, String> {
-        let ms =
-            |key: &str, v: &Value| v.as_u64().ok_or_else(|| format!("delay_ms `{key}` must be milliseconds, not {v}"));
+        let ms = |key: &str, v: &Value| {
+            v.as_u64().ok_or_else(|| format!("delay_ms bound `{key}` must be whole milliseconds, not {v}"))
+        };
         match &value {
-            Value::Number(_) => ms("delay_ms", &value).map(DelayBound::Exact),
+            Value::Null => Ok(DelayBound::NoDelay),
+            Value::Number(n) => {
+                n.as_u64().map(DelayBound::Exact).ok_or_else(|| format!("delay_ms must be whole milliseconds, not {n}"))
+            }
             Value::Object(bounds) if !bounds.is_empty() => {
                 if let Some(key) = bounds.keys().find(|k| *k != "min" && *k != "max") {
                     return Err(format!("delay_ms bounds are `min` and `max`, not `{key}`"));
@@ -190,10 +194,8 @@ pub struct RuleExpect {
 
 /// `delay_ms` present: `null` means "no delay", unlike a missing field (no expectation).
 fn delay_expectation<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DelayBound>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(Some(DelayBound::NoDelay)),
-        other => DelayBound::deserialize(other).map(Some).map_err(serde::de::Error::custom),
-    }
+    // `null` is an expectation too (no delay), not an absent one.
+    DelayBound::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -269,7 +271,8 @@ pub fn parse_named(file: &str, text: &str) -> Result<Vec<Case>, FixtureError> {
             let c: RawCase = serde_json::from_value(value).map_err(|e| bad(name.as_deref(), e.to_string()))?;
             let failure = failure_of(&c.failure).map_err(|m| bad(c.name.as_deref(), m))?;
             let attempt = c.attempt.unwrap_or(1).max(1);
-            if attempt > MAX_ATTEMPT {
+            // With a history, `attempt` is not used.
+            if attempt > MAX_ATTEMPT && c.history.is_none() {
                 return Err(bad(c.name.as_deref(), format!("`attempt` is at most {MAX_ATTEMPT}, not {attempt}")));
             }
             Ok(Case {

@@ -73,8 +73,9 @@ pub fn parse(log: &str) -> impl Iterator<Item = Result<Entry, BadLine>> + '_ {
 /// Parses one line of a log.
 pub fn parse_line(line: usize, text: &str) -> Result<Entry, BadLine> {
     let bad = |message: String| BadLine { line, message };
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| bad(format!("malformed JSON at column {}: {e}", e.column())))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        bad(format!("malformed JSON at column {}: {}", e.column(), crate::diagnostic::json_message(&e)))
+    })?;
     let Value::Object(mut object) = value else {
         return Err(bad("expected a JSON object".to_owned()));
     };
@@ -184,9 +185,10 @@ impl<'p> Replayer<'p> {
         if job.ended {
             *job = new_job(&entry.asset_id, entry.time);
         }
-        // The first timed entry starts the clock; without times, the delays carried out stand for the time.
+        // The first timed entry starts the clock, set back by the time the delays carried out before it stood
+        // for; without times, those delays stand for the time.
         if job.first.is_none() {
-            job.first = entry.time;
+            job.first = entry.time.map(|t| t.checked_sub(job.history.elapsed()).unwrap_or(t));
         }
         if let (Some(first), Some(now)) = (job.first, entry.time) {
             job.history.set_elapsed(now.duration_since(first).unwrap_or_default());

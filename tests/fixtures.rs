@@ -78,6 +78,7 @@ fn bad_fixture_files_say_where() {
         // A misspelt bound would otherwise pass whenever there is any delay.
         (r#"[{"failure": "2001", "expect": {"delay_ms": {"mni": 5000}}}]"#, "not `mni`"),
         (r#"[{"failure": "2001", "expect": {"delay_ms": {}}}]"#, "need `min`, `max` or both"),
+        (r#"[{"failure": "2001", "expect": {"delay_ms": -5}}]"#, "delay_ms must be whole milliseconds, not -5"),
         // Explaining walks every attempt before the one asked about.
         (r#"[{"failure": "2001", "attempt": 4000000000, "expect": {}}]"#, "at most 10000"),
     ];

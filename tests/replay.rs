@@ -109,4 +109,11 @@ fn without_times_the_delays_carried_out_stand_for_the_time() {
     // 0 and 10 minutes in: retries; 20 minutes in, another 10-minute wait would pass `max_elapsed`: the chain
     // moves on. The next report starts a new job.
     assert_eq!(actions[..4], [ActionKind::Retry, ActionKind::Retry, ActionKind::Fail, ActionKind::Retry]);
+
+    // A time that appears later goes on from the time the delays stood for: the clock does not start over.
+    let timed = r#"{"asset_id": "a", "time": "2026-11-25T03:00:00Z", "failure": {"code": 2503}}"#;
+    let mixed = [untimed, untimed, timed].join("\n");
+    let mut replayer = Replayer::new(&policies);
+    let actions: Vec<ActionKind> = entries(&mixed).iter().map(|e| replayer.decide(e).action).collect();
+    assert_eq!(actions, [ActionKind::Retry, ActionKind::Retry, ActionKind::Fail]);
 }

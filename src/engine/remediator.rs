@@ -167,8 +167,8 @@ impl<H: Hooks> RemediatorBuilder<H> {
         self
     }
 
-    /// How many events a slow subscriber may fall behind before it misses some (1 to 1,048,576; the
-    /// channel keeps that many events).
+    /// How many events a slow subscriber may fall behind before it misses some (1 to 1,048,576, rounded up
+    /// to a power of two: the channel keeps that many events).
     pub fn event_capacity(mut self, n: usize) -> Self {
         self.event_capacity = n.clamp(1, MAX_EVENT_CAPACITY);
         self
@@ -414,11 +414,12 @@ pub(crate) struct Delivery<H> {
 }
 
 impl<H> Delivery<H> {
-    /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
+    /// Whether the outcome is delivered.
     pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
 
+    /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
     pub(crate) fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
         {
