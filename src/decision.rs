@@ -206,7 +206,7 @@ impl Serialize for Decision<'_> {
         let origin = self.rule().origin();
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("action", &self.kind())?;
-        map.serialize_entry("delay_ms", &self.delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))?;
+        map.serialize_entry("delay_ms", &self.delay.map(crate::millis::millis))?;
         map.serialize_entry("delay_source", &self.delay_source)?;
         map.serialize_entry("reason", &self.reason())?;
         map.serialize_entry("stage", &self.stage.map(|s| s + 1))?;

@@ -460,7 +460,7 @@ impl Serialize for Failure {
             category: Some(self.category),
             downstream: Some(self.downstream),
             http_status: self.http_status(),
-            retry_after_ms: self.retry_after.map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+            retry_after_ms: self.retry_after.map(crate::millis::millis),
         }
         .serialize(s)
     }

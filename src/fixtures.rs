@@ -390,7 +390,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         check("steps", &actual == steps, list(steps), list(&actual));
     }
     if let Some(bound) = e.delay_ms {
-        let actual = first.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let actual = first.delay().map(crate::millis::millis);
         let (ok, expected) = match bound {
             DelayBound::NoDelay => (actual.is_none(), "no delay".to_owned()),
             DelayBound::Exact(ms) => (actual == Some(ms), format!("{ms} ms")),

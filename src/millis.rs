@@ -3,8 +3,13 @@
 use serde::{Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
+/// Whole milliseconds, saturating (a century-long delay still prints).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    s.serialize_u64(millis(*d))
 }
 
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -18,7 +23,7 @@ pub(crate) mod opt {
 
     pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Some(d) => s.serialize_some(&super::millis(*d)),
             None => s.serialize_none(),
         }
     }

@@ -203,7 +203,7 @@ impl<'p> Replayer<'p> {
             attempt: job.history.streak(),
             action: first.kind(),
             steps: explanation.steps.iter().map(|d| d.kind()).collect(),
-            delay_ms: first.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            delay_ms: first.delay().map(crate::millis::millis),
             reason: explanation.steps.iter().find_map(|d| d.reason()).map(str::to_owned),
             rule: first.rule().origin().to_string(),
             what: explanation.steps.iter().map(|d| d.stage_ref().map_or(0, |s| s.digest())).collect(),

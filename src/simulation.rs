@@ -63,6 +63,7 @@ use crate::engine::{
     Notice, Outcome, Reconciled, Remediator, RetryBudget, SubmitError, Verdict, VerdictKind,
 };
 use crate::failure::{ClassifyError, Failure, FailureKey, FailureKind};
+use crate::millis::millis;
 use crate::policy::CredentialScope;
 use crate::reload::LivePolicies;
 
@@ -550,10 +551,6 @@ fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use super::events::{bump, lock};
 use crate::failure::FailureKey;
 use crate::policy::ActionKind;
 use crate::rules::table::{self, Table};
@@ -46,13 +47,13 @@ impl DecisionCounts {
                     self.blocks[slot / BLOCK].get_or_init(|| (0..BLOCK * ACTIONS).map(|_| AtomicU64::new(0)).collect());
                 block[(slot % BLOCK) * ACTIONS + action as usize].fetch_add(1, Ordering::Relaxed);
             }
-            None => *self.other.lock().unwrap_or_else(|e| e.into_inner()).entry((key, action)).or_default() += 1,
+            None => bump(&self.other, (key, action)),
         }
     }
 
     /// The counts that are not zero.
     pub(crate) fn snapshot(&self) -> BTreeMap<(FailureKey, ActionKind), u64> {
-        let mut counts = self.other.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut counts = lock(&self.other);
         for (slot, key) in Table::keys().enumerate() {
             let Some(block) = self.blocks[slot / BLOCK].get() else { continue };
             for action in ActionKind::ALL {

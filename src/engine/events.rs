@@ -147,11 +147,13 @@ fn nonzero<K: Ord, const N: usize>(keys: [K; N], counts: &[AtomicU64; N]) -> BTr
     keys.into_iter().zip(counts).map(|(k, c)| (k, c.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
 }
 
-fn lock<K: Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+/// A copy of a counted map.
+pub(super) fn lock<K: Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
     map.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+/// Counts one `key` in a counted map.
+pub(super) fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
     *map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
 }
 

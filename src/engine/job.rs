@@ -321,7 +321,7 @@ fn warm<H>(parts: &Parts<H>) {
 
 fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decision: &Decision<'_>) {
     inner.counters.decision(failure.key(), decision.kind());
-    let delay_ms = decision.delay().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let delay_ms = decision.delay().map(crate::millis::millis);
     inner.emit(|| Event::Decided {
         asset_id: job.id().clone(),
         failure: failure.key(),
@@ -398,9 +398,8 @@ async fn clear_guards<'a, H: Hooks>(
         match budget.try_acquire(st.failure.kind() == FailureKind::Timeout) {
             Ok(w) => withdrawal = Some(w),
             Err(refused) => {
-                if let (Some(generation), Some(b)) = (probe, &inner.breakers) {
-                    b.release_probe(downstream, generation);
-                }
+                // Nothing is attempted: the breaker's probe, if this was one, goes back.
+                Cleared::new(inner, downstream, probe, None).give_back();
                 inner.counters.budget_refusal();
                 inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
                 let reason = format!("the fleet's retry budget refused another attempt: {refused}");
