@@ -31,11 +31,11 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use lightflow_remedy::LivePolicies;
 use lightflow_remedy::engine::{
     Attempt, AttemptKey, BudgetConfig, CredentialFix, Event, HookError, Hooks, Job, JobHandle, Notice, Outcome,
     Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict,
 };
-use lightflow_remedy::reload::LivePolicies;
 use lightflow_remedy::{ClassifyError, CredentialScope, Downstream, Failure, Policies};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;

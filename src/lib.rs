@@ -1,4 +1,4 @@
-//! Decides what to do when a LightFlow video asset or API call fails.
+//! Decides what to do when a LightFlow video asset or API call fails, and does it.
 //!
 //! LightFlow assets end in `error` with an `assetError` code from a documented catalogue; LightFlow API calls
 //! fail with an HTTP status. This library maps each code and code range to a policy: retry with backoff,
@@ -6,24 +6,28 @@
 //! clear reason. Operators override the rules per deployment with Rhai scripts; engineers unit-test
 //! remediation decisions with it, because a decision is a pure function of its inputs.
 //!
-//! Data flows one way:
+//! # Layers
+//!
+//! Data flows one way, and each layer is a folder (a module) that uses only the ones before it:
 //!
 //! ```text
-//! raw input ──▶ Failure ──▶ Decision
-//!  (JSON, HTTP)  classify     decide
+//! raw input ──▶ Failure ──▶ Decision ──▶ attempt ──▶ result ──▶ Outcome
+//!  (JSON, HTTP)  classify     decide      engine       └▶ new Failure ─▶ decide ...
 //! ```
 //!
-//! - **Classify** ([`Failure`]): parse an asset object, an `assetError` object, or an API status with its body
-//!   and Retry-After. Bad input is a typed [`ClassifyError`], never a panic.
-//! - **Decide** ([`Policies::decide`]): the policies, the failure, the job's [`History`] and the host's
-//!   [`Context`] give a [`Decision`]: the action, its delay, its stage in the chain, and the rule it came from.
-//! - **Remediate** ([`engine::Remediator`]): carry decisions out through the host's async [`engine::Hooks`],
-//!   one job per asset, with a retry budget, circuit breakers, shutdown and resume, events and counters.
-//!
-//! Around them: [`reload::LivePolicies`] (policies reloaded while deciding), [`fixtures`] (decision tests kept
-//! beside the policies), [`replay`] (a log of failures decided again, or against a proposed set), and, with
-//! the `testing` feature, `simulation` (a fleet under virtual time) and `testing` (helpers for hosts' tests:
-//! inline policies, scripted hooks, job timelines).
+//! - [`classify`] (`src/classify/`): an asset object, an `assetError` object or an API status with its body
+//!   and Retry-After, read into a [`Failure`] with its catalogue category and downstream. Bad input is a typed
+//!   [`ClassifyError`], never a panic.
+//! - [`decide`] (`src/decide/`): [`Policies::decide`] gives a [`Decision`] from the failure, the job's
+//!   [`History`] and the host's [`Context`]: the action, its delay, its stage, and the rule it came from. The
+//!   policies are layered Rhai scripts, checked at load and run in a sandbox.
+//! - [`engine`] (`src/engine/`): a [`Remediator`] carries decisions out through the host's async
+//!   [`Hooks`], one job per asset, with a retry budget, circuit breakers, shutdown and resume,
+//!   events and counters.
+//! - [`operate`] (`src/operate/`): live reload of the policies directories, decision tests beside the
+//!   policies, replay of a failure log, and (feature `testing`) a simulated fleet.
+//! - [`testing`] (feature `testing`, `src/testing.rs`): helpers for hosts' tests: inline policies, scripted
+//!   hooks, job timelines. [`diagnostic`]: errors and warnings with their file:line:column.
 //!
 //! # Example
 //!
@@ -73,37 +77,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod catalogue;
-pub mod context;
-mod decision;
+pub mod classify;
+pub mod decide;
 pub mod diagnostic;
 pub mod engine;
-mod explain;
-pub mod failure;
-pub mod fixtures;
-mod history;
 mod millis;
 mod names;
-mod policies;
-pub mod policy;
-pub mod reload;
-pub mod replay;
-pub mod rules;
-pub mod schedule;
-mod script;
-#[cfg(feature = "testing")]
-pub mod simulation;
+pub mod operate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use catalogue::{Category, Downstream};
-pub use context::Context;
-pub use decision::Decision;
+pub use classify::{Category, ClassifyError, Downstream, Failure, FailureKey, FailureKind};
+pub use decide::{
+    Action, ActionKind, Attempts, Backoff, Context, CredentialScope, Decision, DelaySource, Explanation, History,
+    Jitter, LivePolicies, LoadError, Matcher, Origin, Policies, PoliciesBuilder, Policy, Position, Rule, RuleKey, Seen,
+    Stage,
+};
 pub use diagnostic::{Diagnostic, Pos, Severity};
-pub use explain::Explanation;
-pub use failure::{ClassifyError, Failure, FailureKey, FailureKind};
-pub use history::{History, Position, Seen};
-pub use policies::{DEFAULTS_NAME, DEFAULTS_SOURCE, LoadError, Policies, PoliciesBuilder};
-pub use policy::{Action, ActionKind, Attempts, Backoff, CredentialScope, Jitter, Policy, Stage};
-pub use rules::{Matcher, Origin, Rule, RuleKey};
-pub use schedule::DelaySource;
+pub use engine::{Hooks, Job, Outcome, Remediator};

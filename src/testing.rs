@@ -25,15 +25,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::context::Context;
+use crate::classify::{Failure, FailureKey};
+use crate::decide::{ActionKind, Context, CredentialScope, History, Policies};
 use crate::engine::{
     Attempt, AttemptKey, CredentialFix, HookError, HookName, Hooks, Job, Notice, Outcome, Reconciled, Remediator,
     Verdict,
 };
-use crate::failure::{Failure, FailureKey};
-use crate::history::History;
-use crate::policies::Policies;
-use crate::policy::{ActionKind, CredentialScope};
 
 /// The built-in defaults plus `script` as `test.rhai`. Panics with every error (file:line:col) when the script
 /// does not load: this is for tests.

@@ -57,7 +57,7 @@ proptest! {
     #[test]
     fn arbitrary_statuses_and_codes(status in any::<u16>(), code in any::<u16>(), header in "[0-9a-zA-Z ,:]{0,32}") {
         let api = Failure::from_api_response(status, "", Some(&header), SystemTime::UNIX_EPOCH);
-        prop_assert_eq!(api.is_ok(), (400..=599).contains(&status) && lightflow_remedy::failure::retry_after(&header, SystemTime::UNIX_EPOCH).is_ok());
+        prop_assert_eq!(api.is_ok(), (400..=599).contains(&status) && lightflow_remedy::classify::retry_after(&header, SystemTime::UNIX_EPOCH).is_ok());
         prop_assert_eq!(Failure::asset(code, "").is_ok(), (1000..=9999).contains(&code));
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use lightflow_remedy::catalogue;
+use lightflow_remedy::classify::catalogue;
 use serde_json::Value;
 
 fn remedy(args: &[&str]) -> Output {

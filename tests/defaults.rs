@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use lightflow_remedy::{Action, ActionKind, Context, Failure, FailureKey, Matcher, Policies, Severity, catalogue};
+use lightflow_remedy::{
+    Action, ActionKind, Context, Failure, FailureKey, Matcher, Policies, Severity, classify::catalogue,
+};
 
 use ActionKind::{Fail as F, FixCredentials as Fix, Notify as N, Reconcile as Rec, Republish as Rep, Retry as R};
 

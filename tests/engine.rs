@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use lightflow_remedy::catalogue::Downstream;
+use lightflow_remedy::classify::catalogue::Downstream;
 use lightflow_remedy::engine::{
     Attempt, AttemptKey, BreakerConfig, BreakerState, Event, HookError, HookName, Hooks, Job, Outcome, OutcomeKind,
     Remediator, RetryBudget, SubmitError, VerdictKind,

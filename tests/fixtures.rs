@@ -1,7 +1,7 @@
 //! Decision tests for policy authors: the shipped fixtures pass, and a disagreement reads as a diff.
 
 use lightflow_remedy::Policies;
-use lightflow_remedy::fixtures::{self, FixtureError};
+use lightflow_remedy::operate::fixtures::{self, FixtureError};
 
 #[test]
 fn the_shipped_fixtures_pin_the_default_table_and_pass() {
@@ -11,7 +11,7 @@ fn the_shipped_fixtures_pin_the_default_table_and_pass() {
     let failed: Vec<String> = results.iter().filter(|r| !r.passed()).map(|r| r.to_string()).collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     // Every catalogue code appears in a case.
-    for code in lightflow_remedy::catalogue::codes() {
+    for code in lightflow_remedy::classify::catalogue::codes() {
         assert!(cases.iter().any(|c| c.failure.code() == code), "{code} has no fixture");
     }
 }

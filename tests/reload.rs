@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lightflow_remedy::reload::{LivePolicies, ReloadEvent};
+use lightflow_remedy::decide::{LivePolicies, ReloadEvent};
 use lightflow_remedy::{Context, Failure, History, Policies};
 
 /// Version `v` of a site file: two rules whose reasons and lines tell the version apart.

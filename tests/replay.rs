@@ -1,6 +1,6 @@
 //! Replaying a log of failures: every decision, or exactly the ones a policy change affects.
 
-use lightflow_remedy::replay::{self, Entry, Replayer};
+use lightflow_remedy::operate::replay::{self, Entry, Replayer};
 use lightflow_remedy::{ActionKind, FailureKey, Policies};
 
 const LOG: &str = r#"{"asset_id": "a1", "time": "2026-11-25T02:00:00Z", "failure": {"code": 2503, "message": "unavailable"}}

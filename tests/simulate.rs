@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightflow_remedy::LivePolicies;
 use lightflow_remedy::engine::{BudgetConfig, RetryBudget};
-use lightflow_remedy::reload::LivePolicies;
-use lightflow_remedy::simulation::{self, Mix, MixError, Outage, SimConfig, SimError, Summary};
+use lightflow_remedy::operate::simulation::{self, Mix, MixError, Outage, SimConfig, SimError, Summary};
 use lightflow_remedy::{FailureKey, Policies};
 
 fn policies() -> Arc<LivePolicies> {

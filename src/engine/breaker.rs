@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::catalogue::Downstream;
+use crate::classify::catalogue::Downstream;
 
 /// How the breakers behave.
 ///

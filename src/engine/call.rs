@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use super::cell::{ABORT, CANCEL, JobCell};
 use super::events::{Event, HookName};
 use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Job, Reconciled};
-use super::remediator::Inner;
+use super::shared::Inner;
 
 /// Why a hook call gave no answer.
 #[derive(Debug)]

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use super::events::{bump, lock};
-use crate::failure::FailureKey;
-use crate::policy::ActionKind;
-use crate::rules::table::{self, Table};
+use super::counted::{bump, lock};
+use crate::classify::FailureKey;
+use crate::decide::ActionKind;
+use crate::decide::rules::table::{self, Table};
 
 /// Keys per block: neighbouring codes (a category's) usually share one.
 const BLOCK: usize = 64;
@@ -70,7 +70,7 @@ impl DecisionCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue;
+    use crate::classify::catalogue;
 
     #[test]
     fn every_key_is_counted_under_its_own_name() {

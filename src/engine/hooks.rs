@@ -7,9 +7,8 @@ use std::sync::{Arc, LazyLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::context::Context;
-use crate::failure::Failure;
-use crate::policy::CredentialScope;
+use crate::classify::Failure;
+use crate::decide::{Context, CredentialScope};
 
 /// One asset to remediate: its id, the host's context for it, and the seed of its jitter.
 ///

@@ -8,69 +8,19 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use super::breaker::{Breakers, Gate};
-use super::budget::{RetryBudget, Withdrawal};
 use super::call::{CallError, call};
 use super::cell::{CANCEL, JobCell, SUSPEND};
+use super::ending::{cancelled, failed, internal_failure, recovered, suspended};
 use super::events::{Event, HookName};
-use super::hooks::{
-    Attempt, AttemptKey, CredentialFix, Hooks, Job, NO_CHANGES, Notice, Reconciled, Verdict, VerdictKind,
-};
-use super::outcome::{Outcome, SuspendedJob};
-use super::remediator::{Delivery, Inner};
-use super::wait::{Stop, Wait, later};
-use crate::catalogue::Downstream;
-use crate::decision::Decision;
-use crate::failure::{Failure, FailureKind};
-use crate::history::History;
-use crate::policy::Action;
-
-/// Where a job stands: the failure being remediated (already recorded in the history), and what was left of
-/// a delay when it was suspended.
-pub(crate) struct State {
-    pub(crate) failure: Failure,
-    pub(crate) history: History,
-    pub(crate) remaining: Option<Duration>,
-}
-
-/// What the fleet guards allowed. Until the attempt settles with them, they are owed: dropped unsettled (the
-/// attempt's future dropped half-way, because its runtime stopped or the engine panicked), it gives back the
-/// budget's tokens and the breaker's probe, so that a breaker never stays half-open for a probe that is gone.
-struct Cleared<'a> {
-    downstream: Downstream,
-    /// The breaker's half-open generation, when this attempt is one of its probes.
-    probe: Option<u64>,
-    withdrawal: Option<Withdrawal>,
-    budget: Option<&'a RetryBudget>,
-    breakers: Option<&'a Breakers>,
-    settled: bool,
-}
-
-impl<'a> Cleared<'a> {
-    fn new<H>(inner: &'a Inner<H>, downstream: Downstream, probe: Option<u64>, withdrawal: Option<Withdrawal>) -> Self {
-        let (budget, breakers) = (inner.budget.as_ref(), inner.breakers.as_ref());
-        Cleared { downstream, probe, withdrawal, budget, breakers, settled: false }
-    }
-
-    /// Gives back what the guards lent to an attempt that did not happen.
-    fn give_back(&mut self) {
-        self.settled = true;
-        if let (Some(budget), Some(w)) = (self.budget, self.withdrawal) {
-            budget.refund(w);
-        }
-        if let (Some(generation), Some(b)) = (self.probe, self.breakers) {
-            b.release_probe(self.downstream, generation);
-        }
-    }
-}
-
-impl Drop for Cleared<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.give_back();
-        }
-    }
-}
+use super::guards::{Cleared, clear_guards, settle};
+use super::hooks::{Attempt, AttemptKey, CredentialFix, Hooks, Job, NO_CHANGES, Notice, Reconciled, VerdictKind};
+use super::outcome::Outcome;
+use super::shared::{Delivery, Inner};
+use super::state::State;
+use super::wait::{Stop, Wait};
+use crate::classify::Failure;
+use crate::classify::catalogue::Downstream;
+use crate::decide::{Action, Decision};
 
 /// Runs the job to its outcome and delivers it.
 ///
@@ -117,20 +67,6 @@ impl<H> Drop for Parts<H> {
     }
 }
 
-/// The outcome of a job whose walk panicked inside the engine (a bug): it still ends, failed.
-fn internal_failure(failure: &Failure, attempts: u32) -> Outcome {
-    Outcome::Failed {
-        verdict: Box::new(Verdict {
-            kind: VerdictKind::Internal,
-            reason: "the remediation engine failed on this job (please report it)".to_owned(),
-            hint: format!("{} {}", failure.key(), failure.name()),
-            last_failure: failure.clone(),
-            rule: None,
-            attempts,
-        }),
-    }
-}
-
 /// What a job's task owns.
 pub(crate) struct Parts<H> {
     pub(crate) job: Job,
@@ -154,7 +90,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                 return cancelled(&parts.state);
             }
             if parts.delivery.cell.is(SUSPEND) {
-                return suspended(&parts.job, clone_state(&parts.state));
+                return suspended(&parts.job, parts.state.clone());
             }
             parts.state.history.set_elapsed(parts.started.elapsed());
             let decision = parts
@@ -201,7 +137,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                         // An operator message that cannot be delivered does not stop the remediation.
                         Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
                         Err(CallError::Cancelled) => return cancelled(&parts.state),
-                        Err(CallError::Aborted) => return suspended(&parts.job, clone_state(&parts.state)),
+                        Err(CallError::Aborted) => return suspended(&parts.job, parts.state.clone()),
                     }
                     parts.state.history.record(&decision);
                 }
@@ -217,7 +153,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                     .await;
                     match &answer {
                         // A call cut off by the shutdown deadline leaves no trace: resume asks again.
-                        Err(CallError::Aborted) => return suspended(&parts.job, clone_state(&parts.state)),
+                        Err(CallError::Aborted) => return suspended(&parts.job, parts.state.clone()),
                         Err(CallError::Cancelled) => return cancelled(&parts.state),
                         _ => parts.state.history.record(&decision),
                     }
@@ -259,7 +195,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                         Err(Stop::Cancelled) => return cancelled(&parts.state),
                         Err(Stop::Suspend { left }) => {
                             parts.state.remaining = Some(left);
-                            return suspended(&parts.job, clone_state(&parts.state));
+                            return suspended(&parts.job, parts.state.clone());
                         }
                     }
                     warm(parts);
@@ -343,71 +279,6 @@ fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decis
     if let Some(e) = decision.script_error() {
         tracing::warn!(asset = job.asset_id(), error = %e, "a decide function failed and was passed over");
     }
-}
-
-/// Waits for the downstream's breaker, then takes the retry budget's tokens.
-async fn clear_guards<'a, H: Hooks>(
-    inner: &'a Inner<H>,
-    job: &Job,
-    st: &State,
-    cell: &JobCell,
-) -> Result<Cleared<'a>, Outcome> {
-    let downstream = st.failure.downstream();
-    let mut probe = None;
-    if let Some(breakers) = &inner.breakers {
-        let began = Instant::now();
-        let mut announced = false;
-        loop {
-            let changed = breakers.changed(downstream).notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let (gate, transition) = breakers.gate(downstream, Instant::now());
-            if let Some(t) = transition {
-                inner.breaker_changed(t);
-            }
-            let until = match gate {
-                Gate::Pass { probe: p } => {
-                    probe = p;
-                    break;
-                }
-                Gate::Until(until) => until,
-                Gate::ForProbes => later(Instant::now(), breakers.config().open_for),
-            };
-            let patience = later(began, breakers.config().max_wait);
-            if until > patience {
-                let reason = format!("the {downstream} circuit breaker stayed open longer than the engine waits");
-                return Err(failed(inner, job, st, VerdictKind::CircuitOpen, reason, None, cell).await);
-            }
-            if !announced {
-                inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
-                announced = true;
-            }
-            tokio::select! {
-                biased;
-                _ = cell.raised(CANCEL | SUSPEND) => match cell.is(CANCEL) {
-                    true => return Err(cancelled(st)),
-                    false => return Err(suspended(job, clone_state(st))),
-                },
-                _ = tokio::time::sleep_until(until) => {}
-                _ = changed => {}
-            }
-        }
-    }
-    let mut withdrawal = None;
-    if let Some(budget) = &inner.budget {
-        match budget.try_acquire(st.failure.kind() == FailureKind::Timeout) {
-            Ok(w) => withdrawal = Some(w),
-            Err(refused) => {
-                // Nothing is attempted: the breaker's probe, if this was one, goes back.
-                Cleared::new(inner, downstream, probe, None).give_back();
-                inner.counters.budget_refusal();
-                inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
-                let reason = format!("the fleet's retry budget refused another attempt: {refused}");
-                return Err(failed(inner, job, st, VerdictKind::BudgetExhausted, reason, None, cell).await);
-            }
-        }
-    }
-    Ok(Cleared::new(inner, downstream, probe, withdrawal))
 }
 
 /// Carries out a waiting action (its delay is over and the guards are passed). `None` means: decide again.
@@ -502,7 +373,7 @@ async fn interrupted<H: Hooks>(
         // The call's answer is lost: resume repeats it.
         cleared.give_back();
         st.remaining = Some(Duration::ZERO);
-        return Some(suspended(job, clone_state(st)));
+        return Some(suspended(job, st.clone()));
     }
     st.history.record(decision);
     match e {
@@ -548,69 +419,6 @@ async fn call_failed<H: Hooks>(
             Some(failed(inner, job, st, VerdictKind::HookPanicked, reason, None, cell).await)
         }
         CallError::Cancelled => Some(cancelled(st)),
-        CallError::Aborted => Some(suspended(job, clone_state(st))),
+        CallError::Aborted => Some(suspended(job, st.clone())),
     }
-}
-
-/// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt
-/// succeeded.
-fn settle<H: Hooks>(inner: &Inner<H>, cleared: &mut Cleared<'_>, held: bool, succeeded: bool) {
-    cleared.settled = true;
-    if let Some(budget) = &inner.budget {
-        match succeeded {
-            true => budget.succeeded(cleared.withdrawal),
-            false => budget.failed(),
-        }
-    }
-    if let Some(breakers) = &inner.breakers
-        && let Some(t) = breakers.record(cleared.downstream, held, cleared.probe, Instant::now())
-    {
-        inner.breaker_changed(t);
-    }
-}
-
-fn clone_state(st: &State) -> State {
-    State { failure: st.failure.clone(), history: st.history.clone(), remaining: st.remaining }
-}
-
-fn recovered(st: &State, started: Instant, reconciled: bool) -> Outcome {
-    Outcome::Recovered { attempts: st.history.attempts(), elapsed: started.elapsed(), reconciled }
-}
-
-fn cancelled(st: &State) -> Outcome {
-    Outcome::Cancelled { attempts: st.history.attempts() }
-}
-
-fn suspended(job: &Job, st: State) -> Outcome {
-    Outcome::Suspended {
-        state: Box::new(SuspendedJob {
-            job: job.clone(),
-            failure: st.failure,
-            history: st.history,
-            remaining_delay: st.remaining,
-        }),
-    }
-}
-
-/// Ends the job failed, telling the host's `failed` hook.
-async fn failed<H: Hooks>(
-    inner: &Inner<H>,
-    job: &Job,
-    st: &State,
-    kind: VerdictKind,
-    reason: String,
-    rule: Option<String>,
-    cell: &JobCell,
-) -> Outcome {
-    let verdict = Verdict {
-        kind,
-        reason,
-        hint: format!("{} {}", st.failure.key(), st.failure.name()),
-        last_failure: st.failure.clone(),
-        rule,
-        attempts: st.history.attempts(),
-    };
-    // The verdict stands whatever the hook answers; its trouble shows in events and counters.
-    let _ = call(inner, job, HookName::Failed, None, cell, || inner.hooks.failed(job, &verdict)).await;
-    Outcome::Failed { verdict: Box::new(verdict) }
 }

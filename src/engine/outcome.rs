@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::hooks::{Job, Verdict};
-use crate::failure::Failure;
-use crate::history::History;
+use crate::classify::Failure;
+use crate::decide::History;
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,19 +10,20 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tracing::Instrument;
 
-use super::breaker::{BreakerConfig, BreakerState, Breakers, Transition};
+use super::breaker::{BreakerConfig, BreakerState, Breakers};
 use super::budget::RetryBudget;
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
-use super::events::{CounterSnapshot, Counters, Event};
+use super::counters::{CounterSnapshot, Counters};
+use super::events::Event;
 use super::hooks::{Hooks, Job};
-use super::job::{self, State};
+use super::job;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::{Entered, Registry};
-use crate::catalogue::Downstream;
-use crate::failure::Failure;
-use crate::history::History;
-use crate::policies::Policies;
-use crate::reload::LivePolicies;
+use super::shared::{Delivery, Inner};
+use super::state::State;
+use crate::classify::Failure;
+use crate::classify::catalogue::Downstream;
+use crate::decide::{History, LivePolicies, Policies};
 
 /// Why a job could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,51 +39,6 @@ pub enum SubmitError {
 
 /// The most events the event channel keeps for a slow subscriber.
 const MAX_EVENT_CAPACITY: usize = 1 << 20;
-
-/// What every job of one remediator shares.
-pub(crate) struct Inner<H> {
-    pub(crate) policies: Arc<LivePolicies>,
-    pub(crate) hooks: H,
-    pub(crate) hook_timeout: Duration,
-    pub(crate) hook_slots: Semaphore,
-    pub(crate) budget: Option<RetryBudget>,
-    pub(crate) breakers: Option<Breakers>,
-    pub(crate) counters: Counters,
-    events: broadcast::Sender<Event>,
-    /// Whether anyone ever subscribed to the events.
-    listened: AtomicBool,
-    jobs: Mutex<Registry>,
-    /// Turned off by `shutdown`, under the jobs' lock, so that no job starts unseen by it.
-    accepting: AtomicBool,
-    /// Told whenever the last running job ends, for `shutdown`.
-    idle: Notify,
-    suspended: Mutex<Vec<SuspendedJob>>,
-}
-
-impl<H> Inner<H> {
-    /// Sends an event, building it only when someone listens.
-    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
-        // An atomic flag, not `receiver_count` (which takes the channel's lock on every event).
-        if self.listened.load(Ordering::Relaxed) {
-            let _ = self.events.send(event());
-        }
-    }
-
-    /// Keeps the state of a job that the shutdown suspended, for `shutdown` to return.
-    pub(crate) fn keep_suspended(&self, state: SuspendedJob) {
-        self.suspended.lock().unwrap_or_else(|e| e.into_inner()).push(state);
-    }
-
-    pub(crate) fn breaker_changed(&self, t: Transition) {
-        self.counters.breaker(t.downstream, t.to);
-        tracing::info!(downstream = %t.downstream, from = ?t.from, to = ?t.to, "circuit breaker");
-        self.emit(|| Event::BreakerChanged { downstream: t.downstream, from: t.from, to: t.to });
-    }
-
-    fn jobs(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// Drives the host's hooks for every submitted job, on tokio.
 ///
@@ -400,36 +356,6 @@ impl<H: Hooks> Remediator<H> {
     /// The host's hooks.
     pub fn hooks(&self) -> &H {
         &self.inner.hooks
-    }
-}
-
-/// Held by a job's task: ends the job in the registry and delivers its outcome (the job's parts deliver
-/// `Cancelled` if the task is dropped before).
-pub(crate) struct Delivery<H> {
-    pub(crate) inner: Arc<Inner<H>>,
-    /// Where the job is in the registry.
-    hash: u64,
-    pub(crate) cell: Arc<JobCell>,
-    finished: bool,
-}
-
-impl<H> Delivery<H> {
-    /// Whether the outcome is delivered.
-    pub(crate) fn is_finished(&self) -> bool {
-        self.finished
-    }
-
-    /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
-    pub(crate) fn finish(&mut self, outcome: Outcome) {
-        self.finished = true;
-        {
-            let mut jobs = self.inner.jobs();
-            jobs.leave(self.hash, &self.cell);
-            if jobs.is_empty() {
-                self.inner.idle.notify_waiters();
-            }
-        }
-        self.cell.deliver(outcome);
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lightflow_remedy::replay::{self, Entry, Replayer};
+use lightflow_remedy::operate::replay::{self, Entry, Replayer};
 use serde_json::json;
 
 use crate::common::{bad_input, load};

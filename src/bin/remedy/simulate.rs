@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lightflow_remedy::FailureKey;
 use lightflow_remedy::engine::{BudgetConfig, RetryBudget};
-use lightflow_remedy::simulation::{self, Mix, Outage, SimConfig, Summary};
+use lightflow_remedy::operate::simulation::{self, Mix, Outage, SimConfig, Summary};
 
 use crate::common::{bad_input, load};
 

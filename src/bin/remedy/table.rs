@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lightflow_remedy::{Context, Failure, FailureKey, catalogue};
+use lightflow_remedy::{Context, Failure, FailureKey, classify::catalogue};
 use serde_json::{Value, json};
 
 use crate::common::load;

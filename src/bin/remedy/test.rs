@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use lightflow_remedy::fixtures::{self, Case, FixtureError};
+use lightflow_remedy::operate::fixtures::{self, Case, FixtureError};
 
 use crate::common::load;
 

@@ -1,0 +1,175 @@
+//! The backoff options of a waiting stage (`retry`, `resubmit`, `republish`): attempts, delays, jitter.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// How many times a stage acts before it hands over to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// At most this many.
+    Limited(NonZeroU32),
+    /// No count limit (a `max_elapsed` may still bound the stage).
+    Unlimited,
+}
+
+impl Attempts {
+    /// Exactly `n` attempts; `None` when `n` is 0.
+    pub fn limited(n: u32) -> Option<Self> {
+        NonZeroU32::new(n).map(Attempts::Limited)
+    }
+
+    /// Whether a stage that has acted `used` times may act again.
+    #[inline]
+    pub fn allows(self, used: u32) -> bool {
+        match self {
+            Attempts::Limited(n) => used < n.get(),
+            Attempts::Unlimited => true,
+        }
+    }
+}
+
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attempts::Limited(n) => write!(f, "{n}"),
+            Attempts::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// How the computed delay is spread, so that many assets do not retry in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Jitter {
+    /// The computed delay, exactly.
+    None,
+    /// Uniform in `[0, delay]`.
+    Full,
+    /// Uniform in `[delay / 2, delay]`.
+    Equal,
+    /// Uniform in `[initial, previous delay × 3]`, capped at `max_delay`.
+    Decorrelated,
+    /// Uniform in `[delay × (1 − p), delay × (1 + p)]`.
+    Proportional(f64),
+}
+
+impl fmt::Display for Jitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Jitter::None => f.write_str("none"),
+            Jitter::Full => f.write_str("full"),
+            Jitter::Equal => f.write_str("equal"),
+            Jitter::Decorrelated => f.write_str("decorrelated"),
+            Jitter::Proportional(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// Backoff options of a waiting stage (`retry`, `resubmit`, `republish`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backoff {
+    /// How many times the stage acts. Default 3 for `retry`, 1 for `resubmit` and `republish`.
+    pub attempts: Attempts,
+    /// The first delay. Default 1 s.
+    pub initial: Duration,
+    /// Each delay is the previous one times this. Default 2.
+    pub multiplier: f64,
+    /// No computed delay is longer. Default 5 min.
+    pub max_delay: Duration,
+    /// No delay, hint or jitter included, is shorter. Default 0.
+    pub min_delay: Duration,
+    /// The stage ends when its next delay would take it past this much time since it began. Default none.
+    pub max_elapsed: Option<Duration>,
+    /// How delays are spread. Default none.
+    pub jitter: Jitter,
+    /// Wait as the server's Retry-After says, clamped to `[min_delay, max_hint]`. Default true.
+    pub respect_retry_after: bool,
+    /// The longest server hint honoured. Default 5 min.
+    pub max_hint: Duration,
+    /// End the stage when the same code comes back right after this stage acted. Default false.
+    pub give_up_on_repeat: bool,
+    /// Before each attempt, ask the host whether the earlier one in fact succeeded (`reconcile`), so that a
+    /// non-idempotent call such as `POST /assets` is not repeated after an ambiguous failure. Default false.
+    pub reconcile_first: bool,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempts: Attempts::Limited(NonZeroU32::new(3).expect("3 is not zero")),
+            initial: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(300),
+            min_delay: Duration::ZERO,
+            max_elapsed: None,
+            jitter: Jitter::None,
+            respect_retry_after: true,
+            max_hint: Duration::from_secs(300),
+            give_up_on_repeat: false,
+            reconcile_first: false,
+        }
+    }
+}
+
+impl Backoff {
+    /// The same options with `n` attempts (at least 1).
+    pub fn attempts(mut self, n: u32) -> Self {
+        self.attempts = Attempts::Limited(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        self
+    }
+
+    /// Checks that the options make sense together; the message says what does not.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.multiplier.is_finite() || self.multiplier < 1.0 {
+            return Err(format!("multiplier must be a finite number of at least 1.0, found {}", self.multiplier));
+        }
+        if self.initial > self.max_delay {
+            return Err(format!(
+                "initial ({}) is longer than max_delay ({})",
+                humantime::format_duration(self.initial),
+                humantime::format_duration(self.max_delay)
+            ));
+        }
+        if self.min_delay > self.max_delay {
+            return Err(format!(
+                "min_delay ({}) is longer than max_delay ({})",
+                humantime::format_duration(self.min_delay),
+                humantime::format_duration(self.max_delay)
+            ));
+        }
+        if self.min_delay > self.max_hint {
+            return Err(format!(
+                "min_delay ({}) is longer than max_hint ({})",
+                humantime::format_duration(self.min_delay),
+                humantime::format_duration(self.max_hint)
+            ));
+        }
+        if let Jitter::Proportional(p) = self.jitter
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(format!("a jitter proportion must lie within 0.0..=1.0, found {p}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        let cases = [
+            (Backoff { multiplier: 0.5, ..Backoff::default() }, "multiplier"),
+            (Backoff { multiplier: f64::NAN, ..Backoff::default() }, "multiplier"),
+            (Backoff { initial: Duration::from_secs(600), ..Backoff::default() }, "initial"),
+            (Backoff { min_delay: Duration::from_secs(600), ..Backoff::default() }, "min_delay"),
+            (Backoff { jitter: Jitter::Proportional(1.5), ..Backoff::default() }, "jitter"),
+        ];
+        for (backoff, word) in cases {
+            let err = backoff.validate().expect_err(word);
+            assert!(err.contains(word), "{err}");
+        }
+        assert!(Backoff::default().validate().is_ok());
+    }
+}

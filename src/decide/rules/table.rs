@@ -1,0 +1,186 @@
+//! The dense table: for every possible failure key, the index of the rule that applies.
+//!
+//! Asset codes 1000..=9999 and API statuses 400..=599 are few enough to index directly, so resolving a
+//! failure without a `decide` function is one bounds-checked load.
+
+use std::sync::LazyLock;
+
+use crate::classify::catalogue::{self, Category};
+use crate::classify::{FailureKey, FailureKind};
+use crate::decide::rules::{Matcher, category_of};
+
+const NONE: u32 = u32::MAX;
+const ASSET_LEN: usize = (catalogue::MAX_ASSET_CODE - catalogue::MIN_ASSET_CODE) as usize + 1;
+const API_LEN: usize = (catalogue::MAX_HTTP_ERROR - catalogue::MIN_HTTP_ERROR) as usize + 1;
+/// Asset codes first, then API statuses, then the one timeout key.
+pub(crate) const LEN: usize = ASSET_LEN + API_LEN + 1;
+
+/// Rule indices by failure key; [`NONE`] where no rule applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Table {
+    rules: Box<[u32]>,
+}
+
+/// Two rules of one source that are equally specific for the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Conflict {
+    pub(crate) first: usize,
+    pub(crate) second: usize,
+    pub(crate) key: FailureKey,
+}
+
+impl Table {
+    pub(crate) fn empty() -> Self {
+        Table { rules: vec![NONE; LEN].into_boxed_slice() }
+    }
+
+    /// Where `key` is kept: its position in [`Table::keys`], or `None` for a key outside the table's range.
+    #[inline]
+    pub(crate) fn slot(key: FailureKey) -> Option<usize> {
+        let (base, len, offset) = match key.kind {
+            FailureKind::Asset => (catalogue::MIN_ASSET_CODE, ASSET_LEN, 0),
+            FailureKind::Api => (catalogue::MIN_HTTP_ERROR, API_LEN, ASSET_LEN),
+            FailureKind::Timeout => return Some(ASSET_LEN + API_LEN),
+        };
+        let i = key.code.checked_sub(base)? as usize;
+        (i < len).then_some(offset + i)
+    }
+
+    /// The rule for `key`, if any.
+    #[inline]
+    pub(crate) fn get(&self, key: FailureKey) -> Option<usize> {
+        let rule = *self.rules.get(Table::slot(key)?)?;
+        (rule != NONE).then_some(rule as usize)
+    }
+
+    fn set(&mut self, slot: usize, rule: usize) {
+        if let Some(r) = self.rules.get_mut(slot) {
+            *r = u32::try_from(rule).unwrap_or(NONE);
+        }
+    }
+
+    /// Every key a table can hold.
+    pub(crate) fn keys() -> impl Iterator<Item = FailureKey> {
+        (catalogue::MIN_ASSET_CODE..=catalogue::MAX_ASSET_CODE)
+            .map(FailureKey::asset)
+            .chain((catalogue::MIN_HTTP_ERROR..=catalogue::MAX_HTTP_ERROR).map(FailureKey::api))
+            .chain(std::iter::once(FailureKey::timeout()))
+    }
+
+    /// The table of one source: for each key, its most specific rule. `rules` pairs each rule's global index
+    /// with its matcher.
+    pub(crate) fn for_source(rules: &[(usize, Matcher)]) -> Result<Table, Conflict> {
+        let mut table = Table::empty();
+        let mut best: Vec<(u8, u32)> = vec![(u8::MAX, 0); LEN];
+        for &(index, matcher) in rules {
+            let rank = matcher.specificity();
+            for key in domain(matcher) {
+                let Some(slot) = Table::slot(key) else { continue };
+                let slot_rank = &mut best[slot];
+                if rank < *slot_rank {
+                    *slot_rank = rank;
+                    table.set(slot, index);
+                } else if rank == *slot_rank {
+                    let first = table.get(key).unwrap_or(index);
+                    return Err(Conflict { first, second: index, key });
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// Merges source tables, the last one first: for each key, the rule of the latest source that has one.
+    pub(crate) fn merge<'t>(tables: impl DoubleEndedIterator<Item = &'t Table>) -> Table {
+        let mut merged = Table::empty();
+        for table in tables.rev() {
+            for (m, t) in merged.rules.iter_mut().zip(table.rules.iter()) {
+                if *m == NONE {
+                    *m = *t;
+                }
+            }
+        }
+        merged
+    }
+
+    /// The winning rule of each key that has one (a rule's index once per key it wins).
+    pub(crate) fn wins(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rules.iter().filter(|&&r| r != NONE).map(|&r| r as usize)
+    }
+}
+
+/// The keys a matcher can apply to.
+fn domain(matcher: Matcher) -> Box<dyn Iterator<Item = FailureKey>> {
+    match matcher {
+        Matcher::Code(c) => Box::new(std::iter::once(FailureKey::asset(c))),
+        Matcher::Range(lo, hi) => Box::new((lo..=hi).map(FailureKey::asset)),
+        Matcher::Http(s) => Box::new(std::iter::once(FailureKey::api(s))),
+        Matcher::HttpRange(lo, hi) => Box::new((lo..=hi).map(FailureKey::api)),
+        Matcher::Category(Category::Api) => {
+            Box::new((catalogue::MIN_HTTP_ERROR..=catalogue::MAX_HTTP_ERROR).map(FailureKey::api))
+        }
+        Matcher::Category(Category::Timeout) => Box::new(std::iter::once(FailureKey::timeout())),
+        Matcher::Category(c) => Box::new(
+            (catalogue::MIN_ASSET_CODE..=catalogue::MAX_ASSET_CODE)
+                .filter(move |&code| ASSET_CATEGORIES[(code - catalogue::MIN_ASSET_CODE) as usize] == c)
+                .map(FailureKey::asset),
+        ),
+        Matcher::Otherwise => Box::new(Table::keys()),
+        Matcher::Decide => Box::new(std::iter::empty()),
+    }
+}
+
+/// The category of every asset code, computed once.
+static ASSET_CATEGORIES: LazyLock<Box<[Category]>> = LazyLock::new(|| {
+    (catalogue::MIN_ASSET_CODE..=catalogue::MAX_ASSET_CODE).map(|c| category_of(FailureKey::asset(c))).collect()
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_order_of_the_keys() {
+        for (slot, key) in Table::keys().enumerate() {
+            assert_eq!(Table::slot(key), Some(slot), "{key}");
+        }
+        assert_eq!(Table::keys().count(), LEN);
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins_within_a_source() {
+        let rules = [
+            (0, Matcher::Otherwise),
+            (1, Matcher::Category(Category::Storage)),
+            (2, Matcher::Range(2400, 2499)),
+            (3, Matcher::Range(2400, 2409)),
+            (4, Matcher::Code(2404)),
+            (5, Matcher::Http(429)),
+        ];
+        let table = Table::for_source(&rules).unwrap();
+        let cases = [(2404, 4), (2405, 3), (2410, 2), (2001, 1), (1001, 0), (9999, 0)];
+        for (code, rule) in cases {
+            assert_eq!(table.get(FailureKey::asset(code)), Some(rule), "{code}");
+        }
+        assert_eq!(table.get(FailureKey::api(429)), Some(5));
+        assert_eq!(table.get(FailureKey::api(430)), Some(0));
+        assert_eq!(table.get(FailureKey::timeout()), Some(0));
+        assert_eq!(table.get(FailureKey::asset(999)), None);
+        assert_eq!(table.get(FailureKey::api(200)), None);
+    }
+
+    #[test]
+    fn equally_specific_overlaps_conflict() {
+        let rules = [(0, Matcher::Range(2400, 2450)), (1, Matcher::Range(2425, 2475))];
+        let conflict = Table::for_source(&rules).unwrap_err();
+        assert_eq!((conflict.first, conflict.second, conflict.key), (0, 1, FailureKey::asset(2425)));
+    }
+
+    #[test]
+    fn later_tables_win_when_merged() {
+        let low = Table::for_source(&[(0, Matcher::Code(2404)), (1, Matcher::Otherwise)]).unwrap();
+        let high = Table::for_source(&[(2, Matcher::Range(2400, 2499))]).unwrap();
+        let merged = Table::merge([&low, &high].into_iter());
+        assert_eq!(merged.get(FailureKey::asset(2404)), Some(2));
+        assert_eq!(merged.get(FailureKey::asset(2001)), Some(1));
+    }
+}

@@ -1,0 +1,84 @@
+//! `fn decide(f, ctx)`: calling a file's decide function at decision time.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rhai::{AST, CallFnOptions, Dynamic, Scope, Stmt};
+
+use super::engine::engine;
+use super::errors::runtime_error;
+use super::views::HistoryView;
+use crate::classify::Failure;
+use crate::decide::context::Context;
+use crate::decide::history::History;
+use crate::decide::policy::Policy;
+use crate::decide::rules::{Matcher, Origin, Rule};
+use crate::diagnostic::{Diagnostic, Pos};
+
+/// A file's `decide` function, ready to call.
+pub(crate) struct DecideFn {
+    file: Arc<str>,
+    /// The file's name in rule keys, computed once.
+    key_source: Arc<str>,
+    layer: usize,
+    pos: Option<Pos>,
+    /// The file's functions, and of its top level only the `let` and `const` statements: they run before
+    /// each call so that `global::NAME` constants are there, and nothing else does (rules are not registered
+    /// again).
+    ast: AST,
+}
+
+impl fmt::Debug for DecideFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecideFn").field("file", &self.file).field("layer", &self.layer).finish()
+    }
+}
+
+impl DecideFn {
+    /// Prepares the `decide` function of a file compiled into `ast`.
+    pub(crate) fn new(file: &Arc<str>, layer: usize, pos: Option<Pos>, ast: &AST) -> Self {
+        let declarations = ast.statements().iter().filter(|s| matches!(s, Stmt::Var(..))).cloned();
+        let mut ast = AST::new(declarations, ast.shared_lib().clone());
+        ast.set_source(file.as_ref());
+        DecideFn { file: file.clone(), key_source: crate::decide::rules::key_source(file), layer, pos, ast }
+    }
+
+    /// Calls the function: `Ok(None)` when it returns `()`, falling through to the file's rules.
+    pub(crate) fn call(&self, failure: &Failure, history: &History, ctx: &Context) -> Result<Option<Rule>, Diagnostic> {
+        // `ctx` is a plain object map (fast property access), a copy so that a script cannot change the host's.
+        let mut values = ctx.script_values().as_ref().clone();
+        values.insert("history".into(), Dynamic::from(HistoryView::of(history)));
+        let ctx = Dynamic::from_map(values);
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+        let result = engine()
+            .engine
+            .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, "decide", (failure.clone(), ctx))
+            .map_err(|e| {
+                // Rhai does not place every error inside a function (e.g. running out of operations); the
+                // function itself is then the best position there is.
+                let mut d = runtime_error(&self.file, &e);
+                d.pos = d.pos.or(self.pos);
+                d
+            })?;
+        if result.is_unit() {
+            return Ok(None);
+        }
+        if !result.is::<Policy>() {
+            let type_name = engine().engine.map_type_name(result.type_name());
+            return Err(Diagnostic::error(
+                &self.file,
+                self.pos,
+                format!("decide returned {type_name}; it must return a policy (e.g. retry(..)) or () to fall through"),
+            ));
+        }
+        let policy = result.cast::<Policy>();
+        let pos = policy.stages().first().and_then(|s| s.pos());
+        let origin = Origin { file: self.file.clone(), layer: self.layer, pos, matcher: Matcher::Decide };
+        Ok(Some(Rule::keyed(policy, origin, self.key_source.clone())))
+    }
+
+    /// The file it came from.
+    pub(crate) fn file(&self) -> &Arc<str> {
+        &self.file
+    }
+}

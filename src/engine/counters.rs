@@ -1,0 +1,114 @@
+//! Counters since the remediator was built, and the [`CounterSnapshot`] a host reads.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::breaker::BreakerState;
+use super::counted::{bump, lock};
+use super::decision_counts::DecisionCounts;
+use super::events::HookName;
+use super::outcome::OutcomeKind;
+use crate::classify::FailureKey;
+use crate::classify::catalogue::Downstream;
+use crate::decide::ActionKind;
+
+/// Counters since the remediator was built.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    decisions: DecisionCounts,
+    budget_refusals: AtomicU64,
+    // An ordered map: a few transitions at most, and none on the path of every decision.
+    breaker_transitions: Mutex<BTreeMap<(Downstream, BreakerState), u64>>,
+    // Counted on every job and hook call: atomics, indexed by the enums' order.
+    outcomes: [AtomicU64; OutcomeKind::ALL.len()],
+    hook_calls: [AtomicU64; HookName::ALL.len()],
+    hook_timeouts: AtomicU64,
+    hook_errors: AtomicU64,
+    hook_panics: AtomicU64,
+}
+
+/// The counts that are not zero, by key; `keys` in the order of `counts`.
+fn nonzero<K: Ord, const N: usize>(keys: [K; N], counts: &[AtomicU64; N]) -> BTreeMap<K, u64> {
+    keys.into_iter().zip(counts).map(|(k, c)| (k, c.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
+}
+
+impl Counters {
+    pub(crate) fn decision(&self, key: FailureKey, action: ActionKind) {
+        self.decisions.bump(key, action);
+    }
+
+    pub(crate) fn budget_refusal(&self) {
+        self.budget_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn breaker(&self, downstream: Downstream, to: BreakerState) {
+        bump(&self.breaker_transitions, (downstream, to));
+    }
+
+    pub(crate) fn outcome(&self, kind: OutcomeKind) {
+        self.outcomes[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hook_call(&self, hook: HookName) {
+        self.hook_calls[hook as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hook_timeout(&self) {
+        self.hook_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hook_error(&self) {
+        self.hook_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hook_panic(&self) {
+        self.hook_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            decisions: self.decisions.snapshot().into_iter().map(|((k, a), n)| (format!("{k} {a}"), n)).collect(),
+            budget_refusals: self.budget_refusals.load(Ordering::Relaxed),
+            breaker_transitions: lock(&self.breaker_transitions)
+                .into_iter()
+                .map(|((d, s), n)| (format!("{d} {s}"), n))
+                .collect(),
+            outcomes: nonzero(OutcomeKind::ALL, &self.outcomes),
+            hook_calls: nonzero(HookName::ALL, &self.hook_calls),
+            hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
+            hook_errors: self.hook_errors.load(Ordering::Relaxed),
+            hook_panics: self.hook_panics.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CounterSnapshot {
+    /// Decisions by failure and action, keyed `"<code> <action>"`, e.g. `"2503 retry"`.
+    pub decisions: BTreeMap<String, u64>,
+    /// Attempts the retry budget refused.
+    pub budget_refusals: u64,
+    /// Breaker transitions by downstream and new state, keyed e.g. `"brightcove open"`.
+    pub breaker_transitions: BTreeMap<String, u64>,
+    /// Ended jobs by outcome.
+    pub outcomes: BTreeMap<OutcomeKind, u64>,
+    /// Hook calls by hook.
+    pub hook_calls: BTreeMap<HookName, u64>,
+    /// Hook calls that timed out.
+    pub hook_timeouts: u64,
+    /// Hook calls that returned an error.
+    pub hook_errors: u64,
+    /// Hook calls that panicked.
+    pub hook_panics: u64,
+}
+
+impl CounterSnapshot {
+    /// Decisions of `action` for `key`.
+    pub fn decisions_of(&self, key: FailureKey, action: ActionKind) -> u64 {
+        self.decisions.get(&format!("{key} {action}")).copied().unwrap_or(0)
+    }
+}

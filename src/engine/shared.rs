@@ -1,0 +1,92 @@
+//! What every job of one remediator shares ([`Inner`]), and what a job's task holds to end itself in it
+//! ([`Delivery`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, broadcast};
+
+use super::breaker::{Breakers, Transition};
+use super::budget::RetryBudget;
+use super::cell::JobCell;
+use super::counters::Counters;
+use super::events::Event;
+use super::outcome::{Outcome, SuspendedJob};
+use super::registry::Registry;
+use crate::decide::LivePolicies;
+
+/// What every job of one remediator shares.
+pub(crate) struct Inner<H> {
+    pub(crate) policies: Arc<LivePolicies>,
+    pub(crate) hooks: H,
+    pub(crate) hook_timeout: Duration,
+    pub(crate) hook_slots: Semaphore,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) breakers: Option<Breakers>,
+    pub(crate) counters: Counters,
+    pub(crate) events: broadcast::Sender<Event>,
+    /// Whether anyone ever subscribed to the events.
+    pub(crate) listened: AtomicBool,
+    pub(crate) jobs: Mutex<Registry>,
+    /// Turned off by `shutdown`, under the jobs' lock, so that no job starts unseen by it.
+    pub(crate) accepting: AtomicBool,
+    /// Told whenever the last running job ends, for `shutdown`.
+    pub(crate) idle: Notify,
+    pub(crate) suspended: Mutex<Vec<SuspendedJob>>,
+}
+
+impl<H> Inner<H> {
+    /// Sends an event, building it only when someone listens.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        // An atomic flag, not `receiver_count` (which takes the channel's lock on every event).
+        if self.listened.load(Ordering::Relaxed) {
+            let _ = self.events.send(event());
+        }
+    }
+
+    /// Keeps the state of a job that the shutdown suspended, for `shutdown` to return.
+    pub(crate) fn keep_suspended(&self, state: SuspendedJob) {
+        self.suspended.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+    }
+
+    pub(crate) fn breaker_changed(&self, t: Transition) {
+        self.counters.breaker(t.downstream, t.to);
+        tracing::info!(downstream = %t.downstream, from = ?t.from, to = ?t.to, "circuit breaker");
+        self.emit(|| Event::BreakerChanged { downstream: t.downstream, from: t.from, to: t.to });
+    }
+
+    pub(crate) fn jobs(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Held by a job's task: ends the job in the registry and delivers its outcome (the job's parts deliver
+/// `Cancelled` if the task is dropped before).
+pub(crate) struct Delivery<H> {
+    pub(crate) inner: Arc<Inner<H>>,
+    /// Where the job is in the registry.
+    pub(crate) hash: u64,
+    pub(crate) cell: Arc<JobCell>,
+    pub(crate) finished: bool,
+}
+
+impl<H> Delivery<H> {
+    /// Whether the outcome is delivered.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
+        self.finished = true;
+        {
+            let mut jobs = self.inner.jobs();
+            jobs.leave(self.hash, &self.cell);
+            if jobs.is_empty() {
+                self.inner.idle.notify_waiters();
+            }
+        }
+        self.cell.deliver(outcome);
+    }
+}
