@@ -33,8 +33,8 @@ use std::time::{Duration, SystemTime};
 
 use lightflow_remedy::LivePolicies;
 use lightflow_remedy::engine::{
-    Attempt, AttemptKey, BudgetConfig, CredentialFix, Event, HookError, Hooks, Job, JobHandle, Notice, Outcome,
-    Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict,
+    Attempt, AttemptKey, AwsCosts, BudgetConfig, CredentialFix, Event, HookError, Hooks, Job, JobHandle, Notice,
+    Outcome, Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict,
 };
 use lightflow_remedy::{ClassifyError, CredentialScope, Downstream, Failure, Policies};
 use rand::{RngExt, SeedableRng};
@@ -476,7 +476,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, outcome: &Outcome) {
         let attempts = match outcome {
-            Outcome::Recovered { attempts, elapsed, reconciled } => {
+            Outcome::Recovered { attempts, elapsed, reconciled, .. } => {
                 self.recovered += 1;
                 self.reconciled += usize::from(*reconciled);
                 self.to_recovery.push(*elapsed);
@@ -527,7 +527,7 @@ fn short(d: Duration) -> String {
 
 fn outcome_line(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Recovered { attempts, elapsed, reconciled } => {
+        Outcome::Recovered { attempts, elapsed, reconciled, .. } => {
             let how = if *reconciled { ", found done by reconcile" } else { "" };
             format!("recovered after {attempts} attempt(s), {} since its first failure{how}", short(*elapsed))
         }
@@ -540,14 +540,13 @@ fn outcome_line(outcome: &Outcome) -> String {
 /// A remediator's builder as this host configures it, before any extras.
 fn builder(options: &Options, sim: &SimLightFlow, policies: &Arc<LivePolicies>) -> RemediatorBuilder<SimLightFlow> {
     // The AWS SDK standard quota's costs. Its 500 tokens (`--budget 500`, i.e. `RetryBudget::aws_standard()`)
-    // cannot pay for the herd of jobs that the Brightcove breaker releases at once when it closes after the
-    // outage, so the demo's default is larger.
+    // cannot pay for the jobs that wait out the Brightcove outage, so the demo's default is larger.
     let budget = RetryBudget::new(BudgetConfig::Aws {
-        capacity: options.budget,
-        retry_cost: 5,
-        timeout_cost: 10,
+        capacity: options.budget.max(1),
+        costs: AwsCosts::STANDARD,
         no_retry_increment: 1,
-    });
+    })
+    .expect("a capacity of at least 1 and the standard costs");
     Remediator::builder(policies.clone(), sim.clone()).hook_timeout(HOOK_TIMEOUT).retry_budget(budget)
 }
 

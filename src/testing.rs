@@ -29,7 +29,7 @@ use crate::classify::{Failure, FailureKey};
 use crate::decide::{ActionKind, Context, CredentialScope, History, Policies};
 use crate::engine::{
     Attempt, AttemptKey, CredentialFix, HookError, HookName, Hooks, Job, Notice, Outcome, Reconciled, Remediator,
-    Verdict,
+    RemediatorBuilder, Verdict,
 };
 
 /// The built-in defaults plus `script` as `test.rhai`. Panics with every error (file:line:col) when the script
@@ -74,6 +74,8 @@ pub enum Scripted {
     Done,
     /// `reconcile`: it had not.
     NotDone,
+    /// `notify`, `failed`: accepted (what they answer by default; for use after a [`Scripted::Delay`]).
+    Accept,
     /// Any hook: return this error.
     Error(String),
     /// Any hook: panic with this message.
@@ -95,6 +97,8 @@ pub struct Call {
     pub asset_id: String,
     /// The attempt key's number, for resubmissions and re-publications.
     pub attempt: Option<u32>,
+    /// The attempt key's text (`asset-id#job.attempt`), for resubmissions and re-publications.
+    pub key: Option<String>,
     /// The call's arguments, in words: the changes of a resubmission, the scope, the target, the message.
     pub detail: String,
 }
@@ -146,10 +150,11 @@ impl FakeHooks {
     }
 
     /// Records the call and takes its scripted answer.
-    fn take(&self, job: &Job, hook: HookName, attempt: Option<u32>, detail: String) -> Option<Scripted> {
+    fn take(&self, job: &Job, hook: HookName, key: Option<&AttemptKey<'_>>, detail: String) -> Option<Scripted> {
         let mut script = self.lock();
         let at = Instant::now().saturating_duration_since(self.start);
-        script.calls.push(Call { at, hook, asset_id: job.asset_id().to_owned(), attempt, detail });
+        let (attempt, key) = (key.map(|k| k.attempt), key.map(|k| k.to_string()));
+        script.calls.push(Call { at, hook, asset_id: job.asset_id().to_owned(), attempt, key, detail });
         script.answers.get_mut(&(job.asset_id().to_owned(), hook)).and_then(VecDeque::pop_front)
     }
 }
@@ -174,6 +179,10 @@ async fn play<T>(answer: Option<Scripted>, default: T, ok: impl Fn(Scripted) -> 
     }
 }
 
+fn accept(s: Scripted) -> Option<()> {
+    matches!(s, Scripted::Accept).then_some(())
+}
+
 fn attempt(s: Scripted) -> Option<Attempt> {
     match s {
         Scripted::Succeed => Some(Attempt::Succeeded),
@@ -189,7 +198,7 @@ impl Hooks for FakeHooks {
         amend: &Map<String, Value>,
         key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
-        let answer = self.take(job, HookName::Resubmit, Some(key.attempt), Value::Object(amend.clone()).to_string());
+        let answer = self.take(job, HookName::Resubmit, Some(key), Value::Object(amend.clone()).to_string());
         play(answer, Attempt::Succeeded, attempt).await
     }
 
@@ -211,7 +220,7 @@ impl Hooks for FakeHooks {
         key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
         let detail = format!("{target}{}", if new_reference_id { " with a new reference id" } else { "" });
-        let answer = self.take(job, HookName::Republish, Some(key.attempt), detail);
+        let answer = self.take(job, HookName::Republish, Some(key), detail);
         play(answer, Attempt::Succeeded, attempt).await
     }
 
@@ -227,12 +236,12 @@ impl Hooks for FakeHooks {
 
     async fn notify(&self, job: &Job, notice: &Notice) -> Result<(), HookError> {
         let answer = self.take(job, HookName::Notify, None, format!("{}: {}", notice.channel, notice.message));
-        play(answer, (), |_| None).await
+        play(answer, (), accept).await
     }
 
     async fn failed(&self, job: &Job, verdict: &Verdict) -> Result<(), HookError> {
         let answer = self.take(job, HookName::Failed, None, verdict.reason.clone());
-        play(answer, (), |_| None).await
+        play(answer, (), accept).await
     }
 }
 
@@ -258,18 +267,46 @@ impl Run {
 }
 
 /// Runs one job to its outcome on a fresh single-threaded runtime with paused time, so that every delay
-/// passes at once and is recorded exactly. Uses the default remediator settings without circuit breakers.
-pub fn run_job(policies: Policies, hooks: FakeHooks, asset_id: &str, failure: Failure) -> Run {
+/// passes at once and is recorded exactly. Uses the default remediator settings without circuit breakers; see
+/// [`run_job_with`] for others.
+pub fn run_job(policies: Policies, hooks: FakeHooks, job: impl Into<Job>, failure: Failure) -> Run {
+    run_job_with(policies, hooks, job, failure, |builder| builder)
+}
+
+/// [`run_job`] with the remediator's settings of the test: `setup` gets the builder (without circuit breakers)
+/// and returns it configured.
+///
+/// ```
+/// use lightflow_remedy::engine::{HookName, Job, Outcome, RetryBudget, VerdictKind};
+/// use lightflow_remedy::testing::{FakeHooks, Scripted, policies, run_job_with};
+/// use lightflow_remedy::Failure;
+///
+/// let down = Failure::asset(2001, "download failed").unwrap();
+/// let hooks = FakeHooks::new().script("a1", HookName::Resubmit, vec![Scripted::Fail(down.clone()); 5]);
+/// let job = Job::new("a1").with_seed(7);
+/// // A gRPC budget of 4 tokens: the first failure leaves 3, the retry's failure 2 (half): no more retries.
+/// let run = run_job_with(policies(""), hooks, job, down, |b| b.retry_budget(RetryBudget::grpc(4, 0.1).unwrap()));
+/// assert!(matches!(&run.outcome, Outcome::Failed { verdict } if verdict.kind == VerdictKind::BudgetExhausted));
+/// assert_eq!(run.times_of(HookName::Resubmit).len(), 1);
+/// ```
+pub fn run_job_with(
+    policies: Policies,
+    hooks: FakeHooks,
+    job: impl Into<Job>,
+    failure: Failure,
+    setup: impl FnOnce(RemediatorBuilder<FakeHooks>) -> RemediatorBuilder<FakeHooks>,
+) -> Run {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap_or_else(|e| panic!("a test runtime: {e}"));
+    let job = job.into();
     runtime.block_on(async move {
         // The fake's clock starts with the job.
         let hooks = FakeHooks { start: Instant::now(), script: hooks.script };
-        let remediator = Remediator::builder(policies, hooks.clone()).without_circuit_breaker().build();
-        let handle = remediator.submit(Job::new(asset_id), failure).unwrap_or_else(|e| panic!("{e}"));
+        let remediator = setup(Remediator::builder(policies, hooks.clone()).without_circuit_breaker()).build();
+        let handle = remediator.submit(job, failure).unwrap_or_else(|e| panic!("{e}"));
         let outcome = handle.await;
         Run { outcome, calls: hooks.calls() }
     })

@@ -139,27 +139,18 @@ fn model(policies: &Policies, job: &Job, plan: &JobPlan) -> Expected {
                 }
             }
             action => {
-                // The engine records an attempt once its calls have answered; `CannotFix` is no attempt.
+                // The engine records an attempt once its calls have answered; `CannotFix` is no attempt, and
+                // neither is the reconcile before it (whatever it answers).
                 if d.stage_ref().is_some_and(|s| s.reconcile_first()) {
                     match take(HookName::Reconcile, Scripted::NotDone) {
-                        Scripted::Done => {
-                            h.record(&d);
-                            return Expected::Recovered { attempts: h.attempts(), reconciled: true };
-                        }
+                        Scripted::Done => return Expected::Recovered { attempts: h.attempts(), reconciled: true },
                         Scripted::NotDone => {}
                         Scripted::Hang => {
-                            h.record(&d);
                             timed_out(&mut f, &mut h);
                             continue;
                         }
-                        Scripted::Panic(_) => {
-                            h.record(&d);
-                            return ended(VerdictKind::HookPanicked, &h);
-                        }
-                        _ => {
-                            h.record(&d);
-                            return ended(VerdictKind::HookError, &h);
-                        }
+                        Scripted::Panic(_) => return ended(VerdictKind::HookPanicked, &h),
+                        _ => return ended(VerdictKind::HookError, &h),
                     }
                 }
                 let answer = match action {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lightflow_remedy::LivePolicies;
-use lightflow_remedy::engine::{BudgetConfig, RetryBudget};
+use lightflow_remedy::engine::{AwsCosts, BudgetConfig};
 use lightflow_remedy::operate::simulation::{self, Mix, MixError, Outage, SimConfig, SimError, Summary};
 use lightflow_remedy::{FailureKey, Policies};
 
@@ -36,8 +36,9 @@ fn the_same_seed_gives_the_same_summary_and_another_seed_another() {
 #[test]
 fn every_asset_is_accounted_for() {
     let mut config = config(2000, 3);
-    // Fleet guards that bite: a small budget, a Brightcove outage, and owners cancelling often.
-    config.budget = Some(RetryBudget::aws_standard().config());
+    // Fleet guards that bite: a budget too small for every waiting retry (a retry holds its cost from the
+    // moment it is decided), a Brightcove outage, and owners cancelling often.
+    config.budget = Some(BudgetConfig::Aws { capacity: 15_000, costs: AwsCosts::STANDARD, no_retry_increment: 1 });
     config.first_try_successes = 0.5;
     config.cancel = 0.05;
     config.outage = Some(Outage {
@@ -121,7 +122,7 @@ fn bad_configurations_are_typed_errors() {
             budget: Some(BudgetConfig::Grpc { max_tokens: 10, token_ratio: f64::INFINITY }),
             ..config(10, 1)
         }),
-        SimError::Negative { .. }
+        SimError::Budget(_)
     ));
     assert!(matches!(
         err(SimConfig { arrivals_over: Duration::from_secs(u64::MAX), ..config(10, 1) }),

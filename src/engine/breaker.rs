@@ -29,6 +29,14 @@ pub struct BreakerConfig {
     pub half_open_probes: u32,
     /// How long one job waits for a breaker before it fails with `CircuitOpen`. Default 1 h.
     pub max_wait: Duration,
+    /// When a breaker closes, the jobs that waited for it go spread evenly over this long, not all at once
+    /// (a closing breaker would otherwise let a herd through). Zero releases them at once. Default 5 s.
+    #[serde(default = "default_release_over")]
+    pub release_over: Duration,
+}
+
+fn default_release_over() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Default for BreakerConfig {
@@ -38,6 +46,7 @@ impl Default for BreakerConfig {
             open_for: Duration::from_secs(30),
             half_open_probes: 1,
             max_wait: Duration::from_secs(3600),
+            release_over: default_release_over(),
         }
     }
 }
@@ -87,6 +96,18 @@ struct Breaker {
     probes: u32,
     /// Counts half-open periods, so that a probe of an earlier one does not decide the current one.
     generation: u64,
+    /// Jobs waiting for this breaker now.
+    waiting: u32,
+    /// The release of the jobs that waited, after the breaker closed.
+    release: Option<Release>,
+}
+
+/// Jobs that waited for a breaker, released one after another after it closed.
+#[derive(Debug, Clone, Copy)]
+struct Release {
+    from: Instant,
+    total: u32,
+    next: u32,
 }
 
 /// One breaker per downstream.
@@ -115,6 +136,8 @@ impl Breakers {
                         open_until: now,
                         probes: 0,
                         generation: 0,
+                        waiting: 0,
+                        release: None,
                     })
                 })
                 .collect(),
@@ -185,6 +208,7 @@ impl Breakers {
             (BreakerState::HalfOpen, true) if probe => {
                 b.state = BreakerState::Closed;
                 b.failures = 0;
+                b.release = Some(Release { from: now, total: b.waiting, next: 0 });
             }
             (BreakerState::HalfOpen, false) if probe => {
                 b.state = BreakerState::Open;
@@ -203,6 +227,34 @@ impl Breakers {
 
     fn reopen(&self, now: Instant) -> Instant {
         now.checked_add(self.config.open_for).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+    }
+
+    /// A job starts waiting for `d`'s breaker; [`Breakers::wait_ended`] when it stops.
+    pub(crate) fn wait_started(&self, d: Downstream) {
+        let mut b = self.lock(d);
+        b.waiting = b.waiting.saturating_add(1);
+    }
+
+    /// A job stopped waiting for `d`'s breaker.
+    pub(crate) fn wait_ended(&self, d: Downstream) {
+        let mut b = self.lock(d);
+        b.waiting = b.waiting.saturating_sub(1);
+    }
+
+    /// When a job that waited for `d`'s breaker may go, now that it has closed: the jobs that waited at the
+    /// closing are spread evenly over `release_over`, in the order they ask. `None`: at once.
+    pub(crate) fn released_at(&self, d: Downstream, now: Instant) -> Option<Instant> {
+        let mut b = self.lock(d);
+        let spread = self.config.release_over;
+        let release = b.release.as_mut()?;
+        let end = release.from.checked_add(spread)?;
+        if release.next >= release.total || now >= end {
+            b.release = None;
+            return None;
+        }
+        let at = release.from + spread.mul_f64(f64::from(release.next) / f64::from(release.total));
+        release.next += 1;
+        (at > now).then_some(at)
     }
 
     /// Frees a probe slot whose call never finished (the job was cancelled or suspended).
@@ -258,6 +310,25 @@ mod tests {
         let now = Instant::now();
         assert_eq!(b.record(D, false, None, now).unwrap().to, BreakerState::Open);
         assert!(matches!(b.gate(D, now).0, Gate::Until(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_breaker_releases_its_waiting_jobs_spread_out() {
+        let b = Breakers::new(BreakerConfig { failure_threshold: 1, ..BreakerConfig::default() });
+        let now = Instant::now();
+        b.record(D, false, None, now);
+        for _ in 0..10 {
+            b.wait_started(D);
+        }
+        let later = now + Duration::from_secs(30);
+        assert_eq!(b.gate(D, later).0, Gate::Pass { probe: Some(1) });
+        assert_eq!(b.record(D, true, Some(1), later).unwrap().to, BreakerState::Closed);
+        let times: Vec<Option<Instant>> = (0..10).map(|_| b.released_at(D, later)).collect();
+        assert_eq!(times[0], None, "the first goes at once");
+        for (k, t) in times.iter().enumerate().skip(1) {
+            assert_eq!(*t, Some(later + Duration::from_millis(500 * k as u64)), "job {k}");
+        }
+        assert_eq!(b.released_at(D, later), None, "a job that did not wait at the closing goes at once");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ use std::task::Poll;
 
 use futures_util::FutureExt;
 
-use super::cell::{ABORT, CANCEL, JobCell};
+use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::events::{Event, HookName};
 use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Job, Reconciled};
 use super::shared::Inner;
@@ -23,8 +23,10 @@ pub(crate) enum CallError {
     Panicked(String),
     /// The job was cancelled meanwhile.
     Cancelled,
-    /// The shutdown deadline passed meanwhile.
+    /// The shutdown deadline passed meanwhile: the call was dropped, its answer is unknown.
     Aborted,
+    /// The call did not start: the engine is shutting down, and a shutdown starts no new hook call.
+    Shutdown,
 }
 
 /// How a hook's answer reads in events.
@@ -94,21 +96,27 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
     cell: &JobCell,
     make: impl FnOnce() -> F,
 ) -> Result<T, CallError> {
-    // A call stops for a cancellation or the shutdown deadline, not for the shutdown itself: calls in
-    // flight may finish. The `failed` hook is not cancelled: the verdict it carries stands.
+    // A call in flight stops for a cancellation or the shutdown deadline, not for the shutdown itself: calls in
+    // flight may finish. The `failed` hook is not cancelled: the verdict it carries stands. A call that has not
+    // started does not start once the shutdown has begun, nor while the job waits for a hook slot.
     let stops = if hook == HookName::Failed { ABORT } else { CANCEL | ABORT };
-    let stopped = || if cell.is(ABORT) { CallError::Aborted } else { CallError::Cancelled };
-    if cell.is(stops) {
-        return Err(stopped());
+    let not_started = || if cell.is(stops & CANCEL) { CallError::Cancelled } else { CallError::Shutdown };
+    if cell.is(stops | SUSPEND) {
+        return Err(not_started());
     }
     let _permit = match inner.hook_slots.try_acquire() {
         Ok(permit) => permit,
         Err(_) => tokio::select! {
             biased;
-            permit = inner.hook_slots.acquire() => permit.map_err(|_| CallError::Aborted)?,
-            _ = cell.raised(stops) => return Err(stopped()),
+            permit = inner.hook_slots.acquire() => permit.map_err(|_| CallError::Shutdown)?,
+            _ = cell.raised(stops | SUSPEND) => return Err(not_started()),
         },
     };
+    // A slot freed just as the shutdown began: the call still does not start.
+    if cell.is(stops | SUSPEND) {
+        return Err(not_started());
+    }
+    let stopped = || if cell.is(ABORT) { CallError::Aborted } else { CallError::Cancelled };
     inner.counters.hook_call(hook);
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
     let result = match std::panic::catch_unwind(AssertUnwindSafe(make)) {
@@ -143,7 +151,7 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
             Err(CallError::Timeout) => "timeout".to_owned(),
             Err(CallError::Error(e)) => format!("error: {e}"),
             Err(CallError::Panicked(m)) => format!("panic: {m}"),
-            Err(CallError::Cancelled | CallError::Aborted) => "interrupted".to_owned(),
+            Err(CallError::Cancelled | CallError::Aborted | CallError::Shutdown) => "interrupted".to_owned(),
         },
     });
     tracing::debug!(asset = job.asset_id(), ?hook, ok = result.is_ok(), "hook answered");

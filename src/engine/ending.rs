@@ -1,8 +1,9 @@
-//! How a job ends: the outcomes a job's walk returns, and the verdict a failed job gives the `failed` hook.
+//! How a job ends: the outcomes a job's walk returns, the verdict of a failed job, and its delivery to the
+//! `failed` hook (the host's dead-letter queue), exactly once.
 
 use tokio::time::Instant;
 
-use super::call::call;
+use super::call::{CallError, call};
 use super::cell::JobCell;
 use super::events::HookName;
 use super::hooks::{Hooks, Job, Verdict, VerdictKind};
@@ -12,7 +13,12 @@ use super::state::State;
 use crate::classify::Failure;
 
 pub(super) fn recovered(st: &State, started: Instant, reconciled: bool) -> Outcome {
-    Outcome::Recovered { attempts: st.history.attempts(), elapsed: started.elapsed(), reconciled }
+    Outcome::Recovered {
+        attempts: st.history.attempts(),
+        reconciles: st.reconciles,
+        elapsed: started.elapsed(),
+        reconciled,
+    }
 }
 
 pub(super) fn cancelled(st: &State) -> Outcome {
@@ -26,31 +32,41 @@ pub(super) fn suspended(job: &Job, st: State) -> Outcome {
             failure: st.failure,
             history: st.history,
             remaining_delay: st.remaining,
+            reconciles: st.reconciles,
+            steps: st.steps,
+            paid: st.paid,
+            verdict: st.verdict,
         }),
     }
 }
 
-/// Ends the job failed, telling the host's `failed` hook.
-pub(super) async fn failed<H: Hooks>(
-    inner: &Inner<H>,
-    job: &Job,
-    st: &State,
-    kind: VerdictKind,
-    reason: String,
-    rule: Option<String>,
-    cell: &JobCell,
-) -> Outcome {
-    let verdict = Verdict {
+/// The verdict of a job that fails now, on its current failure.
+pub(super) fn verdict(st: &State, kind: VerdictKind, reason: String, rule: Option<String>) -> Box<Verdict> {
+    Box::new(Verdict {
         kind,
         reason,
         hint: format!("{} {}", st.failure.key(), st.failure.name()),
         last_failure: st.failure.clone(),
         rule,
         attempts: st.history.attempts(),
+    })
+}
+
+/// Gives the job's verdict to the host's `failed` hook and ends the job failed. The verdict stands whatever
+/// the hook answers (its trouble shows in events and counters); but a call the shutdown does not let start, or
+/// cuts off at its deadline, has not delivered it: the job is suspended with its verdict, and resume delivers
+/// it.
+pub(super) async fn dead_letter<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell) -> Outcome {
+    let Some(verdict) = st.verdict.take() else {
+        return internal_failure(&st.failure, st.history.attempts());
     };
-    // The verdict stands whatever the hook answers; its trouble shows in events and counters.
-    let _ = call(inner, job, HookName::Failed, None, cell, || inner.hooks.failed(job, &verdict)).await;
-    Outcome::Failed { verdict: Box::new(verdict) }
+    match call(inner, job, HookName::Failed, None, cell, || inner.hooks.failed(job, &verdict)).await {
+        Err(CallError::Shutdown | CallError::Aborted) => {
+            st.verdict = Some(verdict);
+            suspended(job, st.clone())
+        }
+        _ => Outcome::Failed { verdict },
+    }
 }
 
 /// The outcome of a job whose walk panicked inside the engine (a bug): it still ends, failed.

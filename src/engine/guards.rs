@@ -1,142 +1,177 @@
-//! The fleet guards around one attempt: the downstream's circuit breaker and the retry budget, and what they
-//! are owed until the attempt settles with them.
+//! The fleet guards around one step: the retry budget, asked when a retry is decided, and the downstream's
+//! circuit breaker, passed just before the hook is called.
 
 use tokio::time::Instant;
 
 use super::breaker::{Breakers, Gate};
-use super::budget::{RetryBudget, Withdrawal};
+use super::budget::{ErrorClass, Refused, RetryBudget};
 use super::cell::{CANCEL, JobCell, SUSPEND};
-use super::ending::{cancelled, failed, suspended};
 use super::events::Event;
-use super::hooks::{Hooks, Job, VerdictKind};
-use super::outcome::Outcome;
+use super::hooks::Job;
 use super::shared::Inner;
 use super::state::State;
 use super::wait::later;
-use crate::classify::FailureKind;
 use crate::classify::catalogue::Downstream;
+use crate::decide::Decision;
 
-/// What the fleet guards allowed. Until the attempt settles with them, they are owed: dropped unsettled (the
-/// attempt's future dropped half-way, because its runtime stopped or the engine panicked), it gives back the
-/// budget's tokens and the breaker's probe, so that a breaker never stays half-open for a probe that is gone.
-pub(super) struct Cleared<'a> {
-    pub(super) downstream: Downstream,
-    /// The breaker's half-open generation, when this attempt is one of its probes.
-    probe: Option<u64>,
-    withdrawal: Option<Withdrawal>,
-    budget: Option<&'a RetryBudget>,
-    breakers: Option<&'a Breakers>,
-    pub(super) settled: bool,
+/// Asks the retry budget about the decision just made, as its discipline counts: gRPC throttling takes a token
+/// for the first decision on each failure whose rule retries (the job's first failure included), and refuses a
+/// retry while the bucket is at half or below; the AWS quota takes a retry's cost, by class of failure, when a
+/// retry is decided. What it lends stays in `st.lent` until the attempt is made or given up.
+pub(super) fn ask_budget(budget: &RetryBudget, st: &mut State, decision: &Decision<'_>) -> Result<(), Refused> {
+    let retrying = decision.kind().awaits_outcome();
+    if budget.is_grpc() {
+        let rule_retries = || decision.rule().policy().stages().iter().any(|s| s.action().kind().awaits_outcome());
+        if st.steps == 1 && rule_retries() {
+            let counted = budget.failed_retryable();
+            return if retrying { counted } else { Ok(()) };
+        }
+        return if retrying { budget.try_acquire(ErrorClass::of(&st.failure)).map(drop) } else { Ok(()) };
+    }
+    if retrying {
+        st.lent = Some(budget.try_acquire(ErrorClass::of(&st.failure))?);
+    }
+    Ok(())
 }
 
-impl<'a> Cleared<'a> {
-    pub(super) fn new<H>(
-        inner: &'a Inner<H>,
-        downstream: Downstream,
-        probe: Option<u64>,
-        withdrawal: Option<Withdrawal>,
-    ) -> Self {
-        let (budget, breakers) = (inner.budget.as_ref(), inner.breakers.as_ref());
-        Cleared { downstream, probe, withdrawal, budget, breakers, settled: false }
+/// Gives back what the budget lent to an attempt that was not made.
+pub(super) fn give_back<H>(inner: &Inner<H>, st: &mut State) {
+    if let (Some(budget), Some(lent)) = (&inner.budget, st.lent.take()) {
+        budget.refund(lent);
+    }
+}
+
+/// A probe of a half-open breaker, owed back until its attempt settles: dropped unsettled (the attempt's future
+/// dropped half-way, because its runtime stopped or the engine panicked), it frees the probe's place, so that
+/// a breaker never stays half-open for a probe that is gone.
+pub(super) struct Probe<'a> {
+    pub(super) downstream: Downstream,
+    generation: Option<u64>,
+    breakers: Option<&'a Breakers>,
+}
+
+impl<'a> Probe<'a> {
+    /// No probe: the breaker was closed, or there are none.
+    pub(super) fn none(downstream: Downstream) -> Self {
+        Probe { downstream, generation: None, breakers: None }
     }
 
-    /// Gives back what the guards lent to an attempt that did not happen.
+    /// Frees the probe's place without a result.
     pub(super) fn give_back(&mut self) {
-        self.settled = true;
-        if let (Some(budget), Some(w)) = (self.budget, self.withdrawal) {
-            budget.refund(w);
-        }
-        if let (Some(generation), Some(b)) = (self.probe, self.breakers) {
+        if let (Some(generation), Some(b)) = (self.generation.take(), self.breakers) {
             b.release_probe(self.downstream, generation);
         }
     }
 }
 
-impl Drop for Cleared<'_> {
+impl Drop for Probe<'_> {
     fn drop(&mut self) {
-        if !self.settled {
-            self.give_back();
-        }
+        self.give_back();
     }
 }
 
-/// Waits for the downstream's breaker, then takes the retry budget's tokens.
-pub(super) async fn clear_guards<'a, H: Hooks>(
+/// Why a job did not get past its breaker.
+pub(super) enum Held {
+    Cancelled,
+    Suspended,
+    /// It would wait longer than the breaker's `max_wait`.
+    TooLong(String),
+}
+
+/// Waits until the downstream's breaker lets the job through. A job that waited for a breaker that then closed
+/// goes at its place in the release, spread over `release_over`.
+pub(super) async fn pass_breaker<'a, H>(
     inner: &'a Inner<H>,
     job: &Job,
     st: &State,
     cell: &JobCell,
-) -> Result<Cleared<'a>, Outcome> {
+) -> Result<Probe<'a>, Held> {
     let downstream = st.failure.downstream();
-    let mut probe = None;
-    if let Some(breakers) = &inner.breakers {
-        let began = Instant::now();
-        let mut announced = false;
-        loop {
-            let changed = breakers.changed(downstream).notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let (gate, transition) = breakers.gate(downstream, Instant::now());
-            if let Some(t) = transition {
-                inner.breaker_changed(t);
+    let Some(breakers) = &inner.breakers else { return Ok(Probe::none(downstream)) };
+    let began = Instant::now();
+    let mut waiting: Option<Waiting<'_>> = None;
+    let mut released = false;
+    loop {
+        let changed = breakers.changed(downstream).notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let now = Instant::now();
+        let (gate, transition) = breakers.gate(downstream, now);
+        if let Some(t) = transition {
+            inner.breaker_changed(t);
+        }
+        let until = match gate {
+            Gate::Pass { probe: Some(generation) } => {
+                return Ok(Probe { downstream, generation: Some(generation), breakers: Some(breakers) });
             }
-            let until = match gate {
-                Gate::Pass { probe: p } => {
-                    probe = p;
-                    break;
-                }
-                Gate::Until(until) => until,
-                Gate::ForProbes => later(Instant::now(), breakers.config().open_for),
-            };
-            let patience = later(began, breakers.config().max_wait);
-            if until > patience {
-                let reason = format!("the {downstream} circuit breaker stayed open longer than the engine waits");
-                return Err(failed(inner, job, st, VerdictKind::CircuitOpen, reason, None, cell).await);
-            }
-            if !announced {
-                inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
-                announced = true;
-            }
-            tokio::select! {
-                biased;
-                _ = cell.raised(CANCEL | SUSPEND) => match cell.is(CANCEL) {
-                    true => return Err(cancelled(st)),
-                    false => return Err(suspended(job, st.clone())),
+            Gate::Pass { probe: None } => match waiting.is_some() && !released {
+                true => match breakers.released_at(downstream, now) {
+                    Some(at) => {
+                        released = true;
+                        at
+                    }
+                    None => return Ok(Probe::none(downstream)),
                 },
-                _ = tokio::time::sleep_until(until) => {}
-                _ = changed => {}
+                false => return Ok(Probe::none(downstream)),
+            },
+            Gate::Until(until) => until,
+            Gate::ForProbes => later(now, breakers.config().open_for),
+        };
+        if until > later(began, breakers.config().max_wait) {
+            return Err(Held::TooLong(format!(
+                "the {downstream} circuit breaker stayed open longer than the engine waits ({})",
+                humantime::format_duration(breakers.config().max_wait)
+            )));
+        }
+        if waiting.is_none() {
+            inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
+            waiting = Some(Waiting::new(breakers, downstream));
+        }
+        tokio::select! {
+            biased;
+            _ = cell.raised(CANCEL | SUSPEND) => {
+                return Err(if cell.is(CANCEL) { Held::Cancelled } else { Held::Suspended });
             }
+            _ = tokio::time::sleep_until(until) => {}
+            _ = changed, if !released => {}
         }
     }
-    let mut withdrawal = None;
-    if let Some(budget) = &inner.budget {
-        match budget.try_acquire(st.failure.kind() == FailureKind::Timeout) {
-            Ok(w) => withdrawal = Some(w),
-            Err(refused) => {
-                // Nothing is attempted: the breaker's probe, if this was one, goes back.
-                Cleared::new(inner, downstream, probe, None).give_back();
-                inner.counters.budget_refusal();
-                inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
-                let reason = format!("the fleet's retry budget refused another attempt: {refused}");
-                return Err(failed(inner, job, st, VerdictKind::BudgetExhausted, reason, None, cell).await);
-            }
-        }
+}
+
+/// A job counted among a breaker's waiting jobs while it lives.
+struct Waiting<'a> {
+    breakers: &'a Breakers,
+    downstream: Downstream,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(breakers: &'a Breakers, downstream: Downstream) -> Self {
+        breakers.wait_started(downstream);
+        Waiting { breakers, downstream }
     }
-    Ok(Cleared::new(inner, downstream, probe, withdrawal))
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.breakers.wait_ended(self.downstream);
+    }
 }
 
 /// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt
-/// succeeded.
-pub(super) fn settle<H: Hooks>(inner: &Inner<H>, cleared: &mut Cleared<'_>, held: bool, succeeded: bool) {
-    cleared.settled = true;
+/// succeeded (the budget gets back what it lent; a failed attempt's tokens stay spent).
+pub(super) fn settle<H>(inner: &Inner<H>, st: &mut State, probe: &mut Probe<'_>, held: bool, succeeded: bool) {
+    let lent = st.lent.take();
     if let Some(budget) = &inner.budget {
-        match succeeded {
-            true => budget.succeeded(cleared.withdrawal),
-            false => budget.failed(),
+        if succeeded {
+            // The last attempt paid for gives its cost back (AWS); gRPC adds its ratio for the success.
+            budget.succeeded(lent.or(st.paid.take()));
+        } else {
+            st.paid = lent;
         }
     }
+    let generation = probe.generation.take();
     if let Some(breakers) = &inner.breakers
-        && let Some(t) = breakers.record(cleared.downstream, held, cleared.probe, Instant::now())
+        && let Some(t) = breakers.record(probe.downstream, held, generation, Instant::now())
     {
         inner.breaker_changed(t);
     }

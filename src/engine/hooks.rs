@@ -10,7 +10,22 @@ use serde_json::{Map, Value};
 use crate::classify::Failure;
 use crate::decide::{Context, CredentialScope};
 
-/// One asset to remediate: its id, the host's context for it, and the seed of its jitter.
+/// The engine's name for one remediation of one asset: a later job of the same asset gets another, so that
+/// idempotency keys are never reused.
+///
+/// The memory store draws ids from a random 64-bit start per remediator; durable stores number their jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One asset to remediate: its id, the host's context for it, and the seed of its jitter. Once submitted it
+/// also carries the engine's [`JobId`].
 ///
 /// ```
 /// use lightflow_remedy::engine::Job;
@@ -23,6 +38,9 @@ pub struct Job {
     #[serde(default)]
     context: Context,
     seed: u64,
+    /// Given by the engine at submit; kept by suspension and resume.
+    #[serde(default)]
+    id: JobId,
 }
 
 impl Job {
@@ -32,7 +50,7 @@ impl Job {
         let asset_id = asset_id.into();
         let seed =
             asset_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        Job { asset_id, context: Context::new(), seed }
+        Job { asset_id, context: Context::new(), seed, id: JobId::default() }
     }
 
     /// The same job with the host's context (tenant, plan, asset parameters, ...).
@@ -62,33 +80,51 @@ impl Job {
         self.seed
     }
 
+    /// The engine's id of this remediation (0 before the job is submitted).
+    pub fn job_id(&self) -> JobId {
+        self.id
+    }
+
     pub(crate) fn id(&self) -> &Arc<str> {
         &self.asset_id
     }
+
+    pub(crate) fn set_job_id(&mut self, id: JobId) {
+        self.id = id;
+    }
 }
 
-/// A stable idempotency key for one attempt of one asset: the host can drop a duplicate resubmission (for
-/// example after a shutdown and resume repeats a call whose answer was lost).
+impl From<&str> for Job {
+    fn from(asset_id: &str) -> Self {
+        Job::new(asset_id)
+    }
+}
+
+/// A stable idempotency key for one attempt of one job: the host can drop a duplicate resubmission (for
+/// example after a shutdown and resume repeats a call whose answer was lost). A later job of the same asset
+/// has another job id, so its keys never repeat an earlier job's.
 ///
-/// It borrows the job's asset id for the length of the call; its text, `asset-id#attempt`, is the form to
+/// It borrows the job's asset id for the length of the call; its text, `asset-id#job.attempt`, is the form to
 /// keep or to send as an idempotency key.
 ///
 /// ```
-/// use lightflow_remedy::engine::AttemptKey;
-/// let key = AttemptKey { asset_id: "asset-42", attempt: 2 };
-/// assert_eq!(key.to_string(), "asset-42#2");
+/// use lightflow_remedy::engine::{AttemptKey, JobId};
+/// let key = AttemptKey { asset_id: "asset-42", job: JobId(7), attempt: 2 };
+/// assert_eq!(key.to_string(), "asset-42#7.2");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct AttemptKey<'a> {
     /// The asset.
     pub asset_id: &'a str,
+    /// The job: one remediation of the asset.
+    pub job: JobId,
     /// Which resubmission or re-publication of the job, from 1.
     pub attempt: u32,
 }
 
 impl fmt::Display for AttemptKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.asset_id, self.attempt)
+        write!(f, "{}#{}.{}", self.asset_id, self.job, self.attempt)
     }
 }
 
@@ -146,6 +182,9 @@ pub enum VerdictKind {
     HookError,
     /// A hook panicked.
     HookPanicked,
+    /// The policy made no progress: too many steps on one failure without a new one (notify, reconcile,
+    /// skipped stages), e.g. a `decide` function that never lets its chain move on.
+    NoProgress,
     /// The engine itself failed on this job (a bug; please report it).
     Internal,
 }
@@ -157,6 +196,7 @@ crate::names::names!(VerdictKind {
     CircuitOpen => "circuit_open",
     HookError => "hook_error",
     HookPanicked => "hook_panicked",
+    NoProgress => "no_progress",
     Internal => "internal",
 });
 

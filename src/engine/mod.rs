@@ -36,9 +36,11 @@ mod state;
 mod wait;
 
 pub use breaker::{BreakerConfig, BreakerState};
-pub use budget::{BudgetConfig, Refused, RetryBudget, Withdrawal};
+pub use budget::{AwsCosts, BudgetConfig, BudgetError, ErrorClass, Refused, RetryBudget, Withdrawal, aws_backoff};
 pub use counters::CounterSnapshot;
 pub use events::{Event, HookName};
-pub use hooks::{Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, Notice, Reconciled, Verdict, VerdictKind};
+pub use hooks::{
+    Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, JobId, Notice, Reconciled, Verdict, VerdictKind,
+};
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
 pub use remediator::{DEFAULT_HOOK_TIMEOUT, JobHandle, Remediator, RemediatorBuilder, SubmitError};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::Withdrawal;
 use super::hooks::{Job, Verdict};
 use crate::classify::Failure;
 use crate::decide::History;
@@ -16,6 +17,9 @@ pub enum Outcome {
     Recovered {
         /// Resubmissions and re-publications it took.
         attempts: u32,
+        /// Reconciles asked of the host on the way (not attempts: they change nothing at LightFlow).
+        #[serde(default)]
+        reconciles: u32,
         /// Time from the first failure to the recovery.
         #[serde(with = "crate::millis")]
         elapsed: Duration,
@@ -23,7 +27,8 @@ pub enum Outcome {
         reconciled: bool,
     },
     /// The job failed for good; the host's `failed` hook got the verdict (except an `internal` one: a bug of
-    /// the engine).
+    /// the engine). A job whose verdict could not be delivered before a shutdown is [`Outcome::Suspended`]
+    /// with it instead, and resume delivers it.
     Failed {
         /// Why, with the last failure.
         verdict: Box<Verdict>,
@@ -78,7 +83,8 @@ crate::names::names!(OutcomeKind {
 ///
 /// The failure being remediated is already in the history. On resume the engine decides again on it (a
 /// decision is a pure function of the history, so it is the same decision unless the policies changed) and
-/// waits only what was left of its delay.
+/// waits only what was left of its delay. A job that had failed for good but whose verdict the `failed` hook
+/// had not received carries the verdict: resume delivers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuspendedJob {
     /// The job.
@@ -90,4 +96,16 @@ pub struct SuspendedJob {
     /// What was left of the delay before the next attempt.
     #[serde(with = "crate::millis::opt", default)]
     pub remaining_delay: Option<Duration>,
+    /// Reconciles asked so far.
+    #[serde(default)]
+    pub reconciles: u32,
+    /// Decisions already made on the current failure.
+    #[serde(default)]
+    pub steps: u32,
+    /// What the retry budget took for the last attempt made, given back if the job recovers.
+    #[serde(default)]
+    pub paid: Option<Withdrawal>,
+    /// The verdict of a job that failed for good, not yet delivered to the `failed` hook.
+    #[serde(default)]
+    pub verdict: Option<Box<Verdict>>,
 }

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,11 +15,11 @@ use super::budget::RetryBudget;
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::counters::{CounterSnapshot, Counters};
 use super::events::Event;
-use super::hooks::{Hooks, Job};
+use super::hooks::{Hooks, Job, JobId};
 use super::job;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::{Entered, Registry};
-use super::shared::{Delivery, Inner};
+use super::shared::{Delivery, Inner, first_job_id};
 use super::state::State;
 use crate::classify::Failure;
 use crate::classify::catalogue::Downstream;
@@ -148,6 +148,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 accepting: AtomicBool::new(true),
                 idle: Notify::new(),
                 suspended: Mutex::new(Vec::new()),
+                job_ids: AtomicU64::new(first_job_id()),
             }),
         }
     }
@@ -173,7 +174,7 @@ impl<H: Hooks> Remediator<H> {
     pub fn submit(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
         let mut history = History::new(job.seed());
         history.record_failure(&failure);
-        self.start(job, State { failure, history, remaining: None })
+        self.start(job, State::new(failure, history))
     }
 
     /// Continues a job that a shutdown suspended.
@@ -210,11 +211,13 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
-        let SuspendedJob { job, failure, history, remaining_delay } = state;
-        self.start(job, State { failure, history, remaining: remaining_delay })
+        let SuspendedJob { job, failure, history, remaining_delay, reconciles, steps, paid, verdict } = state;
+        let state =
+            State { remaining: remaining_delay, reconciles, steps, paid, verdict, ..State::new(failure, history) };
+        self.start(job, state)
     }
 
-    fn start(&self, job: Job, state: State) -> Result<JobHandle, SubmitError> {
+    fn start(&self, mut job: Job, state: State) -> Result<JobHandle, SubmitError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
         let id = job.id().clone();
         let mut jobs = self.inner.jobs();
@@ -231,6 +234,9 @@ impl<H: Hooks> Remediator<H> {
             }
         };
         drop(jobs);
+        if job.job_id() == JobId::default() {
+            job.set_job_id(self.inner.next_job_id());
+        }
         self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
 
         let now = tokio::time::Instant::now();

@@ -1,7 +1,7 @@
 //! What every job of one remediator shares ([`Inner`]), and what a job's task holds to end itself in it
 //! ([`Delivery`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use super::budget::RetryBudget;
 use super::cell::JobCell;
 use super::counters::Counters;
 use super::events::Event;
+use super::hooks::JobId;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::Registry;
 use crate::decide::LivePolicies;
@@ -34,6 +35,8 @@ pub(crate) struct Inner<H> {
     /// Told whenever the last running job ends, for `shutdown`.
     pub(crate) idle: Notify,
     pub(crate) suspended: Mutex<Vec<SuspendedJob>>,
+    /// The next job id.
+    pub(crate) job_ids: AtomicU64,
 }
 
 impl<H> Inner<H> {
@@ -48,6 +51,11 @@ impl<H> Inner<H> {
     /// Keeps the state of a job that the shutdown suspended, for `shutdown` to return.
     pub(crate) fn keep_suspended(&self, state: SuspendedJob) {
         self.suspended.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+    }
+
+    /// A new job's id.
+    pub(crate) fn next_job_id(&self) -> JobId {
+        JobId(self.job_ids.fetch_add(1, Ordering::Relaxed))
     }
 
     pub(crate) fn breaker_changed(&self, t: Transition) {
@@ -89,4 +97,14 @@ impl<H> Delivery<H> {
         }
         self.cell.deliver(outcome);
     }
+}
+
+/// Where a remediator's job ids start: random (from the process's hash keys), so that the jobs of a remediator
+/// built after a restart do not repeat an earlier one's ids, nor their idempotency keys.
+pub(crate) fn first_job_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6a6f_6273);
+    // Room below for 2^32 jobs before the ids wrap, which they may: they only need to differ.
+    (h.finish() & !0xffff_ffff) | 1
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::classify::{ClassifyError, Failure, FailureKey};
-use crate::engine::{BreakerConfig, BudgetConfig, DEFAULT_HOOK_TIMEOUT, SubmitError};
+use crate::engine::{BreakerConfig, BudgetConfig, BudgetError, DEFAULT_HOOK_TIMEOUT, RetryBudget, SubmitError};
 
 /// The most assets one simulation takes (each costs some memory while the run lasts).
 pub const MAX_ASSETS: usize = 10_000_000;
@@ -221,6 +221,9 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
+    /// The retry budget's configuration is refused by its discipline.
+    #[error("budget: {0}")]
+    Budget(BudgetError),
     /// `assets` is zero.
     #[error("a simulation needs at least one asset")]
     NoAssets,
@@ -320,10 +323,8 @@ impl SimConfig {
         if !(self.first_try_successes.is_finite() && self.first_try_successes >= 0.0) {
             return Err(SimError::Negative { name: "first_try_successes", value: self.first_try_successes });
         }
-        if let Some(BudgetConfig::Grpc { token_ratio, .. }) = self.budget
-            && !(token_ratio.is_finite() && token_ratio >= 0.0)
-        {
-            return Err(SimError::Negative { name: "budget.token_ratio", value: token_ratio });
+        if let Some(budget) = self.budget {
+            RetryBudget::new(budget).map_err(SimError::Budget)?;
         }
         not_too_long("arrivals_over", self.arrivals_over)?;
         if self.hook_timeout.is_zero() {

@@ -117,7 +117,7 @@ async fn simulate(
         None => builder.without_circuit_breaker(),
     };
     if let Some(budget) = config.budget {
-        builder = builder.retry_budget(RetryBudget::new(budget));
+        builder = builder.retry_budget(RetryBudget::new(budget).map_err(SimError::Budget)?);
     }
     let remediator = builder.build();
 

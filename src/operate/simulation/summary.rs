@@ -177,7 +177,7 @@ impl Tally {
 
     pub(super) fn add(&mut self, outcome: Outcome) {
         let attempts = match outcome {
-            Outcome::Recovered { attempts, elapsed, reconciled } => {
+            Outcome::Recovered { attempts, elapsed, reconciled, .. } => {
                 self.recovered += 1;
                 self.reconciled += u64::from(reconciled);
                 self.recovery.push(elapsed);
