@@ -21,6 +21,9 @@
 //! - [`decide`] (`src/decide/`): [`Policies::decide`] gives a [`Decision`] from the failure, the job's
 //!   [`History`] and the host's [`Context`]: the action, its delay, its stage, and the rule it came from. The
 //!   policies are layered Rhai scripts, checked at load and run in a sandbox.
+//! - [`store`] (`src/store/`): where jobs live between steps when they must survive a restart or be shared by
+//!   replicas: job rows with leases, fencing, a ledger of side-effecting calls, and reports of attempts that
+//!   finish later (in memory, SQLite, PostgreSQL). It knows nothing of hooks or policies.
 //! - [`engine`] (`src/engine/`): a [`Remediator`] carries decisions out through the host's async
 //!   [`Hooks`], one job per asset, with a retry budget, circuit breakers, shutdown and resume,
 //!   events and counters.
@@ -84,6 +87,7 @@ pub mod engine;
 mod millis;
 mod names;
 pub mod operate;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 

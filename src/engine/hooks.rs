@@ -9,20 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::classify::Failure;
 use crate::decide::{Context, CredentialScope};
-
-/// The engine's name for one remediation of one asset: a later job of the same asset gets another, so that
-/// idempotency keys are never reused.
-///
-/// The memory store draws ids from a random 64-bit start per remediator; durable stores number their jobs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+use crate::store::JobId;
 
 /// One asset to remediate: its id, the host's context for it, and the seed of its jitter. Once submitted it
 /// also carries the engine's [`JobId`].

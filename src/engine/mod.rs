@@ -35,12 +35,11 @@ mod shared;
 mod state;
 mod wait;
 
+pub use crate::store::JobId;
 pub use breaker::{BreakerConfig, BreakerState};
 pub use budget::{AwsCosts, BudgetConfig, BudgetError, ErrorClass, Refused, RetryBudget, Withdrawal, aws_backoff};
 pub use counters::CounterSnapshot;
 pub use events::{Event, HookName};
-pub use hooks::{
-    Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, JobId, Notice, Reconciled, Verdict, VerdictKind,
-};
+pub use hooks::{Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, Notice, Reconciled, Verdict, VerdictKind};
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
 pub use remediator::{DEFAULT_HOOK_TIMEOUT, JobHandle, Remediator, RemediatorBuilder, SubmitError};

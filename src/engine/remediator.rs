@@ -15,7 +15,7 @@ use super::budget::RetryBudget;
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::counters::{CounterSnapshot, Counters};
 use super::events::Event;
-use super::hooks::{Hooks, Job, JobId};
+use super::hooks::{Hooks, Job};
 use super::job;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::{Entered, Registry};
@@ -24,6 +24,7 @@ use super::state::State;
 use crate::classify::Failure;
 use crate::classify::catalogue::Downstream;
 use crate::decide::{History, LivePolicies, Policies};
+use crate::store::JobId;
 
 /// Why a job could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

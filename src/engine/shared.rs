@@ -12,10 +12,10 @@ use super::budget::RetryBudget;
 use super::cell::JobCell;
 use super::counters::Counters;
 use super::events::Event;
-use super::hooks::JobId;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::Registry;
 use crate::decide::LivePolicies;
+use crate::store::JobId;
 
 /// What every job of one remediator shares.
 pub(crate) struct Inner<H> {

@@ -1,0 +1,383 @@
+//! A store whose rows live in this process: the same leases, fencing, ledger and reports as the durable
+//! stores, and nothing survives the process. For tests of code that runs on a store, and for trying the
+//! durable mode without a database.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::clock::Timestamp;
+use super::error::StoreError;
+use super::rows::{
+    CallRow, CancelAnswer, Claimed, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
+    ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
+};
+use super::{Store, StoreFuture};
+
+/// Job rows in memory.
+///
+/// ```
+/// use lightflow_remedy::store::{MemoryStore, NewJob, Store, Submitted, Timestamp};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let store = MemoryStore::new();
+/// let new = NewJob { asset_id: "a1", payload: "{}", version: 1, last_code: "2001", wake_at: Timestamp(0) };
+/// let Submitted::New(id) = store.submit(new, Timestamp(0)).await? else { unreachable!() };
+/// assert_eq!(store.submit(new, Timestamp(0)).await?, Submitted::Joined(id), "one active job per asset");
+/// let claimed = store.claim("replica-1", Timestamp(10), Duration::from_secs(30), 10).await?;
+/// assert_eq!(claimed[0].lease.job, id);
+/// assert!(store.claim("replica-2", Timestamp(20), Duration::from_secs(30), 10).await?.is_empty(), "leased");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    rows: Mutex<Rows>,
+}
+
+#[derive(Debug, Default)]
+struct Rows {
+    next: u64,
+    jobs: BTreeMap<JobId, JobRow>,
+    /// The active job of each asset.
+    active: HashMap<String, JobId>,
+    /// Active jobs by when they are next due.
+    wakes: BTreeSet<(Timestamp, JobId)>,
+    calls: HashMap<JobId, Vec<CallRow>>,
+    /// Every reference an attempt of a job answered with.
+    references: HashMap<String, JobId>,
+    /// Reports for references not known yet, with when they came.
+    held: HashMap<String, (String, Timestamp)>,
+}
+
+impl Rows {
+    fn set_wake(&mut self, id: JobId, wake: Timestamp) {
+        if let Some(row) = self.jobs.get_mut(&id) {
+            self.wakes.remove(&(row.wake_at, id));
+            row.wake_at = wake;
+            if row.phase != Phase::Finished {
+                self.wakes.insert((wake, id));
+            }
+        }
+    }
+
+    fn finish(&mut self, id: JobId, outcome: &str, now: Timestamp) {
+        if let Some(row) = self.jobs.get_mut(&id) {
+            self.wakes.remove(&(row.wake_at, id));
+            row.phase = Phase::Finished;
+            row.outcome = Some(outcome.to_owned());
+            row.finished_at = Some(now);
+            row.lease_owner = None;
+            row.updated_at = now;
+            if self.active.get(&row.asset_id) == Some(&id) {
+                self.active.remove(&row.asset_id);
+            }
+        }
+    }
+
+    fn holds(row: &JobRow, lease: &Lease) -> bool {
+        row.phase != Phase::Finished && row.epoch == lease.epoch && row.lease_owner.as_deref() == Some(&*lease.owner)
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn rows(&self) -> MutexGuard<'_, Rows> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T, StoreError>) -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Store for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
+        let mut rows = self.rows();
+        if let Some(id) = rows.active.get(new.asset_id) {
+            return ready(Ok(Submitted::Joined(*id)));
+        }
+        rows.next += 1;
+        let id = JobId(rows.next);
+        rows.jobs.insert(
+            id,
+            JobRow {
+                id,
+                asset_id: new.asset_id.to_owned(),
+                phase: Phase::Waiting,
+                wake_at: new.wake_at,
+                lease_owner: None,
+                epoch: 0,
+                payload: new.payload.to_owned(),
+                version: new.version,
+                last_code: new.last_code.to_owned(),
+                attempts: 0,
+                reference: None,
+                report: None,
+                cancel_requested: false,
+                created_at: now,
+                updated_at: now,
+                finished_at: None,
+                outcome: None,
+            },
+        );
+        rows.active.insert(new.asset_id.to_owned(), id);
+        rows.wakes.insert((new.wake_at, id));
+        ready(Ok(Submitted::New(id)))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Claimed>> {
+        let mut rows = self.rows();
+        let due: Vec<JobId> = rows.wakes.iter().take_while(|(t, _)| *t <= now).take(limit).map(|(_, id)| *id).collect();
+        let owner: Arc<str> = Arc::from(owner);
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            let until = now.after(lease);
+            rows.set_wake(id, until);
+            let Some(row) = rows.jobs.get_mut(&id) else { continue };
+            let taken_over = row.lease_owner.is_some();
+            row.epoch += 1;
+            row.lease_owner = Some(owner.to_string());
+            row.updated_at = now;
+            claimed.push(Claimed {
+                lease: Lease { job: id, epoch: row.epoch, owner: owner.clone() },
+                row: row.clone(),
+                taken_over,
+            });
+        }
+        ready(Ok(claimed))
+    }
+
+    fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed> {
+        let mut rows = self.rows();
+        let mut renewed = Renewed::default();
+        for l in leases {
+            let held = rows.jobs.get(&l.job).is_some_and(|row| Rows::holds(row, l));
+            if !held {
+                renewed.lost.push(l.job);
+                continue;
+            }
+            rows.set_wake(l.job, now.after(lease));
+            if rows.jobs.get(&l.job).is_some_and(|row| row.cancel_requested) {
+                renewed.cancel_requested.push(l.job);
+            }
+        }
+        ready(Ok(renewed))
+    }
+
+    fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
+        let mut rows = self.rows();
+        let id = lease.job;
+        if !rows.jobs.get(&id).is_some_and(|row| Rows::holds(row, lease)) {
+            return ready(Err(StoreError::LeaseLost { job: id.0, epoch: lease.epoch }));
+        }
+        // A report held for the reference this save names is the job's now.
+        let held = match (save.phase, save.reference) {
+            (Phase::Awaiting, Some(reference)) => rows.held.remove(reference).map(|(report, _)| report),
+            _ => None,
+        };
+        if let (Phase::Awaiting, Some(reference)) = (save.phase, save.reference) {
+            rows.references.insert(reference.to_owned(), id);
+        }
+        match save.ledger {
+            Some(LedgerWrite::Begin { key, hook }) => rows.calls.entry(id).or_default().push(CallRow {
+                key: key.to_owned(),
+                hook: hook.to_owned(),
+                started_at: now,
+                answered_at: None,
+                answer: None,
+            }),
+            Some(LedgerWrite::End { key, answer }) => {
+                if let Some(call) =
+                    rows.calls.entry(id).or_default().iter_mut().rev().find(|c| c.key == key && c.answered_at.is_none())
+                {
+                    call.answered_at = Some(now);
+                    call.answer = Some(answer.to_owned());
+                }
+            }
+            None => {}
+        }
+        let Some(row) = rows.jobs.get_mut(&id) else {
+            return ready(Err(StoreError::LeaseLost { job: id.0, epoch: lease.epoch }));
+        };
+        row.payload = save.payload.to_owned();
+        row.version = save.version;
+        row.last_code = save.last_code.to_owned();
+        row.attempts = save.attempts;
+        row.reference = save.reference.map(str::to_owned);
+        row.updated_at = now;
+        if save.take_report {
+            row.report = None;
+        }
+        if row.report.is_none() {
+            row.report = held;
+        }
+        let saved = Saved { cancel_requested: row.cancel_requested, report: row.report.clone() };
+        if save.phase == Phase::Finished {
+            rows.finish(id, save.outcome.unwrap_or("finished"), now);
+            return ready(Ok(saved));
+        }
+        row.phase = save.phase;
+        if save.release {
+            row.lease_owner = None;
+            // A report already here makes the job due at once.
+            let wake = if saved.report.is_some() && save.phase == Phase::Awaiting { now } else { save.wake_at };
+            rows.set_wake(id, wake);
+        }
+        ready(Ok(saved))
+    }
+
+    fn report<'a>(
+        &'a self,
+        target: ReportTarget<'a>,
+        result: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ReportAnswer> {
+        let mut rows = self.rows();
+        let id = match target {
+            ReportTarget::Asset(asset) => match rows.active.get(asset) {
+                Some(id) => *id,
+                None => {
+                    let finished = rows.jobs.values().rev().find(|r| r.asset_id == asset).map(|r| r.id);
+                    return ready(Ok(finished.map_or(ReportAnswer::Unknown, |job| ReportAnswer::Finished { job })));
+                }
+            },
+            ReportTarget::Reference(reference) => match rows.references.get(reference) {
+                Some(id) => *id,
+                None => {
+                    rows.held.insert(reference.to_owned(), (result.to_owned(), now));
+                    return ready(Ok(ReportAnswer::Held));
+                }
+            },
+        };
+        let Some(row) = rows.jobs.get_mut(&id) else { return ready(Ok(ReportAnswer::Unknown)) };
+        let current = match target {
+            ReportTarget::Reference(reference) => row.reference.as_deref() == Some(reference),
+            ReportTarget::Asset(_) => true,
+        };
+        let answer = match (row.phase, current) {
+            (Phase::Finished, _) => ReportAnswer::Finished { job: id },
+            (_, false) | (Phase::Waiting, _) => ReportAnswer::OlderAttempt { job: id },
+            _ if row.report.is_some() => ReportAnswer::Duplicate { job: id },
+            (Phase::Awaiting, true) => {
+                row.report = Some(result.to_owned());
+                row.updated_at = now;
+                if row.lease_owner.is_none() {
+                    rows.set_wake(id, now);
+                }
+                ReportAnswer::Applied { job: id }
+            }
+            (_, true) => {
+                row.report = Some(result.to_owned());
+                ReportAnswer::Early { job: id }
+            }
+        };
+        ready(Ok(answer))
+    }
+
+    fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
+        let mut rows = self.rows();
+        let Some(id) = rows.active.get(asset_id).copied() else { return ready(Ok(CancelAnswer::NoJob)) };
+        let Some(row) = rows.jobs.get_mut(&id) else { return ready(Ok(CancelAnswer::NoJob)) };
+        let held = row.lease_owner.is_some() && row.wake_at > now;
+        if held {
+            row.cancel_requested = true;
+            return ready(Ok(CancelAnswer::Requested { job: id }));
+        }
+        rows.finish(id, "cancelled", now);
+        ready(Ok(CancelAnswer::Cancelled { job: id }))
+    }
+
+    fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
+        let mut rows = self.rows();
+        let Some(id) = rows.active.get(asset_id).copied() else { return ready(Ok(false)) };
+        let at_rest = rows.jobs.get(&id).is_some_and(|r| r.lease_owner.is_none());
+        if at_rest {
+            rows.set_wake(id, now);
+        }
+        ready(Ok(at_rest))
+    }
+
+    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>> {
+        ready(Ok(self.rows().jobs.get(&id).cloned()))
+    }
+
+    fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
+        let rows = self.rows();
+        let row = match rows.active.get(asset_id) {
+            Some(id) => rows.jobs.get(id).cloned(),
+            None => rows.jobs.values().rev().find(|r| r.asset_id == asset_id).cloned(),
+        };
+        ready(Ok(row))
+    }
+
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>> {
+        let rows = self.rows();
+        let limit = filter.limit.unwrap_or(100);
+        let found = rows
+            .jobs
+            .values()
+            .rev()
+            .filter(|r| filter.phase.is_none_or(|p| r.phase == p))
+            .filter(|r| filter.outcome.as_deref().is_none_or(|o| r.outcome.as_deref() == Some(o)))
+            .filter(|r| filter.code.as_deref().is_none_or(|c| r.last_code == c))
+            .take(limit)
+            .cloned()
+            .collect();
+        ready(Ok(found))
+    }
+
+    fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>> {
+        ready(Ok(self.rows().calls.get(&id).cloned().unwrap_or_default()))
+    }
+
+    fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
+        let rows = self.rows();
+        let mut stats = Stats { held_reports: rows.held.len() as u64, ..Stats::default() };
+        for row in rows.jobs.values() {
+            match &row.outcome {
+                Some(outcome) => *stats.by_outcome.entry(outcome.clone()).or_default() += 1,
+                None => {
+                    *stats.by_phase.entry(row.phase.to_string()).or_default() += 1;
+                    let held = row.lease_owner.is_some() && row.wake_at > now;
+                    stats.held += u64::from(held);
+                    stats.due_now += u64::from(!held && row.wake_at <= now);
+                }
+            }
+        }
+        ready(Ok(stats))
+    }
+
+    fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>> {
+        ready(Ok(self.rows().wakes.first().map(|(t, _)| *t)))
+    }
+
+    fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64> {
+        let mut rows = self.rows();
+        let old: Vec<JobId> =
+            rows.jobs.values().filter(|r| r.finished_at.is_some_and(|t| t < before)).map(|r| r.id).collect();
+        for id in &old {
+            rows.jobs.remove(id);
+            rows.calls.remove(id);
+        }
+        rows.references.retain(|_, id| !old.contains(id));
+        rows.held.retain(|_, (_, at)| *at >= before);
+        ready(Ok(old.len() as u64))
+    }
+}

@@ -1,0 +1,101 @@
+//! The store: where jobs live between steps, so that remediation survives a restart and replicas share it.
+//!
+//! A store keeps job **rows**: the columns it needs to find, lease and fence jobs (the asset, where the job
+//! stands, when it is next due, who holds it and with which epoch, the current attempt's reference) and an
+//! opaque, versioned payload that the engine writes and reads (the job, its failure, its history). It knows
+//! nothing of hooks or policies: it keeps, leases and fences; the engine decides.
+//!
+//! - One active job per asset: a second submit joins it.
+//! - Jobs at rest are claimed when they are due, in batches, each with a lease (an owner, an expiry, and an
+//!   epoch that grows at every claim). Every write of a holder is fenced by its epoch: once a lease is gone,
+//!   its holder can no longer change the job.
+//! - A lease that expires makes the job due again: another owner takes it over. An attempt that was started
+//!   (the ledger has its call, unanswered) is reconciled before it is repeated, with the same key.
+//! - Reports of attempts that finish later are kept on the job's row until the engine takes them; a report
+//!   that arrives before its attempt's reference is known is held for a while.
+//!
+//! Implementations: [`MemoryStore`] (rows in this process: nothing survives it), and behind cargo features
+//! the SQLite store (`sqlite`, on by default: one file, one process) and the PostgreSQL store (`postgres`:
+//! replicas). The engine's default keeps jobs as tasks in memory and needs no store at all.
+
+mod clock;
+mod error;
+mod memory;
+mod rows;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use clock::{Clock, Held, SystemClock, TimeHold, Timestamp, TokioClock};
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use rows::{
+    CallRow, CancelAnswer, Claimed, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
+    ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
+};
+
+/// What a store method returns: a boxed future, so that stores can be used as `dyn Store`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store of job rows. See the [module](self) for what it guarantees.
+///
+/// Every method takes `now` from the engine's [`Clock`], so that due times and leases are on one clock.
+pub trait Store: Send + Sync + 'static {
+    /// Where the store is, for messages (`sqlite:/var/lib/remedy/jobs.db`).
+    fn describe(&self) -> String;
+
+    /// Inserts a job for `new.asset_id`, due at `new.wake_at`, unless the asset has an active job: then the
+    /// submit joins it.
+    fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted>;
+
+    /// Claims up to `limit` jobs that are due (`wake_at <= now`: at rest and due, or whose lease has expired),
+    /// earliest first, each with a lease for `owner` until `now + lease` and a new epoch.
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Claimed>>;
+
+    /// Renews `leases` until `now + lease`. Says which are lost (taken over, or the job ended) and which of
+    /// the held jobs were asked to cancel.
+    fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed>;
+
+    /// Writes a held job back, fenced by its lease: [`StoreError::LeaseLost`] if the lease is no longer its
+    /// holder's. With `save.release` the job goes to rest (due at `save.wake_at`); without, the holder keeps it.
+    /// A save to [`Phase::Awaiting`] picks up a report held for its reference.
+    fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved>;
+
+    /// Hands an attempt's result (`result`, the engine's JSON) to the job it is for; see [`ReportAnswer`].
+    fn report<'a>(&'a self, target: ReportTarget<'a>, result: &'a str, now: Timestamp)
+    -> StoreFuture<'a, ReportAnswer>;
+
+    /// Cancels the active job of `asset_id`: at once if nobody holds it, else by asking its holder.
+    fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer>;
+
+    /// Makes the active job of `asset_id` due now; `false` if it has none.
+    fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool>;
+
+    /// A job by id.
+    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>>;
+
+    /// The newest job of `asset_id` (the active one if any).
+    fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>>;
+
+    /// Jobs by filter, newest first.
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>>;
+
+    /// The ledger of a job's side-effecting calls, in order.
+    fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>>;
+
+    /// Counts by phase and outcome.
+    fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats>;
+
+    /// When the earliest job not held is next due, if any.
+    fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>>;
+
+    /// Deletes jobs that finished before `before`, with their ledgers, and held reports older than it.
+    fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64>;
+}
