@@ -9,7 +9,8 @@ use futures_util::FutureExt;
 
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::events::{Event, HookName};
-use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Job, Reconciled};
+use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Reconciled};
+use super::job::Job;
 use super::shared::Inner;
 
 /// Why a hook call gave no answer.

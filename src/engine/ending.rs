@@ -6,10 +6,12 @@ use tokio::time::Instant;
 use super::call::{CallError, call};
 use super::cell::JobCell;
 use super::events::HookName;
-use super::hooks::{Hooks, Job, Verdict, VerdictKind};
+use super::hooks::Hooks;
+use super::job::Job;
 use super::outcome::{Outcome, SuspendedJob};
 use super::shared::Inner;
 use super::state::State;
+use super::verdict::{Verdict, VerdictKind};
 use crate::classify::Failure;
 
 pub(super) fn recovered(st: &State, started: Instant, reconciled: bool) -> Outcome {

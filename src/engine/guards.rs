@@ -7,7 +7,7 @@ use super::breaker::{Breakers, Gate};
 use super::budget::{ErrorClass, Refused, RetryBudget};
 use super::cell::{CANCEL, JobCell, SUSPEND};
 use super::events::Event;
-use super::hooks::Job;
+use super::job::Job;
 use super::shared::Inner;
 use super::state::State;
 use super::wait::later;

@@ -33,13 +33,17 @@ mod registry;
 mod remediator;
 mod shared;
 mod state;
+mod verdict;
 mod wait;
+mod walk;
 
 pub use crate::store::JobId;
 pub use breaker::{BreakerConfig, BreakerState};
 pub use budget::{AwsCosts, BudgetConfig, BudgetError, ErrorClass, Refused, RetryBudget, Withdrawal, aws_backoff};
 pub use counters::CounterSnapshot;
 pub use events::{Event, HookName};
-pub use hooks::{Attempt, AttemptKey, CredentialFix, HookError, Hooks, Job, Notice, Reconciled, Verdict, VerdictKind};
+pub use hooks::{Attempt, CredentialFix, HookError, Hooks, Notice, Reconciled};
+pub use job::{AttemptKey, Job};
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
 pub use remediator::{DEFAULT_HOOK_TIMEOUT, JobHandle, Remediator, RemediatorBuilder, SubmitError};
+pub use verdict::{Verdict, VerdictKind};

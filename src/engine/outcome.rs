@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::budget::Withdrawal;
-use super::hooks::{Job, Verdict};
+use super::job::Job;
+use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
 

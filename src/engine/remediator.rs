@@ -15,12 +15,13 @@ use super::budget::RetryBudget;
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::counters::{CounterSnapshot, Counters};
 use super::events::Event;
-use super::hooks::{Hooks, Job};
-use super::job;
+use super::hooks::Hooks;
+use super::job::Job;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::{Entered, Registry};
 use super::shared::{Delivery, Inner, first_job_id};
 use super::state::State;
+use super::walk;
 use crate::classify::Failure;
 use crate::classify::catalogue::Downstream;
 use crate::decide::{History, LivePolicies, Policies};
@@ -243,7 +244,7 @@ impl<H: Hooks> Remediator<H> {
         let now = tokio::time::Instant::now();
         let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
         let delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
-        let task = job::run(job::Parts { job, state, started, delivery });
+        let task = walk::run(walk::Parts { job, state, started, delivery });
         // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
         // span only when someone records it: a disabled one would cost every job its room and every poll.
         let span = tracing::info_span!("remediation", asset = %id);

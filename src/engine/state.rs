@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::budget::Withdrawal;
-use super::hooks::Verdict;
+use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
 
