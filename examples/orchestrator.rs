@@ -386,7 +386,7 @@ impl Hooks for SimLightFlow {
         Ok(if fixed { CredentialFix::Fixed } else { CredentialFix::CannotFix })
     }
 
-    async fn reconcile(&self, job: &Job) -> Result<Reconciled, HookError> {
+    async fn reconcile(&self, job: &Job, _: &AttemptKey<'_>) -> Result<Reconciled, HookError> {
         // Only looks: the next (re)submission is the one that finds the asset done and reports it.
         let (latency, done) = self.with_asset(job, |a| (a.latency(100..300), a.committed));
         sleep(latency).await;

@@ -28,8 +28,8 @@ use tokio::time::Instant;
 use crate::classify::{Failure, FailureKey};
 use crate::decide::{ActionKind, Context, CredentialScope, History, Policies};
 use crate::engine::{
-    Attempt, AttemptKey, CredentialFix, HookError, HookName, Hooks, Job, Notice, Outcome, Reconciled, Remediator,
-    RemediatorBuilder, Verdict,
+    Attempt, AttemptKey, Checked, CredentialFix, HookError, HookName, Hooks, Job, Notice, Outcome, Pending, Reconciled,
+    Remediator, RemediatorBuilder, Verdict,
 };
 
 /// The built-in defaults plus `script` as `test.rhai`. Panics with every error (file:line:col) when the script
@@ -62,10 +62,14 @@ pub fn assert_decides_with(policies: &Policies, key: &str, ctx: &Context, action
 /// An answer a [`FakeHooks`] gives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scripted {
-    /// `resubmit`/`republish`: the asset is done.
+    /// `resubmit`/`republish`: the asset is done. `check`: it had succeeded.
     Succeed,
-    /// `resubmit`/`republish`: it failed again with this.
+    /// `resubmit`/`republish`: it failed again with this. `check`: it had failed with this.
     Fail(Failure),
+    /// `resubmit`/`republish`: LightFlow took it under this reference; its result is reported later.
+    Submit(String),
+    /// `check`: still running.
+    Running,
     /// `fix_credentials`: repaired.
     Fixed,
     /// `fix_credentials`: cannot.
@@ -187,6 +191,7 @@ fn attempt(s: Scripted) -> Option<Attempt> {
     match s {
         Scripted::Succeed => Some(Attempt::Succeeded),
         Scripted::Fail(f) => Some(Attempt::Failed(f)),
+        Scripted::Submit(reference) => Some(Attempt::Submitted { reference }),
         _ => None,
     }
 }
@@ -224,8 +229,8 @@ impl Hooks for FakeHooks {
         play(answer, Attempt::Succeeded, attempt).await
     }
 
-    async fn reconcile(&self, job: &Job) -> Result<Reconciled, HookError> {
-        let answer = self.take(job, HookName::Reconcile, None, String::new());
+    async fn reconcile(&self, job: &Job, key: &AttemptKey<'_>) -> Result<Reconciled, HookError> {
+        let answer = self.take(job, HookName::Reconcile, None, key.to_string());
         play(answer, Reconciled::NotDone, |s| match s {
             Scripted::Done => Some(Reconciled::Done),
             Scripted::NotDone => Some(Reconciled::NotDone),
@@ -237,6 +242,17 @@ impl Hooks for FakeHooks {
     async fn notify(&self, job: &Job, notice: &Notice) -> Result<(), HookError> {
         let answer = self.take(job, HookName::Notify, None, format!("{}: {}", notice.channel, notice.message));
         play(answer, (), accept).await
+    }
+
+    async fn check(&self, job: &Job, pending: &Pending<'_>) -> Result<Checked, HookError> {
+        let answer = self.take(job, HookName::Check, Some(&pending.key), pending.reference.to_owned());
+        play(answer, Checked::Unknown, |s| match s {
+            Scripted::Succeed => Some(Checked::Succeeded),
+            Scripted::Fail(f) => Some(Checked::Failed(f)),
+            Scripted::Running => Some(Checked::Running),
+            _ => None,
+        })
+        .await
     }
 
     async fn failed(&self, job: &Job, verdict: &Verdict) -> Result<(), HookError> {

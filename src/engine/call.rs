@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 
 use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
 use super::events::{Event, HookName};
-use super::hooks::{Attempt, CredentialFix, HookError, Hooks, Reconciled};
+use super::hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Reconciled};
 use super::job::Job;
 use super::shared::Inner;
 
@@ -40,6 +40,18 @@ impl Answer for Attempt {
         match self {
             Attempt::Succeeded => "succeeded".to_owned(),
             Attempt::Failed(f) => format!("failed {}", f.key()),
+            Attempt::Submitted { reference } => format!("submitted {reference}"),
+        }
+    }
+}
+
+impl Answer for Checked {
+    fn describe(&self) -> String {
+        match self {
+            Checked::Succeeded => "succeeded".to_owned(),
+            Checked::Failed(f) => format!("failed {}", f.key()),
+            Checked::Running => "running".to_owned(),
+            Checked::Unknown => "unknown".to_owned(),
         }
     }
 }

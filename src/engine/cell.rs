@@ -10,6 +10,8 @@ use futures_util::task::AtomicWaker;
 use smallvec::SmallVec;
 
 use super::outcome::Outcome;
+use super::report::Reported;
+use crate::store::JobId;
 
 /// The job was cancelled.
 pub(crate) const CANCEL: u8 = 1;
@@ -17,12 +19,25 @@ pub(crate) const CANCEL: u8 = 1;
 pub(crate) const SUSPEND: u8 = 2;
 /// The shutdown deadline passed: drop the hook call in flight.
 pub(crate) const ABORT: u8 = 4;
+/// A report of the submitted attempt came.
+pub(crate) const REPORT: u8 = 8;
+
+/// Where the job's attempt stands, for reports addressed by asset: none under way.
+pub(crate) const IDLE: u8 = 0;
+/// Its hook is being called: a report now is early, kept until the hook answers `Submitted`.
+pub(crate) const CALLING: u8 = 1;
+/// It was submitted: a report now is its result.
+pub(crate) const AWAITING: u8 = 2;
 
 // In this order: the flags and the job's waker, read on every wake of the job, share a cache line.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct JobCell {
     flags: AtomicU8,
+    /// The job's id, for the answers to reports.
+    pub(crate) id: JobId,
+    /// Where the job's attempt stands: [`IDLE`], [`CALLING`] or [`AWAITING`].
+    attempt: AtomicU8,
     /// The job's task, while it waits for a signal (it is the only one that does).
     job: AtomicWaker,
     outcome: Mutex<OutcomeSlot>,
@@ -33,9 +48,30 @@ struct OutcomeSlot {
     outcome: Option<Outcome>,
     /// The handles waiting for the outcome, one slot each (usually one handle).
     waiting: SmallVec<[Option<Waker>; 1]>,
+    /// A report of the attempt under way, not yet taken by the job.
+    report: Option<Box<Reported>>,
+    /// The submitted attempt awaited, for reports addressed by reference.
+    awaited: Option<u32>,
+}
+
+/// What [`JobCell::offer`] did with a report.
+pub(crate) enum Offer {
+    /// The job awaited it: it is the job's now.
+    Taken,
+    /// The attempt is still being submitted: kept for when it is.
+    Kept,
+    /// The job had a report for this attempt already.
+    Duplicate,
+    /// The job has no attempt under way (the report is about an earlier one).
+    NotAwaited,
 }
 
 impl JobCell {
+    /// The cell of job `job`.
+    pub(crate) fn new(job: JobId) -> Self {
+        JobCell { id: job, ..JobCell::default() }
+    }
+
     /// Raises a stop signal.
     pub(crate) fn raise(&self, flag: u8) {
         self.flags.fetch_or(flag, Ordering::SeqCst);
@@ -59,6 +95,59 @@ impl JobCell {
         }
         self.job.register(cx.waker());
         if self.is(mask) { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Where the job's attempt stands now.
+    pub(crate) fn set_attempt(&self, phase: u8) {
+        self.attempt.store(phase, Ordering::Release);
+    }
+
+    /// Whether the job awaits a submitted attempt's result.
+    pub(crate) fn awaits(&self) -> bool {
+        self.attempt.load(Ordering::Acquire) == AWAITING
+    }
+
+    /// The job awaits the result of submitted attempt `n`; returns a report that came early, if any.
+    pub(crate) fn await_attempt(&self, n: u32) -> Option<Reported> {
+        let mut shared = self.lock();
+        shared.awaited = Some(n);
+        self.attempt.store(AWAITING, Ordering::Release);
+        shared.report.take().map(|r| *r)
+    }
+
+    /// The job no longer awaits an attempt; an early report for a call that answered at once is dropped.
+    pub(crate) fn attempt_settled(&self) {
+        if self.attempt.swap(IDLE, Ordering::AcqRel) != IDLE {
+            let mut shared = self.lock();
+            shared.awaited = None;
+            shared.report = None;
+        }
+    }
+
+    /// Offers a report of attempt `n` (`None`: whichever is under way, for a report by asset).
+    pub(crate) fn offer(&self, n: Option<u32>, report: Reported) -> Offer {
+        let mut shared = self.lock();
+        let phase = self.attempt.load(Ordering::Acquire);
+        let offer = match phase {
+            AWAITING if n.is_none() || n == shared.awaited => Offer::Taken,
+            CALLING if n.is_none() => Offer::Kept,
+            _ => return Offer::NotAwaited,
+        };
+        if shared.report.is_some() {
+            return Offer::Duplicate;
+        }
+        shared.report = Some(Box::new(report));
+        drop(shared);
+        if let Offer::Taken = offer {
+            self.raise(REPORT);
+        }
+        offer
+    }
+
+    /// Takes the report the job awaited.
+    pub(crate) fn take_report(&self) -> Option<Reported> {
+        self.flags.fetch_and(!REPORT, Ordering::SeqCst);
+        self.lock().report.take().map(|r| *r)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, OutcomeSlot> {

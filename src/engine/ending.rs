@@ -38,6 +38,7 @@ pub(super) fn suspended(job: &Job, st: State) -> Outcome {
             steps: st.steps,
             paid: st.paid,
             verdict: st.verdict,
+            awaiting: st.awaiting,
         }),
     }
 }

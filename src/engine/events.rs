@@ -26,6 +26,8 @@ pub enum HookName {
     Notify,
     /// [`Hooks::failed`](super::Hooks::failed)
     Failed,
+    /// [`Hooks::check`](super::Hooks::check)
+    Check,
 }
 
 crate::names::names!(HookName {
@@ -35,7 +37,16 @@ crate::names::names!(HookName {
     Reconcile => "reconcile",
     Notify => "notify",
     Failed => "failed",
+    Check => "check",
 });
+
+impl HookName {
+    /// Whether a call of this hook changes something outside (and so goes in a durable store's ledger, and is
+    /// reconciled before it is repeated after a crash): every hook but `reconcile` and `check`, which only ask.
+    pub fn has_side_effects(self) -> bool {
+        !matches!(self, HookName::Reconcile | HookName::Check)
+    }
+}
 
 /// Something that happened in the engine. Subscribe with [`Remediator::subscribe`](super::Remediator::subscribe).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,8 +98,9 @@ pub enum Event {
         asset_id: Arc<str>,
         /// Which hook.
         hook: HookName,
-        /// `succeeded`, `failed <code>`, `fixed`, `cannot fix`, `done`, `not done`, `ok`, `error: ..`,
-        /// `timeout`, `panic: ..`, or `interrupted` (a cancellation or the shutdown deadline cut it off).
+        /// `succeeded`, `failed <code>`, `submitted <reference>`, `fixed`, `cannot fix`, `done`, `not done`,
+        /// `running`, `unknown`, `ok`, `error: ..`, `timeout`, `panic: ..`, or `interrupted` (a cancellation or
+        /// the shutdown deadline cut it off).
         answer: String,
     },
     /// The retry budget refused an attempt.

@@ -18,6 +18,36 @@ pub enum Attempt {
     Succeeded,
     /// It failed again; the engine decides on this failure next.
     Failed(Failure),
+    /// LightFlow accepted the attempt and will report its end later (an encode runs for minutes to hours):
+    /// the job waits for [`Remediator::report`](super::Remediator::report), addressed by asset or by this
+    /// `reference` (e.g. the new asset's uuid), holding no hook slot; when the stage's `await_result` runs
+    /// out first, the engine asks [`Hooks::check`].
+    Submitted {
+        /// What names this attempt at LightFlow, e.g. the uuid `POST /assets` returned.
+        reference: String,
+    },
+}
+
+/// The host's answer to [`Hooks::check`]: what became of a submitted attempt that has not reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    /// It succeeded.
+    Succeeded,
+    /// It failed with this; the engine decides on it next.
+    Failed(Failure),
+    /// It is still running: wait another `await_result`.
+    Running,
+    /// No answer: the engine decides on a `timeout` failure.
+    Unknown,
+}
+
+/// A submitted attempt that has not reported, as [`Hooks::check`] gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending<'a> {
+    /// The attempt's key.
+    pub key: AttemptKey<'a>,
+    /// Its reference, as the hook answered `Submitted`.
+    pub reference: &'a str,
 }
 
 /// The host's answer to `fix_credentials`.
@@ -67,8 +97,8 @@ pub(crate) static NO_CHANGES: LazyLock<Map<String, Value>> = LazyLock::new(Map::
 /// What the host implements so that the engine can carry decisions out. All hooks are async and `Send`.
 ///
 /// Only [`Hooks::resubmit`] is required; the others have defaults: `fix_credentials` cannot fix, `republish`
-/// resubmits the whole asset, `reconcile` answers "not done", `notify` logs through `tracing`, and `failed`
-/// does nothing.
+/// resubmits the whole asset, `reconcile` answers "not done", `check` does not know, `notify` logs through
+/// `tracing`, and `failed` does nothing.
 ///
 /// ```
 /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job};
@@ -117,10 +147,19 @@ pub trait Hooks: Send + Sync + 'static {
         self.resubmit(job, &NO_CHANGES, key)
     }
 
-    /// Says whether the earlier attempt in fact succeeded. The default: it did not.
-    fn reconcile(&self, job: &Job) -> impl Future<Output = Result<Reconciled, HookError>> + Send {
-        let _ = job;
+    /// Says whether an earlier attempt in fact succeeded: the one of `key` (attempt 0 is the host's own
+    /// submission, before the engine's first). Asked by `reconcile()` stages and `reconcile_first`, and before
+    /// an attempt whose call was under way when a replica died is repeated. The default: it did not.
+    fn reconcile(&self, job: &Job, key: &AttemptKey<'_>) -> impl Future<Output = Result<Reconciled, HookError>> + Send {
+        let _ = (job, key);
         async { Ok(Reconciled::NotDone) }
+    }
+
+    /// Says what became of a submitted attempt whose result was not reported within its stage's
+    /// `await_result`. The default does not know ([`Checked::Unknown`]): the engine decides on a `timeout`.
+    fn check(&self, job: &Job, pending: &Pending<'_>) -> impl Future<Output = Result<Checked, HookError>> + Send {
+        let _ = (job, pending);
+        async { Ok(Checked::Unknown) }
     }
 
     /// Tells an operator. The default logs a warning through `tracing`.

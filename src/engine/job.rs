@@ -1,20 +1,25 @@
 //! The host's job: one asset to remediate, its context and metadata, and the idempotency key of each attempt.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 use crate::decide::Context;
 use crate::store::JobId;
 
 /// One asset to remediate: its id, the host's context for it, and the seed of its jitter. Once submitted it
-/// also carries the engine's [`JobId`].
+/// also carries the engine's [`JobId`], and the metadata its hooks keep on it ([`Job::set_meta`]).
 ///
 /// ```
 /// use lightflow_remedy::engine::Job;
 /// let job = Job::new("asset-42").with_seed(7);
 /// assert_eq!((job.asset_id(), job.seed()), ("asset-42", 7));
+/// // A hook keeps what later hooks need, e.g. the LightFlow uuid of the attempt under way; it is stored with
+/// // the job, and survives a restart with a durable store.
+/// job.set_meta("lightflow_uuid", "6f1c...");
+/// assert_eq!(job.meta("lightflow_uuid"), Some(serde_json::json!("6f1c...")));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -25,6 +30,8 @@ pub struct Job {
     /// Given by the engine at submit; kept by suspension and resume.
     #[serde(default)]
     id: JobId,
+    #[serde(default, skip_serializing_if = "Meta::is_empty")]
+    meta: Meta,
 }
 
 impl Job {
@@ -34,7 +41,7 @@ impl Job {
         let asset_id = asset_id.into();
         let seed =
             asset_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        Job { asset_id, context: Context::new(), seed, id: JobId::default() }
+        Job { asset_id, context: Context::new(), seed, id: JobId::default(), meta: Meta::default() }
     }
 
     /// The same job with the host's context (tenant, plan, asset parameters, ...).
@@ -67,6 +74,23 @@ impl Job {
     /// The engine's id of this remediation (0 before the job is submitted).
     pub fn job_id(&self) -> JobId {
         self.id
+    }
+
+    /// A value a hook kept on the job with [`Job::set_meta`].
+    pub fn meta(&self, key: &str) -> Option<Value> {
+        self.meta.lock().and_then(|m| m.get(key).cloned())
+    }
+
+    /// Keeps `value` under `key` on the job, for the hooks called after this one: the engine stores it with
+    /// the job (a durable store writes it after the hook's call). Hooks get `&Job`, so this takes `&self`.
+    pub fn set_meta(&self, key: impl Into<String>, value: impl Into<Value>) {
+        let mut map = self.meta.0.get_or_init(Box::default).lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(key.into(), value.into());
+    }
+
+    /// All the metadata, as a map.
+    pub fn meta_all(&self) -> Map<String, Value> {
+        self.meta.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub(crate) fn id(&self) -> &Arc<str> {
@@ -109,5 +133,56 @@ pub struct AttemptKey<'a> {
 impl fmt::Display for AttemptKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}.{}", self.asset_id, self.job, self.attempt)
+    }
+}
+
+/// The metadata hooks keep on a job: allocated on first use, so that a job without any costs one word.
+#[derive(Debug, Default)]
+struct Meta(OnceLock<Box<Mutex<Map<String, Value>>>>);
+
+impl Meta {
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, Map<String, Value>>> {
+        self.0.get().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_none_or(|m| m.is_empty())
+    }
+
+    fn of(map: Map<String, Value>) -> Self {
+        let meta = Meta::default();
+        if !map.is_empty() {
+            let _ = meta.0.set(Box::new(Mutex::new(map)));
+        }
+        meta
+    }
+}
+
+impl Clone for Meta {
+    /// A copy: a clone of a job (a suspended state, a verdict) keeps what the metadata was then.
+    fn clone(&self) -> Self {
+        Meta::of(self.lock().map(|m| m.clone()).unwrap_or_default())
+    }
+}
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.lock().map(|m| m.clone()), other.lock().map(|m| m.clone()));
+        a.unwrap_or_default() == b.unwrap_or_default()
+    }
+}
+
+impl Serialize for Meta {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.lock() {
+            Some(map) => map.serialize(s),
+            None => Map::new().serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Map::deserialize(d).map(Meta::of)
     }
 }

@@ -16,6 +16,7 @@
 //! - `tracing` spans per job and events per decision and hook call; a typed [`Event`] stream; counters.
 //! - Time is `tokio::time` only, so tests under `tokio::time::pause()` are exact.
 
+mod awaiting;
 mod breaker;
 mod budget;
 mod call;
@@ -26,24 +27,33 @@ mod decision_counts;
 mod ending;
 mod events;
 mod guards;
+mod handle;
 mod hooks;
 mod job;
 mod outcome;
+mod parts;
 mod registry;
 mod remediator;
+mod report;
 mod shared;
 mod state;
+mod steps;
+mod unanswered;
 mod verdict;
 mod wait;
 mod walk;
 
 pub use crate::store::JobId;
+pub use crate::store::{ReportAnswer, ReportTarget};
 pub use breaker::{BreakerConfig, BreakerState};
 pub use budget::{AwsCosts, BudgetConfig, BudgetError, ErrorClass, Refused, RetryBudget, Withdrawal, aws_backoff};
 pub use counters::CounterSnapshot;
 pub use events::{Event, HookName};
-pub use hooks::{Attempt, CredentialFix, HookError, Hooks, Notice, Reconciled};
+pub use handle::JobHandle;
+pub use hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Notice, Pending, Reconciled};
 pub use job::{AttemptKey, Job};
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
-pub use remediator::{DEFAULT_HOOK_TIMEOUT, JobHandle, Remediator, RemediatorBuilder, SubmitError};
+pub use remediator::{DEFAULT_AWAIT_RESULT, DEFAULT_HOOK_TIMEOUT, Remediator, RemediatorBuilder, SubmitError};
+pub use report::Reported;
+pub use state::Awaiting;
 pub use verdict::{Verdict, VerdictKind};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::Withdrawal;
 use super::job::Job;
+use super::state::Awaiting;
 use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
@@ -109,4 +110,7 @@ pub struct SuspendedJob {
     /// The verdict of a job that failed for good, not yet delivered to the `failed` hook.
     #[serde(default)]
     pub verdict: Option<Box<Verdict>>,
+    /// The submitted attempt whose result the job awaited.
+    #[serde(default)]
+    pub awaiting: Option<Box<Awaiting>>,
 }

@@ -1,10 +1,7 @@
 //! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast};
@@ -12,20 +9,23 @@ use tracing::Instrument;
 
 use super::breaker::{BreakerConfig, BreakerState, Breakers};
 use super::budget::RetryBudget;
-use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
+use super::cell::{ABORT, CANCEL, JobCell, Offer, SUSPEND};
 use super::counters::{CounterSnapshot, Counters};
 use super::events::Event;
+use super::handle::JobHandle;
 use super::hooks::Hooks;
 use super::job::Job;
-use super::outcome::{Outcome, SuspendedJob};
+use super::outcome::SuspendedJob;
+use super::parts::Parts;
 use super::registry::{Entered, Registry};
-use super::shared::{Delivery, Inner, first_job_id};
+use super::report::Reported;
+use super::shared::{Delivery, Inner, References, first_job_id};
 use super::state::State;
 use super::walk;
 use crate::classify::Failure;
 use crate::classify::catalogue::Downstream;
 use crate::decide::{History, LivePolicies, Policies};
-use crate::store::JobId;
+use crate::store::{JobId, ReportAnswer, ReportTarget, StoreError};
 
 /// Why a job could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +78,10 @@ impl<H> Clone for Remediator<H> {
 /// How long a hook call may take by default.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a submitted attempt's result may take by default before the engine asks the host's `check` hook
+/// (a LightFlow encode runs for minutes to hours).
+pub const DEFAULT_AWAIT_RESULT: Duration = Duration::from_secs(6 * 3600);
+
 /// Builds a [`Remediator`]. Defaults: hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook calls at once, a circuit breaker per
 /// downstream ([`BreakerConfig::default`]), no retry budget, room for 1024 unread events per subscriber.
 pub struct RemediatorBuilder<H> {
@@ -88,6 +92,7 @@ pub struct RemediatorBuilder<H> {
     budget: Option<RetryBudget>,
     breaker: Option<BreakerConfig>,
     event_capacity: usize,
+    await_result: Duration,
 }
 
 impl<H: Hooks> RemediatorBuilder<H> {
@@ -116,6 +121,13 @@ impl<H: Hooks> RemediatorBuilder<H> {
     /// The circuit breakers' settings.
     pub fn circuit_breaker(mut self, config: BreakerConfig) -> Self {
         self.breaker = Some(config);
+        self
+    }
+
+    /// How long a submitted attempt's result may take before the engine asks the host's `check` hook
+    /// (default [`DEFAULT_AWAIT_RESULT`], 6 h).
+    pub fn await_result(mut self, wait: Duration) -> Self {
+        self.await_result = wait;
         self
     }
 
@@ -151,6 +163,8 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 idle: Notify::new(),
                 suspended: Mutex::new(Vec::new()),
                 job_ids: AtomicU64::new(first_job_id()),
+                await_result: self.await_result,
+                references: Mutex::new(References::default()),
             }),
         }
     }
@@ -168,6 +182,7 @@ impl<H: Hooks> Remediator<H> {
             budget: None,
             breaker: Some(BreakerConfig::default()),
             event_capacity: 1024,
+            await_result: DEFAULT_AWAIT_RESULT,
         }
     }
 
@@ -213,9 +228,16 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
-        let SuspendedJob { job, failure, history, remaining_delay, reconciles, steps, paid, verdict } = state;
-        let state =
-            State { remaining: remaining_delay, reconciles, steps, paid, verdict, ..State::new(failure, history) };
+        let SuspendedJob { job, failure, history, remaining_delay, reconciles, steps, paid, verdict, awaiting } = state;
+        let state = State {
+            remaining: remaining_delay,
+            reconciles,
+            steps,
+            paid,
+            verdict,
+            awaiting,
+            ..State::new(failure, history)
+        };
         self.start(job, state)
     }
 
@@ -226,7 +248,10 @@ impl<H: Hooks> Remediator<H> {
         if !self.inner.accepting.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
         }
-        let cell = Arc::new(JobCell::default());
+        if job.job_id() == JobId::default() {
+            job.set_job_id(self.inner.next_job_id());
+        }
+        let cell = Arc::new(JobCell::new(job.job_id()));
         let hash = match jobs.enter(&id, &cell) {
             Entered::New { hash } => hash,
             Entered::Running(running) => {
@@ -236,15 +261,12 @@ impl<H: Hooks> Remediator<H> {
             }
         };
         drop(jobs);
-        if job.job_id() == JobId::default() {
-            job.set_job_id(self.inner.next_job_id());
-        }
         self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
 
         let now = tokio::time::Instant::now();
         let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
         let delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
-        let task = walk::run(walk::Parts { job, state, started, delivery });
+        let task = walk::run(Parts { job, state, started, delivery });
         // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
         // span only when someone records it: a disabled one would cost every job its room and every poll.
         let span = tracing::info_span!("remediation", asset = %id);
@@ -285,6 +307,62 @@ impl<H: Hooks> Remediator<H> {
             }
             None => false,
         }
+    }
+
+    /// Hands the host a submitted attempt's result: from its LightFlow callback handler, or its poller.
+    ///
+    /// `target` names the attempt by the asset (the attempt under way) or by the reference its hook answered
+    /// `Submitted` with. The answer says what became of the report: applied to the attempt the job awaits;
+    /// kept because the attempt's hook has not answered yet (it is applied when it does); held because no
+    /// attempt has this reference yet; or changing nothing (a duplicate, an older attempt, a finished or
+    /// unknown job). A report is never applied to the wrong attempt.
+    ///
+    /// ```
+    /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator, ReportAnswer, ReportTarget, Reported};
+    /// use lightflow_remedy::{Failure, Policies};
+    /// use serde_json::{Map, Value};
+    ///
+    /// struct Host;
+    /// impl Hooks for Host {
+    ///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, key: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+    ///         // POST /assets; LightFlow answers with the new asset's uuid and reports its end by callback.
+    ///         Ok(Attempt::Submitted { reference: format!("uuid-{}", key.attempt) })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let remediator = Remediator::builder(Policies::defaults(), Host).build();
+    /// let handle = remediator.submit(Job::new("asset-1"), Failure::asset(2503, "unavailable")?)?;
+    /// tokio::time::sleep(std::time::Duration::from_secs(3600)).await; // the retry is submitted meanwhile
+    /// // The callback for uuid-1 says the encode finished.
+    /// let answer = remediator.report(ReportTarget::Reference("uuid-1"), Reported::Succeeded).await?;
+    /// assert!(matches!(answer, ReportAnswer::Applied { .. }));
+    /// assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
+    /// // A duplicate callback changes nothing.
+    /// let again = remediator.report(ReportTarget::Reference("uuid-1"), Reported::Succeeded).await?;
+    /// assert!(matches!(again, ReportAnswer::Finished { .. }));
+    /// # Ok(()) }
+    /// ```
+    pub async fn report(&self, target: ReportTarget<'_>, result: Reported) -> Result<ReportAnswer, StoreError> {
+        Ok(match target {
+            ReportTarget::Asset(asset) => {
+                let cell = self.inner.jobs().get(asset).cloned();
+                match cell {
+                    None => ReportAnswer::Unknown,
+                    Some(cell) => {
+                        let job = cell.id;
+                        match cell.offer(None, result) {
+                            Offer::Taken => ReportAnswer::Applied { job },
+                            Offer::Kept => ReportAnswer::Early { job },
+                            Offer::Duplicate => ReportAnswer::Duplicate { job },
+                            Offer::NotAwaited => ReportAnswer::OlderAttempt { job },
+                        }
+                    }
+                }
+            }
+            ReportTarget::Reference(reference) => self.inner.report_by_reference(reference, result),
+        })
     }
 
     /// Cancels every running job.
@@ -364,58 +442,5 @@ impl<H: Hooks> Remediator<H> {
     /// The host's hooks.
     pub fn hooks(&self) -> &H {
         &self.inner.hooks
-    }
-}
-
-/// A running job: await it (it is a future) for the outcome, or cancel it.
-pub struct JobHandle {
-    asset_id: Arc<str>,
-    cell: Arc<JobCell>,
-    joined: bool,
-    /// Where this handle waits in the job's cell, once it has waited.
-    slot: Option<usize>,
-}
-
-impl JobHandle {
-    fn new(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool) -> Self {
-        JobHandle { asset_id, cell, joined, slot: None }
-    }
-
-    /// The asset.
-    pub fn asset_id(&self) -> &str {
-        &self.asset_id
-    }
-
-    /// Whether this report joined a job that was already running.
-    pub fn is_joined(&self) -> bool {
-        self.joined
-    }
-
-    /// Cancels the job (every handle of it sees [`Outcome::Cancelled`]).
-    pub fn cancel(&self) {
-        self.cell.raise(CANCEL);
-    }
-
-    /// The outcome, once the job has one (the same as awaiting the handle). If the tokio runtime stops before
-    /// the job ends, `Cancelled`.
-    pub async fn outcome(self) -> Outcome {
-        self.await
-    }
-}
-
-impl Future for JobHandle {
-    type Output = Outcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        let this = &mut *self;
-        // The id's allocation is read when the handle is dropped: ask for it together with the cell's line.
-        std::hint::black_box(this.asset_id.as_bytes().first().copied());
-        this.cell.poll_outcome(cx, &mut this.slot)
-    }
-}
-
-impl std::fmt::Debug for JobHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobHandle").field("asset_id", &self.asset_id).field("joined", &self.joined).finish()
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::budget::Withdrawal;
 use super::verdict::Verdict;
 use crate::classify::Failure;
@@ -29,12 +31,36 @@ pub(crate) struct State {
     pub(crate) steps: u32,
     /// A verdict the `failed` hook has not received yet.
     pub(crate) verdict: Option<Box<Verdict>>,
+    /// The submitted attempt whose result the job awaits.
+    pub(crate) awaiting: Option<Box<Awaiting>>,
+}
+
+/// A submitted attempt whose result is reported later, or checked when `await_result` runs out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Awaiting {
+    /// The attempt's number.
+    pub attempt: u32,
+    /// Its reference, as its hook answered `Submitted`.
+    pub reference: String,
+    /// How long after the submission its result may still come before the engine asks `check`.
+    #[serde(with = "crate::millis")]
+    pub left: Duration,
 }
 
 impl State {
     /// A job's state at its first failure (already recorded in `history`).
     pub(crate) fn new(failure: Failure, history: History) -> Self {
-        State { failure, history, remaining: None, lent: None, paid: None, reconciles: 0, steps: 0, verdict: None }
+        State {
+            failure,
+            history,
+            remaining: None,
+            lent: None,
+            paid: None,
+            reconciles: 0,
+            steps: 0,
+            verdict: None,
+            awaiting: None,
+        }
     }
 
     /// The next failure of the job, to decide on.

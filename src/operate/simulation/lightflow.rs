@@ -267,7 +267,7 @@ impl Hooks for SimLightFlow {
         Ok(if fixed { CredentialFix::Fixed } else { CredentialFix::CannotFix })
     }
 
-    async fn reconcile(&self, job: &Job) -> Result<Reconciled, HookError> {
+    async fn reconcile(&self, job: &Job, _: &AttemptKey<'_>) -> Result<Reconciled, HookError> {
         let (timing, done) = self.with_asset(job, |m, a| {
             let timing = timing(m, &mut a.rng, 50..300);
             let done = std::mem::take(&mut a.committed) | a.rng.random_bool(m.reconcile_done);

@@ -1,0 +1,125 @@
+//! A submitted attempt: the job waits, holding no hook slot, for its reported result, or asks `check` when
+//! `await_result` runs out.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::call::{CallError, call};
+use super::cell::{CANCEL, JobCell, REPORT, SUSPEND};
+use super::ending::{cancelled, recovered, suspended};
+use super::events::HookName;
+use super::guards::{Probe, give_back, settle};
+use super::hooks::{Checked, Hooks, Pending};
+use super::job::{AttemptKey, Job};
+use super::outcome::Outcome;
+use super::parts::Parts;
+use super::report::Reported;
+use super::shared::Inner;
+use super::state::{Awaiting, State};
+use super::unanswered::call_failed;
+use crate::classify::Failure;
+
+/// The attempt was submitted: the job awaits its result. A report that came while its hook was being called,
+/// or that was held for its reference, is the job's at once.
+pub(super) fn submitted<H>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &mut State,
+    cell: &Arc<JobCell>,
+    attempt: u32,
+    reference: String,
+) {
+    let early = cell.await_attempt(attempt);
+    let held = inner.remember_reference(&reference, job.job_id(), attempt, cell);
+    if let Some(report) = early.or(held) {
+        cell.offer(Some(attempt), report);
+    }
+    st.awaiting = Some(Box::new(Awaiting { attempt, reference, left: inner.await_result }));
+}
+
+/// Waits for the result of the submitted attempt: a report, or, when `await_result` runs out, the host's
+/// `check`. `None` means: decide again (or go on awaiting).
+pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outcome> {
+    let Parts { job, state: st, started, delivery } = parts;
+    let (inner, cell) = (&*delivery.inner, &*delivery.cell);
+    let awaiting = st.awaiting.as_deref().cloned()?;
+    if !cell.awaits() {
+        // Resumed: the attempt's reference is known again here, and a report held for it is the job's.
+        let held = inner.remember_reference(&awaiting.reference, job.job_id(), awaiting.attempt, &delivery.cell);
+        if let Some(report) = cell.await_attempt(awaiting.attempt).or(held) {
+            cell.offer(Some(awaiting.attempt), report);
+        }
+    }
+    let began = Instant::now();
+    let deadline = super::wait::later(began, awaiting.left);
+    let reported = tokio::select! {
+        biased;
+        _ = cell.raised(REPORT | CANCEL | SUSPEND) => {
+            if cell.is(CANCEL) {
+                return Some(cancelled(st));
+            }
+            match cell.take_report() {
+                Some(report) => Some(report),
+                None => {
+                    // Shutting down: what is left of the wait goes with the suspended job.
+                    if let Some(a) = st.awaiting.as_deref_mut() {
+                        a.left = deadline.saturating_duration_since(Instant::now());
+                    }
+                    return Some(suspended(job, st.clone()));
+                }
+            }
+        }
+        _ = tokio::time::sleep_until(deadline) => None,
+    };
+    let report = match reported {
+        Some(report) => report,
+        None => {
+            let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: awaiting.attempt };
+            let pending = Pending { key, reference: &awaiting.reference };
+            match call(inner, job, HookName::Check, None, cell, || inner.hooks.check(job, &pending)).await {
+                Ok(Checked::Succeeded) => Reported::Succeeded,
+                Ok(Checked::Failed(failure)) => Reported::Failed { failure },
+                Ok(Checked::Running) => {
+                    if let Some(a) = st.awaiting.as_deref_mut() {
+                        a.left = inner.await_result;
+                    }
+                    return None;
+                }
+                Ok(Checked::Unknown) | Err(CallError::Timeout) => {
+                    let message = format!(
+                        "attempt {} ({}) reported no result within {}",
+                        awaiting.attempt,
+                        awaiting.reference,
+                        humantime::format_duration(awaiting.left)
+                    );
+                    Reported::Failed { failure: Failure::timeout(st.failure.downstream(), message) }
+                }
+                Err(CallError::Cancelled) => return Some(cancelled(st)),
+                Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
+                Err(e) => {
+                    st.awaiting = None;
+                    cell.attempt_settled();
+                    give_back(inner, st);
+                    return call_failed(inner, st, e, st.failure.downstream());
+                }
+            }
+        }
+    };
+    st.awaiting = None;
+    cell.attempt_settled();
+    let mut probe = Probe::none(st.failure.downstream());
+    match report {
+        Reported::Succeeded => {
+            settle(inner, st, &mut probe, true, true);
+            Some(recovered(st, *started, false))
+        }
+        Reported::Failed { failure } => {
+            let held = failure.downstream() != st.failure.downstream();
+            settle(inner, st, &mut probe, held, false);
+            st.failed_again(failure);
+            None
+        }
+        Reported::Canceled => Some(cancelled(st)),
+    }
+}

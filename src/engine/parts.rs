@@ -1,0 +1,41 @@
+//! What a job's task owns, and how it ends: counted, told and delivered once, even when the task is dropped.
+
+use tokio::time::Instant;
+
+use super::events::Event;
+use super::guards::give_back;
+use super::job::Job;
+use super::outcome::Outcome;
+use super::shared::Delivery;
+use super::state::State;
+
+impl<H> Parts<H> {
+    /// Counts, tells and delivers the job's outcome; tokens lent to an attempt that was not made go back.
+    pub(super) fn end(&mut self, outcome: Outcome) {
+        let inner = &*self.delivery.inner;
+        give_back(inner, &mut self.state);
+        inner.counters.outcome(outcome.kind());
+        inner.emit(|| Event::Finished { asset_id: self.job.id().clone(), outcome: outcome.kind() });
+        tracing::info!(asset = self.job.asset_id(), outcome = ?outcome.kind(), "job finished");
+        self.delivery.finish(outcome);
+    }
+}
+
+impl<H> Drop for Parts<H> {
+    /// A job whose task is dropped before it ends (its runtime shut down) ends cancelled, so that no handle
+    /// waits forever and `shutdown` does not wait for a job that is gone.
+    fn drop(&mut self) {
+        if !self.delivery.is_finished() {
+            self.end(Outcome::Cancelled { attempts: self.state.history.attempts() });
+        }
+    }
+}
+
+/// What a job's task owns.
+pub(crate) struct Parts<H> {
+    pub(crate) job: Job,
+    pub(crate) state: State,
+    /// When the job's first failure happened, on the engine's clock.
+    pub(crate) started: Instant,
+    pub(crate) delivery: Delivery<H>,
+}

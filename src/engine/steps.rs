@@ -1,0 +1,209 @@
+//! The steps of a job that call the host: `notify` and `reconcile` stages, a retry the budget refused, and an
+//! attempt (reconcile first if asked, the breaker, the hook).
+
+use std::time::Duration;
+
+use super::awaiting::submitted;
+use super::call::{CallError, call};
+use super::cell::{CALLING, JobCell};
+use super::ending::{cancelled, recovered, suspended, verdict};
+use super::events::{Event, HookName};
+use super::guards::{Held, Probe, give_back, pass_breaker, settle};
+use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
+use super::job::{AttemptKey, Job};
+use super::outcome::Outcome;
+use super::parts::Parts;
+use super::shared::Inner;
+use super::state::State;
+use super::unanswered::{call_failed, interrupted};
+use super::verdict::VerdictKind;
+use crate::decide::{Action, Decision};
+
+/// A step that does not resubmit: `notify` or `reconcile`. `None` means: decide again.
+pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
+    let Parts { job, state: st, started, delivery } = parts;
+    let (inner, cell) = (&*delivery.inner, &*delivery.cell);
+    match decision.action() {
+        Action::Notify { channel, message } => {
+            let notice =
+                Notice { channel: channel.clone(), message: message.clone(), about: st.failure.key().to_string() };
+            match call(inner, job, HookName::Notify, None, cell, || inner.hooks.notify(job, &notice)).await {
+                // An operator message that cannot be delivered does not stop the remediation.
+                Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
+                Err(CallError::Cancelled) => return Some(cancelled(st)),
+                Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
+            }
+            st.history.record(decision);
+            None
+        }
+        _ => {
+            let answer = reconcile(inner, job, st, cell).await;
+            match answer {
+                // A call the shutdown cut off or did not start leaves no trace: resume asks again.
+                Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
+                Err(CallError::Cancelled) => return Some(cancelled(st)),
+                Ok(Reconciled::Done) => {
+                    settle(inner, st, &mut Probe::none(st.failure.downstream()), true, true);
+                    return Some(recovered(st, *started, true));
+                }
+                _ => st.history.record(decision),
+            }
+            match answer {
+                Err(e) => call_failed(inner, st, e, st.failure.downstream()),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Asks the host whether the earlier attempt in fact succeeded.
+pub(super) async fn reconcile<H: Hooks>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &mut State,
+    cell: &JobCell,
+) -> Result<Reconciled, CallError> {
+    // About the last attempt made (0: the host's own submission).
+    let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: st.history.attempts() };
+    let answer = call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job, &key)).await;
+    if !matches!(answer, Err(CallError::Aborted | CallError::Shutdown | CallError::Cancelled)) {
+        st.reconciles = st.reconciles.saturating_add(1);
+    }
+    answer
+}
+
+/// A retry the budget refused: the job ends at once, unless its stage asks to reconcile first and the host
+/// finds the earlier attempt done (a reconcile takes no token). `None` means: go on (a verdict is set).
+pub(super) async fn refused_retry<H: Hooks>(
+    parts: &mut Parts<H>,
+    decision: &Decision<'static>,
+    refused: super::budget::Refused,
+) -> Option<Outcome> {
+    let Parts { job, state: st, started, delivery } = parts;
+    let (inner, cell) = (&*delivery.inner, &*delivery.cell);
+    inner.counters.budget_refusal();
+    inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
+    if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
+        match reconcile(inner, job, st, cell).await {
+            Ok(Reconciled::Done) => {
+                settle(inner, st, &mut Probe::none(st.failure.downstream()), true, true);
+                return Some(recovered(st, *started, true));
+            }
+            Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
+            Err(CallError::Cancelled) => return Some(cancelled(st)),
+            _ => {}
+        }
+    }
+    let reason = format!("the fleet's retry budget refused another attempt: {refused}");
+    st.verdict = Some(verdict(st, VerdictKind::BudgetExhausted, reason, None));
+    None
+}
+
+/// Carries out a waiting action whose delay is over: reconcile first if the stage asks it, pass the breaker,
+/// call the hook. `None` means: decide again.
+pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
+    let Parts { job, state: st, started, delivery } = parts;
+    let (inner, cell) = (&*delivery.inner, &*delivery.cell);
+    // The calls are not boxed here: this future is boxed already, and lives only as long as the attempt.
+    // The attempt is recorded once its call has answered (or timed out): a call lost to the shutdown deadline
+    // leaves no trace, so that resume repeats it, with the same key.
+    // The key borrows the id: cloning it would touch the id's allocation on every attempt.
+    let key =
+        AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: st.history.attempts().saturating_add(1) };
+    let n = Some(key.attempt);
+
+    if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
+        match reconcile(inner, job, st, cell).await {
+            Ok(Reconciled::Done) => {
+                settle(inner, st, &mut Probe::none(st.failure.downstream()), true, true);
+                return Some(recovered(st, *started, true));
+            }
+            Ok(Reconciled::NotDone) => {}
+            // No attempt was made: nothing of the decision is recorded.
+            Err(e) => return interrupted(inner, job, st, None, e),
+        }
+    }
+
+    let mut probe = match pass_breaker(inner, job, st, cell).await {
+        Ok(probe) => probe,
+        Err(held) => {
+            give_back(inner, st);
+            return match held {
+                Held::Cancelled => Some(cancelled(st)),
+                Held::Suspended => {
+                    // The delay is spent: resume does not wait it again.
+                    st.remaining = Some(Duration::ZERO);
+                    Some(suspended(job, st.clone()))
+                }
+                Held::TooLong(reason) => {
+                    st.verdict = Some(verdict(st, VerdictKind::CircuitOpen, reason, None));
+                    None
+                }
+            };
+        }
+    };
+
+    cell.set_attempt(CALLING);
+    let result = match decision.action() {
+        Action::FixCredentials { scope } => {
+            let scope = *scope;
+            match call(inner, job, HookName::FixCredentials, None, cell, || inner.hooks.fix_credentials(job, scope))
+                .await
+            {
+                Ok(CredentialFix::Fixed) => {
+                    st.history.mark_repaired(scope);
+                    call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
+                }
+                Ok(CredentialFix::CannotFix) => {
+                    // Nothing was attempted: give the guards back and go on to the next stage.
+                    cell.attempt_settled();
+                    give_back(inner, st);
+                    probe.give_back();
+                    st.history.skip_stage(decision);
+                    return None;
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Action::Resubmit { amend } => {
+            call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, amend, &key)).await
+        }
+        Action::Republish { target, new_reference_id } => {
+            let hook = || inner.hooks.republish(job, target, *new_reference_id, &key);
+            call(inner, job, HookName::Republish, n, cell, hook).await
+        }
+        _ => call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
+    };
+
+    if !matches!(result, Ok(Attempt::Submitted { .. })) {
+        cell.attempt_settled();
+    }
+    match result {
+        Ok(Attempt::Succeeded) => {
+            st.history.record(decision);
+            settle(inner, st, &mut probe, true, true);
+            Some(recovered(st, *started, false))
+        }
+        Ok(Attempt::Submitted { reference }) => {
+            st.history.record(decision);
+            // The downstream took the attempt; its result (and the budget's tokens) settle when it reports.
+            probe.give_back();
+            submitted(inner, job, st, &delivery.cell, key.attempt, reference);
+            None
+        }
+        Ok(Attempt::Failed(next)) => {
+            st.history.record(decision);
+            // The downstream held if the asset now fails somewhere else; the attempt failed all the same.
+            let held = next.downstream() != probe.downstream;
+            settle(inner, st, &mut probe, held, false);
+            st.failed_again(next);
+            None
+        }
+        Err(CallError::Timeout) => {
+            st.history.record(decision);
+            settle(inner, st, &mut probe, false, false);
+            call_failed(inner, st, CallError::Timeout, probe.downstream)
+        }
+        Err(e) => interrupted(inner, job, st, Some(decision), e),
+    }
+}
