@@ -27,12 +27,15 @@
 pub mod catalogue;
 mod document;
 mod error;
+mod excerpt;
 mod failure;
+mod http_date;
 mod key;
+mod locate;
 mod retry_after;
 
 pub use catalogue::{Category, Downstream, UnknownCategory};
 pub use error::ClassifyError;
 pub use failure::Failure;
 pub use key::{FailureKey, FailureKind};
-pub use retry_after::retry_after;
+pub use retry_after::{MAX_RETRY_AFTER, retry_after};
