@@ -273,6 +273,17 @@ mod tests {
     }
 
     #[test]
+    fn imf_fixdates_agree_with_a_formatter() {
+        // Spread over 1970..=9999, with odd seconds.
+        let mut t: u64 = 0;
+        while t < 253_402_300_799 {
+            let formatted = httpdate::fmt_http_date(at(t));
+            assert_eq!(parse(&formatted, at(0)), Ok(t as i64), "{formatted}");
+            t = t * 3 / 2 + 86_399 + 37;
+        }
+    }
+
+    #[test]
     fn civil_days_round_trip() {
         for days in [-800_000, -1, 0, 1, 365, 10_957, 20_000, 2_932_896] {
             let (y, m, d) = civil_from_days(days);
