@@ -169,7 +169,8 @@ fn api_failure_of_value(status: u16, body: &Value, text: Option<&str>) -> Result
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// The JSON type of `value`, as an error names it (`a string`, `an array`).
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

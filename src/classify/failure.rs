@@ -38,6 +38,33 @@ struct Notes {
 }
 
 impl Failure {
+    /// The code of an asset failure that came without one (an asset in `error` with no `assetError`): 1000, the
+    /// lowest four-digit code, which the catalogue does not know, so its category is
+    /// [`Category::Unknown`] and policies treat it as any unknown code (`on("unknown", ..)`, or the fallback).
+    pub const NO_CODE: u16 = 1000;
+
+    /// An asset failure that carried no code: code [`Failure::NO_CODE`], category unknown, with a note saying
+    /// so.
+    ///
+    /// ```
+    /// use lightflow_remedy::{Category, Failure};
+    /// let f = Failure::asset_without_code("the error callback carried no assetError");
+    /// assert_eq!((f.code(), f.category()), (Failure::NO_CODE, Category::Unknown));
+    /// assert_eq!(f.notes().len(), 1);
+    /// ```
+    pub fn asset_without_code(message: impl Into<Arc<str>>) -> Self {
+        let info = catalogue::describe(Failure::NO_CODE);
+        Failure {
+            key: FailureKey::asset(Failure::NO_CODE),
+            message: message.into(),
+            category: info.category,
+            downstream: info.downstream,
+            retry_after: None,
+            notes: None,
+        }
+        .with_note(format!("no assetError code was given: {} stands for \"no code\"", Failure::NO_CODE))
+    }
+
     /// A failure of an asset with the given `assetError.code`.
     ///
     /// ```
