@@ -18,10 +18,11 @@
 //!
 //! `failure` is a key (`"2404"`, `"http:429"`, `"timeout"`) or any document `remedy classify` reads. `attempt`
 //! is which consecutive failure with that code (as `remedy explain --attempt`); `history`, when given, is the
-//! job's history before this failure instead. Every field of `expect` is optional: `action` (the first step),
-//! `steps` (every step taken at this failure), `delay_ms` (a number or `{min, max}`), `reason` (text the
-//! reason contains), `stage` (from 1), `rule` (`file` suffix, `matcher`, `line`), `params` (a subset of the
-//! action's parameters).
+//! job's history before this failure instead. Every field of `expect` is optional: `action` (the first
+//! decision's action), `steps` (every action taken at this failure, with the `reconcile` a stage's
+//! `reconcile_first` runs before its attempt: `["reconcile", "retry"]`), `delay_ms` (a number or `{min, max}`),
+//! `reason` (text the reason contains), `stage` (from 1), `rule` (`file` suffix, `matcher`, `line`), `params`
+//! (a subset of the action's parameters).
 //!
 //! ```
 //! use lightflow_remedy::{Policies, operate::fixtures};
@@ -381,7 +382,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         check("action", first.kind() == action, action.to_string(), first.kind().to_string());
     }
     if let Some(steps) = &e.steps {
-        let actual: Vec<ActionKind> = explanation.steps.iter().map(Decision::kind).collect();
+        let actual = explanation.actions();
         check("steps", &actual == steps, list(steps), list(&actual));
     }
     if let Some(bound) = e.delay_ms {
@@ -419,7 +420,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         (actual.as_ref() == Some(&expected), expected.to_string(), shown)
     }
     if let Some(stage) = e.stage {
-        let (ok, expected, actual) = against(stage, first.stage().map(|s| s + 1), "exhausted");
+        let (ok, expected, actual) = against(stage, explanation.stage_of(0), "exhausted");
         check("stage", ok, expected, actual);
     }
     if let Some(rule) = &e.rule {
