@@ -208,6 +208,21 @@ impl Policies {
             warnings: loaded.diagnostics,
         })
     }
+
+    /// The names of the sources that define `decide`, in load order (as [`Policies::sources`] names them).
+    pub fn decide_sources(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Decide(d) => Some(d.file().as_ref()),
+                Step::Table(_) => None,
+            })
+            .collect();
+        // Steps run from the last source to the first.
+        names.reverse();
+        names
+    }
 }
 
 impl fmt::Debug for Policies {
