@@ -43,6 +43,15 @@ impl fmt::Display for Loc<'_> {
 }
 
 /// A callback that cannot be read, and where.
+///
+/// ```
+/// use lightflow_remedy::classify::{Callback, CallbackError, CallbackPos};
+///
+/// let err = Callback::from_query("asset=job-42&status=done").unwrap_err();
+/// assert!(matches!(err, CallbackError::UnknownStatus { ref status, .. } if status == "done"));
+/// assert_eq!(err.position(), Some(CallbackPos::Query { column: 14 }));
+/// assert!(err.to_string().starts_with("query column 14: `status` = \"done\""));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallbackError {

@@ -19,7 +19,8 @@ const MAX_STEPS_PER_FAILURE: usize = 64;
 /// ```
 /// use lightflow_remedy::{ActionKind, Context, Failure, Policies};
 ///
-/// let e = Policies::defaults().explain(&Failure::api(503, "")?, 1, &Context::new(), 0);
+/// let policies = Policies::defaults();
+/// let e = policies.explain(&Failure::api(503, "")?, 1, &Context::new(), 0);
 /// assert_eq!(e.steps.len(), 1);
 /// assert_eq!(e.actions(), [ActionKind::Reconcile, ActionKind::Retry]);
 /// assert!(e.reconciles_before(0));
