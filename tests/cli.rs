@@ -124,6 +124,108 @@ fn table_lists_every_catalogue_code() {
 }
 
 #[test]
+fn explain_shows_the_reconcile_a_stage_runs_first() {
+    let text = stdout(&remedy(&["explain", "http:503"]));
+    let lines: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).collect();
+    assert!(lines[0].contains("reconcile") && lines[0].contains("reconcile_first"), "{text}");
+    assert!(lines[1].contains("2. retry (stage 1 of 2, attempt 1)"), "{text}");
+    let v = explain_json(&["http:503"]);
+    assert_eq!((v["action"].as_str(), v["reconcile_first"].as_bool()), (Some("retry"), Some(true)));
+    assert_eq!(v["actions"], serde_json::json!(["reconcile", "retry"]));
+    let steps: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["reconcile", "retry"]);
+    // A throttled call was not carried out: nothing to reconcile.
+    let v = explain_json(&["http:429"]);
+    assert_eq!((v["actions"].clone(), v["reconcile_first"].as_bool()), (serde_json::json!(["retry"]), Some(false)));
+}
+
+fn table_json(args: &[&str]) -> Vec<Value> {
+    let o = remedy(&[&["table", "--json"], args].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+#[test]
+fn table_has_rows_for_the_ranges_and_the_fallback() {
+    let rows = table_json(&[]);
+    let row = |key: &str| rows.iter().find(|r| r["key"] == key).unwrap_or_else(|| panic!("no {key} row"));
+    // (row, kind, first action, matcher)
+    let table = [
+        ("other 24xx", "range", "fail", "2400..=2499"),
+        ("2408", "code", "retry", "2408"),
+        ("other 25xx", "range", "retry", "2500..=2599"),
+        ("other http 4xx", "range", "fail", "http(400..=499)"),
+        ("other http 5xx", "range", "retry", "http(500..=599)"),
+        ("otherwise", "fallback", "retry", "otherwise"),
+    ];
+    for (key, kind, action, matcher) in table {
+        let r = row(key);
+        assert_eq!((r["row"].as_str(), r["action"].as_str()), (Some(kind), Some(action)), "{key}: {r}");
+        assert_eq!(r["rule"]["matcher"], matcher, "{key}");
+        assert_eq!(r["decide"], false, "the defaults have no decide: {key}");
+    }
+    assert!(row("other 24xx")["codes"].as_str().unwrap().starts_with("2400, 2402, 2405–2407, 2409–2428"));
+    // Every asset code and API status is in exactly one row.
+    let count = |kind: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r["key"] != "timeout" && (r["key"].as_str().unwrap().contains("http") == (kind == "api")))
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!((count("asset"), count("api")), (9000, 200));
+    let text = stdout(&remedy(&["table"]));
+    assert!(text.contains("other 24xx") && text.contains("otherwise") && text.contains("codes: "), "{text}");
+}
+
+#[test]
+fn table_marks_what_a_decide_function_may_change() {
+    let dir = tempfile::tempdir().unwrap();
+    // The decide of 10-… runs after the rules of 20-… (later sources first), before the defaults'.
+    std::fs::write(
+        dir.path().join("10-decide.rhai"),
+        r#"fn decide(f, ctx) { if ctx.plan == "trial" { return fail("trial"); } }"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("20-rules.rhai"), r#"on(2404, retry());"#).unwrap();
+    let rows = table_json(&["--policies", dir.path().to_str().unwrap()]);
+    let row = |key: &str| rows.iter().find(|r| r["key"] == key).unwrap_or_else(|| panic!("no {key} row"));
+    assert_eq!(row("2404")["decide"], false, "20-rules.rhai wins before the decide runs");
+    assert_eq!(row("2001")["decide"], true);
+    assert_eq!(row("otherwise")["decide"], true);
+    assert!(row("2001")["decide_sources"][0].as_str().unwrap().ends_with("10-decide.rhai"));
+    let text = stdout(&remedy(&["table", "--policies", dir.path().to_str().unwrap()]));
+    assert!(text.lines().any(|l| l.starts_with("2001 *")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("2404 ") && !l.starts_with("2404 *")), "{text}");
+    assert!(text.contains("* a `decide` function may change"), "{text}");
+}
+
+#[test]
+fn classify_names_where_a_document_is_wrong() {
+    let table = [
+        ("{\n  \"assetError\": {\"code\": 99}\n}", "line 2, column 26: `assetError.code` = 99"),
+        ("\n\n  [1]", "line 3, column 3: expected a JSON object at `document`"),
+        ("{\"id\": \"a\",\n \"status\": \"ready\"}", "line 2, column 12: the asset has no `assetError`"),
+        ("{\"http_status\": 200}", "line 1, column 17: `http_status` = 200"),
+        ("{\"é\": 1,,}", "malformed JSON at line 1, column 9"),
+    ];
+    for (doc, words) in table {
+        let o = remedy_stdin(&["classify"], doc);
+        assert_eq!(o.status.code(), Some(2), "{doc}");
+        assert!(stderr(&o).contains(words), "{doc}: {}", stderr(&o));
+    }
+    // A proxy's page and an unreadable Retry-After still classify.
+    let o = remedy_stdin(
+        &["classify"],
+        r#"{"http_status": 502, "body": "<html><h1>Bad Gateway</h1></html>", "retry_after": "soon"}"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v["code"].as_u64(), v["message"].as_str()), (Some(502), Some("Bad Gateway")));
+    assert!(v["retry_after_ignored"].as_str().unwrap().contains("`soon` ignored"), "{v}");
+    assert_eq!(v["notes"].as_array().unwrap().len(), 2, "{v}");
+}
+
+#[test]
 fn classify_prints_the_failure_or_exits_2_with_one_line() {
     let o = remedy_stdin(
         &["classify"],

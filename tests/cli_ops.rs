@@ -27,7 +27,7 @@ fn remedy_test_fails_with_a_readable_diff_when_a_rule_changes() {
     let o = remedy(&["test", "--policies", dir.path().to_str().unwrap(), fixtures]);
     assert_eq!(o.status.code(), Some(1));
     let text = out(&o);
-    assert!(text.contains("FAIL ") && text.contains("2404: fails at once"), "{text}");
+    assert!(text.contains("FAIL ") && text.contains(r#"2404: fails at once" (2404)"#), "{text}");
     assert!(text.contains("expected") && text.contains("actual"), "{text}");
     assert!(text.contains("1 failed"), "{text}");
 
@@ -43,6 +43,45 @@ fn remedy_test_fails_with_a_readable_diff_when_a_rule_changes() {
     let o = remedy(&["test", "--policies", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("site.json:1:"));
+}
+
+#[test]
+fn remedy_test_says_which_pinned_defaults_a_directory_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    // A directory that changes nothing the defaults pin, and has no fixtures of its own.
+    std::fs::write(dir.path().join("10-site.rhai"), r#"on(8123, fail("not ours"));"#).unwrap();
+    let o = remedy(&["test", "--policies", path]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), String::from_utf8_lossy(&o.stderr));
+    let text = out(&o);
+    assert!(text.contains("note: the policies change none of the"), "{text}");
+    assert!(text.contains("no fixtures of their own"), "{text}");
+
+    // Two overrides: each changed case is a note naming its number, name and key, and nothing fails.
+    std::fs::write(
+        dir.path().join("10-site.rhai"),
+        r#"on(2404, retry(#{ attempts: 1 })); on(http(403), fail("forbidden is final here"));"#,
+    )
+    .unwrap();
+    let o = remedy(&["test", "--policies", path]);
+    assert_eq!(o.status.code(), Some(0), "overriding is the directory's job: {}", out(&o));
+    let text = out(&o);
+    let notes: Vec<&str> = text.lines().filter(|l| l.starts_with("note:   #")).collect();
+    assert!(notes.iter().any(|l| l.contains(r#""2404: fails at once" (2404): steps: fail → retry"#)), "{text}");
+    assert!(notes.iter().any(|l| l.contains("(http:403)")), "{text}");
+    assert!(notes.iter().all(|l| l.contains("(2404)") || l.contains("(http:403)")), "only those: {text}");
+    assert!(text.contains(&format!("change {} of the", notes.len())), "{text}");
+
+    // With fixtures of its own, they run after the notes and decide the exit code.
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("tests/site.json"), r#"[{"failure": "2404", "expect": {"action": "retry"}}]"#)
+        .unwrap();
+    let o = remedy(&["test", "--policies", path]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("note:   #") && out(&o).contains("1 passed, 0 failed"), "{}", out(&o));
+
+    // Without --policies there is nothing to compare with: no notes.
+    assert!(!out(&remedy(&["test"])).contains("note:"));
 }
 
 const LOG: &str = r#"{"asset_id": "a1", "time": "2026-11-25T02:00:00Z", "failure": {"code": 2503}}

@@ -66,8 +66,8 @@ fn every_row_of_the_default_table() {
         }
     }
     let api: Vec<(Vec<u16>, Vec<Vec<ActionKind>>)> = vec![
-        (vec![401], vec![vec![Fix], vec![F]]),
-        (vec![404, 400, 403, 409, 422], vec![vec![F]]),
+        (vec![401, 403], vec![vec![Fix], vec![F]]),
+        (vec![404, 400, 409, 422], vec![vec![F]]),
         (vec![408, 429, 500, 502, 503, 504, 599], vec![vec![R], vec![R], vec![R], vec![R], vec![R], vec![F]]),
     ];
     for (statuses, expected) in &api {
@@ -138,6 +138,20 @@ fn republication_after_3003_asks_for_a_new_reference_id() {
             assert!(new_reference_id);
         }
         other => panic!("expected republish, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_api_token_is_repaired_whether_401_or_403() {
+    let policies = Policies::defaults();
+    for status in [401, 403] {
+        let e = policies.explain(&Failure::api(status, "").unwrap(), 1, &Context::new(), 0);
+        assert!(
+            matches!(e.first().action(), Action::FixCredentials { scope: lightflow_remedy::CredentialScope::Api }),
+            "http:{status}: {:?}",
+            e.first().action()
+        );
+        assert_eq!(e.first().rule().origin().matcher.to_string(), format!("http({status})"));
     }
 }
 

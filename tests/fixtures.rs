@@ -68,6 +68,29 @@ fn every_kind_of_expectation_is_checked() {
 }
 
 #[test]
+fn steps_show_the_reconcile_a_stage_runs_first() {
+    // (failure, expected steps, passes)
+    let table = [
+        ("http:503", r#"["reconcile", "retry"]"#, true),
+        ("http:503", r#"["retry"]"#, false),
+        ("timeout", r#"["reconcile", "retry"]"#, true),
+        // A throttled call was not carried out: nothing to reconcile.
+        ("http:429", r#"["retry"]"#, true),
+        ("http:429", r#"["reconcile", "retry"]"#, false),
+        // 3003's reconcile is a stage of its own.
+        ("3003", r#"["reconcile", "republish"]"#, true),
+    ];
+    for (failure, steps, passes) in table {
+        let text = format!(
+            r#"[{{"failure": "{failure}", "expect": {{"steps": {steps}, "action": "{}"}}}}]"#,
+            if failure == "3003" { "reconcile" } else { "retry" }
+        );
+        let results = fixtures::run(&Policies::defaults(), &fixtures::parse(&text).unwrap());
+        assert_eq!(results[0].passed(), passes, "{failure} {steps}: {}", results[0]);
+    }
+}
+
+#[test]
 fn bad_fixture_files_say_where() {
     let cases = [
         ("[", "<inline>:1:1"),

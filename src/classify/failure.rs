@@ -16,6 +16,9 @@ use super::key::{FailureKey, FailureKind, check_code, check_status};
 /// Build one with [`Failure::from_json`], [`Failure::from_api_response`], [`Failure::asset`],
 /// [`Failure::api`] or [`Failure::timeout`]. The code is always valid: asset codes are four digits, API
 /// statuses are 400..=599, and a timeout has none (0).
+///
+/// What classification had to leave out or make up on the way (a Retry-After it could not read, a message
+/// excerpted from a body that was not JSON) is in its [notes](Failure::notes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     key: FailureKey,
@@ -23,9 +26,45 @@ pub struct Failure {
     category: Category,
     downstream: Downstream,
     retry_after: Option<Duration>,
+    /// Boxed behind one pointer: most failures have none, and failures are moved around a lot.
+    notes: Option<Arc<Notes>>,
+}
+
+/// A failure's notes, and which of them says that a Retry-After was dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Notes {
+    lines: Vec<String>,
+    retry_after: Option<usize>,
 }
 
 impl Failure {
+    /// The code of an asset failure that came without one (an asset in `error` with no `assetError`): 1000, the
+    /// lowest four-digit code, which the catalogue does not know, so its category is
+    /// [`Category::Unknown`] and policies treat it as any unknown code (`on("unknown", ..)`, or the fallback).
+    pub const NO_CODE: u16 = 1000;
+
+    /// An asset failure that carried no code: code [`Failure::NO_CODE`], category unknown, with a note saying
+    /// so.
+    ///
+    /// ```
+    /// use lightflow_remedy::{Category, Failure};
+    /// let f = Failure::asset_without_code("the error callback carried no assetError");
+    /// assert_eq!((f.code(), f.category()), (Failure::NO_CODE, Category::Unknown));
+    /// assert_eq!(f.notes().len(), 1);
+    /// ```
+    pub fn asset_without_code(message: impl Into<Arc<str>>) -> Self {
+        let info = catalogue::describe(Failure::NO_CODE);
+        Failure {
+            key: FailureKey::asset(Failure::NO_CODE),
+            message: message.into(),
+            category: info.category,
+            downstream: info.downstream,
+            retry_after: None,
+            notes: None,
+        }
+        .with_note(format!("no assetError code was given: {} stands for \"no code\"", Failure::NO_CODE))
+    }
+
     /// A failure of an asset with the given `assetError.code`.
     ///
     /// ```
@@ -44,6 +83,7 @@ impl Failure {
             category: info.category,
             downstream: info.downstream,
             retry_after: None,
+            notes: None,
         })
     }
 
@@ -65,6 +105,7 @@ impl Failure {
             category: Category::Api,
             downstream: Downstream::LightflowApi,
             retry_after: None,
+            notes: None,
         })
     }
 
@@ -82,6 +123,7 @@ impl Failure {
             category: Category::Timeout,
             downstream,
             retry_after: None,
+            notes: None,
         }
     }
 
@@ -98,6 +140,50 @@ impl Failure {
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
         self.retry_after = Some(wait);
         self
+    }
+
+    /// The same failure with a note: something a reader should know about how it was classified.
+    ///
+    /// ```
+    /// use lightflow_remedy::Failure;
+    /// let f = Failure::api(502, "")?.with_note("the proxy answered for LightFlow");
+    /// assert_eq!(f.notes(), ["the proxy answered for LightFlow"]);
+    /// # Ok::<(), lightflow_remedy::ClassifyError>(())
+    /// ```
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        Arc::make_mut(self.notes.get_or_insert_with(Default::default)).lines.push(note.into());
+        self
+    }
+
+    /// The same failure, noting that its Retry-After was dropped (`note` says which value and why).
+    pub(crate) fn with_retry_after_ignored(mut self, note: String) -> Self {
+        let notes = Arc::make_mut(self.notes.get_or_insert_with(Default::default));
+        notes.retry_after = Some(notes.lines.len());
+        notes.lines.push(note);
+        self
+    }
+
+    /// What classification left out or made up, in words: a Retry-After value it could not read and dropped,
+    /// a message excerpted from a body that was not JSON. Empty for most failures.
+    ///
+    /// ```
+    /// use lightflow_remedy::Failure;
+    /// use std::time::SystemTime;
+    /// let f = Failure::from_api_response(503, "Service Unavailable", Some("soon"), SystemTime::now())?;
+    /// assert_eq!((f.code(), f.message(), f.retry_after()), (503, "Service Unavailable", None));
+    /// assert!(f.retry_after_ignored().unwrap().starts_with("Retry-After `soon` ignored:"));
+    /// assert_eq!(f.notes().len(), 2, "{:?}", f.notes()); // the dropped hint, and the excerpted body
+    /// # Ok::<(), lightflow_remedy::ClassifyError>(())
+    /// ```
+    pub fn notes(&self) -> &[String] {
+        self.notes.as_ref().map_or(&[], |n| n.lines.as_slice())
+    }
+
+    /// The note saying that a Retry-After value was present but unreadable, and so dropped
+    /// (`Retry-After `soon` ignored: ...`); `None` when there was none or it was read.
+    pub fn retry_after_ignored(&self) -> Option<&str> {
+        let notes = self.notes.as_ref()?;
+        notes.retry_after.and_then(|i| notes.lines.get(i)).map(String::as_str)
     }
 
     /// Asset code or API status, with the kind.
@@ -181,6 +267,10 @@ struct FailureRepr<'a> {
     http_status: Option<u16>,
     #[serde(default)]
     retry_after_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_ignored: Option<Cow<'a, str>>,
 }
 
 impl Serialize for Failure {
@@ -194,6 +284,8 @@ impl Serialize for Failure {
             downstream: Some(self.downstream),
             http_status: self.http_status(),
             retry_after_ms: self.retry_after.map(crate::millis::millis),
+            notes: self.notes().iter().map(|n| Cow::Borrowed(n.as_str())).collect(),
+            retry_after_ignored: self.retry_after_ignored().map(Cow::Borrowed),
         }
         .serialize(s)
     }
@@ -207,8 +299,22 @@ impl<'de> Deserialize<'de> for Failure {
             (kind, _) => Failure::from_key(FailureKey { kind, code: repr.code }, repr.message.as_ref())
                 .map_err(serde::de::Error::custom)?,
         };
-        Ok(match repr.retry_after_ms {
+        let mut failure = match repr.retry_after_ms {
             Some(ms) => failure.with_retry_after(Duration::from_millis(ms)),
+            None => failure,
+        };
+        let mut ignored = repr.retry_after_ignored;
+        for note in repr.notes {
+            failure = match &ignored {
+                Some(i) if *i == note => {
+                    ignored = None;
+                    failure.with_retry_after_ignored(note.into_owned())
+                }
+                _ => failure.with_note(note),
+            };
+        }
+        Ok(match ignored {
+            Some(note) => failure.with_retry_after_ignored(note.into_owned()),
             None => failure,
         })
     }
@@ -227,5 +333,24 @@ mod tests {
         let back: Failure = serde_json::from_str(&json).unwrap();
         assert_eq!(back, f);
         assert!(serde_json::from_str::<Failure>(r#"{"kind":"asset","code":5}"#).is_err());
+        assert!(!json.contains("notes"), "no notes, no field: {json}");
+    }
+
+    #[test]
+    fn notes_survive_a_round_trip() {
+        let f = Failure::api(503, "x")
+            .unwrap()
+            .with_note("first")
+            .with_retry_after_ignored("Retry-After `soon` ignored: no".into())
+            .with_note("last");
+        let json = serde_json::to_string(&f).unwrap();
+        assert!(json.contains(r#""retry_after_ignored":"Retry-After `soon` ignored: no""#), "{json}");
+        let back: Failure = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(back.notes(), ["first", "Retry-After `soon` ignored: no", "last"]);
+        // A retry_after_ignored without its note among the notes still comes back as one.
+        let bare: Failure = serde_json::from_str(r#"{"kind":"api","code":503,"retry_after_ignored":"r"}"#).unwrap();
+        assert_eq!((bare.notes(), bare.retry_after_ignored()), (&["r".to_owned()][..], Some("r")));
+        assert_eq!(Failure::api(500, "").unwrap().retry_after_ignored(), None);
     }
 }

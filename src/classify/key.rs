@@ -80,13 +80,19 @@ impl FromStr for FailureKey {
             return Ok(FailureKey::timeout());
         }
         if let Some(status) = s.strip_prefix("http:") {
-            let status = parse_whole(status)
-                .ok_or_else(|| ClassifyError::NonIntegerCode { at: "http status", found: format!("`{status}`") })?;
+            let status = parse_whole(status).ok_or_else(|| ClassifyError::NonIntegerCode {
+                at: "http status",
+                found: format!("`{status}`"),
+                pos: None,
+            })?;
             check_status(status, "http status")?;
             return Ok(FailureKey::api(status as u16));
         }
-        let code =
-            parse_whole(s).ok_or_else(|| ClassifyError::NonIntegerCode { at: "code", found: format!("`{s}`") })?;
+        let code = parse_whole(s).ok_or_else(|| ClassifyError::NonIntegerCode {
+            at: "code",
+            found: format!("`{s}`"),
+            pos: None,
+        })?;
         check_code(code, "code")?;
         Ok(FailureKey::asset(code as u16))
     }
@@ -114,7 +120,7 @@ pub(crate) fn check_code(code: i128, at: &'static str) -> Result<(), ClassifyErr
     if (i128::from(catalogue::MIN_ASSET_CODE)..=i128::from(catalogue::MAX_ASSET_CODE)).contains(&code) {
         Ok(())
     } else {
-        Err(ClassifyError::CodeOutOfRange { at, code: code.to_string() })
+        Err(ClassifyError::CodeOutOfRange { at, code: code.to_string(), pos: None })
     }
 }
 
@@ -122,7 +128,7 @@ pub(crate) fn check_status(status: i128, at: &'static str) -> Result<(), Classif
     if (i128::from(catalogue::MIN_HTTP_ERROR)..=i128::from(catalogue::MAX_HTTP_ERROR)).contains(&status) {
         Ok(())
     } else {
-        Err(ClassifyError::StatusOutOfRange { at, status: status.to_string() })
+        Err(ClassifyError::StatusOutOfRange { at, status: status.to_string(), pos: None })
     }
 }
 

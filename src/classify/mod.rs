@@ -1,9 +1,14 @@
 //! Classify: turn what LightFlow returned into a [`Failure`].
 //!
 //! Three shapes are understood: a whole asset object that carries `assetError`, a bare `assetError` object
-//! (`{"code": 2404, "message": "..."}`), and a failed API call (an HTTP status, its JSON body
-//! `{"message": "..."}` and an optional `Retry-After`). Bad input is a [`ClassifyError`] that says what was wrong
-//! and where; nothing here panics.
+//! (`{"code": 2404, "message": "..."}`), and a failed API call (an HTTP status, its body and an optional
+//! `Retry-After`). Bad input is a [`ClassifyError`] that names the field and, for text, its line and column;
+//! nothing here panics. What can still be classified is: a body that is not LightFlow's JSON (a proxy's HTML
+//! page) gives an API failure of its status with an excerpt as message, and an unreadable Retry-After is
+//! dropped and said in [`Failure::notes`].
+//!
+//! A LightFlow callback (the `POST` body or the `GET` query LightFlow calls the host with when an asset ends)
+//! is read into a [`Callback`], whose [`Callback::result`] says what it means for a remediation.
 //!
 //! ```
 //! use lightflow_remedy::{Category, Failure, FailureKind};
@@ -24,15 +29,25 @@
 //! # Ok::<(), lightflow_remedy::ClassifyError>(())
 //! ```
 
+mod asset_status;
+mod callback;
+mod callback_error;
 pub mod catalogue;
 mod document;
 mod error;
+mod excerpt;
 mod failure;
+mod http_date;
 mod key;
+mod locate;
 mod retry_after;
+mod timestamp;
 
+pub use asset_status::{AssetStatus, UnknownStatus};
+pub use callback::{Callback, CallbackResult};
+pub use callback_error::{CallbackError, CallbackPos};
 pub use catalogue::{Category, Downstream, UnknownCategory};
 pub use error::ClassifyError;
 pub use failure::Failure;
 pub use key::{FailureKey, FailureKind};
-pub use retry_after::retry_after;
+pub use retry_after::{MAX_RETRY_AFTER, retry_after};

@@ -47,7 +47,7 @@ pub enum Jitter {
     Full,
     /// Uniform in `[delay / 2, delay]`.
     Equal,
-    /// Uniform in `[initial, previous delay × 3]`, capped at `max_delay`.
+    /// `min(max_delay, uniform(initial, 3 × previous))`: drawn, then capped; the first from `[initial, 3 × initial]`.
     Decorrelated,
     /// Uniform in `[delay × (1 − p), delay × (1 + p)]`.
     Proportional(f64),

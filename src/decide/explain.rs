@@ -11,6 +11,22 @@ use crate::classify::Failure;
 const MAX_STEPS_PER_FAILURE: usize = 64;
 
 /// The steps the engine takes at one failure.
+///
+/// A step whose stage asks `reconcile_first` is preceded, when the engine carries it out, by a `reconcile`
+/// that is not a decision of its own: [`Explanation::actions`] lists it, [`Explanation::reconciles_before`]
+/// says where.
+///
+/// ```
+/// use lightflow_remedy::{ActionKind, Context, Failure, Policies};
+///
+/// let policies = Policies::defaults();
+/// let e = policies.explain(&Failure::api(503, "")?, 1, &Context::new(), 0);
+/// assert_eq!(e.steps.len(), 1);
+/// assert_eq!(e.actions(), [ActionKind::Reconcile, ActionKind::Retry]);
+/// assert!(e.reconciles_before(0));
+/// assert_eq!(e.stage_of(0), Some(1));
+/// # Ok::<(), lightflow_remedy::ClassifyError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Explanation<'p> {
     /// Which consecutive failure the steps are for (from 1). Smaller than asked when the job had already
@@ -32,6 +48,32 @@ impl Explanation<'_> {
     /// Whether the job had ended before the failure asked for.
     pub fn ended_before(&self, asked: u32) -> bool {
         self.attempt < asked.max(1)
+    }
+
+    /// Whether the engine reconciles before carrying out step `step` (its stage's `reconcile_first`): after
+    /// the step's wait, it asks the host whether the earlier attempt in fact succeeded.
+    pub fn reconciles_before(&self, step: usize) -> bool {
+        self.steps.get(step).and_then(Decision::stage_ref).is_some_and(|s| s.reconcile_first())
+    }
+
+    /// Every action the engine takes at this failure, in order: each step's, with the `reconcile` a stage's
+    /// `reconcile_first` runs before its step. This is what fixtures' `steps` are compared with.
+    pub fn actions(&self) -> Vec<ActionKind> {
+        let mut actions = Vec::with_capacity(self.steps.len() + 1);
+        for (i, step) in self.steps.iter().enumerate() {
+            if self.reconciles_before(i) {
+                actions.push(ActionKind::Reconcile);
+            }
+            actions.push(step.kind());
+        }
+        actions
+    }
+
+    /// The stage of step `step`, counted from 1 as reports and fixtures show it; `None` when the chain is
+    /// exhausted (or there is no such step).
+    pub fn stage_of(&self, step: usize) -> Option<usize> {
+        // The one place that turns `Decision::stage` (counted from 0) into the number reports show.
+        self.steps.get(step)?.stage().map(|s| s + 1)
     }
 }
 

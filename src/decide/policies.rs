@@ -208,6 +208,29 @@ impl Policies {
             warnings: loaded.diagnostics,
         })
     }
+
+    /// The names of the sources that define `decide`, in load order (as [`Policies::sources`] names them).
+    ///
+    /// ```
+    /// use lightflow_remedy::Policies;
+    /// let p = Policies::builder().source("10-site.rhai", "fn decide(f, ctx) { }").build()?;
+    /// assert_eq!(p.decide_sources(), ["10-site.rhai"]);
+    /// assert!(Policies::defaults().decide_sources().is_empty());
+    /// # Ok::<(), lightflow_remedy::LoadError>(())
+    /// ```
+    pub fn decide_sources(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Decide(d) => Some(d.file().as_ref()),
+                Step::Table(_) => None,
+            })
+            .collect();
+        // Steps run from the last source to the first.
+        names.reverse();
+        names
+    }
 }
 
 impl fmt::Debug for Policies {

@@ -188,10 +188,13 @@ impl Schedule {
             Jitter::None => base,
             Jitter::Full => scale(base, unit),
             Jitter::Equal => base / 2 + scale(base / 2, unit),
+            // min(max_delay, uniform(initial, 3 × previous)): the draw spans the whole interval and only then
+            // is capped, so near the cap a share of the draws lands on it (capping the interval first would
+            // spread them below it instead, and lower the mean).
             Jitter::Decorrelated => {
                 let low = self.initial.min(self.max);
-                let high = previous.map_or(low, nanos).saturating_mul(3).min(self.max).max(low);
-                low + scale(high - low, unit)
+                let high = previous.map_or(low, nanos).saturating_mul(3).max(low);
+                low.saturating_add(scale(high - low, unit)).min(self.max)
             }
             Jitter::Proportional(p) => scale(base, 1.0 - p + 2.0 * p * unit),
         };
@@ -329,8 +332,14 @@ mod tests {
         let s = schedule(Jitter::Decorrelated);
         assert_eq!(s.delay(2, Some(secs(20)), None, 0.0).0, secs(10));
         assert_eq!(s.delay(2, Some(secs(20)), None, 0.5).0, secs(35));
-        // Capped at max_delay, even with an absurd previous delay.
-        assert_eq!(s.delay(2, Some(Duration::MAX), None, 0.999).0, Duration::from_millis(99_910));
+        // Drawn from [10 s, 120 s], then capped: draws above 100 s land on the cap.
+        assert_eq!(s.delay(2, Some(secs(40)), None, 0.5).0, secs(65));
+        assert_eq!(s.delay(2, Some(secs(40)), None, 0.9).0, secs(100));
+        // The first draw spans [initial, 3 × initial].
+        assert_eq!(s.delay(1, None, None, 0.5).0, secs(20));
+        // An absurd previous delay does not overflow.
+        assert_eq!(s.delay(2, Some(Duration::MAX), None, 0.999).0, secs(100));
+        assert_eq!(s.delay(2, Some(Duration::MAX), None, 0.0).0, secs(10));
     }
 
     #[test]

@@ -18,10 +18,11 @@
 //!
 //! `failure` is a key (`"2404"`, `"http:429"`, `"timeout"`) or any document `remedy classify` reads. `attempt`
 //! is which consecutive failure with that code (as `remedy explain --attempt`); `history`, when given, is the
-//! job's history before this failure instead. Every field of `expect` is optional: `action` (the first step),
-//! `steps` (every step taken at this failure), `delay_ms` (a number or `{min, max}`), `reason` (text the
-//! reason contains), `stage` (from 1), `rule` (`file` suffix, `matcher`, `line`), `params` (a subset of the
-//! action's parameters).
+//! job's history before this failure instead. Every field of `expect` is optional: `action` (the first
+//! decision's action), `steps` (every action taken at this failure, with the `reconcile` a stage's
+//! `reconcile_first` runs before its attempt: `["reconcile", "retry"]`), `delay_ms` (a number or `{min, max}`),
+//! `reason` (text the reason contains), `stage` (from 1), `rule` (`file` suffix, `matcher`, `line`), `params`
+//! (a subset of the action's parameters).
 //!
 //! ```
 //! use lightflow_remedy::{Policies, operate::fixtures};
@@ -46,6 +47,29 @@ use crate::decide::{ActionKind, Context, Decision, Explanation, History, Policie
 
 /// The fixtures of the built-in defaults: every row of the default policy table.
 pub const DEFAULTS_FIXTURES: &str = include_str!("../../policies/tests/00-lightflow.json");
+
+/// The name reports give the built-in fixtures.
+pub const DEFAULTS_FIXTURES_NAME: &str = "policies/tests/00-lightflow.json";
+
+/// The decisions pinned by the built-in fixtures that `policies` changes: the cases of
+/// [`DEFAULTS_FIXTURES`] that fail against it. A deployment's overrides are meant to change some; this says
+/// which, for a reviewer.
+///
+/// ```
+/// use lightflow_remedy::{Policies, operate::fixtures};
+///
+/// assert!(fixtures::changed_defaults(&Policies::defaults()).is_empty());
+/// let site = Policies::builder().source("10-site.rhai", r#"on(2404, retry());"#).build()?;
+/// let changed = fixtures::changed_defaults(&site);
+/// assert_eq!(changed.len(), 1);
+/// assert_eq!(changed[0].key.to_string(), "2404");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn changed_defaults(policies: &Policies) -> Vec<CaseResult> {
+    // The built-in fixtures are part of the library and tested; they always parse.
+    let cases = parse_named(DEFAULTS_FIXTURES_NAME, DEFAULTS_FIXTURES).unwrap_or_default();
+    run(policies, &cases).into_iter().filter(|r| !r.passed()).collect()
+}
 
 /// A fixture file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -316,6 +340,8 @@ pub struct CaseResult {
     pub name: String,
     /// Where it came from.
     pub origin: String,
+    /// The key of the case's failure (`2404`, `http:429`, `timeout`).
+    pub key: FailureKey,
     /// Every expectation that did not hold; empty when the case passed.
     pub mismatches: Vec<Mismatch>,
 }
@@ -325,15 +351,22 @@ impl CaseResult {
     pub fn passed(&self) -> bool {
         self.mismatches.is_empty()
     }
+
+    /// The mismatches on one line: `field: expected → actual; ...`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> =
+            self.mismatches.iter().map(|m| format!("{}: {} → {}", m.field, m.expected, m.actual)).collect();
+        parts.join("; ")
+    }
 }
 
 impl fmt::Display for CaseResult {
-    /// `FAIL origin "name"` and a table of field, expected, actual; or `ok origin "name"`.
+    /// `FAIL origin "name" (key)` and a table of field, expected, actual; or `ok origin "name" (key)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.passed() {
-            return write!(f, "ok   {} {:?}", self.origin, self.name);
+            return write!(f, "ok   {} {:?} ({})", self.origin, self.name, self.key);
         }
-        writeln!(f, "FAIL {} {:?}", self.origin, self.name)?;
+        writeln!(f, "FAIL {} {:?} ({})", self.origin, self.name, self.key)?;
         let width = self.mismatches.iter().map(|m| m.expected.chars().count()).max().unwrap_or(0).max(8);
         write!(f, "       {:<9} {:<width$}   actual", "field", "expected")?;
         for m in &self.mismatches {
@@ -381,7 +414,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         check("action", first.kind() == action, action.to_string(), first.kind().to_string());
     }
     if let Some(steps) = &e.steps {
-        let actual: Vec<ActionKind> = explanation.steps.iter().map(Decision::kind).collect();
+        let actual = explanation.actions();
         check("steps", &actual == steps, list(steps), list(&actual));
     }
     if let Some(bound) = e.delay_ms {
@@ -419,7 +452,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         (actual.as_ref() == Some(&expected), expected.to_string(), shown)
     }
     if let Some(stage) = e.stage {
-        let (ok, expected, actual) = against(stage, first.stage().map(|s| s + 1), "exhausted");
+        let (ok, expected, actual) = against(stage, explanation.stage_of(0), "exhausted");
         check("stage", ok, expected, actual);
     }
     if let Some(rule) = &e.rule {
@@ -441,7 +474,7 @@ fn run_case(policies: &Policies, case: &Case) -> CaseResult {
         let ok = expected.iter().all(|(k, v)| actual.get(k) == Some(v));
         check("params", ok, Value::Object(expected.clone()).to_string(), actual.to_string());
     }
-    CaseResult { name: case.name.clone(), origin: case.origin.clone(), mismatches }
+    CaseResult { name: case.name.clone(), origin: case.origin.clone(), key: case.failure.key(), mismatches }
 }
 
 fn list(kinds: &[ActionKind]) -> String {

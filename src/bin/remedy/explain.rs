@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lightflow_remedy::{Context, Decision, Failure, FailureKey};
+use lightflow_remedy::{Context, Decision, Explanation, Failure, FailureKey};
 use serde_json::{Value, json};
 
 use crate::common::{bad_input, load};
@@ -47,7 +47,9 @@ pub(crate) fn explain(
         out.insert("failure".into(), json!(explanation.attempt));
         out.insert("asked_failure".into(), json!(attempt));
         out.insert("seed".into(), json!(seed));
-        out.insert("steps".into(), json!(explanation.steps));
+        out.insert("reconcile_first".into(), json!(explanation.reconciles_before(0)));
+        out.insert("actions".into(), json!(explanation.actions()));
+        out.insert("steps".into(), Value::Array(steps_json(&explanation)));
         println!("{}", Value::Object(out));
         return ExitCode::SUCCESS;
     }
@@ -56,14 +58,48 @@ pub(crate) fn explain(
         println!("The job ends at failure {}; there is no failure {attempt}:", explanation.attempt);
     }
     println!("At failure {}:", explanation.attempt);
+    let mut n = 0;
     for (i, step) in explanation.steps.iter().enumerate() {
-        println!("  {}. {}", i + 1, describe(step));
+        let reconciles = explanation.reconciles_before(i);
+        if reconciles {
+            n += 1;
+            let wait = step.delay().map_or(String::new(), |d| format!("wait {}, then ", humantime::format_duration(d)));
+            println!(
+                "  {n}. {wait}reconcile (reconcile_first): if the earlier attempt in fact succeeded, the job ends \
+                 recovered"
+            );
+        }
+        n += 1;
+        println!("  {n}. {}", describe(step, explanation.stage_of(i), !reconciles));
     }
     ExitCode::SUCCESS
 }
 
-/// One decision as a line of text.
-fn describe(d: &Decision<'_>) -> String {
+/// The steps as JSON, each decision preceded by the `reconcile` its stage's `reconcile_first` runs.
+fn steps_json(explanation: &Explanation<'_>) -> Vec<Value> {
+    let mut steps = Vec::new();
+    for (i, step) in explanation.steps.iter().enumerate() {
+        let decision = serde_json::to_value(step).unwrap_or(Value::Null);
+        if explanation.reconciles_before(i) {
+            let mut reconcile = decision.clone();
+            if let Value::Object(map) = &mut reconcile {
+                map.insert("action".into(), json!("reconcile"));
+                map.insert("delay_ms".into(), Value::Null);
+                map.insert("delay_source".into(), Value::Null);
+                map.insert("reason".into(), Value::Null);
+                map.insert("params".into(), json!({ "before": step.kind() }));
+                map.insert("reconcile_first".into(), json!(true));
+            }
+            steps.push(reconcile);
+        }
+        steps.push(decision);
+    }
+    steps
+}
+
+/// One decision as a line of text; `stage` is its stage from 1. The delay is shown unless a reconcile line
+/// before it already said it.
+fn describe(d: &Decision<'_>, stage: Option<usize>, show_delay: bool) -> String {
     let origin = d.rule().origin();
     let mut line = match d.reason() {
         Some(reason) => format!("fail: {reason}"),
@@ -72,11 +108,11 @@ fn describe(d: &Decision<'_>) -> String {
     if let lightflow_remedy::Action::Notify { channel, message } = d.action() {
         line = format!("notify {channel}: {message}");
     }
-    if let Some(delay) = d.delay() {
+    if let Some(delay) = d.delay().filter(|_| show_delay) {
         line.push_str(&format!(" after {}", humantime::format_duration(delay)));
     }
-    match d.stage() {
-        Some(stage) => line.push_str(&format!(" (stage {} of {}, attempt {})", stage + 1, d.stages(), d.attempt())),
+    match stage {
+        Some(stage) => line.push_str(&format!(" (stage {stage} of {}, attempt {})", d.stages(), d.attempt())),
         None => line.push_str(" (every stage exhausted)"),
     }
     line.push_str(&format!("\n     rule: {origin}, layer {}", origin.layer));

@@ -1,8 +1,11 @@
-//! `remedy test`: run the decision tests kept beside the policies.
+//! `remedy test`: run the decision tests kept beside the policies, and say which decisions pinned by the
+//! built-in fixtures the policies directories change.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use lightflow_remedy::Policies;
 use lightflow_remedy::operate::fixtures::{self, Case, FixtureError};
 
 use crate::common::load;
@@ -22,7 +25,11 @@ pub(crate) struct Args {
     verbose: bool,
 }
 
-/// Exit codes: 0 every case passes; 1 a case fails (or the policies are invalid); 2 a fixture cannot be read.
+/// Exit codes: 0 every case passes; 1 a case fails (or the policies are invalid); 2 a fixture cannot be read,
+/// or there is none to run.
+///
+/// With `--policies`, the decisions the built-in fixtures pin and the directories change are listed as notes
+/// first: overriding defaults is what a policies directory is for, so they never fail the run.
 pub(crate) fn run(args: Args) -> ExitCode {
     let policies = match load(&args.policies) {
         Ok(p) => p,
@@ -35,7 +42,21 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut out = std::io::stdout().lock();
+    // A reader that stops early (`remedy test | head`) is not an error; what was decided still decides the
+    // exit code.
+    if !args.policies.is_empty() {
+        let _ = write_changes(&mut out, &policies);
+    }
     if cases.is_empty() {
+        if !args.policies.is_empty() && args.fixtures.is_empty() {
+            let _ = writeln!(
+                out,
+                "no fixtures of their own: put *.json decision tests in {}",
+                args.policies.iter().map(|d| d.join("tests").display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+            return ExitCode::SUCCESS;
+        }
         eprintln!("remedy: test: no fixtures found (give files, or put *.json in each policies directory's tests/)");
         return ExitCode::from(2);
     }
@@ -43,11 +64,28 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let failed = results.iter().filter(|r| !r.passed()).count();
     for r in &results {
         if !r.passed() || args.verbose {
-            println!("{r}");
+            let _ = writeln!(out, "{r}");
         }
     }
-    println!("{} passed, {failed} failed", results.len() - failed);
+    let _ = writeln!(out, "{} passed, {failed} failed", results.len() - failed);
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Notes: which decisions pinned by the built-in fixtures `policies` changes, one line each.
+fn write_changes(out: &mut impl Write, policies: &Policies) -> std::io::Result<()> {
+    let pinned = fixtures::parse(fixtures::DEFAULTS_FIXTURES).map_or(0, |cases| cases.len());
+    let changed = fixtures::changed_defaults(policies);
+    let source = fixtures::DEFAULTS_FIXTURES_NAME;
+    if changed.is_empty() {
+        return writeln!(out, "note: the policies change none of the {pinned} decisions {source} pins");
+    }
+    writeln!(out, "note: the policies change {} of the {pinned} decisions {source} pins:", changed.len())?;
+    for r in &changed {
+        // The case's number in the file, as a failure names it (`... #27`).
+        let number = r.origin.rsplit(' ').next().unwrap_or(&r.origin);
+        writeln!(out, "note:   {number} {:?} ({}): {}", r.name, r.key, r.summary())?;
+    }
+    Ok(())
 }
 
 fn collect(args: &Args) -> Result<Vec<Case>, FixtureError> {
@@ -59,7 +97,10 @@ fn collect(args: &Args) -> Result<Vec<Case>, FixtureError> {
         return Ok(cases);
     }
     if args.policies.is_empty() {
-        return fixtures::parse_named("policies/tests/00-lightflow.json (built in)", fixtures::DEFAULTS_FIXTURES);
+        return fixtures::parse_named(
+            &format!("{} (built in)", fixtures::DEFAULTS_FIXTURES_NAME),
+            fixtures::DEFAULTS_FIXTURES,
+        );
     }
     for dir in &args.policies {
         let tests = dir.join("tests");
