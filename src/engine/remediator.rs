@@ -22,8 +22,8 @@ use super::report::Reported;
 use super::shared::{Delivery, Inner, References, first_job_id};
 use super::state::State;
 use super::walk;
-use crate::classify::Failure;
 use crate::classify::catalogue::Downstream;
+use crate::classify::{Callback, Failure};
 use crate::decide::{History, LivePolicies, Policies};
 use crate::store::{JobId, ReportAnswer, ReportTarget, StoreError};
 
@@ -363,6 +363,39 @@ impl<H: Hooks> Remediator<H> {
             }
             ReportTarget::Reference(reference) => self.inner.report_by_reference(reference, result),
         })
+    }
+
+    /// Reports what a LightFlow callback says: by the asset's uuid (the reference its attempt was submitted
+    /// under), or, without one, by the host's own `asset` parameter. A callback that says the asset has not
+    /// ended (`queued`, `running`), or that names no asset, changes nothing (`None`).
+    ///
+    /// ```
+    /// # use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Remediator, ReportAnswer};
+    /// # use lightflow_remedy::{classify::Callback, Policies};
+    /// # use serde_json::{Map, Value};
+    /// # struct Host;
+    /// # impl Hooks for Host {
+    /// #     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+    /// #         Ok(Attempt::Succeeded)
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let remediator = Remediator::builder(Policies::defaults(), Host).build();
+    /// // In the host's callback handler (GET form): LightFlow appends status and endDate.
+    /// let callback = Callback::from_query("uuid=6f1c&status=error&endDate=2026-12-01T10:00:00.000Z")?;
+    /// let answer = remediator.report_callback(&callback).await?;
+    /// assert_eq!(answer, Some(ReportAnswer::Held), "no attempt has this uuid yet: held for a while");
+    /// # Ok(()) }
+    /// ```
+    pub async fn report_callback(&self, callback: &Callback) -> Result<Option<ReportAnswer>, StoreError> {
+        let Some(result) = Reported::from_callback(callback.result()) else { return Ok(None) };
+        let target = match (&callback.uuid, &callback.asset) {
+            (Some(uuid), _) => ReportTarget::Reference(uuid),
+            (None, Some(asset)) => ReportTarget::Asset(asset),
+            (None, None) => return Ok(None),
+        };
+        self.report(target, result).await.map(Some)
     }
 
     /// Cancels every running job.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Failure;
+use crate::classify::{CallbackResult, Failure};
 
 /// The result of a submitted attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,4 +18,26 @@ pub enum Reported {
     },
     /// It was cancelled at LightFlow (by its owner): the job ends cancelled.
     Canceled,
+}
+
+impl Reported {
+    /// What a LightFlow callback's status says of the attempt, if it ended (`queued` and `running` do not).
+    ///
+    /// ```
+    /// use lightflow_remedy::classify::Callback;
+    /// use lightflow_remedy::engine::Reported;
+    /// let finished = Callback::from_query("status=finished&endDate=2026-12-01T10:00:00.000Z&uuid=u1")?;
+    /// assert_eq!(Reported::from_callback(finished.result()), Some(Reported::Succeeded));
+    /// let running = Callback::from_query("status=running&uuid=u1")?;
+    /// assert_eq!(Reported::from_callback(running.result()), None);
+    /// # Ok::<(), lightflow_remedy::classify::CallbackError>(())
+    /// ```
+    pub fn from_callback(result: CallbackResult) -> Option<Reported> {
+        match result {
+            CallbackResult::Succeeded => Some(Reported::Succeeded),
+            CallbackResult::Failed(failure) => Some(Reported::Failed { failure }),
+            CallbackResult::Canceled => Some(Reported::Canceled),
+            CallbackResult::NotFinished => None,
+        }
+    }
 }
