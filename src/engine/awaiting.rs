@@ -41,7 +41,7 @@ pub(super) fn submitted<H>(
 /// Waits for the result of the submitted attempt: a report, or, when `await_result` runs out, the host's
 /// `check`. `None` means: decide again (or go on awaiting).
 pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outcome> {
-    let Parts { job, state: st, started, delivery } = parts;
+    let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     let awaiting = st.awaiting.as_deref().cloned()?;
     if !cell.awaits() {
@@ -53,7 +53,18 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
     }
     let began = Instant::now();
     let deadline = super::wait::later(began, awaiting.left);
-    let reported = tokio::select! {
+    let reported = if let Some(stored) = stored.as_deref_mut() {
+        // In a durable store the job does not wait here: it rests as a row until a report comes or it is time
+        // to check. Claimed again, it has its report, or it checks now.
+        if cell.is(REPORT) {
+            cell.take_report()
+        } else if std::mem::take(&mut stored.woke_awaiting) {
+            None
+        } else {
+            return Some(suspended(job, st.clone()));
+        }
+    } else {
+        tokio::select! {
         biased;
         _ = cell.raised(REPORT | CANCEL | SUSPEND) => {
             if cell.is(CANCEL) {
@@ -71,6 +82,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
             }
         }
         _ = tokio::time::sleep_until(deadline) => None,
+        }
     };
     let report = match reported {
         Some(report) => report,

@@ -148,6 +148,9 @@ pub struct Withdrawal {
 }
 
 impl Withdrawal {
+    /// Nothing taken (gRPC throttling takes its token per failure, not per retry).
+    pub const NONE: Withdrawal = Withdrawal { milli: 0 };
+
     /// Tokens taken.
     pub fn tokens(&self) -> f64 {
         self.milli as f64 / 1000.0

@@ -7,7 +7,7 @@ use std::task::Poll;
 
 use futures_util::FutureExt;
 
-use super::cell::{ABORT, CANCEL, JobCell, SUSPEND};
+use super::cell::{ABORT, CANCEL, JobCell, LOST, SUSPEND};
 use super::events::{Event, HookName};
 use super::hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Reconciled};
 use super::job::Job;
@@ -112,7 +112,7 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
     // A call in flight stops for a cancellation or the shutdown deadline, not for the shutdown itself: calls in
     // flight may finish. The `failed` hook is not cancelled: the verdict it carries stands. A call that has not
     // started does not start once the shutdown has begun, nor while the job waits for a hook slot.
-    let stops = if hook == HookName::Failed { ABORT } else { CANCEL | ABORT };
+    let stops = if hook == HookName::Failed { ABORT | LOST } else { CANCEL | ABORT | LOST };
     let not_started = || if cell.is(stops & CANCEL) { CallError::Cancelled } else { CallError::Shutdown };
     if cell.is(stops | SUSPEND) {
         return Err(not_started());
@@ -129,7 +129,7 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
     if cell.is(stops | SUSPEND) {
         return Err(not_started());
     }
-    let stopped = || if cell.is(ABORT) { CallError::Aborted } else { CallError::Cancelled };
+    let stopped = || if cell.is(ABORT | LOST) { CallError::Aborted } else { CallError::Cancelled };
     inner.counters.hook_call(hook);
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
     let result = match std::panic::catch_unwind(AssertUnwindSafe(make)) {

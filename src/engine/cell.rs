@@ -21,6 +21,9 @@ pub(crate) const SUSPEND: u8 = 2;
 pub(crate) const ABORT: u8 = 4;
 /// A report of the submitted attempt came.
 pub(crate) const REPORT: u8 = 8;
+/// The job's lease in its store was lost (another replica took it over), or its replica crashed: stop at once,
+/// write nothing more.
+pub(crate) const LOST: u8 = 16;
 
 /// Where the job's attempt stands, for reports addressed by asset: none under way.
 pub(crate) const IDLE: u8 = 0;

@@ -3,13 +3,13 @@
 
 use tokio::time::Instant;
 
-use super::call::{CallError, call};
-use super::cell::JobCell;
+use super::call::CallError;
 use super::events::HookName;
 use super::hooks::Hooks;
 use super::job::Job;
+use super::ledger::ledgered;
 use super::outcome::{Outcome, SuspendedJob};
-use super::shared::Inner;
+use super::parts::Parts;
 use super::state::State;
 use super::verdict::{Verdict, VerdictKind};
 use crate::classify::Failure;
@@ -59,11 +59,17 @@ pub(super) fn verdict(st: &State, kind: VerdictKind, reason: String, rule: Optio
 /// the hook answers (its trouble shows in events and counters); but a call the shutdown does not let start, or
 /// cuts off at its deadline, has not delivered it: the job is suspended with its verdict, and resume delivers
 /// it.
-pub(super) async fn dead_letter<H: Hooks>(inner: &Inner<H>, job: &Job, st: &mut State, cell: &JobCell) -> Outcome {
-    let Some(verdict) = st.verdict.take() else {
+pub(super) async fn dead_letter<H: Hooks>(parts: &mut Parts<H>) -> Outcome {
+    let Parts { job, state: st, delivery, stored, .. } = parts;
+    let (inner, cell) = (&*delivery.inner, &*delivery.cell);
+    let Some(verdict) = st.verdict.clone() else {
         return internal_failure(&st.failure, st.history.attempts());
     };
-    match call(inner, job, HookName::Failed, None, cell, || inner.hooks.failed(job, &verdict)).await {
+    let key = || format!("{}#{}/failed", job.asset_id(), job.job_id());
+    let failed = || inner.hooks.failed(job, &verdict);
+    let answer = ledgered(inner, job, st, stored, cell, HookName::Failed, None, key, failed).await;
+    st.verdict = None;
+    match answer {
         Err(CallError::Shutdown | CallError::Aborted) => {
             st.verdict = Some(verdict);
             suspended(job, st.clone())

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use super::breaker::{Breakers, Gate};
-use super::budget::{ErrorClass, Refused, RetryBudget};
+use super::budget::{ErrorClass, Refused, RetryBudget, Withdrawal};
 use super::cell::{CANCEL, JobCell, SUSPEND};
 use super::events::Event;
 use super::job::Job;
@@ -24,9 +24,15 @@ pub(super) fn ask_budget(budget: &RetryBudget, st: &mut State, decision: &Decisi
         let rule_retries = || decision.rule().policy().stages().iter().any(|s| s.action().kind().awaits_outcome());
         if st.steps == 1 && rule_retries() {
             let counted = budget.failed_retryable();
+            if retrying && counted.is_ok() {
+                st.lent = Some(Withdrawal::NONE);
+            }
             return if retrying { counted } else { Ok(()) };
         }
-        return if retrying { budget.try_acquire(ErrorClass::of(&st.failure)).map(drop) } else { Ok(()) };
+        if retrying {
+            st.lent = Some(budget.try_acquire(ErrorClass::of(&st.failure))?);
+        }
+        return Ok(());
     }
     if retrying {
         st.lent = Some(budget.try_acquire(ErrorClass::of(&st.failure))?);
@@ -76,6 +82,8 @@ pub(super) enum Held {
     Suspended,
     /// It would wait longer than the breaker's `max_wait`.
     TooLong(String),
+    /// It must wait this long, and the job lives in a durable store: it rests there meanwhile.
+    Rest(std::time::Duration),
 }
 
 /// Waits until the downstream's breaker lets the job through. A job that waited for a breaker that then closed
@@ -122,6 +130,10 @@ pub(super) async fn pass_breaker<'a, H>(
                 "the {downstream} circuit breaker stayed open longer than the engine waits ({})",
                 humantime::format_duration(breakers.config().max_wait)
             )));
+        }
+        if inner.durable.is_some() {
+            inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
+            return Err(Held::Rest(until.saturating_duration_since(now)));
         }
         if waiting.is_none() {
             inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });

@@ -18,6 +18,11 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
+    /// A handle on a job kept in a durable store, through a cell that is given its outcome.
+    pub(super) fn watching(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool) -> Self {
+        JobHandle::new(asset_id, cell, joined)
+    }
+
     pub(super) fn new(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool) -> Self {
         JobHandle { asset_id, cell, joined, slot: None }
     }

@@ -186,3 +186,13 @@ impl<'de> Deserialize<'de> for Meta {
         Map::deserialize(d).map(Meta::of)
     }
 }
+
+/// Where a remediator's job ids start: random (from the process's hash keys), so that the jobs of a remediator
+/// built after a restart do not repeat an earlier one's ids, nor their idempotency keys.
+pub(crate) fn first_job_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6a6f_6273);
+    // Room below for 2^32 jobs before the ids wrap, which they may: they only need to differ.
+    (h.finish() & !0xffff_ffff) | 1
+}

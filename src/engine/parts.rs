@@ -2,6 +2,7 @@
 
 use tokio::time::Instant;
 
+use super::durable::Stored;
 use super::events::Event;
 use super::guards::give_back;
 use super::job::Job;
@@ -19,13 +20,25 @@ impl<H> Parts<H> {
         tracing::info!(asset = self.job.asset_id(), outcome = ?outcome.kind(), "job finished");
         self.delivery.finish(outcome);
     }
+
+    /// Lets go of a job that goes on elsewhere (at rest in its store, or taken over): it leaves the registry,
+    /// with no outcome.
+    pub(super) fn leave(&mut self) {
+        self.delivery.leave();
+    }
 }
 
 impl<H> Drop for Parts<H> {
     /// A job whose task is dropped before it ends (its runtime shut down) ends cancelled, so that no handle
-    /// waits forever and `shutdown` does not wait for a job that is gone.
+    /// waits forever and `shutdown` does not wait for a job that is gone. A job of a durable store is not
+    /// over: it stays in the store, and goes on from its last write once its lease expires.
     fn drop(&mut self) {
-        if !self.delivery.is_finished() {
+        if self.delivery.is_finished() {
+            return;
+        }
+        if self.stored.is_some() {
+            self.leave();
+        } else {
             self.end(Outcome::Cancelled { attempts: self.state.history.attempts() });
         }
     }
@@ -38,4 +51,6 @@ pub(crate) struct Parts<H> {
     /// When the job's first failure happened, on the engine's clock.
     pub(crate) started: Instant,
     pub(crate) delivery: Delivery<H>,
+    /// With a durable store: the job's lease and what goes with its next write.
+    pub(crate) stored: Option<Box<Stored>>,
 }

@@ -1,25 +1,25 @@
 //! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::sync::broadcast;
 use tracing::Instrument;
 
-use super::breaker::{BreakerConfig, BreakerState, Breakers};
+use super::breaker::BreakerState;
 use super::budget::RetryBudget;
 use super::cell::{ABORT, CANCEL, JobCell, Offer, SUSPEND};
-use super::counters::{CounterSnapshot, Counters};
+use super::counters::CounterSnapshot;
 use super::events::Event;
 use super::handle::JobHandle;
 use super::hooks::Hooks;
 use super::job::Job;
 use super::outcome::SuspendedJob;
 use super::parts::Parts;
-use super::registry::{Entered, Registry};
+use super::registry::Entered;
 use super::report::Reported;
-use super::shared::{Delivery, Inner, References, first_job_id};
+use super::shared::{Delivery, Inner};
 use super::state::State;
 use super::walk;
 use crate::classify::catalogue::Downstream;
@@ -37,10 +37,16 @@ pub enum SubmitError {
     /// `submit` was called outside a tokio runtime.
     #[error("jobs run on tokio: submit from inside a tokio runtime")]
     NoRuntime,
+    /// The remediator keeps its jobs in a durable store: a job is submitted with
+    /// [`Remediator::enqueue`], which returns once the job is written.
+    #[error(
+        "this remediator keeps its jobs in a store: submit with `enqueue(..).await`, which returns once the job is written"
+    )]
+    UseEnqueue,
+    /// The store could not take the job.
+    #[error("the store refused the job: {0}")]
+    Store(String),
 }
-
-/// The most events the event channel keeps for a slow subscriber.
-const MAX_EVENT_CAPACITY: usize = 1 << 20;
 
 /// Drives the host's hooks for every submitted job, on tokio.
 ///
@@ -66,7 +72,7 @@ const MAX_EVENT_CAPACITY: usize = 1 << 20;
 /// # Ok(()) }
 /// ```
 pub struct Remediator<H> {
-    inner: Arc<Inner<H>>,
+    pub(super) inner: Arc<Inner<H>>,
 }
 
 impl<H> Clone for Remediator<H> {
@@ -75,123 +81,16 @@ impl<H> Clone for Remediator<H> {
     }
 }
 
-/// How long a hook call may take by default.
-pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a submitted attempt's result may take by default before the engine asks the host's `check` hook
-/// (a LightFlow encode runs for minutes to hours).
-pub const DEFAULT_AWAIT_RESULT: Duration = Duration::from_secs(6 * 3600);
-
-/// Builds a [`Remediator`]. Defaults: hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook calls at once, a circuit breaker per
-/// downstream ([`BreakerConfig::default`]), no retry budget, room for 1024 unread events per subscriber.
-pub struct RemediatorBuilder<H> {
-    policies: Arc<LivePolicies>,
-    hooks: H,
-    hook_timeout: Duration,
-    max_concurrent_hook_calls: usize,
-    budget: Option<RetryBudget>,
-    breaker: Option<BreakerConfig>,
-    event_capacity: usize,
-    await_result: Duration,
-}
-
-impl<H: Hooks> RemediatorBuilder<H> {
-    /// How long a hook call may take; longer is a failure of kind `timeout`, which policies can match.
-    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
-        self.hook_timeout = timeout;
-        self
-    }
-
-    /// How many hook calls may be in flight at once, across all jobs.
-    pub fn max_concurrent_hook_calls(mut self, n: usize) -> Self {
-        self.max_concurrent_hook_calls = n.clamp(1, Semaphore::MAX_PERMITS);
-        self
-    }
-
-    /// A retry budget shared by all jobs, e.g. [`RetryBudget::aws_standard`].
-    ///
-    /// The AWS quota refills only from successes: a retry that succeeds gives its cost back, and the host
-    /// reports its first-try successes (which the engine never sees) with
-    /// [`Remediator::record_first_try_success`]. A refused retry ends its job with `BudgetExhausted`.
-    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = Some(budget);
-        self
-    }
-
-    /// The circuit breakers' settings.
-    pub fn circuit_breaker(mut self, config: BreakerConfig) -> Self {
-        self.breaker = Some(config);
-        self
-    }
-
-    /// How long a submitted attempt's result may take before the engine asks the host's `check` hook
-    /// (default [`DEFAULT_AWAIT_RESULT`], 6 h).
-    pub fn await_result(mut self, wait: Duration) -> Self {
-        self.await_result = wait;
-        self
-    }
-
-    /// No circuit breakers.
-    pub fn without_circuit_breaker(mut self) -> Self {
-        self.breaker = None;
-        self
-    }
-
-    /// How many events a slow subscriber may fall behind before it misses some (1 to 1,048,576, rounded up
-    /// to a power of two: the channel keeps that many events).
-    pub fn event_capacity(mut self, n: usize) -> Self {
-        self.event_capacity = n.clamp(1, MAX_EVENT_CAPACITY);
-        self
-    }
-
-    /// The remediator.
-    pub fn build(self) -> Remediator<H> {
-        let (events, _) = broadcast::channel(self.event_capacity);
-        Remediator {
-            inner: Arc::new(Inner {
-                policies: self.policies,
-                hooks: self.hooks,
-                hook_timeout: self.hook_timeout,
-                hook_slots: Semaphore::new(self.max_concurrent_hook_calls),
-                budget: self.budget,
-                breakers: self.breaker.map(Breakers::new),
-                counters: Counters::default(),
-                events,
-                listened: AtomicBool::new(false),
-                jobs: Mutex::new(Registry::default()),
-                accepting: AtomicBool::new(true),
-                idle: Notify::new(),
-                suspended: Mutex::new(Vec::new()),
-                job_ids: AtomicU64::new(first_job_id()),
-                await_result: self.await_result,
-                references: Mutex::new(References::default()),
-            }),
-        }
-    }
-}
-
 impl<H: Hooks> Remediator<H> {
-    /// A builder for a remediator deciding with `policies` (a [`Policies`], or a shared [`LivePolicies`] that
-    /// can be reloaded while jobs run) and acting through `hooks`.
-    pub fn builder(policies: impl Into<Arc<LivePolicies>>, hooks: H) -> RemediatorBuilder<H> {
-        RemediatorBuilder {
-            policies: policies.into(),
-            hooks,
-            hook_timeout: DEFAULT_HOOK_TIMEOUT,
-            max_concurrent_hook_calls: 64,
-            budget: None,
-            breaker: Some(BreakerConfig::default()),
-            event_capacity: 1024,
-            await_result: DEFAULT_AWAIT_RESULT,
-        }
-    }
-
     /// Starts remediating `job`, which failed with `failure`. If the asset is already being remediated, the
     /// report joins the running job and the handle gives that job's outcome.
     pub fn submit(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
+        if self.inner.durable.is_some() {
+            return Err(SubmitError::UseEnqueue);
+        }
         let mut history = History::new(job.seed());
         history.record_failure(&failure);
-        self.start(job, State::new(failure, history))
+        self.spawn_job(job, State::new(failure, history))
     }
 
     /// Continues a job that a shutdown suspended.
@@ -238,10 +137,10 @@ impl<H: Hooks> Remediator<H> {
             awaiting,
             ..State::new(failure, history)
         };
-        self.start(job, state)
+        self.spawn_job(job, state)
     }
 
-    fn start(&self, mut job: Job, state: State) -> Result<JobHandle, SubmitError> {
+    fn spawn_job(&self, mut job: Job, state: State) -> Result<JobHandle, SubmitError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
         let id = job.id().clone();
         let mut jobs = self.inner.jobs();
@@ -266,7 +165,7 @@ impl<H: Hooks> Remediator<H> {
         let now = tokio::time::Instant::now();
         let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
         let delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
-        let task = walk::run(Parts { job, state, started, delivery });
+        let task = walk::run(Parts { job, state, started, delivery, stored: None });
         // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
         // span only when someone records it: a disabled one would cost every job its room and every poll.
         let span = tracing::info_span!("remediation", asset = %id);
@@ -345,6 +244,14 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok(()) }
     /// ```
     pub async fn report(&self, target: ReportTarget<'_>, result: Reported) -> Result<ReportAnswer, StoreError> {
+        if let Some(d) = &self.inner.durable {
+            let json = serde_json::to_string(&result).unwrap_or_default();
+            let answer = d.store.report(target, &json, d.now()).await?;
+            if matches!(answer, ReportAnswer::Applied { .. }) {
+                d.wake.notify_one();
+            }
+            return Ok(answer);
+        }
         Ok(match target {
             ReportTarget::Asset(asset) => {
                 let cell = self.inner.jobs().get(asset).cloned();
@@ -408,6 +315,10 @@ impl<H: Hooks> Remediator<H> {
     /// [`Outcome::Suspended`]; jobs whose calls finish in time may still end otherwise. See
     /// [`Remediator::resume`] for the round trip.
     pub async fn shutdown(&self, deadline: Duration) -> Vec<SuspendedJob> {
+        if let Some(d) = &self.inner.durable {
+            // The store keeps every job: the claimer stops, and the jobs held here go back to it.
+            d.stop();
+        }
         {
             let jobs = self.inner.jobs();
             self.inner.accepting.store(false, Ordering::SeqCst);
@@ -420,6 +331,11 @@ impl<H: Hooks> Remediator<H> {
             self.idle().await;
         }
         std::mem::take(&mut *self.inner.suspended.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether it takes new jobs (it stops at `shutdown`).
+    pub(super) fn is_accepting(&self) -> bool {
+        self.inner.accepting.load(Ordering::SeqCst)
     }
 
     /// The event stream, from now on.

@@ -13,6 +13,7 @@ use super::breaker::{Breakers, Transition};
 use super::budget::RetryBudget;
 use super::cell::{JobCell, Offer};
 use super::counters::Counters;
+use super::durable::Durable;
 use super::events::Event;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::Registry;
@@ -44,6 +45,8 @@ pub(crate) struct Inner<H> {
     pub(crate) await_result: Duration,
     /// Submitted attempts by reference, for reports addressed by reference.
     pub(crate) references: Mutex<References>,
+    /// The durable store the jobs live in, if any (else they live in their tasks).
+    pub(crate) durable: Option<Durable>,
 }
 
 /// Submitted attempts by reference, and reports that came for a reference before its attempt was known.
@@ -151,6 +154,16 @@ impl<H> Delivery<H> {
         self.finished
     }
 
+    /// Leaves the registry without an outcome: the job goes on elsewhere.
+    pub(crate) fn leave(&mut self) {
+        self.finished = true;
+        let mut jobs = self.inner.jobs();
+        jobs.leave(self.hash, &self.cell);
+        if jobs.is_empty() {
+            self.inner.idle.notify_waiters();
+        }
+    }
+
     /// Leaves the registry first, so that a report arriving once the outcome is known starts a new job.
     pub(crate) fn finish(&mut self, outcome: Outcome) {
         self.finished = true;
@@ -163,14 +176,4 @@ impl<H> Delivery<H> {
         }
         self.cell.deliver(outcome);
     }
-}
-
-/// Where a remediator's job ids start: random (from the process's hash keys), so that the jobs of a remediator
-/// built after a restart do not repeat an earlier one's ids, nor their idempotency keys.
-pub(crate) fn first_job_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x6a6f_6273);
-    // Room below for 2^32 jobs before the ids wrap, which they may: they only need to differ.
-    (h.finish() & !0xffff_ffff) | 1
 }

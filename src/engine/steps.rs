@@ -11,6 +11,7 @@ use super::events::{Event, HookName};
 use super::guards::{Held, Probe, give_back, pass_breaker, settle};
 use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
 use super::job::{AttemptKey, Job};
+use super::ledger::ledgered;
 use super::outcome::Outcome;
 use super::parts::Parts;
 use super::shared::Inner;
@@ -21,13 +22,16 @@ use crate::decide::{Action, Decision};
 
 /// A step that does not resubmit: `notify` or `reconcile`. `None` means: decide again.
 pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
-    let Parts { job, state: st, started, delivery } = parts;
+    let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     match decision.action() {
         Action::Notify { channel, message } => {
             let notice =
                 Notice { channel: channel.clone(), message: message.clone(), about: st.failure.key().to_string() };
-            match call(inner, job, HookName::Notify, None, cell, || inner.hooks.notify(job, &notice)).await {
+            // One key per notification step: a repeated one is the same notice.
+            let key = || format!("{}#{}/notify.{}", job.asset_id(), job.job_id(), st.history.decisions());
+            let notify = || inner.hooks.notify(job, &notice);
+            match ledgered(inner, job, st, stored, cell, HookName::Notify, None, key, notify).await {
                 // An operator message that cannot be delivered does not stop the remediation.
                 Ok(()) | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_)) => {}
                 Err(CallError::Cancelled) => return Some(cancelled(st)),
@@ -56,15 +60,26 @@ pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decisio
     }
 }
 
-/// Asks the host whether the earlier attempt in fact succeeded.
+/// Asks the host whether the last attempt made (0: the host's own submission) in fact succeeded.
 pub(super) async fn reconcile<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
     cell: &JobCell,
 ) -> Result<Reconciled, CallError> {
-    // About the last attempt made (0: the host's own submission).
-    let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: st.history.attempts() };
+    let last = st.history.attempts();
+    reconcile_attempt(inner, job, st, cell, last).await
+}
+
+/// Asks the host whether attempt `attempt` in fact succeeded.
+async fn reconcile_attempt<H: Hooks>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &mut State,
+    cell: &JobCell,
+    attempt: u32,
+) -> Result<Reconciled, CallError> {
+    let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt };
     let answer = call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job, &key)).await;
     if !matches!(answer, Err(CallError::Aborted | CallError::Shutdown | CallError::Cancelled)) {
         st.reconciles = st.reconciles.saturating_add(1);
@@ -79,7 +94,7 @@ pub(super) async fn refused_retry<H: Hooks>(
     decision: &Decision<'static>,
     refused: super::budget::Refused,
 ) -> Option<Outcome> {
-    let Parts { job, state: st, started, delivery } = parts;
+    let Parts { job, state: st, started, delivery, .. } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     inner.counters.budget_refusal();
     inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
@@ -102,7 +117,7 @@ pub(super) async fn refused_retry<H: Hooks>(
 /// Carries out a waiting action whose delay is over: reconcile first if the stage asks it, pass the breaker,
 /// call the hook. `None` means: decide again.
 pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
-    let Parts { job, state: st, started, delivery } = parts;
+    let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     // The calls are not boxed here: this future is boxed already, and lives only as long as the attempt.
     // The attempt is recorded once its call has answered (or timed out): a call lost to the shutdown deadline
@@ -112,9 +127,22 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: st.history.attempts().saturating_add(1) };
     let n = Some(key.attempt);
 
-    if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
-        match reconcile(inner, job, st, cell).await {
+    // An attempt whose call an earlier holder started and never saw answered is reconciled before it is
+    // repeated, with the same key.
+    let key_text = stored.as_deref().map(|_| key.to_string());
+    let unanswered = stored.as_deref_mut().is_some_and(|s| {
+        let matches = s.unanswered.is_some() && s.unanswered == key_text;
+        s.unanswered = None;
+        matches
+    });
+    if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
+        let about = if unanswered { key.attempt } else { key.attempt - 1 };
+        match reconcile_attempt(inner, job, st, cell, about).await {
             Ok(Reconciled::Done) => {
+                if unanswered {
+                    // The lost call had in fact been made, and succeeded.
+                    st.history.record(decision);
+                }
                 settle(inner, st, &mut Probe::none(st.failure.downstream()), true, true);
                 return Some(recovered(st, *started, true));
             }
@@ -139,6 +167,11 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                     st.verdict = Some(verdict(st, VerdictKind::CircuitOpen, reason, None));
                     None
                 }
+                Held::Rest(wait) => {
+                    // Decided again when it is due, and the budget asked again then.
+                    st.remaining = Some(wait);
+                    Some(suspended(job, st.clone()))
+                }
             };
         }
     };
@@ -147,12 +180,13 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     let result = match decision.action() {
         Action::FixCredentials { scope } => {
             let scope = *scope;
-            match call(inner, job, HookName::FixCredentials, None, cell, || inner.hooks.fix_credentials(job, scope))
-                .await
-            {
+            let fix_key = || format!("{key}/fix");
+            let fix = || inner.hooks.fix_credentials(job, scope);
+            match ledgered(inner, job, st, stored, cell, HookName::FixCredentials, None, fix_key, fix).await {
                 Ok(CredentialFix::Fixed) => {
                     st.history.mark_repaired(scope);
-                    call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &NO_CHANGES, &key)).await
+                    let resubmit = || inner.hooks.resubmit(job, &NO_CHANGES, &key);
+                    ledgered(inner, job, st, stored, cell, HookName::Resubmit, n, || key.to_string(), resubmit).await
                 }
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
@@ -166,13 +200,17 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
             }
         }
         Action::Resubmit { amend } => {
-            call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, amend, &key)).await
+            let resubmit = || inner.hooks.resubmit(job, amend, &key);
+            ledgered(inner, job, st, stored, cell, HookName::Resubmit, n, || key.to_string(), resubmit).await
         }
         Action::Republish { target, new_reference_id } => {
             let hook = || inner.hooks.republish(job, target, *new_reference_id, &key);
-            call(inner, job, HookName::Republish, n, cell, hook).await
+            ledgered(inner, job, st, stored, cell, HookName::Republish, n, || key.to_string(), hook).await
         }
-        _ => call(inner, job, HookName::Resubmit, n, cell, || inner.hooks.resubmit(job, &NO_CHANGES, &key)).await,
+        _ => {
+            let resubmit = || inner.hooks.resubmit(job, &NO_CHANGES, &key);
+            ledgered(inner, job, st, stored, cell, HookName::Resubmit, n, || key.to_string(), resubmit).await
+        }
     };
 
     if !matches!(result, Ok(Attempt::Submitted { .. })) {

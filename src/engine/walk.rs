@@ -50,7 +50,7 @@ pub(crate) fn run<H: Hooks>(mut parts: Parts<H>) -> impl Future<Output = ()> + S
 
 /// The job's loop. An async block, like [`run`]'s, so that its captures are kept once.
 #[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
-fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send + '_ {
+pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send + '_ {
     async move {
         // Fields reached through `parts` rather than bound to locals: a local that lives across an await is kept
         // in the job's future, and a fleet keeps a hundred thousand of them.
@@ -60,8 +60,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
             tokio::task::consume_budget().await;
             // A verdict stands: not even a cancellation keeps it from the `failed` hook.
             if parts.state.verdict.is_some() {
-                let (inner, cell) = (&parts.delivery.inner, &parts.delivery.cell);
-                return Box::pin(dead_letter(inner, &parts.job, &mut parts.state, cell)).await;
+                return Box::pin(dead_letter(parts)).await;
             }
             if parts.delivery.cell.is(CANCEL) {
                 return cancelled(&parts.state);
@@ -119,6 +118,7 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                 }
                 _ => {
                     if let Some(budget) = &parts.delivery.inner.budget
+                        && parts.state.lent.is_none()
                         && let Err(refused) = ask_budget(budget, &mut parts.state, &decision)
                     {
                         if let Some(end) = Box::pin(refused_retry(parts, &decision, refused)).await {
@@ -129,16 +129,16 @@ fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send 
                     // The locals here are moved into the wait before it is awaited, so the job does not keep them
                     // beside it.
                     let remaining = parts.state.remaining.take();
+                    let delay = remaining.unwrap_or(decision.delay().unwrap_or_default());
+                    if parts.stored.is_some() && !delay.is_zero() {
+                        // In a durable store the job rests as a row until it is due, holding nothing here.
+                        parts.state.remaining = Some(delay);
+                        return suspended(&parts.job, parts.state.clone());
+                    }
                     // The clock as it was read just before the decision (reading it again costs a lock when time
                     // is paused).
                     let now = parts.started.checked_add(parts.state.history.elapsed()).unwrap_or_else(Instant::now);
-                    match Wait::new(
-                        &parts.delivery.cell,
-                        now,
-                        remaining.unwrap_or(decision.delay().unwrap_or_default()),
-                    )
-                    .await
-                    {
+                    match Wait::new(&parts.delivery.cell, now, delay).await {
                         Ok(()) => {}
                         Err(Stop::Cancelled) => return cancelled(&parts.state),
                         Err(Stop::Suspend { left }) => {

@@ -195,23 +195,23 @@ impl Store for MemoryStore {
         if let (Phase::Awaiting, Some(reference)) = (save.phase, save.reference) {
             rows.references.insert(reference.to_owned(), id);
         }
-        match save.ledger {
-            Some(LedgerWrite::Begin { key, hook }) => rows.calls.entry(id).or_default().push(CallRow {
-                key: key.to_owned(),
-                hook: hook.to_owned(),
-                started_at: now,
-                answered_at: None,
-                answer: None,
-            }),
-            Some(LedgerWrite::End { key, answer }) => {
-                if let Some(call) =
-                    rows.calls.entry(id).or_default().iter_mut().rev().find(|c| c.key == key && c.answered_at.is_none())
-                {
-                    call.answered_at = Some(now);
-                    call.answer = Some(answer.to_owned());
+        for entry in save.ledger {
+            let calls = rows.calls.entry(id).or_default();
+            match *entry {
+                LedgerWrite::Begin { key, hook } => calls.push(CallRow {
+                    key: key.to_owned(),
+                    hook: hook.to_owned(),
+                    started_at: now,
+                    answered_at: None,
+                    answer: None,
+                }),
+                LedgerWrite::End { key, answer } => {
+                    if let Some(call) = calls.iter_mut().rev().find(|c| c.key == key && c.answered_at.is_none()) {
+                        call.answered_at = Some(now);
+                        call.answer = Some(answer.to_owned());
+                    }
                 }
             }
-            None => {}
         }
         let Some(row) = rows.jobs.get_mut(&id) else {
             return ready(Err(StoreError::LeaseLost { job: id.0, epoch: lease.epoch }));

@@ -173,8 +173,9 @@ pub struct Save<'a> {
     pub attempts: u32,
     /// The reference of the attempt under way.
     pub reference: Option<&'a str>,
-    /// The ledger entry written with this save, in the same transaction.
-    pub ledger: Option<LedgerWrite<'a>>,
+    /// The ledger entries written with this save, in the same transaction, in order (typically the last
+    /// call's answer, then the start of the next).
+    pub ledger: &'a [LedgerWrite<'a>],
     /// Whether the row's report was taken (cleared), or is left for later.
     pub take_report: bool,
     /// How the job ended, with `Phase::Finished`.

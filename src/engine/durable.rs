@@ -1,0 +1,164 @@
+//! What a remediator on a durable store keeps: the store, its clock, this replica's name and settings, the
+//! jobs it holds and the handles that wait for jobs' outcomes. The tasks that work with them are in
+//! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::cell::{JobCell, LOST};
+use super::outcome::Outcome;
+use crate::store::{Clock, JobId, Lease, Store, Timestamp};
+
+/// How a remediator works with its durable store.
+///
+/// ```
+/// use lightflow_remedy::engine::StoreSettings;
+/// use std::time::Duration;
+/// let settings = StoreSettings { max_active_jobs: 512, ..StoreSettings::default() };
+/// assert_eq!(settings.lease, Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreSettings {
+    /// How long a claim holds a job without a heartbeat; the heartbeat renews it every third of this.
+    /// Default 30 s.
+    pub lease: Duration,
+    /// The most jobs this replica holds at once. Default 256.
+    pub max_active_jobs: usize,
+    /// The most jobs one claim takes. Default 64.
+    pub claim_batch: usize,
+    /// How often the claimer looks for due jobs when nothing tells it sooner. Default 1 s.
+    pub poll_every: Duration,
+    /// How long finished jobs are kept before they are pruned. Default 7 days.
+    pub retention: Duration,
+    /// This replica's name in leases; default a random one.
+    pub owner: Option<String>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            lease: Duration::from_secs(30),
+            max_active_jobs: 256,
+            claim_batch: 64,
+            poll_every: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            owner: None,
+        }
+    }
+}
+
+/// What a remediator on a durable store shares.
+pub(crate) struct Durable {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) owner: Arc<str>,
+    pub(crate) settings: StoreSettings,
+    /// A hint to the claimer: something may be due now.
+    pub(crate) wake: Arc<Notify>,
+    /// The jobs this replica holds.
+    pub(crate) held: Mutex<HashMap<JobId, HeldJob>>,
+    /// Handles waiting for jobs' outcomes.
+    pub(crate) watchers: Mutex<HashMap<JobId, Vec<Weak<JobCell>>>>,
+    /// The claimer, heartbeat and pruner.
+    pub(crate) tasks: Mutex<Vec<AbortHandle>>,
+    pub(crate) started: AtomicBool,
+    pub(crate) stopping: AtomicBool,
+}
+
+pub(crate) struct HeldJob {
+    pub(crate) lease: Lease,
+    pub(crate) cell: Arc<JobCell>,
+    pub(crate) task: Option<AbortHandle>,
+}
+
+/// What a job's task keeps for its store while it holds the job.
+pub(crate) struct Stored {
+    pub(crate) lease: Lease,
+    pub(crate) first_failure_at: Timestamp,
+    /// The key of a side-effecting call an earlier holder started and never saw answered: reconciled before
+    /// it is repeated.
+    pub(crate) unanswered: Option<String>,
+    /// The last call's answer, written with the next write.
+    pub(crate) answered: Option<(String, String)>,
+    /// Whether this task took the row's report (it is cleared with the next write).
+    pub(crate) took_report: bool,
+    /// Whether the job was claimed while it awaited a submitted attempt's result: its report is on the row,
+    /// or the time to `check` has come.
+    pub(crate) woke_awaiting: bool,
+}
+
+impl Durable {
+    pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: StoreSettings) -> Self {
+        let owner = settings.owner.clone().unwrap_or_else(|| format!("replica-{:016x}", super::job::first_job_id()));
+        Durable {
+            store,
+            clock,
+            owner: Arc::from(owner),
+            settings,
+            wake: Arc::new(Notify::new()),
+            held: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn held(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, HeldJob>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn watchers(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Vec<Weak<JobCell>>>> {
+        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle's cell for job `id`: given the outcome when it ends.
+    pub(crate) fn watch(&self, id: JobId) -> Arc<JobCell> {
+        let cell = Arc::new(JobCell::new(id));
+        self.watchers().entry(id).or_default().push(Arc::downgrade(&cell));
+        cell
+    }
+
+    /// Gives the watchers of `id` its outcome.
+    pub(crate) fn tell(&self, id: JobId, outcome: &Outcome) {
+        let cells = self.watchers().remove(&id).unwrap_or_default();
+        for cell in cells.iter().filter_map(Weak::upgrade) {
+            cell.deliver(outcome.clone());
+        }
+    }
+
+    /// How many jobs this replica holds.
+    pub(crate) fn held_count(&self) -> usize {
+        self.held().len()
+    }
+
+    /// Stops claiming.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Drops every task of this replica at once, as a crash would: nothing more is written, and the leases
+    /// it held are left to expire.
+    pub(crate) fn crash(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+        for held in self.held().values() {
+            held.cell.raise(LOST);
+            if let Some(task) = &held.task {
+                task.abort();
+            }
+        }
+    }
+}

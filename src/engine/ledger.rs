@@ -1,0 +1,108 @@
+//! The ledger of side-effecting calls: on a durable store, a job's state and the call's key are written before
+//! the call starts, so that a replica that takes the job over knows an attempt was under way, reconciles it,
+//! and repeats it with the same key.
+
+use std::future::Future;
+
+use super::call::{Answer, CallError, call};
+use super::cell::{CANCEL, JobCell, LOST};
+use super::durable::Stored;
+use super::events::HookName;
+use super::hooks::{HookError, Hooks};
+use super::job::Job;
+use super::record::{PAYLOAD_VERSION, Record};
+use super::shared::Inner;
+use super::state::State;
+use crate::store::{LedgerWrite, Phase, Save, StoreError};
+
+/// Before a side-effecting hook call: the job's state and the call's key are written, fenced by the lease, so
+/// that a replica that takes the job over knows the call was started. The last call's answer goes in the same
+/// write. A lease that is gone stops the job at once.
+pub(crate) async fn begin_call<H>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &State,
+    stored: &mut Option<Box<Stored>>,
+    cell: &JobCell,
+    hook: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let (Some(d), Some(stored)) = (&inner.durable, stored.as_deref_mut()) else { return Ok(()) };
+    let now = d.now();
+    let mut record = Record::of(job, st, stored.first_failure_at);
+    record.unanswered = stored.unanswered.clone();
+    let payload = record.encode();
+    let last_code = st.failure.key().to_string();
+    let answered = stored.answered.take();
+    let mut ledger: Vec<LedgerWrite<'_>> =
+        answered.iter().map(|(key, answer)| LedgerWrite::End { key, answer }).collect();
+    ledger.push(LedgerWrite::Begin { key, hook });
+    let save = Save {
+        phase: Phase::Calling,
+        wake_at: now,
+        release: false,
+        payload: &payload,
+        version: PAYLOAD_VERSION,
+        last_code: &last_code,
+        attempts: st.history.attempts(),
+        reference: None,
+        ledger: &ledger,
+        take_report: std::mem::take(&mut stored.took_report),
+        outcome: None,
+    };
+    match d.store.save(&stored.lease, save, now).await {
+        Ok(saved) => {
+            if saved.cancel_requested {
+                cell.raise(CANCEL);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(store = %d.store.describe(), asset = job.asset_id(), error = %e, "the job stops here");
+            cell.raise(LOST);
+            Err(e)
+        }
+    }
+}
+
+/// After a side-effecting hook call: its answer, written with the job's next write.
+pub(crate) fn answered(stored: &mut Option<Box<Stored>>, key: String, answer: String) {
+    if let Some(stored) = stored.as_deref_mut() {
+        stored.answered = Some((key, answer));
+    }
+}
+
+/// A side-effecting hook call: in the ledger when the job lives in a durable store (its key from `key`,
+/// asked only then), as a plain call when it lives in memory.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn ledgered<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &State,
+    stored: &mut Option<Box<Stored>>,
+    cell: &JobCell,
+    hook: HookName,
+    attempt: Option<u32>,
+    key: impl FnOnce() -> String,
+    make: impl FnOnce() -> F,
+) -> Result<T, CallError> {
+    let Some(_) = stored else { return call(inner, job, hook, attempt, cell, make).await };
+    let key = key();
+    if begin_call(inner, job, st, stored, cell, hook.as_str(), &key).await.is_err() {
+        return Err(CallError::Aborted);
+    }
+    let result = call(inner, job, hook, attempt, cell, make).await;
+    let answer = match &result {
+        Ok(answer) => Some(answer.describe()),
+        Err(CallError::Timeout) => Some("timeout".to_owned()),
+        Err(CallError::Error(e)) => Some(format!("error: {e}")),
+        Err(CallError::Panicked(m)) => Some(format!("panic: {m}")),
+        Err(CallError::Shutdown) => Some("not started: shutting down".to_owned()),
+        // Cut off: whether the host acted is unknown, so the call stays unanswered and is reconciled.
+        Err(CallError::Cancelled | CallError::Aborted) => None,
+    };
+    if let Some(answer) = answer {
+        answered(stored, key, answer);
+    }
+    result
+}

@@ -1,0 +1,98 @@
+//! A job as a durable store keeps it: the engine's payload of a row (JSON, versioned), written after each step
+//! and read back when the job is due again, by this replica or another.
+
+use serde::{Deserialize, Serialize};
+
+use super::budget::Withdrawal;
+use super::job::Job;
+use super::outcome::Outcome;
+use super::state::{Awaiting, State};
+use super::verdict::Verdict;
+use crate::classify::Failure;
+use crate::decide::History;
+use crate::store::{JobRow, StoreError, Timestamp};
+
+/// The version of the payload this build writes. A build reads every version up to its own, and refuses a
+/// newer one ([`StoreError::PayloadTooNew`]): during a rolling deploy, an older replica leaves a newer
+/// replica's rows alone.
+pub const PAYLOAD_VERSION: u32 = 1;
+
+/// The payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub(crate) job: Job,
+    pub(crate) failure: Failure,
+    pub(crate) history: History,
+    /// When the job's first failure happened, on the store's clock.
+    pub(crate) first_failure_at: Timestamp,
+    #[serde(default)]
+    pub(crate) lent: Option<Withdrawal>,
+    #[serde(default)]
+    pub(crate) paid: Option<Withdrawal>,
+    #[serde(default)]
+    pub(crate) reconciles: u32,
+    #[serde(default)]
+    pub(crate) steps: u32,
+    #[serde(default)]
+    pub(crate) verdict: Option<Box<Verdict>>,
+    #[serde(default)]
+    pub(crate) awaiting: Option<Box<Awaiting>>,
+    /// How the job ended, once it has.
+    #[serde(default)]
+    pub(crate) outcome: Option<Outcome>,
+    /// The key of a side-effecting call an earlier holder started and never saw answered, not yet
+    /// reconciled.
+    #[serde(default)]
+    pub(crate) unanswered: Option<String>,
+}
+
+impl Record {
+    /// The record of a job's state.
+    pub(crate) fn of(job: &Job, st: &State, first_failure_at: Timestamp) -> Self {
+        Record {
+            job: job.clone(),
+            failure: st.failure.clone(),
+            history: st.history.clone(),
+            first_failure_at,
+            lent: st.lent,
+            paid: st.paid,
+            reconciles: st.reconciles,
+            steps: st.steps,
+            verdict: st.verdict.clone(),
+            awaiting: st.awaiting.clone(),
+            outcome: None,
+            unanswered: None,
+        }
+    }
+
+    /// The state to go on from.
+    pub(crate) fn into_state(self) -> (Job, State) {
+        let state = State {
+            lent: self.lent,
+            paid: self.paid,
+            reconciles: self.reconciles,
+            steps: self.steps,
+            verdict: self.verdict,
+            awaiting: self.awaiting,
+            ..State::new(self.failure, self.history)
+        };
+        (self.job, state)
+    }
+
+    /// The JSON of the payload.
+    pub(crate) fn encode(&self) -> String {
+        // Every part is a plain serde type: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a row's payload, refusing a version newer than this build's.
+    pub(crate) fn decode(row: &JobRow) -> Result<Record, StoreError> {
+        if row.version > PAYLOAD_VERSION {
+            return Err(StoreError::PayloadTooNew { job: row.id.0, found: row.version, known: PAYLOAD_VERSION });
+        }
+        let mut record: Record = serde_json::from_str(&row.payload)
+            .map_err(|e| StoreError::Corrupt { job: row.id.0, reason: e.to_string() })?;
+        record.job.set_job_id(row.id);
+        Ok(record)
+    }
+}

@@ -1,0 +1,125 @@
+//! A remediator on a durable store, as the host sees it: the builder's store settings, jobs enqueued (written
+//! before they are taken), cancellation through the store, and the replica started or stopped.
+
+use std::sync::Arc;
+
+use super::builder::RemediatorBuilder;
+use super::durable::StoreSettings;
+use super::handle::JobHandle;
+use super::hooks::Hooks;
+use super::job::Job;
+use super::record::{PAYLOAD_VERSION, Record};
+use super::remediator::{Remediator, SubmitError};
+use super::runner;
+use super::state::State;
+use crate::classify::Failure;
+use crate::decide::History;
+use crate::store::{CancelAnswer, Clock, NewJob, Store, StoreError, Submitted, SystemClock};
+
+impl<H: Hooks> RemediatorBuilder<H> {
+    /// Keeps the jobs in `store` rather than in this process's memory: jobs at rest are rows, claimed when
+    /// they are due; a restart (or another replica) goes on with them. Due times and leases are read from the
+    /// system clock; see [`RemediatorBuilder::store_with`] for another.
+    pub fn store(self, store: impl Store) -> Self {
+        self.store_with(Arc::new(store), Arc::new(SystemClock), StoreSettings::default())
+    }
+
+    /// Keeps the jobs in `store`, reading due times and leases from `clock` (e.g. a
+    /// [`TokioClock`](crate::store::TokioClock) under paused time), with `settings`.
+    pub fn store_with(mut self, store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: StoreSettings) -> Self {
+        self.store = Some((store, clock, settings));
+        self
+    }
+}
+
+impl<H: Hooks> Remediator<H> {
+    /// With a durable store: starts this replica's claimer, heartbeat and pruner on the current tokio runtime,
+    /// once. `build` does it when called inside a runtime. Without a store, nothing to do.
+    pub fn start(&self) -> bool {
+        runner::start(&self.inner)
+    }
+
+    /// Submits a job that failed with `failure`, and returns once it is written to the store (or, without
+    /// one, once it is started, like [`Remediator::submit`]). If the asset already has an active job, the
+    /// report joins it.
+    ///
+    /// ```
+    /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator, StoreSettings};
+    /// use lightflow_remedy::store::{MemoryStore, TokioClock, Timestamp};
+    /// use lightflow_remedy::{Failure, Policies};
+    /// use serde_json::{Map, Value};
+    /// use std::sync::Arc;
+    ///
+    /// struct Host;
+    /// impl Hooks for Host {
+    ///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+    ///         Ok(Attempt::Succeeded)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    /// let remediator = Remediator::builder(Policies::defaults(), Host)
+    ///     .store_with(Arc::new(MemoryStore::new()), clock, StoreSettings::default())
+    ///     .build();
+    /// let handle = remediator.enqueue(Job::new("asset-1"), Failure::asset(2503, "unavailable")?).await?;
+    /// assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
+        let Some(d) = &self.inner.durable else { return self.submit(job, failure) };
+        if !self.is_accepting() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        self.start();
+        let mut history = History::new(job.seed());
+        history.record_failure(&failure);
+        let now = d.now();
+        let key = failure.key().to_string();
+        let record = Record::of(&job, &State::new(failure, history), now).encode();
+        let new = NewJob {
+            asset_id: job.asset_id(),
+            payload: &record,
+            version: PAYLOAD_VERSION,
+            last_code: &key,
+            wake_at: now,
+        };
+        let submitted = d.store.submit(new, now).await.map_err(|e| SubmitError::Store(e.to_string()))?;
+        let (id, joined) = match submitted {
+            Submitted::New(id) => (id, false),
+            Submitted::Joined(id) => (id, true),
+        };
+        d.wake.notify_one();
+        Ok(JobHandle::watching(job.id().clone(), d.watch(id), joined))
+    }
+
+    /// Cancels the active job of `asset_id`, wherever it is: in this process, or at rest in the store (at
+    /// once), or held by another replica (which is asked to).
+    pub async fn cancel_job(&self, asset_id: &str) -> Result<CancelAnswer, StoreError> {
+        let Some(d) = &self.inner.durable else {
+            return Ok(if self.cancel(asset_id) {
+                CancelAnswer::Requested { job: Default::default() }
+            } else {
+                CancelAnswer::NoJob
+            });
+        };
+        self.cancel(asset_id);
+        d.store.cancel(asset_id, d.now()).await
+    }
+
+    /// The store the jobs are kept in, if any.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.inner.durable.as_ref().map(|d| &d.store)
+    }
+
+    /// Drops every task of this remediator at once, as a crash of its process would: nothing more is written,
+    /// hook calls under way are dropped, and the leases it held are left to expire, for another replica (or a
+    /// restart) to take the jobs over. For crash tests and simulations; a real shutdown is
+    /// [`Remediator::shutdown`].
+    pub fn crash(&self) {
+        if let Some(d) = &self.inner.durable {
+            d.crash();
+        }
+    }
+}
