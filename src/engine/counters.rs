@@ -28,6 +28,7 @@ pub(crate) struct Counters {
     hook_timeouts: AtomicU64,
     hook_errors: AtomicU64,
     hook_panics: AtomicU64,
+    takeovers: AtomicU64,
 }
 
 /// The counts that are not zero, by key; `keys` in the order of `counts`.
@@ -68,6 +69,10 @@ impl Counters {
         self.hook_panics.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn takeover(&self) {
+        self.takeovers.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> CounterSnapshot {
         CounterSnapshot {
             decisions: self.decisions.snapshot().into_iter().map(|((k, a), n)| (format!("{k} {a}"), n)).collect(),
@@ -81,6 +86,7 @@ impl Counters {
             hook_timeouts: self.hook_timeouts.load(Ordering::Relaxed),
             hook_errors: self.hook_errors.load(Ordering::Relaxed),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
+            takeovers: self.takeovers.load(Ordering::Relaxed),
         }
     }
 }
@@ -104,9 +110,29 @@ pub struct CounterSnapshot {
     pub hook_errors: u64,
     /// Hook calls that panicked.
     pub hook_panics: u64,
+    /// Jobs this replica took over from another whose lease had expired (durable stores).
+    pub takeovers: u64,
 }
 
 impl CounterSnapshot {
+    /// Adds `other`'s counts to these: the counters of several replicas, as one.
+    pub fn merge(&mut self, other: &CounterSnapshot) {
+        fn add<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+            for (k, n) in from {
+                *into.entry(k.clone()).or_default() += n;
+            }
+        }
+        add(&mut self.decisions, &other.decisions);
+        add(&mut self.breaker_transitions, &other.breaker_transitions);
+        add(&mut self.outcomes, &other.outcomes);
+        add(&mut self.hook_calls, &other.hook_calls);
+        self.budget_refusals += other.budget_refusals;
+        self.hook_timeouts += other.hook_timeouts;
+        self.hook_errors += other.hook_errors;
+        self.hook_panics += other.hook_panics;
+        self.takeovers += other.takeovers;
+    }
+
     /// Decisions of `action` for `key`.
     pub fn decisions_of(&self, key: FailureKey, action: ActionKind) -> u64 {
         self.decisions.get(&format!("{key} {action}")).copied().unwrap_or(0)

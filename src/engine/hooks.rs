@@ -175,3 +175,50 @@ pub trait Hooks: Send + Sync + 'static {
         async { Ok(()) }
     }
 }
+
+/// Hooks shared behind an `Arc`: several remediators (replicas of one process, a remediator and a
+/// restarted one) can call the same host.
+impl<T: Hooks> Hooks for Arc<T> {
+    fn resubmit(
+        &self,
+        job: &Job,
+        amend: &Map<String, Value>,
+        key: &AttemptKey<'_>,
+    ) -> impl Future<Output = Result<Attempt, HookError>> + Send {
+        (**self).resubmit(job, amend, key)
+    }
+
+    fn fix_credentials(
+        &self,
+        job: &Job,
+        scope: CredentialScope,
+    ) -> impl Future<Output = Result<CredentialFix, HookError>> + Send {
+        (**self).fix_credentials(job, scope)
+    }
+
+    fn republish(
+        &self,
+        job: &Job,
+        target: &str,
+        new_reference_id: bool,
+        key: &AttemptKey<'_>,
+    ) -> impl Future<Output = Result<Attempt, HookError>> + Send {
+        (**self).republish(job, target, new_reference_id, key)
+    }
+
+    fn reconcile(&self, job: &Job, key: &AttemptKey<'_>) -> impl Future<Output = Result<Reconciled, HookError>> + Send {
+        (**self).reconcile(job, key)
+    }
+
+    fn check(&self, job: &Job, pending: &Pending<'_>) -> impl Future<Output = Result<Checked, HookError>> + Send {
+        (**self).check(job, pending)
+    }
+
+    fn notify(&self, job: &Job, notice: &Notice) -> impl Future<Output = Result<(), HookError>> + Send {
+        (**self).notify(job, notice)
+    }
+
+    fn failed(&self, job: &Job, verdict: &Verdict) -> impl Future<Output = Result<(), HookError>> + Send {
+        (**self).failed(job, verdict)
+    }
+}

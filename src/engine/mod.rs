@@ -61,7 +61,7 @@ pub use handle::JobHandle;
 pub use hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Notice, Pending, Reconciled};
 pub use job::{AttemptKey, Job};
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
-pub use record::PAYLOAD_VERSION;
+pub use record::{PAYLOAD_VERSION, StoredJob};
 pub use remediator::{Remediator, SubmitError};
 pub use report::Reported;
 pub use state::Awaiting;

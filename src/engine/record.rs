@@ -96,3 +96,44 @@ impl Record {
         Ok(record)
     }
 }
+
+/// A job as its store keeps it, read back: for operators (`remedy jobs show`) and tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredJob {
+    /// The job, with the metadata its hooks kept.
+    pub job: Job,
+    /// The failure being remediated.
+    pub failure: Failure,
+    /// What has happened so far.
+    pub history: History,
+    /// When its first failure happened.
+    pub first_failure_at: Timestamp,
+    /// Reconciles asked so far.
+    pub reconciles: u32,
+    /// A verdict the `failed` hook has not received yet.
+    pub verdict: Option<Box<Verdict>>,
+    /// The submitted attempt whose result it awaits.
+    pub awaiting: Option<Box<Awaiting>>,
+    /// How it ended, once it has.
+    pub outcome: Option<Outcome>,
+    /// A side-effecting call an earlier holder started and never saw answered, not yet reconciled.
+    pub unanswered: Option<String>,
+}
+
+impl StoredJob {
+    /// Reads a row's payload; a version newer than this build's is refused.
+    pub fn from_row(row: &JobRow) -> Result<StoredJob, StoreError> {
+        let r = Record::decode(row)?;
+        Ok(StoredJob {
+            job: r.job,
+            failure: r.failure,
+            history: r.history,
+            first_failure_at: r.first_failure_at,
+            reconciles: r.reconciles,
+            verdict: r.verdict,
+            awaiting: r.awaiting,
+            outcome: r.outcome,
+            unanswered: r.unanswered,
+        })
+    }
+}

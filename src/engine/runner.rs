@@ -99,6 +99,9 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
 fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed) {
     let Some(d) = &inner.durable else { return };
     let id = claimed.lease.job;
+    if claimed.taken_over {
+        inner.counters.takeover();
+    }
     let cell = Arc::new(JobCell::new(id));
     d.held().insert(id, HeldJob { lease: claimed.lease.clone(), cell: cell.clone(), task: None });
     let task = tokio::spawn(run_stored(inner.clone(), claimed, cell));

@@ -10,6 +10,9 @@ use crate::engine::{BreakerConfig, BudgetConfig, BudgetError, DEFAULT_HOOK_TIMEO
 /// The most assets one simulation takes (each costs some memory while the run lasts).
 pub const MAX_ASSETS: usize = 10_000_000;
 
+/// The most replicas one simulation on a store runs.
+pub const MAX_REPLICAS: usize = 64;
+
 /// The longest simulated duration a setting may have (arrivals, outage, hook timeout).
 pub const MAX_SETTING: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -192,6 +195,12 @@ pub struct SimConfig {
     pub hook_timeout: Duration,
     /// How many hook calls may be in flight at once (the engine's default, 64).
     pub max_concurrent_hook_calls: usize,
+    /// With a store ([`run_on_store`](super::run_on_store)): how many replicas of the engine share it.
+    /// Default 1.
+    pub replicas: usize,
+    /// With a store: a replica is killed (dropped, no shutdown, its leases left behind) about this often, at
+    /// moments drawn from the seed, and a new one started a few seconds later. Default never.
+    pub crash_every: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -213,6 +222,8 @@ impl Default for SimConfig {
             outage: None,
             hook_timeout: DEFAULT_HOOK_TIMEOUT,
             max_concurrent_hook_calls: 64,
+            replicas: 1,
+            crash_every: None,
         }
     }
 }
@@ -221,6 +232,12 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
+    /// `replicas` is 0 or more than [`MAX_REPLICAS`].
+    #[error("replicas must be 1 to {MAX_REPLICAS}, found {0}")]
+    Replicas(usize),
+    /// The store failed.
+    #[error("the store: {0}")]
+    Store(String),
     /// The retry budget's configuration is refused by its discipline.
     #[error("budget: {0}")]
     Budget(BudgetError),
@@ -327,6 +344,15 @@ impl SimConfig {
             RetryBudget::new(budget).map_err(SimError::Budget)?;
         }
         not_too_long("arrivals_over", self.arrivals_over)?;
+        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
+            return Err(SimError::Replicas(self.replicas));
+        }
+        if let Some(every) = self.crash_every {
+            if every < Duration::from_secs(1) {
+                return Err(SimError::Duration { name: "crash_every", value: every });
+            }
+            not_too_long("crash_every", every)?;
+        }
         if self.hook_timeout.is_zero() {
             return Err(SimError::Duration { name: "hook_timeout", value: self.hook_timeout });
         }

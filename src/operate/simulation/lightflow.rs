@@ -1,5 +1,6 @@
 //! The simulated LightFlow: a model of how assets fail and recover, as the engine's [`Hooks`].
 
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -117,6 +118,49 @@ pub(super) struct SimLightFlow {
     pub(super) model: Model,
     pub(super) epoch: Instant,
     assets: Mutex<Vec<AssetSim>>,
+    pub(super) log: Mutex<CallLog>,
+}
+
+/// What the simulated LightFlow saw of the calls: keys used twice, calls of one job under way together, dead
+/// letters delivered more than once.
+#[derive(Debug, Default)]
+pub(super) struct CallLog {
+    keys: HashSet<String>,
+    /// Side-effecting calls whose idempotency key had been used before.
+    pub(super) repeated: u64,
+    in_flight: HashMap<String, u32>,
+    /// Calls that started while another call of the same job was under way.
+    pub(super) concurrent: u64,
+    dead_letters: HashMap<String, u32>,
+}
+
+impl CallLog {
+    /// Dead letters beyond the first for a job.
+    pub(super) fn repeated_dead_letters(&self) -> u64 {
+        self.dead_letters.values().map(|n| u64::from(n.saturating_sub(1))).sum()
+    }
+}
+
+/// A call under way, for the log; dropped before it answered (its replica crashed), an attempt that was going
+/// to succeed has gone through all the same, as a request LightFlow took would.
+struct Flight<'a> {
+    sim: &'a SimLightFlow,
+    job: &'a Job,
+    succeeds: bool,
+    answered: bool,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut log = self.sim.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = log.in_flight.get_mut(self.job.asset_id()) {
+            *n = n.saturating_sub(1);
+        }
+        drop(log);
+        if !self.answered && self.succeeds {
+            let _ = self.sim.with_asset(self.job, |_, a| a.committed = true);
+        }
+    }
 }
 
 /// SplitMix64's finalizer over a seed and a stream number: unrelated streams from neighbouring numbers.
@@ -153,7 +197,23 @@ impl SimLightFlow {
                 committed: false,
             })
             .collect();
-        SimLightFlow { model, epoch: Instant::now(), assets: Mutex::new(assets) }
+        SimLightFlow { model, epoch: Instant::now(), assets: Mutex::new(assets), log: Mutex::new(CallLog::default()) }
+    }
+
+    /// A call of `job` starts (with its idempotency key, for side-effecting calls).
+    fn flight<'a>(&'a self, job: &'a Job, key: Option<String>) -> Flight<'a> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = key
+            && !log.keys.insert(key)
+        {
+            log.repeated += 1;
+        }
+        let n = log.in_flight.entry(job.asset_id().to_owned()).or_default();
+        *n += 1;
+        if *n > 1 {
+            log.concurrent += 1;
+        }
+        Flight { sim: self, job, succeeds: false, answered: false }
     }
 
     /// Runs `f` on the asset of `job`.
@@ -237,10 +297,13 @@ impl Hooks for SimLightFlow {
         &self,
         job: &Job,
         _amend: &Map<String, Value>,
-        _key: &AttemptKey<'_>,
+        key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
+        let mut flight = self.flight(job, Some(key.to_string()));
         let (timing, answer) = self.attempt(job, false)?;
+        flight.succeeds = answer == Attempt::Succeeded && !timing.hangs;
         tokio::time::sleep(timing.latency).await;
+        flight.answered = true;
         Ok(answer)
     }
 
@@ -249,14 +312,18 @@ impl Hooks for SimLightFlow {
         job: &Job,
         _target: &str,
         _new_id: bool,
-        _key: &AttemptKey<'_>,
+        key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
+        let mut flight = self.flight(job, Some(key.to_string()));
         let (timing, answer) = self.attempt(job, true)?;
+        flight.succeeds = answer == Attempt::Succeeded && !timing.hangs;
         tokio::time::sleep(timing.latency).await;
+        flight.answered = true;
         Ok(answer)
     }
 
     async fn fix_credentials(&self, job: &Job, _scope: CredentialScope) -> Result<CredentialFix, HookError> {
+        let _flight = self.flight(job, None);
         let (timing, fixed) = self.with_asset(job, |m, a| {
             let timing = timing(m, &mut a.rng, 500..3000);
             let fixed = a.rng.random_bool(m.fix_credentials);
@@ -268,6 +335,7 @@ impl Hooks for SimLightFlow {
     }
 
     async fn reconcile(&self, job: &Job, _: &AttemptKey<'_>) -> Result<Reconciled, HookError> {
+        let _flight = self.flight(job, None);
         let (timing, done) = self.with_asset(job, |m, a| {
             let timing = timing(m, &mut a.rng, 50..300);
             let done = std::mem::take(&mut a.committed) | a.rng.random_bool(m.reconcile_done);
@@ -281,7 +349,9 @@ impl Hooks for SimLightFlow {
         Ok(())
     }
 
-    async fn failed(&self, _job: &Job, _verdict: &Verdict) -> Result<(), HookError> {
+    async fn failed(&self, job: &Job, _verdict: &Verdict) -> Result<(), HookError> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        *log.dead_letters.entry(job.asset_id().to_owned()).or_default() += 1;
         Ok(())
     }
 }

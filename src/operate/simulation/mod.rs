@@ -44,10 +44,12 @@
 
 mod config;
 mod lightflow;
+mod stored;
 mod summary;
 
-pub use config::{MAX_ASSETS, MAX_SETTING, Mix, MixError, Outage, SimConfig, SimError, TOP_REASONS};
-pub use summary::{AttemptStats, ReasonCount, RecoveryStats, Summary};
+pub use config::{MAX_ASSETS, MAX_REPLICAS, MAX_SETTING, Mix, MixError, Outage, SimConfig, SimError, TOP_REASONS};
+pub use stored::run_on_store;
+pub use summary::{AttemptStats, ReasonCount, RecoveryStats, StoreRun, Summary};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -85,6 +85,35 @@ pub struct Summary {
     pub breaker_openings: BTreeMap<String, u64>,
     /// Simulated time from the start to the last job's end, in milliseconds.
     pub simulated_span_ms: u64,
+    /// With a store: what the replicas and their crashes came to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreRun>,
+}
+
+/// A simulation on a store: nothing lost, nothing ended twice, no two calls of one job at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRun {
+    /// The store (`sqlite:...`, `memory`).
+    pub store: String,
+    /// Replicas running at once.
+    pub replicas: u64,
+    /// Replicas killed.
+    pub crashes: u64,
+    /// Jobs submitted.
+    pub submitted: u64,
+    /// Jobs the store has finished exactly once.
+    pub ended_once: u64,
+    /// Jobs submitted that had not ended when the run stopped (must be 0).
+    pub lost: u64,
+    /// Dead letters the host got more than once for a job (a `failed` call cut off by a crash is delivered
+    /// again).
+    pub repeated_dead_letters: u64,
+    /// Jobs taken over from a replica whose lease had expired.
+    pub takeovers: u64,
+    /// Side-effecting calls with a key used before: attempts repeated after a crash (reconciled first).
+    pub repeated_calls: u64,
+    /// Calls that started while another call of the same job was under way (must be 0).
+    pub concurrent_calls: u64,
 }
 
 impl Summary {
@@ -172,6 +201,7 @@ impl Tally {
             budget_left,
             breaker_openings,
             simulated_span_ms: millis(span),
+            store: None,
         }
     }
 
