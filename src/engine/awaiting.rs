@@ -35,7 +35,7 @@ pub(super) fn submitted<H>(
     if let Some(report) = early.or(held) {
         cell.offer(Some(attempt), report);
     }
-    st.awaiting = Some(Box::new(Awaiting { attempt, reference, left: inner.await_result }));
+    st.set_awaiting(Some(Box::new(Awaiting { attempt, reference, left: inner.await_result })));
 }
 
 /// Waits for the result of the submitted attempt: a report, or, when `await_result` runs out, the host's
@@ -43,7 +43,7 @@ pub(super) fn submitted<H>(
 pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outcome> {
     let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
-    let awaiting = st.awaiting.as_deref().cloned()?;
+    let awaiting = st.awaiting().cloned()?;
     if !cell.awaits() {
         // Resumed: the attempt's reference is known again here, and a report held for it is the job's.
         let held = inner.remember_reference(&awaiting.reference, job.job_id(), awaiting.attempt, &delivery.cell);
@@ -74,7 +74,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Some(report) => Some(report),
                 None => {
                     // Shutting down: what is left of the wait goes with the suspended job.
-                    if let Some(a) = st.awaiting.as_deref_mut() {
+                    if let Some(a) = st.awaiting_mut() {
                         a.left = deadline.saturating_duration_since(Instant::now());
                     }
                     return Some(suspended(job, st.clone()));
@@ -93,7 +93,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Ok(Checked::Succeeded) => Reported::Succeeded,
                 Ok(Checked::Failed(failure)) => Reported::Failed { failure },
                 Ok(Checked::Running) => {
-                    if let Some(a) = st.awaiting.as_deref_mut() {
+                    if let Some(a) = st.awaiting_mut() {
                         a.left = inner.await_result;
                     }
                     return None;
@@ -110,7 +110,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Err(CallError::Cancelled) => return Some(cancelled(st)),
                 Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
                 Err(e) => {
-                    st.awaiting = None;
+                    st.set_awaiting(None);
                     cell.attempt_settled();
                     give_back(inner, st);
                     return call_failed(inner, st, e, st.failure.downstream());
@@ -118,7 +118,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
             }
         }
     };
-    st.awaiting = None;
+    st.set_awaiting(None);
     cell.attempt_settled();
     let mut probe = Probe::none(st.failure.downstream());
     match report {

@@ -17,7 +17,7 @@ use crate::classify::Failure;
 pub(super) fn recovered(st: &State, started: Instant, reconciled: bool) -> Outcome {
     Outcome::Recovered {
         attempts: st.history.attempts(),
-        reconciles: st.reconciles,
+        reconciles: st.reconciles(),
         elapsed: started.elapsed(),
         reconciled,
     }
@@ -28,17 +28,18 @@ pub(super) fn cancelled(st: &State) -> Outcome {
 }
 
 pub(super) fn suspended(job: &Job, st: State) -> Outcome {
+    let more = st.more_ref().cloned().unwrap_or_default();
     Outcome::Suspended {
         state: Box::new(SuspendedJob {
             job: job.clone(),
             failure: st.failure,
             history: st.history,
             remaining_delay: st.remaining,
-            reconciles: st.reconciles,
+            reconciles: more.reconciles,
             steps: st.steps,
-            paid: st.paid,
-            verdict: st.verdict,
-            awaiting: st.awaiting,
+            paid: more.paid,
+            verdict: more.verdict,
+            awaiting: more.awaiting,
         }),
     }
 }
@@ -62,16 +63,16 @@ pub(super) fn verdict(st: &State, kind: VerdictKind, reason: String, rule: Optio
 pub(super) async fn dead_letter<H: Hooks>(parts: &mut Parts<H>) -> Outcome {
     let Parts { job, state: st, delivery, stored, .. } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
-    let Some(verdict) = st.verdict.clone() else {
+    let Some(verdict) = st.more_ref().and_then(|m| m.verdict.clone()) else {
         return internal_failure(&st.failure, st.history.attempts());
     };
     let key = || format!("{}#{}/failed", job.asset_id(), job.job_id());
     let failed = || inner.hooks.failed(job, &verdict);
     let answer = ledgered(inner, job, st, stored, cell, HookName::Failed, None, key, failed).await;
-    st.verdict = None;
+    st.more().verdict = None;
     match answer {
         Err(CallError::Shutdown | CallError::Aborted) => {
-            st.verdict = Some(verdict);
+            st.set_verdict(verdict);
             suspended(job, st.clone())
         }
         _ => Outcome::Failed { verdict },

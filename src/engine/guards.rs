@@ -25,24 +25,26 @@ pub(super) fn ask_budget(budget: &RetryBudget, st: &mut State, decision: &Decisi
         if st.steps == 1 && rule_retries() {
             let counted = budget.failed_retryable();
             if retrying && counted.is_ok() {
-                st.lent = Some(Withdrawal::NONE);
+                st.more().lent = Some(Withdrawal::NONE);
             }
             return if retrying { counted } else { Ok(()) };
         }
         if retrying {
-            st.lent = Some(budget.try_acquire(ErrorClass::of(&st.failure))?);
+            let lent = budget.try_acquire(ErrorClass::of(&st.failure))?;
+            st.more().lent = Some(lent);
         }
         return Ok(());
     }
     if retrying {
-        st.lent = Some(budget.try_acquire(ErrorClass::of(&st.failure))?);
+        let lent = budget.try_acquire(ErrorClass::of(&st.failure))?;
+        st.more().lent = Some(lent);
     }
     Ok(())
 }
 
 /// Gives back what the budget lent to an attempt that was not made.
 pub(super) fn give_back<H>(inner: &Inner<H>, st: &mut State) {
-    if let (Some(budget), Some(lent)) = (&inner.budget, st.lent.take()) {
+    if let (Some(budget), Some(lent)) = (&inner.budget, st.take_lent()) {
         budget.refund(lent);
     }
 }
@@ -172,13 +174,14 @@ impl Drop for Waiting<'_> {
 /// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt
 /// succeeded (the budget gets back what it lent; a failed attempt's tokens stay spent).
 pub(super) fn settle<H>(inner: &Inner<H>, st: &mut State, probe: &mut Probe<'_>, held: bool, succeeded: bool) {
-    let lent = st.lent.take();
+    let lent = st.take_lent();
     if let Some(budget) = &inner.budget {
         if succeeded {
             // The last attempt paid for gives its cost back (AWS); gRPC adds its ratio for the success.
-            budget.succeeded(lent.or(st.paid.take()));
+            let paid = st.more().paid.take();
+            budget.succeeded(lent.or(paid));
         } else {
-            st.paid = lent;
+            st.more().paid = lent;
         }
     }
     let generation = probe.generation.take();

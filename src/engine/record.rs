@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::Withdrawal;
 use super::job::Job;
 use super::outcome::Outcome;
-use super::state::{Awaiting, State};
+use super::state::{Awaiting, More, State};
 use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
@@ -54,12 +54,12 @@ impl Record {
             failure: st.failure.clone(),
             history: st.history.clone(),
             first_failure_at,
-            lent: st.lent,
-            paid: st.paid,
-            reconciles: st.reconciles,
+            lent: st.lent(),
+            paid: st.more_ref().and_then(|m| m.paid),
+            reconciles: st.reconciles(),
             steps: st.steps,
-            verdict: st.verdict.clone(),
-            awaiting: st.awaiting.clone(),
+            verdict: st.more_ref().and_then(|m| m.verdict.clone()),
+            awaiting: st.more_ref().and_then(|m| m.awaiting.clone()),
             outcome: None,
             unanswered: None,
         }
@@ -67,15 +67,15 @@ impl Record {
 
     /// The state to go on from.
     pub(crate) fn into_state(self) -> (Job, State) {
-        let state = State {
+        let more = More {
             lent: self.lent,
             paid: self.paid,
             reconciles: self.reconciles,
-            steps: self.steps,
             verdict: self.verdict,
             awaiting: self.awaiting,
-            ..State::new(self.failure, self.history)
         };
+        let mut state = State::new(self.failure, self.history).with_more(more);
+        state.steps = self.steps;
         (self.job, state)
     }
 

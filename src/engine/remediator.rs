@@ -20,7 +20,7 @@ use super::parts::Parts;
 use super::registry::Entered;
 use super::report::Reported;
 use super::shared::{Delivery, Inner};
-use super::state::State;
+use super::state::{More, State};
 use super::walk;
 use crate::classify::catalogue::Downstream;
 use crate::classify::{Callback, Failure};
@@ -128,15 +128,10 @@ impl<H: Hooks> Remediator<H> {
     /// ```
     pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
         let SuspendedJob { job, failure, history, remaining_delay, reconciles, steps, paid, verdict, awaiting } = state;
-        let state = State {
-            remaining: remaining_delay,
-            reconciles,
-            steps,
-            paid,
-            verdict,
-            awaiting,
-            ..State::new(failure, history)
-        };
+        let more = More { lent: None, paid, reconciles, verdict, awaiting };
+        let mut state = State::new(failure, history).with_more(more);
+        state.remaining = remaining_delay;
+        state.steps = steps;
         self.spawn_job(job, state)
     }
 

@@ -217,7 +217,7 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
         }
     };
     let mut took_report = false;
-    if let (Some(report), Some(awaiting)) = (report, state.awaiting.as_deref()) {
+    if let (Some(report), Some(awaiting)) = (report, state.awaiting()) {
         cell.await_attempt(awaiting.attempt);
         cell.offer(Some(awaiting.attempt), report);
         took_report = true;
@@ -265,7 +265,7 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
     let mut record = Record::of(&parts.job, st, stored.first_failure_at);
     record.unanswered = stored.unanswered.clone();
     let (phase, wake_at, outcome_name) = match outcome {
-        Outcome::Suspended { .. } => match st.awaiting.as_deref() {
+        Outcome::Suspended { .. } => match st.awaiting() {
             Some(a) => (Phase::Awaiting, now.after(a.left), None),
             None => (Phase::Waiting, now.after(st.remaining.unwrap_or_default()), None),
         },
@@ -286,7 +286,7 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
         version: PAYLOAD_VERSION,
         last_code: &last_code,
         attempts: st.history.attempts(),
-        reference: st.awaiting.as_deref().map(|a| a.reference.as_str()),
+        reference: st.awaiting().map(|a| a.reference.as_str()),
         ledger: &ledger,
         take_report: std::mem::take(&mut stored.took_report),
         outcome: outcome_name,

@@ -15,20 +15,28 @@ use crate::decide::History;
 pub(crate) const MAX_STEPS_PER_FAILURE: u32 = 128;
 
 /// Where a job stands: the failure being remediated (already recorded in the history), what was left of a
-/// delay when it was suspended, the budget's tokens it holds, and a dead letter not yet delivered.
+/// delay when it was suspended, and, in a box made on first use, what fewer jobs need (the budget's tokens it
+/// holds, reconciles, a dead letter not yet delivered, an attempt submitted): a fleet keeps a hundred thousand
+/// of these.
 #[derive(Clone)]
 pub(crate) struct State {
     pub(crate) failure: Failure,
     pub(crate) history: History,
     pub(crate) remaining: Option<Duration>,
+    /// Decisions on the current failure (the first one counts it against gRPC throttling).
+    pub(crate) steps: u32,
+    more: Option<Box<More>>,
+}
+
+/// The parts of a job's state that fewer jobs need.
+#[derive(Clone, Default)]
+pub(crate) struct More {
     /// What the retry budget lent to the attempt about to be made: given back if it is not made.
     pub(crate) lent: Option<Withdrawal>,
     /// What the budget took for the last attempt made: given back when the job recovers (the AWS quota).
     pub(crate) paid: Option<Withdrawal>,
     /// Reconciles asked of the host.
     pub(crate) reconciles: u32,
-    /// Decisions on the current failure (the first one counts it against gRPC throttling).
-    pub(crate) steps: u32,
     /// A verdict the `failed` hook has not received yet.
     pub(crate) verdict: Option<Box<Verdict>>,
     /// The submitted attempt whose result the job awaits.
@@ -50,16 +58,64 @@ pub struct Awaiting {
 impl State {
     /// A job's state at its first failure (already recorded in `history`).
     pub(crate) fn new(failure: Failure, history: History) -> Self {
-        State {
-            failure,
-            history,
-            remaining: None,
-            lent: None,
-            paid: None,
-            reconciles: 0,
-            steps: 0,
-            verdict: None,
-            awaiting: None,
+        State { failure, history, remaining: None, steps: 0, more: None }
+    }
+
+    /// The state with these rarer parts.
+    pub(crate) fn with_more(mut self, more: More) -> Self {
+        self.more = Some(Box::new(more));
+        self
+    }
+
+    /// The rarer parts, made on first use.
+    pub(crate) fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// The rarer parts, if there are any.
+    pub(crate) fn more_ref(&self) -> Option<&More> {
+        self.more.as_deref()
+    }
+
+    /// What the budget lent to the attempt about to be made.
+    pub(crate) fn lent(&self) -> Option<Withdrawal> {
+        self.more.as_ref().and_then(|m| m.lent)
+    }
+
+    /// Takes what the budget lent.
+    pub(crate) fn take_lent(&mut self) -> Option<Withdrawal> {
+        self.more.as_mut().and_then(|m| m.lent.take())
+    }
+
+    /// Reconciles asked so far.
+    pub(crate) fn reconciles(&self) -> u32 {
+        self.more.as_ref().map_or(0, |m| m.reconciles)
+    }
+
+    /// Whether a verdict waits for the `failed` hook.
+    pub(crate) fn has_verdict(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| m.verdict.is_some())
+    }
+
+    /// The job fails for good with `verdict`.
+    pub(crate) fn set_verdict(&mut self, verdict: Box<Verdict>) {
+        self.more().verdict = Some(verdict);
+    }
+
+    /// The submitted attempt the job awaits.
+    pub(crate) fn awaiting(&self) -> Option<&Awaiting> {
+        self.more.as_ref().and_then(|m| m.awaiting.as_deref())
+    }
+
+    /// The submitted attempt the job awaits, to update.
+    pub(crate) fn awaiting_mut(&mut self) -> Option<&mut Awaiting> {
+        self.more.as_mut().and_then(|m| m.awaiting.as_deref_mut())
+    }
+
+    /// Sets (or clears) the attempt the job awaits.
+    pub(crate) fn set_awaiting(&mut self, awaiting: Option<Box<Awaiting>>) {
+        if awaiting.is_some() || self.more.is_some() {
+            self.more().awaiting = awaiting;
         }
     }
 

@@ -82,7 +82,8 @@ async fn reconcile_attempt<H: Hooks>(
     let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt };
     let answer = call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job, &key)).await;
     if !matches!(answer, Err(CallError::Aborted | CallError::Shutdown | CallError::Cancelled)) {
-        st.reconciles = st.reconciles.saturating_add(1);
+        let more = st.more();
+        more.reconciles = more.reconciles.saturating_add(1);
     }
     answer
 }
@@ -110,7 +111,8 @@ pub(super) async fn refused_retry<H: Hooks>(
         }
     }
     let reason = format!("the fleet's retry budget refused another attempt: {refused}");
-    st.verdict = Some(verdict(st, VerdictKind::BudgetExhausted, reason, None));
+    let v = verdict(st, VerdictKind::BudgetExhausted, reason, None);
+    st.set_verdict(v);
     None
 }
 
@@ -164,7 +166,8 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                     Some(suspended(job, st.clone()))
                 }
                 Held::TooLong(reason) => {
-                    st.verdict = Some(verdict(st, VerdictKind::CircuitOpen, reason, None));
+                    let v = verdict(st, VerdictKind::CircuitOpen, reason, None);
+                    st.set_verdict(v);
                     None
                 }
                 Held::Rest(wait) => {

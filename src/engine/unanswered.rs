@@ -57,10 +57,12 @@ pub(super) fn call_failed<H: Hooks>(
             st.failed_again(Failure::timeout(downstream, message));
         }
         CallError::Error(e) => {
-            st.verdict = Some(verdict(st, VerdictKind::HookError, format!("a hook failed: {e}"), None));
+            let v = verdict(st, VerdictKind::HookError, format!("a hook failed: {e}"), None);
+            st.set_verdict(v);
         }
         CallError::Panicked(m) => {
-            st.verdict = Some(verdict(st, VerdictKind::HookPanicked, format!("a hook panicked: {m}"), None));
+            let v = verdict(st, VerdictKind::HookPanicked, format!("a hook panicked: {m}"), None);
+            st.set_verdict(v);
         }
         // Handled by the callers, which know what the call was.
         CallError::Cancelled | CallError::Aborted | CallError::Shutdown => {}

@@ -59,13 +59,13 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
             // A verdict stands: not even a cancellation keeps it from the `failed` hook.
-            if parts.state.verdict.is_some() {
+            if parts.state.has_verdict() {
                 return Box::pin(dead_letter(parts)).await;
             }
             if parts.delivery.cell.is(CANCEL) {
                 return cancelled(&parts.state);
             }
-            if parts.state.awaiting.is_some() {
+            if parts.state.awaiting().is_some() {
                 if let Some(end) = Box::pin(await_result(parts)).await {
                     return end;
                 }
@@ -93,7 +93,8 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                     parts.state.failure.key(),
                     decision.rule().origin()
                 );
-                parts.state.verdict = Some(verdict(&parts.state, VerdictKind::NoProgress, reason, None));
+                let v = verdict(&parts.state, VerdictKind::NoProgress, reason, None);
+                parts.state.set_verdict(v);
                 continue;
             }
 
@@ -106,7 +107,8 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                         let _ = ask_budget(budget, &mut parts.state, &decision);
                     }
                     let rule = Some(decision.rule().origin().to_string());
-                    parts.state.verdict = Some(verdict(&parts.state, kind, reason.to_string(), rule));
+                    let v = verdict(&parts.state, kind, reason.to_string(), rule);
+                    parts.state.set_verdict(v);
                 }
                 Action::Notify { .. } | Action::Reconcile => {
                     if let Some(budget) = &parts.delivery.inner.budget {
@@ -118,7 +120,7 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                 }
                 _ => {
                     if let Some(budget) = &parts.delivery.inner.budget
-                        && parts.state.lent.is_none()
+                        && parts.state.lent().is_none()
                         && let Err(refused) = ask_budget(budget, &mut parts.state, &decision)
                     {
                         if let Some(end) = Box::pin(refused_retry(parts, &decision, refused)).await {
