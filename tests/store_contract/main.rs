@@ -39,10 +39,14 @@ async fn stores() -> Vec<Subject> {
 }
 
 /// The PostgreSQL store, when `DATABASE_URL` names a server and this build has the store. Each test needs a
-/// database of its own (the tests run at once): the store's test setup gives each call a fresh schema.
+/// database of its own, since the tests run at once: opening the PostgreSQL store here must give each call a
+/// schema of its own.
 async fn postgres() -> Option<Subject> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
-        skipped("DATABASE_URL is not set");
+        skipped(
+            "DATABASE_URL is not set. To test it:\n***   eval \"$(../shared/tools/pg-test-server start)\" && \
+             cargo test --all-features --test store_contract",
+        );
         return None;
     };
     match open_url(&url, &StoreOptions::default()).await {
@@ -55,14 +59,11 @@ async fn postgres() -> Option<Subject> {
     }
 }
 
-/// Says once, past the test harness's capture, that PostgreSQL was not tested and how to test it.
+/// Says once, past the test harness's capture, that PostgreSQL was not tested, and why.
 fn skipped(why: &str) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** store contract: the PostgreSQL store was NOT tested ({why}). To test it:\n***   eval \"$(../shared/tools/pg-test-server start)\" && cargo test --all-features --test store_contract\n"
-        );
+        let _ = writeln!(std::io::stderr(), "\n*** store contract: the PostgreSQL store was NOT tested: {why}\n");
     });
 }
 
