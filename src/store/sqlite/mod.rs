@@ -67,6 +67,23 @@ impl SqliteStore {
     /// [`StoreError::BadUrl`] for a URL that names no file, [`StoreError::SchemaTooNew`] for a database a
     /// newer build has migrated, [`StoreError::Database`] (naming the file) when it cannot be opened or
     /// migrated.
+    ///
+    /// ```
+    /// use lightflow_remedy::store::{SqliteStore, Store, StoreError, StoreOptions};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let store = SqliteStore::open("sqlite::memory:", &StoreOptions::default()).await?;
+    /// assert_eq!(store.describe(), "sqlite::memory:");
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let missing = dir.path().join("no-such-folder").join("jobs.db");
+    /// let Err(StoreError::Database { store, .. }) = SqliteStore::open(&missing, &StoreOptions::default()).await
+    /// else { unreachable!() };
+    /// assert_eq!(store, format!("sqlite:{}", missing.display()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn open(location: impl AsRef<Path>, options: &StoreOptions) -> Result<SqliteStore, StoreError> {
         open::open(location.as_ref(), options).await.map(|db| SqliteStore { db })
     }
