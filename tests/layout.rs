@@ -104,7 +104,7 @@ fn paths(module: &ModPath, text: &str, children: &BTreeSet<String>) -> Vec<Strin
         code = code
             .split(';')
             .filter(|stmt| {
-                let s = stmt.trim_start();
+                let s = after_attributes(stmt);
                 !(s.starts_with("pub use") || s.starts_with("pub(crate) use"))
             })
             .collect::<Vec<_>>()
@@ -142,6 +142,27 @@ fn paths(module: &ModPath, text: &str, children: &BTreeSet<String>) -> Vec<Strin
     out
 }
 
+/// A statement without its leading attributes: `#[cfg(feature = "x")] pub use a::B` is a re-export too.
+fn after_attributes(stmt: &str) -> &str {
+    let mut s = stmt.trim_start();
+    while let Some(rest) = s.strip_prefix("#[") {
+        let mut depth = 1;
+        let end = rest.char_indices().find_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i)
+        });
+        match end {
+            Some(i) => s = rest[i + 1..].trim_start(),
+            None => return s,
+        }
+    }
+    s
+}
+
 /// Where the next line that starts a `use` begins.
 fn next_use(text: &str) -> Option<usize> {
     let mut at = 0;
@@ -164,7 +185,7 @@ fn reexports(mods: &BTreeMap<ModPath, Module>) -> HashMap<(ModPath, String), Mod
     let mut out = HashMap::new();
     for (module, m) in mods {
         for stmt in code(&m.text).split(';') {
-            let s = stmt.trim_start();
+            let s = after_attributes(stmt);
             let Some(tree) = s.strip_prefix("pub use ").or_else(|| s.strip_prefix("pub(crate) use ")) else {
                 continue;
             };

@@ -12,7 +12,7 @@ use lightflow_remedy::{Context, Failure, History, Policies};
 fn site(v: usize) -> String {
     // The rules sit on line `v % 2 + 1`, so that a decision taking its reason from one version and its rule
     // from another would show.
-    let padding = if v % 2 == 0 { "" } else { "// odd versions start one line lower\n" };
+    let padding = if v.is_multiple_of(2) { "" } else { "// odd versions start one line lower\n" };
     format!("{padding}on(2404, fail(\"v{v}\"));\non(2001, fail(\"v{v}\"));\n")
 }
 

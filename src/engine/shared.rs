@@ -91,7 +91,7 @@ impl<H> Inner<H> {
     ) -> Option<Reported> {
         let mut refs = self.references.lock().unwrap_or_else(|e| e.into_inner());
         refs.inserts += 1;
-        if refs.inserts % 1024 == 0 {
+        if refs.inserts.is_multiple_of(1024) {
             // Ended jobs' references go now and then, so that the map stays the size of the live jobs.
             refs.attempts.retain(|_, s| s.cell.strong_count() > 0);
             let now = Instant::now();

@@ -21,7 +21,11 @@
 mod clock;
 mod error;
 mod memory;
+mod options;
 mod rows;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod url;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,10 +34,14 @@ use std::time::Duration;
 pub use clock::{Clock, Held, SystemClock, TimeHold, Timestamp, TokioClock};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use options::StoreOptions;
 pub use rows::{
     CallRow, CancelAnswer, Claimed, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
     ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
 };
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use url::open_url;
 
 /// What a store method returns: a boxed future, so that stores can be used as `dyn Store`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -93,7 +101,8 @@ pub trait Store: Send + Sync + 'static {
     /// Counts by phase and outcome.
     fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats>;
 
-    /// When the earliest job not held is next due, if any.
+    /// When the earliest active job is next due, if any: a job at rest at its `wake_at`, a held one when its
+    /// lease expires (it can be taken over then).
     fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>>;
 
     /// Deletes jobs that finished before `before`, with their ledgers, and held reports older than it.

@@ -1,0 +1,280 @@
+//! The SQLite store's row transitions on a fleet-sized batch: a bare sqlx loop, and the same rows through
+//! `SqliteStore`, each on a fresh temporary file.
+//!
+//! Workload (as in `benches/engine.rs`): 100,000 jobs; each asset has failed once (its job is inserted, due
+//! now), its first resubmission fails again, the second recovers: 200,000 attempts. Per attempt, three
+//! writes: the claim (one statement claims a batch of up to 256 due jobs, each with a lease and a new epoch),
+//! the attempt's start (the job to `calling` with its payload, and its ledger entry, in one transaction), and
+//! its result (the ledger entry answered, and the job released to `waiting` due a minute later, or finished
+//! `recovered`, in one transaction). Every job write is fenced by its lease, as a holder's must be. Time is a
+//! counter of milliseconds: when nothing is due, it jumps to the next due job, as the engine's wait would.
+//! One task does it all, in order: SQLite takes one writer at a time.
+//!
+//! - Bare loop: plain sqlx statements on the store's schema, nothing else (no trait, no row decoding).
+//! - Store: the same transitions through the `Store` methods (`submit`, `claim`, `save` with the ledger's
+//!   `Begin`, `save` with its `End`), with the rows they read back.
+//!
+//! Printed: wall time and attempts per second of each, over the whole run (inserts included). Then criterion
+//! times both on 2,000 jobs. `cargo bench --bench store` runs the full size; `cargo test --benches` (no
+//! `--bench` flag) a small batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use lightflow_remedy::store::{LedgerWrite, NewJob, Phase, Save, SqliteStore, Store, StoreOptions, Timestamp};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// Jobs in the printed runs.
+const JOBS: usize = 100_000;
+/// Jobs when run as a test, and in criterion's samples.
+const SMALL: usize = 2_000;
+/// Attempts per job: one failure, then a recovery.
+const ATTEMPTS: u32 = 2;
+/// Jobs claimed per statement.
+const BATCH: usize = 256;
+const LEASE: Duration = Duration::from_secs(30);
+const RETRY_DELAY_MS: i64 = 60_000;
+/// About what the engine keeps per job (its failure, history and metadata).
+const PAYLOAD: &str = r#"{"v":1,"job":{"asset":"asset-0","meta":{"lightflow_uuid":"5f0c2a4e-8d1b-4c9e-a6f3-2b7d9e1c0a45"}},"failure":{"kind":"asset","code":2001,"message":"download failed: connection reset","category":"transient","downstream":"input_storage"},"history":{"stage":0,"attempts":[1],"codes":{"2001":1},"elapsed_ms":60000,"credentials_repaired":false}}"#;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+}
+
+/// A fresh store file in `dir` with the schema in place.
+async fn schema(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("jobs.db");
+    SqliteStore::open(&path, &StoreOptions::default()).await.expect("a store").close().await;
+    path
+}
+
+/// The bare loop; returns the attempts made.
+fn bare_loop(jobs: usize) -> u64 {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = schema(dir.path()).await;
+        // The store's own settings: WAL, synchronous NORMAL, foreign keys, one write connection.
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool: SqlitePool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .expect("a pool");
+        let owner = "bench";
+        let mut now: i64 = 0;
+        for i in 0..jobs {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+            sqlx::query(
+                "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
+                 VALUES (?1, 'waiting', ?2, ?3, 1, '2001', ?2, ?2) \
+                 ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id",
+            )
+            .bind(format!("asset-{i}"))
+            .bind(now)
+            .bind(PAYLOAD)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("insert");
+            tx.commit().await.expect("commit");
+        }
+        let mut attempts = 0u64;
+        loop {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+            let claimed: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "UPDATE jobs SET taken_over = (lease_owner IS NOT NULL), epoch = epoch + 1, lease_owner = ?1, \
+                 wake_at = ?2, updated_at = ?3 \
+                 WHERE id IN (SELECT id FROM jobs WHERE phase <> 'finished' AND wake_at <= ?3 ORDER BY wake_at LIMIT ?4) \
+                 RETURNING id, epoch, attempts",
+            )
+            .bind(owner)
+            .bind(now + LEASE.as_millis() as i64)
+            .bind(now)
+            .bind(BATCH as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("claim");
+            tx.commit().await.expect("commit");
+            if claimed.is_empty() {
+                let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("next wake");
+                match next {
+                    Some(next) => {
+                        now = now.max(next);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            for (id, epoch, done) in claimed {
+                let attempt = done + 1;
+                let key = format!("asset#{id}.{attempt}");
+                // The attempt's start: the job to `calling`, its ledger entry.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+                let fenced = sqlx::query(
+                    "UPDATE jobs SET phase = 'calling', payload = ?4, attempts = ?5, updated_at = ?6 \
+                     WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished'",
+                )
+                .bind(id)
+                .bind(epoch)
+                .bind(owner)
+                .bind(PAYLOAD)
+                .bind(attempt)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .expect("start");
+                assert_eq!(fenced.rows_affected(), 1, "the lease holds");
+                sqlx::query("INSERT INTO calls (job_id, key, hook, started_at) VALUES (?1, ?2, 'resubmit', ?3)")
+                    .bind(id)
+                    .bind(&key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("ledger");
+                tx.commit().await.expect("commit");
+                attempts += 1;
+                // Its result: the ledger entry answered; the job released until its next attempt, or finished.
+                let recovered = attempt >= i64::from(ATTEMPTS);
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+                sqlx::query(
+                    "UPDATE calls SET answered_at = ?3, answer = ?4 WHERE id = \
+                     (SELECT id FROM calls WHERE job_id = ?1 AND key = ?2 AND answered_at IS NULL ORDER BY id DESC LIMIT 1)",
+                )
+                .bind(id)
+                .bind(&key)
+                .bind(now)
+                .bind(if recovered { "succeeded" } else { "failed: 2001" })
+                .execute(&mut *tx)
+                .await
+                .expect("ledger");
+                let fenced = sqlx::query(
+                    "UPDATE jobs SET payload = ?4, updated_at = ?5, lease_owner = NULL, \
+                     phase = CASE WHEN ?6 THEN 'finished' ELSE 'waiting' END, \
+                     wake_at = CASE WHEN ?6 THEN wake_at ELSE ?7 END, \
+                     finished_at = CASE WHEN ?6 THEN ?5 END, outcome = CASE WHEN ?6 THEN 'recovered' END \
+                     WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished'",
+                )
+                .bind(id)
+                .bind(epoch)
+                .bind(owner)
+                .bind(PAYLOAD)
+                .bind(now)
+                .bind(recovered)
+                .bind(now + RETRY_DELAY_MS)
+                .execute(&mut *tx)
+                .await
+                .expect("result");
+                assert_eq!(fenced.rows_affected(), 1, "the lease holds");
+                tx.commit().await.expect("commit");
+            }
+        }
+        let recovered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE outcome = 'recovered'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(recovered as usize, jobs, "every job recovered");
+        pool.close().await;
+        attempts
+    })
+}
+
+/// The same transitions through the store; returns the attempts made.
+fn through_store(jobs: usize) -> u64 {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = schema(dir.path()).await;
+        let store = SqliteStore::open(&path, &StoreOptions::default()).await.expect("a store");
+        let mut now = Timestamp(0);
+        for i in 0..jobs {
+            let asset = format!("asset-{i}");
+            let new = NewJob { asset_id: &asset, payload: PAYLOAD, version: 1, last_code: "2001", wake_at: now };
+            store.submit(new, now).await.expect("submit");
+        }
+        let mut attempts = 0u64;
+        loop {
+            let claimed = store.claim("bench", now, LEASE, BATCH).await.expect("claim");
+            if claimed.is_empty() {
+                match store.next_wake().await.expect("next wake") {
+                    Some(next) => {
+                        now = now.max(next);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            for c in claimed {
+                let attempt = c.row.attempts + 1;
+                let key = format!("{}#{}.{attempt}", c.row.asset_id, c.lease.job);
+                let start = Save {
+                    phase: Phase::Calling,
+                    wake_at: now,
+                    release: false,
+                    payload: PAYLOAD,
+                    version: 1,
+                    last_code: "2001",
+                    attempts: attempt,
+                    reference: None,
+                    ledger: &[LedgerWrite::Begin { key: &key, hook: "resubmit" }],
+                    take_report: false,
+                    outcome: None,
+                };
+                store.save(&c.lease, start, now).await.expect("start");
+                attempts += 1;
+                let recovered = attempt >= ATTEMPTS;
+                let answer = if recovered { "succeeded" } else { "failed: 2001" };
+                let result = Save {
+                    phase: if recovered { Phase::Finished } else { Phase::Waiting },
+                    wake_at: Timestamp(now.0 + RETRY_DELAY_MS),
+                    release: true,
+                    ledger: &[LedgerWrite::End { key: &key, answer }],
+                    outcome: recovered.then_some("recovered"),
+                    ..start
+                };
+                store.save(&c.lease, result, now).await.expect("result");
+            }
+        }
+        let stats = store.stats(now).await.expect("stats");
+        assert_eq!(stats.by_outcome.get("recovered").copied(), Some(jobs as u64), "every job recovered");
+        store.close().await;
+        attempts
+    })
+}
+
+/// Runs `f` once on `jobs` and prints its wall time and attempts per second.
+fn report(name: &str, jobs: usize, f: fn(usize) -> u64) {
+    let start = Instant::now();
+    let attempts = f(jobs);
+    let wall = start.elapsed();
+    assert_eq!(attempts, jobs as u64 * u64::from(ATTEMPTS));
+    println!(
+        "{name:<10} {jobs} jobs, {attempts} attempts in {wall:.2?}: {:.0} attempts/s",
+        attempts as f64 / wall.as_secs_f64()
+    );
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let jobs = std::env::var("STORE_BENCH_JOBS").ok().and_then(|n| n.parse().ok()).unwrap_or(if benching {
+        JOBS
+    } else {
+        SMALL
+    });
+    report("bare sqlx", jobs, bare_loop);
+    report("store", jobs, through_store);
+
+    let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(10));
+    let mut group = c.benchmark_group("sqlite_2k");
+    group.bench_function("bare_sqlx_loop", |b| b.iter(|| bare_loop(SMALL)));
+    group.bench_function("sqlite_store", |b| b.iter(|| through_store(SMALL)));
+    group.finish();
+    c.final_summary();
+}

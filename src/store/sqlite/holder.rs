@@ -1,0 +1,225 @@
+//! The lease holder's side: submits, claims of due jobs (and of expired leases) in batches, renewals in
+//! batches, and fenced saves with their ledger entry and any held report in the same transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::Db;
+use super::decode::{bind_id, get, job_columns, job_id, job_row};
+use crate::store::{
+    Claimed, Lease, LedgerWrite, NewJob, Phase, Renewed, Save, Saved, StoreError, Submitted, Timestamp,
+};
+
+/// One statement inserts the job unless the asset has an active one (the partial unique index says so).
+pub(super) const INSERT: &str = "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
+     VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6) \
+     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id";
+
+const ACTIVE_OF_ASSET: &str = "SELECT id FROM jobs WHERE asset_id = ?1 AND phase <> 'finished'";
+
+/// One statement per batch, served by the partial index `jobs_due`: due jobs at rest and expired leases are
+/// both `wake_at <= now`. `taken_over` keeps whether the job still had a holder (whose lease had expired):
+/// in `SET`, `lease_owner` is the value before the update.
+pub(super) const CLAIM: &str = concat!(
+    "UPDATE jobs SET taken_over = (lease_owner IS NOT NULL), epoch = epoch + 1, lease_owner = ?1, wake_at = ?2, \
+     updated_at = ?3 \
+     WHERE id IN (SELECT id FROM jobs WHERE phase <> 'finished' AND wake_at <= ?3 ORDER BY wake_at LIMIT ?4) \
+     RETURNING taken_over, ",
+    job_columns!()
+);
+
+/// One statement per batch: the leases come as one JSON array of `[id, epoch, owner]`, joined on the key.
+pub(super) const RENEW: &str = "UPDATE jobs SET wake_at = ?1 \
+     FROM (SELECT value ->> 0 AS id, value ->> 1 AS epoch, value ->> 2 AS owner FROM json_each(?2)) AS held \
+     WHERE jobs.id = held.id AND jobs.epoch = held.epoch AND jobs.lease_owner = held.owner \
+     AND jobs.phase <> 'finished' \
+     RETURNING jobs.id, jobs.epoch, jobs.lease_owner, jobs.cancel_requested";
+
+const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = ?1 RETURNING report";
+
+/// The fenced write of a holder. `?11` is a report held for the reference being saved; the row's own report
+/// goes first unless the holder took it. A release to `awaiting` with a report on the row makes the job due
+/// at once.
+pub(super) const SAVE: &str = "UPDATE jobs SET payload = ?4, version = ?5, last_code = ?6, attempts = ?7, reference = ?8, \
+     updated_at = ?9, \
+     report = CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END, \
+     phase = ?12, \
+     lease_owner = CASE WHEN ?12 = 'finished' OR ?13 THEN NULL ELSE lease_owner END, \
+     wake_at = CASE \
+         WHEN ?12 = 'finished' OR NOT ?13 THEN wake_at \
+         WHEN ?12 = 'awaiting' AND (CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END) IS NOT NULL THEN ?9 \
+         ELSE ?14 END, \
+     finished_at = CASE WHEN ?12 = 'finished' THEN ?9 ELSE finished_at END, \
+     outcome = CASE WHEN ?12 = 'finished' THEN COALESCE(?15, 'finished') ELSE outcome END \
+     WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished' \
+     RETURNING cancel_requested, report";
+
+const NAME_REFERENCE: &str = "INSERT INTO job_references (reference, job_id) VALUES (?1, ?2) \
+     ON CONFLICT (reference) DO UPDATE SET job_id = excluded.job_id";
+
+const BEGIN_CALL: &str = "INSERT INTO calls (job_id, key, hook, started_at) VALUES (?1, ?2, ?3, ?4)";
+
+/// Answers the latest unanswered call with this key.
+pub(super) const END_CALL: &str = "UPDATE calls SET answered_at = ?3, answer = ?4 WHERE id = \
+     (SELECT id FROM calls WHERE job_id = ?1 AND key = ?2 AND answered_at IS NULL ORDER BY id DESC LIMIT 1)";
+
+/// Whole milliseconds and counts as SQLite integers.
+fn int<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+impl Db {
+    pub(super) async fn submit(&self, new: NewJob<'_>, now: Timestamp) -> Result<Submitted, StoreError> {
+        let mut tx = self.write().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+            .bind(new.asset_id)
+            .bind(new.wake_at.0)
+            .bind(new.payload)
+            .bind(i64::from(new.version))
+            .bind(new.last_code)
+            .bind(now.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let submitted = match inserted {
+            Some(id) => Submitted::New(job_id(id)?),
+            None => {
+                let id: i64 = sqlx::query_scalar(ACTIVE_OF_ASSET)
+                    .bind(new.asset_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Submitted::Joined(job_id(id)?)
+            }
+        };
+        self.commit(tx).await?;
+        Ok(submitted)
+    }
+
+    pub(super) async fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(now.after(lease).0)
+            .bind(now.0)
+            .bind(int(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.commit(tx).await?;
+        let owner: Arc<str> = Arc::from(owner);
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // A row this build cannot read is left out (and said): failing the batch would hold back every
+            // job claimed with it, at every claim, until the row is repaired.
+            let read = job_row(row).and_then(|job| Ok((get::<bool>(row, "taken_over", job.id.0)?, job)));
+            match read {
+                Ok((taken_over, row)) => claimed.push(Claimed {
+                    lease: Lease { job: row.id, epoch: row.epoch, owner: owner.clone() },
+                    row,
+                    taken_over,
+                }),
+                Err(e) => tracing::error!(store = %self.name, error = %e, "a claimed job's row is unreadable"),
+            }
+        }
+        // SQLite returns updated rows in no set order; ids are the order of submission.
+        claimed.sort_by_key(|c| c.row.id);
+        Ok(claimed)
+    }
+
+    pub(super) async fn renew(&self, leases: &[Lease], now: Timestamp, lease: Duration) -> Result<Renewed, StoreError> {
+        if leases.is_empty() {
+            return Ok(Renewed::default());
+        }
+        let batch: Vec<(u64, u64, &str)> = leases.iter().map(|l| (l.job.0, l.epoch, &*l.owner)).collect();
+        let batch = serde_json::to_string(&batch).map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
+        let rows: Vec<(i64, i64, String, bool)> = sqlx::query_as(RENEW)
+            .bind(now.after(lease).0)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.commit(tx).await?;
+        // Keyed by the whole lease: a batch may name one job under an old lease and under the new one.
+        let held: HashMap<(i64, i64, String), bool> =
+            rows.into_iter().map(|(id, epoch, owner, cancel)| ((id, epoch, owner), cancel)).collect();
+        let mut renewed = Renewed::default();
+        for l in leases {
+            match held.get(&(bind_id(l.job), int(l.epoch), l.owner.to_string())) {
+                None => renewed.lost.push(l.job),
+                Some(true) => renewed.cancel_requested.push(l.job),
+                Some(false) => {}
+            }
+        }
+        Ok(renewed)
+    }
+
+    pub(super) async fn save(&self, lease: &Lease, save: Save<'_>, now: Timestamp) -> Result<Saved, StoreError> {
+        let id = bind_id(lease.job);
+        let lost = || StoreError::LeaseLost { job: lease.job.0, epoch: lease.epoch };
+        let awaiting = match (save.phase, save.reference) {
+            (Phase::Awaiting, Some(reference)) => Some(reference),
+            _ => None,
+        };
+        let mut tx = self.write().await?;
+        // Taken before the fenced update, which keeps it; a lost lease rolls the whole transaction back.
+        let held: Option<String> = match awaiting {
+            Some(reference) => sqlx::query_scalar(TAKE_HELD_REPORT)
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?,
+            None => None,
+        };
+        let saved: Option<(bool, Option<String>)> = sqlx::query_as(SAVE)
+            .bind(id)
+            .bind(int(lease.epoch))
+            .bind(&*lease.owner)
+            .bind(save.payload)
+            .bind(i64::from(save.version))
+            .bind(save.last_code)
+            .bind(i64::from(save.attempts))
+            .bind(save.reference)
+            .bind(now.0)
+            .bind(save.take_report)
+            .bind(held)
+            .bind(save.phase.as_str())
+            .bind(save.release)
+            .bind(save.wake_at.0)
+            .bind(save.outcome)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some((cancel_requested, report)) = saved else {
+            tx.rollback().await.map_err(|e| self.err(e))?;
+            return Err(lost());
+        };
+        if let Some(reference) = awaiting {
+            sqlx::query(NAME_REFERENCE).bind(reference).bind(id).execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
+        for entry in save.ledger {
+            match *entry {
+                LedgerWrite::Begin { key, hook } => {
+                    sqlx::query(BEGIN_CALL).bind(id).bind(key).bind(hook).bind(now.0).execute(&mut *tx).await
+                }
+                LedgerWrite::End { key, answer } => {
+                    sqlx::query(END_CALL).bind(id).bind(key).bind(now.0).bind(answer).execute(&mut *tx).await
+                }
+            }
+            .map_err(|e| self.err(e))?;
+        }
+        self.commit(tx).await?;
+        Ok(Saved { cancel_requested, report })
+    }
+}

@@ -1,0 +1,40 @@
+//! The statements that run per job or per batch are served by the indexes (no scan of `jobs`): claims and
+//! the next wake by the partial index of active jobs by `wake_at`, the rest by key.
+
+use super::{holder, host, open, read};
+use crate::store::StoreOptions;
+
+/// What SQLite's planner does for `sql` on the store's schema.
+async fn plan(sql: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = open::open(&dir.path().join("jobs.db"), &StoreOptions::default()).await.expect("a store");
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let rows: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(explain)).fetch_all(&db.writer).await.expect("a plan");
+    rows.into_iter().map(|(_, _, _, detail)| detail).collect()
+}
+
+#[tokio::test]
+async fn per_job_statements_use_the_indexes() {
+    let table = [
+        ("claim", holder::CLAIM, Some("jobs_due")),
+        ("next wake", read::NEXT_WAKE, Some("jobs_due")),
+        ("renew", holder::RENEW, None),
+        ("save", holder::SAVE, None),
+        ("end of a call", holder::END_CALL, Some("calls_of_job")),
+        ("submit", holder::INSERT, None),
+        ("job of an asset", read::JOB_OF, Some("jobs_of_asset")),
+        ("report by asset", host::REPORTED_BY_ASSET, Some("jobs_of_asset")),
+        ("report by reference", host::REPORTED_BY_REFERENCE, None),
+        ("retry now", host::RETRY_NOW, Some("jobs_one_active_per_asset")),
+        ("prune", host::PRUNE_JOBS, Some("jobs_finished")),
+    ];
+    for (what, sql, index) in table {
+        let plan = plan(sql).await;
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN jobs")), "{what} scans jobs: {plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN calls")), "{what} scans calls: {plan:?}");
+        if let Some(index) = index {
+            assert!(plan.iter().any(|step| step.contains(index)), "{what} does not use {index}: {plan:?}");
+        }
+    }
+}

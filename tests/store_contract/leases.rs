@@ -1,0 +1,198 @@
+//! Jobs and their leases: submits and joins, claims (one owner each, earliest first, up to the limit),
+//! takeover of an expired lease and the fencing of its old holder, the ledger, release and hold.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use lightflow_remedy::store::{JobId, LedgerWrite, Phase, Save, StoreError, Submitted};
+
+use super::Subject;
+use super::common::{LEASE, at, claim_one, finish, held, job, save, submit};
+
+pub(super) async fn submit_joins_the_active_job_and_a_later_job_gets_a_new_id(s: &Subject) {
+    let first = submit(s, "a1", 0).await;
+    assert_eq!(s.store.submit(job("a1", 50), at(5)).await.unwrap(), Submitted::Joined(first), "{}", s.name);
+    let other = submit(s, "a2", 0).await;
+    assert_ne!(other, first, "{}", s.name);
+    let row = s.store.job(first).await.unwrap().unwrap();
+    assert_eq!(
+        (row.asset_id.as_str(), row.phase, row.wake_at, row.lease_owner, row.epoch),
+        ("a1", Phase::Waiting, at(0), None, 0),
+        "{}: the join changed nothing",
+        s.name
+    );
+    assert_eq!(
+        (row.payload.as_str(), row.version, row.last_code.as_str(), row.attempts),
+        (r#"{"v":1}"#, 1, "2001", 0),
+        "{}",
+        s.name
+    );
+    assert_eq!((row.created_at, row.updated_at, row.finished_at, row.outcome), (at(0), at(0), None, None));
+
+    // Once it has finished, the asset's next failure is a new job with a new id.
+    let lease = s.store.claim("r1", at(0), LEASE, 10).await.unwrap().remove(0).lease;
+    assert_eq!(lease.job, first, "{}: the earlier of the two due at 0 (ids break the tie)", s.name);
+    s.store.save(&lease, finish("recovered"), at(10)).await.unwrap();
+    let again = submit(s, "a1", 20).await;
+    assert!(again > other, "{}: ids grow: {again} after {other}", s.name);
+    assert_eq!(s.store.job_of("a1").await.unwrap().map(|r| r.id), Some(again), "{}: the active one", s.name);
+    assert_eq!(s.store.job(first).await.unwrap().and_then(|r| r.outcome).as_deref(), Some("recovered"));
+    assert_eq!(s.store.job(JobId(999_999)).await.unwrap(), None, "{}", s.name);
+    assert_eq!(s.store.job_of("nobody").await.unwrap(), None, "{}", s.name);
+}
+
+pub(super) async fn two_claimers_never_get_the_same_job(s: &Subject) {
+    for round in 0..5 {
+        let mut all = BTreeSet::new();
+        for i in 0..60 {
+            all.insert(submit(s, &format!("round{round}-{i}"), 0).await);
+        }
+        let claimers: Vec<_> = ["left", "right"]
+            .into_iter()
+            .map(|owner| {
+                let store = s.store.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    loop {
+                        let batch = store.claim(owner, at(1), Duration::from_secs(3600), 3).await.unwrap();
+                        if batch.is_empty() {
+                            return got;
+                        }
+                        for c in batch {
+                            assert_eq!(&*c.lease.owner, owner);
+                            assert_eq!(c.row.lease_owner.as_deref(), Some(owner));
+                            got.push(c.lease.job);
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        let mut seen = BTreeSet::new();
+        for claimer in claimers {
+            for id in claimer.await.unwrap() {
+                assert!(seen.insert(id), "{}: job {id} was given to two owners in round {round}", s.name);
+            }
+        }
+        assert_eq!(seen, all, "{}: every job claimed once in round {round}", s.name);
+    }
+}
+
+pub(super) async fn claims_take_the_earliest_due_first_up_to_the_limit(s: &Subject) {
+    let c = submit(s, "c", 30).await;
+    let a = submit(s, "a", 10).await;
+    let b = submit(s, "b", 20).await;
+    submit(s, "later", 40).await;
+    assert!(s.store.claim("r1", at(35), LEASE, 0).await.unwrap().is_empty(), "{}: limit 0", s.name);
+    let first: BTreeSet<JobId> =
+        s.store.claim("r1", at(35), LEASE, 2).await.unwrap().iter().map(|c| c.lease.job).collect();
+    assert_eq!(first, BTreeSet::from([a, b]), "{}: the two earliest", s.name);
+    let next = s.store.claim("r1", at(35), LEASE, 5).await.unwrap();
+    assert_eq!(next.iter().map(|c| c.lease.job).collect::<Vec<_>>(), vec![c], "{}: not `later`", s.name);
+    let claimed = &next[0];
+    assert_eq!((claimed.lease.epoch, claimed.taken_over), (1, false), "{}", s.name);
+    assert_eq!(claimed.row.epoch, 1, "{}: the row as claimed", s.name);
+    assert_eq!(claimed.row.wake_at, at(35).after(LEASE), "{}: held until the lease expires", s.name);
+    assert!(s.store.claim("r1", at(35), LEASE, 5).await.unwrap().is_empty(), "{}", s.name);
+}
+
+pub(super) async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced(s: &Subject) {
+    let old = held(s, "a1", "r1").await;
+    assert!(s.store.claim("r2", at(10_000), LEASE, 10).await.unwrap().is_empty(), "{}: still held", s.name);
+    // r1 goes silent; its lease expires at 30 s.
+    let new = claim_one(s, "r2", 30_000).await;
+    assert!(new.taken_over, "{}", s.name);
+    assert_eq!((new.lease.job, new.lease.epoch), (old.job, old.epoch + 1), "{}", s.name);
+    assert_eq!(new.row.lease_owner.as_deref(), Some("r2"), "{}", s.name);
+
+    let late = s.store.save(&old, save(Phase::Waiting, true, 0), at(31_000)).await;
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { job, epoch }) if job == old.job.0 && epoch == old.epoch),
+        "{}: {late:?}",
+        s.name
+    );
+    let renewed = s.store.renew(&[old.clone(), new.lease.clone()], at(31_000), LEASE).await.unwrap();
+    assert_eq!(renewed.lost, vec![old.job], "{}: the old lease is lost, the new one renewed", s.name);
+    let row = s.store.job(old.job).await.unwrap().unwrap();
+    assert_eq!((row.payload.as_str(), row.epoch), (r#"{"v":1}"#, 2), "{}: the late save changed nothing", s.name);
+    assert_eq!(row.wake_at, at(31_000).after(LEASE), "{}: renewed", s.name);
+
+    // The new holder writes; a release and a claim is no takeover.
+    s.store.save(&new.lease, save(Phase::Waiting, true, 40_000), at(32_000)).await.unwrap();
+    let again = claim_one(s, "r1", 40_000).await;
+    assert!(!again.taken_over, "{}: the job was at rest", s.name);
+    assert_eq!(again.lease.epoch, 3, "{}", s.name);
+    // A finished job's lease is lost too.
+    s.store.save(&again.lease, finish("failed"), at(41_000)).await.unwrap();
+    assert_eq!(
+        s.store.renew(std::slice::from_ref(&again.lease), at(42_000), LEASE).await.unwrap().lost,
+        vec![again.lease.job]
+    );
+    assert!(matches!(
+        s.store.save(&again.lease, finish("failed"), at(42_000)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(s.store.renew(&[], at(42_000), LEASE).await.unwrap().lost.is_empty(), "{}", s.name);
+}
+
+pub(super) async fn the_ledger_keeps_calls_in_order_and_shows_an_unanswered_one_to_the_next_holder(s: &Subject) {
+    let lease = held(s, "a1", "r1").await;
+    let write = |ledger, at_ms| {
+        let store = s.store.clone();
+        let lease = lease.clone();
+        async move {
+            let calling = Save { ledger: &[ledger], ..save(Phase::Calling, false, 0) };
+            store.save(&lease, calling, at(at_ms)).await.unwrap()
+        }
+    };
+    write(LedgerWrite::Begin { key: "a1#1.1", hook: "resubmit" }, 100).await;
+    write(LedgerWrite::End { key: "a1#1.1", answer: "failed: 2001" }, 200).await;
+    write(LedgerWrite::Begin { key: "a1#1.2", hook: "resubmit" }, 300).await;
+    // Its holder dies here. The next holder finds the call started and never answered.
+    let next = claim_one(s, "r2", 30_000).await;
+    assert!(next.taken_over, "{}", s.name);
+    assert_eq!(next.row.phase, Phase::Calling, "{}", s.name);
+    let calls = s.store.calls(lease.job).await.unwrap();
+    let seen: Vec<_> = calls
+        .iter()
+        .map(|c| (c.key.as_str(), c.hook.as_str(), c.started_at, c.answered_at, c.answer.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("a1#1.1", "resubmit", at(100), Some(at(200)), Some("failed: 2001")),
+            ("a1#1.2", "resubmit", at(300), None, None),
+        ],
+        "{}",
+        s.name
+    );
+    // It reconciles, and answers the call with the same key.
+    let end = LedgerWrite::End { key: "a1#1.2", answer: "reconciled: succeeded" };
+    s.store.save(&next.lease, Save { ledger: &[end], ..finish("recovered") }, at(31_000)).await.unwrap();
+    let last = s.store.calls(lease.job).await.unwrap().pop().unwrap();
+    assert_eq!((last.answered_at, last.answer.as_deref()), (Some(at(31_000)), Some("reconciled: succeeded")));
+    assert!(s.store.calls(JobId(999_999)).await.unwrap().is_empty(), "{}", s.name);
+}
+
+pub(super) async fn release_puts_a_job_to_rest_and_a_save_without_it_keeps_the_lease(s: &Subject) {
+    let lease = held(s, "a1", "r1").await;
+    s.store.save(&lease, save(Phase::Calling, false, 5), at(1_000)).await.unwrap();
+    let row = s.store.job(lease.job).await.unwrap().unwrap();
+    assert_eq!((row.phase, row.lease_owner.as_deref()), (Phase::Calling, Some("r1")), "{}", s.name);
+    assert_eq!(row.wake_at, at(0).after(LEASE), "{}: due when the lease expires, not at 5", s.name);
+    assert_eq!((row.payload.as_str(), row.attempts, row.updated_at), (r#"{"v":2}"#, 1, at(1_000)));
+    assert!(s.store.claim("r2", at(1_000), LEASE, 10).await.unwrap().is_empty(), "{}: still held", s.name);
+
+    s.store.save(&lease, save(Phase::Waiting, true, 60_000), at(2_000)).await.unwrap();
+    let row = s.store.job(lease.job).await.unwrap().unwrap();
+    assert_eq!((row.phase, row.lease_owner, row.wake_at), (Phase::Waiting, None, at(60_000)), "{}", s.name);
+    assert_eq!(s.store.next_wake().await.unwrap(), Some(at(60_000)), "{}", s.name);
+    assert!(s.store.claim("r2", at(59_999), LEASE, 10).await.unwrap().is_empty(), "{}: not due", s.name);
+    let c = claim_one(s, "r2", 60_000).await;
+    assert!(!c.taken_over, "{}", s.name);
+    // The holder of a released job no longer holds it.
+    assert!(matches!(
+        s.store.save(&lease, save(Phase::Waiting, true, 0), at(60_001)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+}

@@ -1,0 +1,111 @@
+//! The store contract: what every store guarantees, one function per behaviour, run against every store this
+//! build has (memory; SQLite on a temporary file; PostgreSQL when `DATABASE_URL` names a server and the build
+//! has that store). A store that passes here can carry the engine. The behaviours are in `leases.rs`,
+//! `reports.rs` and `reads.rs`; SQLite's own guarantees are in `tests/store_sqlite.rs`.
+
+mod common;
+mod leases;
+mod reads;
+mod reports;
+
+use std::io::Write;
+use std::sync::{Arc, Once};
+
+use lightflow_remedy::store::{MemoryStore, Store, StoreError, StoreOptions, open_url};
+
+/// A store under test, empty and of its own.
+struct Subject {
+    name: String,
+    store: Arc<dyn Store>,
+    /// Keeps a file store's folder while the test runs.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every store this build has.
+async fn stores() -> Vec<Subject> {
+    let mut out = vec![Subject { name: "memory".to_owned(), store: Arc::new(MemoryStore::new()), _dir: None }];
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = lightflow_remedy::store::SqliteStore::open(dir.path().join("jobs.db"), &StoreOptions::default())
+            .await
+            .expect("a SQLite store on a temporary file");
+        out.push(Subject { name: store.describe(), store: Arc::new(store), _dir: Some(dir) });
+    }
+    if let Some(postgres) = postgres().await {
+        out.push(postgres);
+    }
+    out
+}
+
+/// The PostgreSQL store, when `DATABASE_URL` names a server and this build has the store. Each test needs a
+/// database of its own, since the tests run at once: opening the PostgreSQL store here must give each call a
+/// schema of its own.
+async fn postgres() -> Option<Subject> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        skipped(
+            "DATABASE_URL is not set. To test it:\n***   eval \"$(../shared/tools/pg-test-server start)\" && \
+             cargo test --all-features --test store_contract",
+        );
+        return None;
+    };
+    match open_url(&url, &StoreOptions::default()).await {
+        Ok(store) => Some(Subject { name: store.describe(), store: Arc::from(store), _dir: None }),
+        Err(StoreError::BadUrl { reason, .. }) => {
+            skipped(&reason);
+            None
+        }
+        Err(e) => panic!("DATABASE_URL is set, but its store does not open: {e}"),
+    }
+}
+
+/// Says once, past the test harness's capture, that PostgreSQL was not tested, and why.
+fn skipped(why: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(std::io::stderr(), "\n*** store contract: the PostgreSQL store was NOT tested: {why}\n");
+    });
+}
+
+/// Runs a behaviour against every store.
+macro_rules! contract {
+    ($($(#[$attr:meta])* $module:ident::$name:ident;)*) => {$(
+        $(#[$attr])*
+        async fn $name() {
+            for subject in stores().await {
+                $module::$name(&subject).await;
+            }
+        }
+    )*};
+}
+
+contract! {
+    #[tokio::test]
+    leases::submit_joins_the_active_job_and_a_later_job_gets_a_new_id;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    leases::two_claimers_never_get_the_same_job;
+    #[tokio::test]
+    leases::claims_take_the_earliest_due_first_up_to_the_limit;
+    #[tokio::test]
+    leases::an_expired_lease_is_taken_over_and_its_old_holder_is_fenced;
+    #[tokio::test]
+    leases::the_ledger_keeps_calls_in_order_and_shows_an_unanswered_one_to_the_next_holder;
+    #[tokio::test]
+    leases::release_puts_a_job_to_rest_and_a_save_without_it_keeps_the_lease;
+    #[tokio::test]
+    reports::every_report_gets_its_answer;
+    #[tokio::test]
+    reports::a_report_held_for_its_reference_is_picked_up_by_the_save_that_names_it;
+    #[tokio::test]
+    reports::cancel_ends_a_job_at_rest_and_asks_the_holder_of_a_held_one;
+    #[tokio::test]
+    reports::retry_now_makes_a_job_at_rest_due;
+    #[tokio::test]
+    reads::list_filters_by_phase_outcome_and_code_newest_first;
+    #[tokio::test]
+    reads::stats_count_phases_outcomes_due_held_and_held_reports;
+    #[tokio::test]
+    reads::next_wake_is_the_earliest_active_job;
+    #[tokio::test]
+    reads::prune_deletes_finished_jobs_and_held_reports_before_a_time;
+}
