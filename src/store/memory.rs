@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::clock::Timestamp;
 use super::error::StoreError;
 use super::rows::{
-    CallRow, CancelAnswer, Claimed, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
+    CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
     ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
 };
 use super::{Store, StoreFuture};
@@ -50,6 +50,8 @@ struct Rows {
     references: HashMap<String, JobId>,
     /// Reports for references not known yet, with when they came.
     held: HashMap<String, (String, Timestamp)>,
+    /// The shared guards' states.
+    guards: HashMap<String, GuardRow>,
 }
 
 impl Rows {
@@ -379,5 +381,20 @@ impl Store for MemoryStore {
         rows.references.retain(|_, id| !old.contains(id));
         rows.held.retain(|_, (_, at)| *at >= before);
         ready(Ok(old.len() as u64))
+    }
+
+    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
+        ready(Ok(self.rows().guards.get(name).cloned()))
+    }
+
+    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
+        let mut rows = self.rows();
+        let current = rows.guards.get(name).map(|g| g.version);
+        if current != expected {
+            return ready(Ok(false));
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        rows.guards.insert(name.to_owned(), GuardRow { value: value.to_owned(), version });
+        ready(Ok(true))
     }
 }

@@ -36,7 +36,7 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use options::StoreOptions;
 pub use rows::{
-    CallRow, CancelAnswer, Claimed, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
+    CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
     ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
 };
 #[cfg(feature = "sqlite")]
@@ -107,4 +107,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes jobs that finished before `before`, with their ledgers, and held reports older than it.
     fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64>;
+
+    /// The state of a guard the replicas share (the retry budget, a downstream's circuit breaker), by name,
+    /// with the version it was written at; `None` before it is first written.
+    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>>;
+
+    /// Writes a shared guard's state (the engine's JSON) if it is still at version `expected` (`None`: not
+    /// written yet), as version `expected + 1`; `false` if another replica wrote it first (read it again and
+    /// retry).
+    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool>;
+
+    /// A hint that jobs may have become due elsewhere (another replica's submit, a report): the claimer looks
+    /// at once when it is notified, and otherwise polls. `None`: no hints, polling only.
+    fn wake_hints(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }

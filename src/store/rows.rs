@@ -312,6 +312,15 @@ pub struct ListFilter {
     pub limit: Option<usize>,
 }
 
+/// A shared guard's state as a store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardRow {
+    /// The engine's JSON.
+    pub value: String,
+    /// Grows at every write.
+    pub version: u64,
+}
+
 /// Counts of a store's jobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {

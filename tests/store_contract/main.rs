@@ -4,6 +4,7 @@
 //! `reports.rs` and `reads.rs`; SQLite's own guarantees are in `tests/store_sqlite.rs`.
 
 mod common;
+mod guards;
 mod leases;
 mod reads;
 mod reports;
@@ -108,4 +109,6 @@ contract! {
     reads::next_wake_is_the_earliest_active_job;
     #[tokio::test]
     reads::prune_deletes_finished_jobs_and_held_reports_before_a_time;
+    #[tokio::test]
+    guards::guards_are_written_compare_and_set;
 }

@@ -11,7 +11,10 @@ use crate::store::StoreError;
 
 /// Every migration this build has, in order. A new one is appended; an applied one is never edited (the
 /// migrator checks their checksums).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "jobs", include_str!("../../../migrations/sqlite/0001_jobs.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "jobs", include_str!("../../../migrations/sqlite/0001_jobs.sql")),
+    (2, "guards", include_str!("../../../migrations/sqlite/0002_guards.sql")),
+];
 
 /// Where sqlx records the migrations applied.
 const APPLIED: &str = "_sqlx_migrations";

@@ -11,6 +11,7 @@
 
 mod conn;
 mod decode;
+mod guards;
 mod holder;
 mod host;
 mod migrate;
@@ -25,8 +26,8 @@ use std::time::Duration;
 use conn::Db;
 
 use crate::store::{
-    CallRow, CancelAnswer, Claimed, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer, ReportTarget,
-    Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp,
+    CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
+    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp,
 };
 
 /// Job rows in a SQLite database file.
@@ -213,6 +214,20 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let _held = self.db.held();
             self.db.prune(before).await
+        })
+    }
+
+    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.guard(name).await
+        })
+    }
+
+    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.set_guard(name, expected, value).await
         })
     }
 }
