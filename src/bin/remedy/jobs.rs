@@ -8,7 +8,8 @@ use std::sync::Arc;
 use clap::{Args as ClapArgs, Subcommand};
 use lightflow_remedy::engine::StoredJob;
 use lightflow_remedy::store::{
-    CallRow, CancelAnswer, Clock, JobRow, ListFilter, Phase, Store, StoreError, SystemClock, Timestamp,
+    CallRow, CancelAnswer, Clock, JobRow, ListFilter, Phase, Store, StoreError, StoreOptions, SystemClock, Timestamp,
+    open_url,
 };
 use lightflow_remedy::{Context, Policies};
 
@@ -68,16 +69,16 @@ enum Command {
 pub fn run(args: Args) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
-        Err(e) => return common::bad_input(&format!("cannot start a runtime: {e}")),
+        Err(e) => return common::bad_input(format!("cannot start a runtime: {e}")),
     };
     runtime.block_on(async {
-        let store = match lightflow_remedy::store::open_url(&args.store).await {
-            Ok(store) => store,
-            Err(e) => return common::bad_input(&e.to_string()),
+        let store: Arc<dyn Store> = match open_url(&args.store, &StoreOptions::default()).await {
+            Ok(store) => Arc::from(store),
+            Err(e) => return common::bad_input(e),
         };
         match command(store, &args).await {
             Ok(code) => code,
-            Err(e) => common::bad_input(&e.to_string()),
+            Err(e) => common::bad_input(e),
         }
     })
 }
@@ -92,7 +93,7 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
                 Some(s) => match s.parse::<Phase>() {
                     Ok(phase) => filter.phase = Some(phase),
                     Err(_) if matches!(s, "recovered" | "failed" | "cancelled") => filter.outcome = Some(s.to_owned()),
-                    Err(e) => return Ok(common::bad_input(&format!("--state: {e}, or recovered, failed, cancelled"))),
+                    Err(e) => return Ok(common::bad_input(format!("--state: {e}, or recovered, failed, cancelled"))),
                 },
             }
             let rows = store.list(&filter).await?;
@@ -100,13 +101,16 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
                 let list: Vec<_> = rows.iter().map(|r| row_json(r, now)).collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
-                println!("{:<10} {:<24} {:<10} {:<10} {:<14} {:>8}", "JOB", "ASSET", "STATE", "CODE", "NEXT", "ATTEMPTS");
+                println!(
+                    "{:<10} {:<24} {:<10} {:<10} {:<14} {:>8}",
+                    "JOB", "ASSET", "STATE", "CODE", "NEXT", "ATTEMPTS"
+                );
                 for r in &rows {
                     println!(
                         "{:<10} {:<24} {:<10} {:<10} {:<14} {:>8}",
                         r.id,
                         r.asset_id,
-                        state(r),
+                        state_of(r),
                         r.last_code,
                         next_wake(r, now),
                         r.attempts
@@ -145,7 +149,9 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
             } else {
                 match answer {
                     CancelAnswer::Cancelled { job } => println!("job {job} of {asset} cancelled"),
-                    CancelAnswer::Requested { job } => println!("job {job} of {asset}: its replica is asked to cancel it"),
+                    CancelAnswer::Requested { job } => {
+                        println!("job {job} of {asset}: its replica is asked to cancel it")
+                    }
                     CancelAnswer::NoJob => {}
                 }
             }
@@ -186,7 +192,7 @@ fn no_job(asset: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn state(r: &JobRow) -> String {
+fn state_of(r: &JobRow) -> String {
     r.outcome.clone().unwrap_or_else(|| r.phase.to_string())
 }
 
@@ -195,7 +201,9 @@ fn next_wake(r: &JobRow, now: Timestamp) -> String {
         Phase::Finished => "-".to_owned(),
         _ if r.lease_owner.is_some() && r.wake_at > now => "held".to_owned(),
         _ if r.wake_at <= now => "now".to_owned(),
-        _ => format!("in {}", humantime::format_duration(std::time::Duration::from_secs(r.wake_at.since(now).as_secs()))),
+        _ => {
+            format!("in {}", humantime::format_duration(std::time::Duration::from_secs(r.wake_at.since(now).as_secs())))
+        }
     }
 }
 
@@ -203,7 +211,7 @@ fn row_json(r: &JobRow, now: Timestamp) -> serde_json::Value {
     serde_json::json!({
         "job": r.id,
         "asset": r.asset_id,
-        "state": state(r),
+        "state": state_of(r),
         "phase": r.phase,
         "code": r.last_code,
         "attempts": r.attempts,
@@ -248,7 +256,14 @@ fn print_job(
     next: Option<&serde_json::Value>,
     now: Timestamp,
 ) {
-    println!("job {} of {}: {} (code {}, {} attempt(s))", row.id, row.asset_id, state(row), row.last_code, row.attempts);
+    println!(
+        "job {} of {}: {} (code {}, {} attempt(s))",
+        row.id,
+        row.asset_id,
+        state_of(row),
+        row.last_code,
+        row.attempts
+    );
     println!("  next wake  {}", next_wake(row, now));
     if let Some(owner) = &row.lease_owner {
         println!("  held by    {owner} (epoch {})", row.epoch);

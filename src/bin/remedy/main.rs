@@ -8,6 +8,7 @@ mod check;
 mod classify;
 mod common;
 mod explain;
+mod jobs;
 mod replay;
 mod simulate;
 mod table;
@@ -74,6 +75,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Decide each failure of a JSON-lines log, or show where two policy sets decide differently.
     Replay(replay::Args),
+    /// The jobs a durable store keeps: list, show, cancel, retry-now, stats.
+    Jobs(jobs::Args),
 }
 
 fn main() -> ExitCode {
@@ -88,5 +91,6 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Jobs(args) => jobs::run(args),
     }
 }

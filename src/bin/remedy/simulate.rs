@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lightflow_remedy::FailureKey;
 use lightflow_remedy::engine::{BudgetConfig, RetryBudget};
 use lightflow_remedy::operate::simulation::{self, Mix, Outage, SimConfig, Summary};
+use lightflow_remedy::store::{MemoryStore, Store, StoreOptions, open_url};
 
 use crate::common::{bad_input, load};
 
@@ -55,6 +57,16 @@ pub(crate) struct Args {
     /// An outage: attempts on the downstream of KEY fail with KEY from START for LENGTH, e.g. 3001@2m+10m.
     #[arg(long, value_name = "KEY@START+LENGTH")]
     outage: Option<String>,
+    /// Run on a store rather than in memory: `sqlite://PATH` (a new or empty file), `postgres://...`
+    /// (with the `postgres` feature), or `memory:`. Adds what a crash test asks to the summary.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// With a store: how many replicas of the engine share it.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    replicas: usize,
+    /// With a store: kill a replica (dropped, no shutdown, its leases left behind) about this often, e.g. 30s.
+    #[arg(long, value_name = "DURATION")]
+    crash_every: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -79,7 +91,16 @@ pub(crate) fn run(args: Args) -> ExitCode {
         bar.set_style(style);
     }
     let wall = Instant::now();
-    let result = simulation::run(policies, &config, |done, _| bar.set_position(done));
+    let result = match &args.store {
+        None => simulation::run(policies, &config, |done, _| bar.set_position(done)),
+        Some(url) => match open_store(url) {
+            Ok(store) => simulation::run_on_store(policies, &config, store, |done, _| bar.set_position(done)),
+            Err(e) => {
+                bar.finish_and_clear();
+                return bad_input(format!("simulate: --store: {e}"));
+            }
+        },
+    };
     bar.finish_and_clear();
     let summary = match result {
         Ok(summary) => summary,
@@ -121,8 +142,27 @@ fn config(args: &Args) -> Result<SimConfig, String> {
         breaker: if args.no_breaker { None } else { defaults.breaker },
         arrivals_over: duration(&args.arrivals).map_err(|e| format!("--arrivals: {e}"))?,
         outage: args.outage.as_deref().map(outage).transpose().map_err(|e| format!("--outage: {e}"))?,
+        replicas: args.replicas,
+        crash_every: args
+            .crash_every
+            .as_deref()
+            .map(duration)
+            .transpose()
+            .map_err(|e| format!("--crash-every: {e}"))?,
         ..defaults
     })
+}
+
+/// Opens the store of `--store`: its work holds tokio's paused clock still, on one connection, so that the
+/// run is the same for a seed.
+fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
+    if url == "memory:" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let options = StoreOptions::default().hold_time(true).pool_size(1);
+    let store = runtime.block_on(open_url(url, &options)).map_err(|e| e.to_string())?;
+    Ok(Arc::from(store))
 }
 
 /// `aws`, `grpc:MAX:RATIO` or `none`.
@@ -251,5 +291,20 @@ fn table(config: &SimConfig, s: &Summary) -> String {
     let breakers = if config.breaker.is_some() { counts(&s.breaker_openings) } else { "off".to_owned() };
     let _ = writeln!(out, "  breaker openings         {breakers}");
     let _ = writeln!(out, "  simulated span           {}", ms(s.simulated_span_ms));
+    if let Some(run) = &s.store {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  store                    {} ({} replicas, {} crashes)",
+            run.store, run.replicas, run.crashes
+        );
+        let _ = writeln!(out, "  submitted                {}", run.submitted);
+        let _ = writeln!(out, "  ended once               {}", run.ended_once);
+        let _ = writeln!(out, "  lost                     {}", run.lost);
+        let _ = writeln!(out, "  takeovers                {}", run.takeovers);
+        let _ = writeln!(out, "  repeated calls (same key) {}", run.repeated_calls);
+        let _ = writeln!(out, "  concurrent calls, 1 job  {}", run.concurrent_calls);
+        let _ = writeln!(out, "  dead letters repeated    {}", run.repeated_dead_letters);
+    }
     out
 }

@@ -225,7 +225,10 @@ async fn simulate(
             }
         }
         let mut wake = look;
-        if let Some(at) = times.get(next) {
+        // An arrival waits for a live replica (with none, the next restart comes first).
+        if let Some(at) = times.get(next)
+            && fleet.live(0).is_some()
+        {
             wake = wake.min(epoch + *at);
         }
         if let Some(at) = next_crash {
