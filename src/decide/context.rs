@@ -20,6 +20,8 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::script::script_value;
+
 /// What was wrong with a context document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -103,19 +105,13 @@ impl Context {
         self.shared.as_ref().map_or(&EMPTY, |s| &s.values)
     }
 
-    /// The values as a Rhai map, converted once.
+    /// The values as a Rhai map, converted once (see [`script_value`] for the bounds).
     pub(crate) fn script_values(&self) -> Arc<rhai::Map> {
         static EMPTY_SCRIPT: LazyLock<Arc<rhai::Map>> = LazyLock::new(Arc::default);
         let Some(shared) = &self.shared else { return EMPTY_SCRIPT.clone() };
         shared
             .script
-            .get_or_init(|| {
-                let map = rhai::serde::to_dynamic(&shared.values)
-                    .ok()
-                    .and_then(|d| d.try_cast::<rhai::Map>())
-                    .unwrap_or_default();
-                Arc::new(map)
-            })
+            .get_or_init(|| Arc::new(shared.values.iter().map(|(k, v)| (k.as_str().into(), script_value(v))).collect()))
             .clone()
     }
 }

@@ -100,6 +100,12 @@ impl<'p> Decision<'p> {
         self.stage.map(|s| s as usize)
     }
 
+    /// The stage of the chain from 0, as a [`History`](crate::History) keeps it.
+    #[inline]
+    pub(crate) fn stage_index(&self) -> Option<u32> {
+        self.stage
+    }
+
     /// How many stages the chain has.
     pub fn stages(&self) -> usize {
         self.rule.get().policy().stages().len()

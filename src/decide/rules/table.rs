@@ -67,12 +67,14 @@ impl Table {
             .chain(std::iter::once(FailureKey::timeout()))
     }
 
-    /// The table of one source: for each key, its most specific rule. `rules` pairs each rule's global index
-    /// with its matcher.
-    pub(crate) fn for_source(rules: &[(usize, Matcher)]) -> Result<Table, Conflict> {
+    /// The table of one source: for each key, its most specific rule (`otherwise` is not a rule of the table:
+    /// it is the fallback when no table has one). `rules` pairs each rule's global index with its matcher.
+    /// Pairs of equally specific rules that both match a key are returned, once per pair.
+    pub(crate) fn for_source(rules: &[(usize, Matcher)]) -> (Table, Vec<Conflict>) {
         let mut table = Table::empty();
+        let mut conflicts: Vec<Conflict> = Vec::new();
         let mut best: Vec<(u8, u32)> = vec![(u8::MAX, 0); LEN];
-        for &(index, matcher) in rules {
+        for &(index, matcher) in rules.iter().filter(|(_, m)| *m != Matcher::Otherwise) {
             let rank = matcher.specificity();
             for key in domain(matcher) {
                 let Some(slot) = Table::slot(key) else { continue };
@@ -82,11 +84,13 @@ impl Table {
                     table.set(slot, index);
                 } else if rank == *slot_rank {
                     let first = table.get(key).unwrap_or(index);
-                    return Err(Conflict { first, second: index, key });
+                    if !conflicts.iter().any(|c| (c.first, c.second) == (first, index)) {
+                        conflicts.push(Conflict { first, second: index, key });
+                    }
                 }
             }
         }
-        Ok(table)
+        (table, conflicts)
     }
 
     /// Merges source tables, the last one first: for each key, the rule of the latest source that has one.
@@ -106,6 +110,11 @@ impl Table {
     pub(crate) fn wins(&self) -> impl Iterator<Item = usize> + '_ {
         self.rules.iter().filter(|&&r| r != NONE).map(|&r| r as usize)
     }
+
+    /// Every key that has a rule, with its rule, in the order of [`Table::keys`].
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (FailureKey, usize)> + '_ {
+        Table::keys().zip(self.rules.iter()).filter(|(_, r)| **r != NONE).map(|(k, r)| (k, *r as usize))
+    }
 }
 
 /// The keys a matcher can apply to.
@@ -124,8 +133,7 @@ fn domain(matcher: Matcher) -> Box<dyn Iterator<Item = FailureKey>> {
                 .filter(move |&code| ASSET_CATEGORIES[(code - catalogue::MIN_ASSET_CODE) as usize] == c)
                 .map(FailureKey::asset),
         ),
-        Matcher::Otherwise => Box::new(Table::keys()),
-        Matcher::Decide => Box::new(std::iter::empty()),
+        Matcher::Otherwise | Matcher::Decide => Box::new(std::iter::empty()),
     }
 }
 
@@ -151,34 +159,42 @@ mod tests {
         let rules = [
             (0, Matcher::Otherwise),
             (1, Matcher::Category(Category::Storage)),
+            (6, Matcher::Range(1000, 1001)),
             (2, Matcher::Range(2400, 2499)),
             (3, Matcher::Range(2400, 2409)),
             (4, Matcher::Code(2404)),
             (5, Matcher::Http(429)),
         ];
-        let table = Table::for_source(&rules).unwrap();
-        let cases = [(2404, 4), (2405, 3), (2410, 2), (2001, 1), (1001, 0), (9999, 0)];
+        let (table, conflicts) = Table::for_source(&rules);
+        assert!(conflicts.is_empty());
+        let cases = [(2404, Some(4)), (2405, Some(3)), (2410, Some(2)), (2001, Some(1)), (1001, Some(6)), (9999, None)];
         for (code, rule) in cases {
-            assert_eq!(table.get(FailureKey::asset(code)), Some(rule), "{code}");
+            assert_eq!(table.get(FailureKey::asset(code)), rule, "{code}: otherwise is not in the table");
         }
         assert_eq!(table.get(FailureKey::api(429)), Some(5));
-        assert_eq!(table.get(FailureKey::api(430)), Some(0));
-        assert_eq!(table.get(FailureKey::timeout()), Some(0));
+        assert_eq!(table.get(FailureKey::api(430)), None);
+        assert_eq!(table.get(FailureKey::timeout()), None);
         assert_eq!(table.get(FailureKey::asset(999)), None);
         assert_eq!(table.get(FailureKey::api(200)), None);
     }
 
     #[test]
-    fn equally_specific_overlaps_conflict() {
-        let rules = [(0, Matcher::Range(2400, 2450)), (1, Matcher::Range(2425, 2475))];
-        let conflict = Table::for_source(&rules).unwrap_err();
-        assert_eq!((conflict.first, conflict.second, conflict.key), (0, 1, FailureKey::asset(2425)));
+    fn equally_specific_overlaps_conflict_once_per_pair() {
+        let rules = [
+            (0, Matcher::Range(2400, 2450)),
+            (1, Matcher::Range(2425, 2475)),
+            (2, Matcher::Range(3000, 3010)),
+            (3, Matcher::Range(3005, 3015)),
+        ];
+        let (_, conflicts) = Table::for_source(&rules);
+        let found: Vec<_> = conflicts.iter().map(|c| (c.first, c.second, c.key)).collect();
+        assert_eq!(found, [(0, 1, FailureKey::asset(2425)), (2, 3, FailureKey::asset(3005))]);
     }
 
     #[test]
     fn later_tables_win_when_merged() {
-        let low = Table::for_source(&[(0, Matcher::Code(2404)), (1, Matcher::Otherwise)]).unwrap();
-        let high = Table::for_source(&[(2, Matcher::Range(2400, 2499))]).unwrap();
+        let (low, _) = Table::for_source(&[(0, Matcher::Code(2404)), (1, Matcher::Code(2001))]);
+        let (high, _) = Table::for_source(&[(2, Matcher::Range(2400, 2499))]);
         let merged = Table::merge([&low, &high].into_iter());
         assert_eq!(merged.get(FailureKey::asset(2404)), Some(2));
         assert_eq!(merged.get(FailureKey::asset(2001)), Some(1));
