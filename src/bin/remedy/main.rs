@@ -101,7 +101,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 fn quiet_on_broken_pipe() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !is_broken_pipe(info.payload_as_str()) {
+        if !is_broken_pipe(panic_text(info.payload())) {
             report(info);
         }
     }));
