@@ -133,20 +133,23 @@ impl Backoff {
     /// assert!(absurd.validate().unwrap_err().contains("max_elapsed"));
     /// ```
     pub fn validate(&self) -> Result<(), String> {
-        let durations = [
-            ("initial", Some(self.initial)),
-            ("max_delay", Some(self.max_delay)),
-            ("min_delay", Some(self.min_delay)),
-            ("max_elapsed", self.max_elapsed),
-            ("max_hint", Some(self.max_hint)),
-        ];
-        for (name, d) in durations {
-            if let Some(d) = d.filter(|d| *d > Backoff::MAX_DURATION) {
-                return Err(format!(
-                    "{name} ({}) is longer than {}",
-                    humantime::format_duration(d),
-                    humantime::format_duration(Backoff::MAX_DURATION)
-                ));
+        let longest = self.initial.max(self.max_delay).max(self.min_delay).max(self.max_hint);
+        if longest.max(self.max_elapsed.unwrap_or_default()) > Backoff::MAX_DURATION {
+            let durations = [
+                ("initial", Some(self.initial)),
+                ("max_delay", Some(self.max_delay)),
+                ("min_delay", Some(self.min_delay)),
+                ("max_elapsed", self.max_elapsed),
+                ("max_hint", Some(self.max_hint)),
+            ];
+            for (name, d) in durations {
+                if let Some(d) = d.filter(|d| *d > Backoff::MAX_DURATION) {
+                    return Err(format!(
+                        "{name} ({}) is longer than {}",
+                        humantime::format_duration(d),
+                        humantime::format_duration(Backoff::MAX_DURATION)
+                    ));
+                }
             }
         }
         if !self.multiplier.is_finite() || self.multiplier < 1.0 {

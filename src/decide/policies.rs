@@ -347,11 +347,15 @@ impl PoliciesBuilder {
     pub fn build(self) -> Result<Policies, LoadError> {
         let mut sources = Vec::new();
         if self.defaults {
-            sources.push(Source { name: Arc::from(DEFAULTS_NAME), text: Ok(DEFAULTS_SOURCE.to_owned()) });
+            sources.push(Source {
+                name: Arc::from(DEFAULTS_NAME),
+                text: Ok(DEFAULTS_SOURCE.to_owned()),
+                built_in: true,
+            });
         }
         for input in self.inputs {
             match input {
-                Input::Inline(name, text) => sources.push(Source { name, text: Ok(text) }),
+                Input::Inline(name, text) => sources.push(Source { name, text: Ok(text), built_in: false }),
                 Input::Directory(dir) => sources.extend(read_directory(&dir)),
             }
         }

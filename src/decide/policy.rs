@@ -216,22 +216,22 @@ impl fmt::Display for Stage {
     }
 }
 
-/// A chain of stages.
+/// A chain of stages. Shared, not copied, when cloned: the rules of one `on([..])` hold the same chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    stages: Vec<Stage>,
+    stages: Arc<[Stage]>,
 }
 
 impl Policy {
     /// A policy of one stage.
     pub fn new(first: Stage) -> Self {
-        Policy { stages: vec![first] }
+        Policy { stages: Arc::new([first]) }
     }
 
     /// The same chain with `next` appended: it runs when the stages before it are exhausted.
-    pub fn then(mut self, next: impl Into<Policy>) -> Self {
-        self.stages.extend(next.into().stages);
-        self
+    pub fn then(self, next: impl Into<Policy>) -> Self {
+        let next = next.into();
+        Policy { stages: self.stages.iter().chain(next.stages.iter()).cloned().collect() }
     }
 
     /// The stages, in order.
@@ -243,7 +243,7 @@ impl Policy {
     /// reload only while the chain stays the same. Stable across processes and builds.
     pub fn fingerprint(&self) -> u64 {
         let mut h = Fnv::new();
-        for stage in &self.stages {
+        for stage in self.stages.iter() {
             h.write_u64(stage.digest());
         }
         h.finish()
@@ -253,7 +253,7 @@ impl Policy {
     /// options. Stable across processes and builds.
     pub(crate) fn shape(&self) -> u64 {
         let mut h = Fnv::new();
-        for stage in &self.stages {
+        for stage in self.stages.iter() {
             h.write_u8(stage.action.kind() as u8);
             let Pos { line, column } = stage.pos.unwrap_or(Pos { line: 0, column: 0 });
             h.write_u64(u64::from(line) << 32 | u64::from(column));

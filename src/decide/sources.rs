@@ -15,7 +15,9 @@ const READ_ATTEMPTS: usize = 3;
 /// The `*.rhai` files of `dir` (not its subdirectories), sorted by file name; unreadable ones carry their
 /// error, and so does a directory that cannot be listed or holds too many files.
 pub(crate) fn read_directory(dir: &Path) -> Vec<Source> {
-    let refused = |message: String| vec![Source { name: Arc::from(dir.display().to_string()), text: Err(message) }];
+    let refused = |message: String| {
+        vec![Source { name: Arc::from(dir.display().to_string()), text: Err(message), built_in: false }]
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => return refused(format!("cannot read the policies directory: {e}")),
@@ -41,7 +43,7 @@ pub(crate) fn read_directory(dir: &Path) -> Vec<Source> {
     paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     paths
         .into_iter()
-        .map(|path| Source { name: Arc::from(path.display().to_string()), text: read_file(&path) })
+        .map(|path| Source { name: Arc::from(path.display().to_string()), text: read_file(&path), built_in: false })
         .collect()
 }
 

@@ -104,8 +104,7 @@ pub(crate) fn key_source(file: &Arc<str>) -> Arc<str> {
 /// A policy with its origin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
-    /// Shared by the rules of one `on([..])`, which register the same chain under several codes.
-    policy: Arc<Policy>,
+    policy: Policy,
     origin: Origin,
     key: RuleKey,
 }
@@ -114,12 +113,12 @@ impl Rule {
     pub(crate) fn new(policy: Policy, origin: Origin) -> Self {
         let source = key_source(&origin.file);
         let chain = policy.fingerprint();
-        Rule::shared(Arc::new(policy), chain, origin, source)
+        Rule::shared(policy, chain, origin, source)
     }
 
     /// A rule of a table, whose policy's [`Policy::fingerprint`] (`chain`) and key source (see [`key_source`])
-    /// the caller computed once.
-    pub(crate) fn shared(policy: Arc<Policy>, chain: u64, origin: Origin, source: Arc<str>) -> Self {
+    /// the caller computed once: the rules of one `on([..])` share both.
+    pub(crate) fn shared(policy: Policy, chain: u64, origin: Origin, source: Arc<str>) -> Self {
         let key = RuleKey { source, matcher: origin.matcher, line: 0, chain };
         Rule { policy, origin, key }
     }
@@ -130,7 +129,7 @@ impl Rule {
     pub(crate) fn decided(policy: Policy, origin: Origin, source: Arc<str>) -> Self {
         let line = origin.pos.map_or(0, |p| p.line);
         let key = RuleKey { source, matcher: origin.matcher, line, chain: policy.shape() };
-        Rule { policy: Arc::new(policy), origin, key }
+        Rule { policy, origin, key }
     }
 
     /// The policy.

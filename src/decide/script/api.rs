@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Range, RangeInclusive};
-use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, ImmutableString, Map, NativeCallContext};
 
@@ -52,7 +51,7 @@ pub(crate) struct HttpMatch(Matcher);
 #[derive(Debug, Clone)]
 pub(crate) struct RuleSpec {
     pub(crate) matcher: Matcher,
-    pub(crate) policy: Arc<Policy>,
+    pub(crate) policy: Policy,
     pub(crate) chain: u64,
     pub(crate) pos: Option<Pos>,
 }
@@ -100,13 +99,13 @@ const RULE_COST: usize = 64;
 
 /// A policy registered by one `on(..)`, shared by the rules of each code it lists.
 struct Registered {
-    policy: Arc<Policy>,
+    policy: Policy,
     chain: u64,
 }
 
 impl From<Policy> for Registered {
     fn from(policy: Policy) -> Self {
-        Registered { chain: policy.fingerprint(), policy: Arc::new(policy) }
+        Registered { chain: policy.fingerprint(), policy }
     }
 }
 
@@ -233,19 +232,25 @@ fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<Stri
         ));
     }
     let mut json = serde_json::Map::new();
+    let mut size = 0;
     for (key, value) in amend {
-        json.insert(key.into(), json_value(&value, 1).map_err(|e| error(ctx, e))?);
+        size += key.len();
+        json.insert(key.into(), json_value(&value, 1, &mut size).map_err(|e| error(ctx, e))?);
     }
-    sandbox::charge(serde_json::to_string(&json).map_or(0, |t| t.len())).map_err(|e| error(ctx, e))?;
+    sandbox::charge(size).map_err(|e| error(ctx, e))?;
     Ok(json)
 }
 
-/// A script value as JSON, at most [`MAX_AMEND_DEPTH`] levels deep.
-fn json_value(value: &Dynamic, depth: usize) -> std::result::Result<serde_json::Value, String> {
+/// What one JSON value costs against the build bound besides its text.
+const JSON_COST: usize = 32;
+
+/// A script value as JSON, at most [`MAX_AMEND_DEPTH`] levels deep; adds what it costs to `size`.
+fn json_value(value: &Dynamic, depth: usize, size: &mut usize) -> std::result::Result<serde_json::Value, String> {
     use serde_json::Value;
     if depth > MAX_AMEND_DEPTH {
         return Err(format!("resubmit's changes nest deeper than {MAX_AMEND_DEPTH} levels"));
     }
+    *size += JSON_COST;
     if value.is_unit() {
         return Ok(Value::Null);
     }
@@ -259,15 +264,21 @@ fn json_value(value: &Dynamic, depth: usize) -> std::result::Result<serde_json::
         return serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{f} is not a JSON number"));
     }
     if let Ok(s) = value.as_immutable_string_ref() {
+        *size += s.len();
         return Ok(Value::String(s.to_string()));
     }
     if let Ok(items) = value.as_array_ref() {
-        return items.iter().map(|v| json_value(v, depth + 1)).collect::<std::result::Result<_, _>>().map(Value::Array);
+        return items
+            .iter()
+            .map(|v| json_value(v, depth + 1, size))
+            .collect::<std::result::Result<_, _>>()
+            .map(Value::Array);
     }
     if let Ok(map) = value.as_map_ref() {
         let mut object = serde_json::Map::new();
         for (key, v) in map.iter() {
-            object.insert(key.to_string(), json_value(v, depth + 1)?);
+            *size += key.len();
+            object.insert(key.to_string(), json_value(v, depth + 1, size)?);
         }
         return Ok(Value::Object(object));
     }

@@ -13,7 +13,7 @@ use rhai::packages::{
     ArithmeticPackage, BasicIteratorPackage, BasicMathPackage, BasicStringPackage, LogicPackage, MoreStringPackage,
     Package,
 };
-use rhai::{Engine, OptimizationLevel};
+use rhai::{Engine, OptimizationLevel, def_package};
 
 use super::{api, collections, limits, sandbox, strings};
 
@@ -30,19 +30,29 @@ pub(crate) fn engine() -> &'static ScriptEngine {
     &ENGINE
 }
 
+def_package! {
+    /// The packages a policy needs, in one module (a function is looked up in the engine's own functions,
+    /// then here).
+    PolicyPackage(lib):
+        ArithmeticPackage,
+        LogicPackage,
+        BasicMathPackage,
+        BasicStringPackage,
+        MoreStringPackage,
+        BasicIteratorPackage
+    {
+        // Nothing of its own: its functions are those of the packages above.
+        let _ = lib;
+    }
+}
+
 /// Words the evaluator handles itself that policies may use.
 const KEYWORDS: [&str; 5] = ["print", "debug", "type_of", "is_def_var", "is_def_fn"];
 
 impl ScriptEngine {
     fn build() -> Self {
         let mut engine = Engine::new_raw();
-        engine
-            .register_global_module(ArithmeticPackage::new().as_shared_module())
-            .register_global_module(LogicPackage::new().as_shared_module())
-            .register_global_module(BasicMathPackage::new().as_shared_module())
-            .register_global_module(BasicStringPackage::new().as_shared_module())
-            .register_global_module(MoreStringPackage::new().as_shared_module())
-            .register_global_module(BasicIteratorPackage::new().as_shared_module());
+        engine.register_global_module(PolicyPackage::new().as_shared_module());
         engine
             .set_max_operations(limits::MAX_OPERATIONS)
             .set_max_call_levels(limits::MAX_CALL_LEVELS)

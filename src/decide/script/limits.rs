@@ -46,7 +46,7 @@ pub(crate) const MAX_PRINTED_LINES: usize = 16;
 pub(crate) const MAX_PRINTED_BYTES: usize = 4 * 1024;
 /// Bytes of one printed line.
 pub(crate) const MAX_PRINTED_LINE: usize = 512;
-/// The clock is read every this many operations.
+/// The clock is read every this many operations (the first time to start it).
 pub(crate) const CLOCK_EVERY: u64 = 16;
 /// A run is stopped for time only once it has done this many operations: a short run that a busy host
 /// paused past its deadline is let finish, as it would a moment later anyway.

@@ -10,7 +10,7 @@
 //! what it builds; `print` and `debug` are counted and cut.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, INT, Scope};
@@ -18,41 +18,45 @@ use rhai::{Dynamic, INT, Scope};
 use super::limits;
 
 /// The bounds of the evaluation running on this thread.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Bounds {
-    deadline: Instant,
+    /// Set when the run first reads the clock (see [`progress`]); `Some(None)` for no deadline.
+    deadline: Option<Option<Instant>>,
     limit: Duration,
     lines: usize,
     bytes: usize,
     built: usize,
-    reads: u32,
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Bounds>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<Bounds>> = const { Cell::new(None) };
+    /// Variable reads left before the next measure of what the variables hold; 0 outside an evaluation.
+    static READS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Changes the current evaluation's bounds, if there is one.
+fn with_bounds<T>(change: impl FnOnce(&mut Bounds) -> T) -> Option<T> {
+    CURRENT.with(|c| {
+        let mut bounds = c.get()?;
+        let result = change(&mut bounds);
+        c.set(Some(bounds));
+        Some(result)
+    })
 }
 
 /// Runs `run` (one evaluation) within `limit` of wall time and the output and build bounds. A panic inside
 /// the script engine (a bug of the engine, which no script should be able to reach) ends the evaluation
 /// with `Err` and its message, rather than the host's thread.
 pub(crate) fn evaluate<T>(limit: Duration, run: impl FnOnce() -> T) -> Result<T, String> {
-    struct Restore(Option<Bounds>);
+    struct Restore(Option<Bounds>, u32);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let outer = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = outer);
+            CURRENT.with(|c| c.set(self.0));
+            READS.with(|r| r.set(self.1));
         }
     }
-    let now = Instant::now();
-    let bounds = Bounds {
-        deadline: now.checked_add(limit).unwrap_or(now),
-        limit,
-        lines: 0,
-        bytes: 0,
-        built: 0,
-        reads: limits::MEASURE_EVERY,
-    };
-    let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(bounds)));
+    let bounds = Bounds { deadline: None, limit, lines: 0, bytes: 0, built: 0 };
+    let _restore = Restore(CURRENT.with(|c| c.replace(Some(bounds))), READS.with(|r| r.replace(limits::MEASURE_EVERY)));
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|panic| {
         let message = panic
             .downcast_ref::<&str>()
@@ -64,30 +68,37 @@ pub(crate) fn evaluate<T>(limit: Duration, run: impl FnOnce() -> T) -> Result<T,
 }
 
 /// The engine's progress callback: `Some(token)` stops the script (the token is the time limit in
-/// milliseconds, for the error message). A run is stopped for time only once it has done
-/// [`limits::MIN_TIMED_OPERATIONS`] operations, so that a short run that a busy host merely paused past its
-/// deadline is let finish.
+/// milliseconds, for the error message).
+///
+/// The clock is read every [`limits::CLOCK_EVERY`] operations, the first time to start it: a run that ends
+/// sooner (most `decide` calls) never reads it, and the few operations before are not counted. A run is
+/// stopped for time only once it has done [`limits::MIN_TIMED_OPERATIONS`] operations, so that a short run
+/// that a busy host merely paused past its deadline is let finish.
 #[inline]
 pub(crate) fn progress(operations: u64) -> Option<Dynamic> {
-    if operations % limits::CLOCK_EVERY != 0 || operations < limits::MIN_TIMED_OPERATIONS {
+    if operations % limits::CLOCK_EVERY != 0 {
         return None;
     }
-    CURRENT.with(|c| {
-        let c = c.borrow();
-        let bounds = c.as_ref()?;
-        (Instant::now() >= bounds.deadline).then(|| Dynamic::from(millis(bounds.limit)))
+    with_bounds(|bounds| {
+        let now = Instant::now();
+        // A limit too long to add to the clock is no limit.
+        let deadline = (*bounds.deadline.get_or_insert_with(|| now.checked_add(bounds.limit)))?;
+        (operations >= limits::MIN_TIMED_OPERATIONS && now >= deadline).then(|| Dynamic::from(millis(bounds.limit)))
     })
+    .flatten()
 }
 
 /// The engine's variable callback: every few reads, whether the variables' values together are within the
 /// memory bound.
 #[inline]
 pub(crate) fn variable_read(scope: &Scope) -> Result<(), String> {
-    let due = CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(bounds) = c.as_mut() else { return false };
-        bounds.reads = bounds.reads.saturating_sub(1);
-        bounds.reads == 0
+    let due = READS.with(|r| match r.get() {
+        0 => false,
+        1 => true,
+        n => {
+            r.set(n - 1);
+            false
+        }
     });
     if !due {
         return Ok(());
@@ -98,7 +109,7 @@ pub(crate) fn variable_read(scope: &Scope) -> Result<(), String> {
     // read, and what is held grows by at most one value per read in between.
     let held = limits::MAX_HELD_ITEMS - left.items + (limits::MAX_HELD_BYTES - left.bytes) / 64;
     let next = limits::MEASURE_EVERY.max(u32::try_from(held / 16).unwrap_or(u32::MAX));
-    CURRENT.with(|c| c.borrow_mut().as_mut().map(|b| b.reads = next));
+    READS.with(|r| r.set(next));
     if within {
         return Ok(());
     }
@@ -151,26 +162,20 @@ impl Held {
 
 /// Counts `bytes` of policy built against the evaluation's bound.
 pub(crate) fn charge(bytes: usize) -> Result<(), String> {
-    CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(bounds) = c.as_mut() else { return Ok(()) };
+    let built = with_bounds(|bounds| {
         bounds.built = bounds.built.saturating_add(bytes);
-        if bounds.built > limits::MAX_BUILT {
-            return Err(format!(
-                "the script built more than {} KiB of policy stages in one run",
-                limits::MAX_BUILT / 1024
-            ));
-        }
-        Ok(())
-    })
+        bounds.built
+    });
+    if built.is_some_and(|built| built > limits::MAX_BUILT) {
+        return Err(format!("the script built more than {} KiB of policy stages in one run", limits::MAX_BUILT / 1024));
+    }
+    Ok(())
 }
 
 /// What `print`/`debug` may write of `text`: cut to one line's bound, or nothing once the evaluation has
 /// written its share (the first refusal says so).
 fn output(text: &str) -> Option<Cow<'_, str>> {
-    let allowed = CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(bounds) = c.as_mut() else { return Some(true) };
+    let allowed = with_bounds(|bounds| {
         if bounds.lines >= limits::MAX_PRINTED_LINES || bounds.bytes >= limits::MAX_PRINTED_BYTES {
             return None;
         }
@@ -178,7 +183,8 @@ fn output(text: &str) -> Option<Cow<'_, str>> {
         bounds.bytes += text.len().min(limits::MAX_PRINTED_LINE);
         let last = bounds.lines == limits::MAX_PRINTED_LINES || bounds.bytes >= limits::MAX_PRINTED_BYTES;
         Some(!last)
-    });
+    })
+    .unwrap_or(Some(true));
     match allowed {
         None => None,
         Some(more) => {
@@ -234,13 +240,20 @@ mod tests {
     fn the_deadline_stops_a_run_and_ends_with_it() {
         let n = limits::MIN_TIMED_OPERATIONS;
         evaluate(Duration::ZERO, || {
+            assert!(progress(limits::CLOCK_EVERY).is_none(), "a run is stopped once it did some work");
             assert!(progress(n).is_some(), "past the deadline");
             assert!(progress(n + 1).is_none(), "the clock is read every few operations");
-            assert!(progress(limits::CLOCK_EVERY).is_none(), "a run is stopped once it did some work");
+        })
+        .unwrap();
+        evaluate(Duration::from_millis(30), || {
+            assert!(progress(limits::CLOCK_EVERY).is_none(), "the clock starts");
+            std::thread::sleep(Duration::from_millis(40));
+            assert!(progress(n).is_some(), "and runs out");
         })
         .unwrap();
         assert!(progress(n).is_none(), "no bound outside an evaluation");
         evaluate(Duration::from_secs(60), || assert!(progress(n).is_none())).unwrap();
+        evaluate(Duration::MAX, || assert!(progress(limits::CLOCK_EVERY).is_none() && progress(n).is_none())).unwrap();
         let err = evaluate(Duration::from_secs(60), || panic!("engine bug")).unwrap_err();
         assert!(err.contains("engine bug"), "{err}");
         assert!(progress(n).is_none(), "the bounds end with a panicking run too");
