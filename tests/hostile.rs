@@ -156,7 +156,7 @@ fn the_load_time_is_shared_by_the_files_and_later_ones_say_why_they_did_not_load
 fn a_failing_decide_function_is_passed_over_and_reported() {
     // (decide body, words of the error)
     let table: &[(&str, &str)] = &[
-        ("loop { }", "time limit"),
+        ("loop { }", "the script ran past"),
         ("fn_that_recurses(0)", "nested deeper"),
         ("42", "decide returned i64"),
         ("throw \"policy bug\";", "policy bug"),
