@@ -78,7 +78,7 @@ impl Table {
     pub(crate) fn for_source(rules: &[(usize, Matcher)]) -> (Table, Vec<Conflict>) {
         let mut table = Table::empty();
         let mut free = Free::new();
-        let mut fill = |table: &mut Table, free: &mut Free, lo: usize, hi: usize, index: usize| {
+        let fill = |table: &mut Table, free: &mut Free, lo: usize, hi: usize, index: usize| {
             let mut slot = free.next(lo);
             while slot <= hi {
                 table.set(slot, index);
