@@ -1,7 +1,8 @@
 //! Context: the host's metadata for an asset, as a JSON object.
 //!
 //! Free-form; the conventional keys are `tenant`, `plan`, and `asset` (the asset's parameters, such as `"4k"`
-//! and `reference_id`). A `decide` function sees it as `ctx`: `ctx.plan`, `ctx.asset["4k"]`.
+//! and `reference_id`). A `decide` function sees it as `ctx`: `ctx.plan`, `ctx.asset["4k"]`, with strings cut
+//! to the sandbox's 4 KiB and values nested deeper than 16 levels read as `()`.
 //!
 //! ```
 //! use lightflow_remedy::Context;
