@@ -72,7 +72,7 @@ pub struct Seen {
 pub struct Position {
     /// The rule.
     pub rule: RuleKey,
-    /// The current stage, from 0.
+    /// The current stage's index in the chain, from 0 ([`Decision::stage`] counts the same stage from 1).
     pub stage: u32,
     /// How many times the current stage has acted.
     pub used: u32,
