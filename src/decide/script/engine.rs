@@ -65,7 +65,9 @@ impl ScriptEngine {
             .set_max_modules(0)
             .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new())
             .set_strict_variables(true)
-            .set_optimization_level(OptimizationLevel::Simple)
+            // Rhai's optimizer is not bounded by the sandbox (a long `switch` costs it quadratic time), and a
+            // policy gains next to nothing from it.
+            .set_optimization_level(OptimizationLevel::None)
             .disable_symbol("eval")
             // Function pointers: with closures (refused at load) they could hold values the size limits
             // do not see.
@@ -73,6 +75,11 @@ impl ScriptEngine {
             .disable_symbol("curry")
             .disable_symbol("call");
         engine.on_progress(sandbox::progress);
+        #[allow(deprecated, reason = "`on_parse_token` is marked volatile, not deprecated")]
+        engine.on_parse_token(|token, _, _| match sandbox::token_read() {
+            None => token,
+            Some(message) => rhai::Token::LexError(Box::new(rhai::LexError::Runtime(message))),
+        });
         #[allow(deprecated, reason = "`on_var` is marked volatile, not deprecated")]
         engine.on_var(|_, _, ctx| {
             sandbox::variable_read(ctx.scope())

@@ -48,6 +48,8 @@ pub(crate) const MAX_PRINTED_BYTES: usize = 4 * 1024;
 pub(crate) const MAX_PRINTED_LINE: usize = 512;
 /// The clock is read every this many operations (the first time to start it).
 pub(crate) const CLOCK_EVERY: u64 = 16;
+/// The clock is read every this many tokens while a file is parsed.
+pub(crate) const CLOCK_EVERY_TOKENS: u32 = 256;
 /// A run is stopped for time only once it has done this many operations: a short run that a busy host
 /// paused past its deadline is let finish, as it would a moment later anyway.
 pub(crate) const MIN_TIMED_OPERATIONS: u64 = 128;

@@ -95,7 +95,12 @@ fn load_one(
         return Err(vec![Diagnostic::error(file, None, message)]);
     }
     let engine = &engine().engine;
-    let mut ast = engine.compile(text).map_err(|e| vec![parse_error(file, &e)])?;
+    let started = Instant::now();
+    let compiled =
+        sandbox::evaluate(time, || engine.compile(text)).map_err(|panic| vec![Diagnostic::error(file, None, panic)])?;
+    let mut ast = compiled.map_err(|e| vec![parse_error(file, &e)])?;
+    // What is left of the file's time is its top level's.
+    let time = time.saturating_sub(started.elapsed());
     ast.set_source(file.as_ref());
     let checked = check::check(file, text, &ast);
     let mut errors = checked.errors;
@@ -157,7 +162,8 @@ fn run_top_level(file: &Arc<str>, text: &str, ast: &AST, scope: &mut Scope) -> V
     let mut errors = Vec::new();
     let mut undefined: Vec<&str> = Vec::new();
     let mut result = engine.run_ast_with_scope(scope, ast);
-    loop {
+    // Every run after a failure costs the rest of the file again: a bounded number of them.
+    for _ in 0..limits::MAX_ERRORS {
         let Err(e) = result else { return errors };
         let failed = failed_statement(statements, e.position());
         let consequence = failed.is_some_and(|i| mentions(text, statements, i, &undefined));
@@ -165,7 +171,7 @@ fn run_top_level(file: &Arc<str>, text: &str, ast: &AST, scope: &mut Scope) -> V
             errors.push(runtime_error(file, &e));
         }
         let fatal = matches!(*e, EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorTerminated(..));
-        let Some(i) = failed.filter(|_| !fatal && errors.len() < limits::MAX_ERRORS) else { return errors };
+        let Some(i) = failed.filter(|_| !fatal) else { return errors };
         if let Stmt::Var(x, ..) = &statements[i] {
             // The statements after it were compiled with this variable in scope: keep its place.
             undefined.push(x.0.name.as_str());
@@ -178,6 +184,10 @@ fn run_top_level(file: &Arc<str>, text: &str, ast: &AST, scope: &mut Scope) -> V
         rest.set_source(file.as_ref());
         result = engine.run_ast_with_scope(scope, &rest);
     }
+    if let Err(e) = result {
+        errors.push(runtime_error(file, &e));
+    }
+    errors
 }
 
 /// The top-level statement an error at `pos` happened in: the last one that starts before it.

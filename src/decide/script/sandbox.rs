@@ -32,6 +32,8 @@ thread_local! {
     static CURRENT: Cell<Option<Bounds>> = const { Cell::new(None) };
     /// Variable reads left before the next measure of what the variables hold; 0 outside an evaluation.
     static READS: Cell<u32> = const { Cell::new(0) };
+    /// Tokens parsed on this thread, for the parse's clock.
+    static TOKENS: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Changes the current evaluation's bounds, if there is one.
@@ -86,6 +88,30 @@ pub(crate) fn progress(operations: u64) -> Option<Dynamic> {
         (operations >= limits::MIN_TIMED_OPERATIONS && now >= deadline).then(|| Dynamic::from(millis(bounds.limit)))
     })
     .flatten()
+}
+
+/// The parser's token callback: `Some(message)` stops the parse, once the load has run out of time (checked
+/// every [`limits::CLOCK_EVERY_TOKENS`] tokens). Parsing a file of a megabyte is linear but not instant, and
+/// some shapes of file (thousands of variables) cost the parser more per token as it goes.
+pub(crate) fn token_read() -> Option<String> {
+    let due = TOKENS.with(|t| {
+        let n = t.get().wrapping_add(1);
+        t.set(n);
+        n % limits::CLOCK_EVERY_TOKENS == 0
+    });
+    if !due {
+        return None;
+    }
+    let out_of_time = with_bounds(|bounds| {
+        let now = Instant::now();
+        let deadline = (*bounds.deadline.get_or_insert_with(|| now.checked_add(bounds.limit)))?;
+        (now >= deadline).then_some(bounds.limit)
+    })
+    .flatten()?;
+    Some(format!(
+        "the file took longer to read than the load time limit of {} ms; policy files are short",
+        out_of_time.as_millis()
+    ))
 }
 
 /// The engine's variable callback: every few reads, whether the variables' values together are within the
