@@ -106,13 +106,18 @@ impl Context {
         self.shared.as_ref().map_or(&EMPTY, |s| &s.values)
     }
 
-    /// The values as a Rhai map, converted once (see [`script_value`] for the bounds).
+    /// The values as a Rhai map, converted once (see [`script_value`] for the bounds), with a `history` entry
+    /// for a `decide` call to fill (a host value of that name is shadowed).
     pub(crate) fn script_values(&self) -> Arc<rhai::Map> {
-        static EMPTY_SCRIPT: LazyLock<Arc<rhai::Map>> = LazyLock::new(Arc::default);
+        static EMPTY_SCRIPT: LazyLock<Arc<rhai::Map>> =
+            LazyLock::new(|| Arc::new([("history".into(), rhai::Dynamic::UNIT)].into_iter().collect()));
         let Some(shared) = &self.shared else { return EMPTY_SCRIPT.clone() };
         shared
             .script
-            .get_or_init(|| Arc::new(shared.values.iter().map(|(k, v)| (k.as_str().into(), script_value(v))).collect()))
+            .get_or_init(|| {
+                let values = shared.values.iter().map(|(k, v)| (k.as_str().into(), script_value(v)));
+                Arc::new(values.chain([("history".into(), rhai::Dynamic::UNIT)]).collect())
+            })
             .clone()
     }
 }

@@ -197,15 +197,17 @@ fn category(ctx: &NativeCallContext, name: &str) -> Result<Matcher> {
     })
 }
 
+/// A waiting stage with the options `opts`, charged with `texts` bytes besides the stage.
 fn waiting(
     ctx: &NativeCallContext,
     action: &str,
     opts: &Map,
+    texts: usize,
     build: impl FnOnce(crate::decide::Backoff) -> Stage,
 ) -> Result<Policy> {
     let extra: &[&str] = if action == "republish" { options::REPUBLISH_OPTIONS } else { &[] };
     let backoff = options::backoff(action, opts, extra).map_err(|e| error(ctx, e))?;
-    built(ctx, build(backoff), 0)
+    built(ctx, build(backoff), texts)
 }
 
 /// A one-stage policy written here, charged to the evaluation with `texts` bytes of text.
@@ -224,7 +226,8 @@ fn text(ctx: &NativeCallContext, what: &str, value: &str) -> Result<()> {
 /// How deep the changes of a `resubmit` may nest (asset parameters are flat in practice).
 const MAX_AMEND_DEPTH: usize = 8;
 
-fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<String, serde_json::Value>> {
+/// The changes of a `resubmit` as JSON, and what they cost against the build bound.
+fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<(serde_json::Map<String, serde_json::Value>, usize)> {
     if amend.is_empty() {
         return Err(error(
             ctx,
@@ -237,8 +240,7 @@ fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<Stri
         size += key.len();
         json.insert(key.into(), json_value(&value, 1, &mut size).map_err(|e| error(ctx, e))?);
     }
-    sandbox::charge(size).map_err(|e| error(ctx, e))?;
-    Ok(json)
+    Ok((json, size))
 }
 
 /// What one JSON value costs against the build bound besides its text.
@@ -294,7 +296,7 @@ fn republish(ctx: &NativeCallContext, target: &str, opts: &Map) -> Result<Policy
         Some(v) => options::boolean("new_reference_id", v).map_err(|e| error(ctx, e))?,
         None => false,
     };
-    waiting(ctx, "republish", opts, |b| Stage::republish(target, new_reference_id, b))
+    waiting(ctx, "republish", opts, target.len(), |b| Stage::republish(target, new_reference_id, b))
 }
 
 pub(crate) fn register(engine: &mut Engine) {
@@ -320,15 +322,15 @@ fn register_policy(engine: &mut Engine) {
             sandbox::charge(stages.saturating_mul(limits::STAGE_COST)).map_err(|e| error(&ctx, e))?;
             Ok(p.clone().then(next))
         })
-        .register_fn("retry", |ctx: NativeCallContext| waiting(&ctx, "retry", &Map::new(), Stage::retry))
-        .register_fn("retry", |ctx: NativeCallContext, opts: Map| waiting(&ctx, "retry", &opts, Stage::retry))
+        .register_fn("retry", |ctx: NativeCallContext| waiting(&ctx, "retry", &Map::new(), 0, Stage::retry))
+        .register_fn("retry", |ctx: NativeCallContext, opts: Map| waiting(&ctx, "retry", &opts, 0, Stage::retry))
         .register_fn("resubmit", |ctx: NativeCallContext, amend: Map| -> Result<Policy> {
-            let amend = amend_map(&ctx, amend)?;
-            waiting(&ctx, "resubmit", &Map::new(), |b| Stage::resubmit(amend, b))
+            let (amend, size) = amend_map(&ctx, amend)?;
+            waiting(&ctx, "resubmit", &Map::new(), size, |b| Stage::resubmit(amend, b))
         })
         .register_fn("resubmit", |ctx: NativeCallContext, amend: Map, opts: Map| -> Result<Policy> {
-            let amend = amend_map(&ctx, amend)?;
-            waiting(&ctx, "resubmit", &opts, |b| Stage::resubmit(amend, b))
+            let (amend, size) = amend_map(&ctx, amend)?;
+            waiting(&ctx, "resubmit", &opts, size, |b| Stage::resubmit(amend, b))
         })
         .register_fn("fix_credentials", |ctx: NativeCallContext, scope: ImmutableString| -> Result<Policy> {
             let scope = scope.parse::<CredentialScope>().map_err(|e| error(&ctx, e))?;

@@ -18,6 +18,10 @@ use crate::decide::policy::Policy;
 use crate::decide::rules::{Matcher, Origin, Rule};
 use crate::diagnostic::{Diagnostic, Pos};
 
+thread_local! {
+    static SCOPE: std::cell::RefCell<Scope<'static>> = std::cell::RefCell::new(Scope::new());
+}
+
 /// A file's `decide` function, ready to call.
 pub(crate) struct DecideFn {
     file: Arc<str>,
@@ -64,19 +68,29 @@ impl DecideFn {
         ctx: &Context,
         limit: Duration,
     ) -> Result<Option<Rule>, Diagnostic> {
-        // `ctx` is a plain object map (fast property access), a copy so that a script cannot change the host's.
+        // `ctx` is a plain object map (fast property access), a copy so that a script cannot change the host's;
+        // its `history` entry is there already, waiting for the job's.
         let mut values = ctx.script_values().as_ref().clone();
-        values.insert("history".into(), Dynamic::from(HistoryView::of(history)));
+        let history = Dynamic::from(HistoryView::of(history));
+        match values.get_mut("history") {
+            Some(slot) => *slot = history,
+            None => drop(values.insert("history".into(), history)),
+        }
         let ctx = Dynamic::from_map(values);
         let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         let result = sandbox::evaluate(limit, || {
-            engine().engine.call_fn_with_options::<Dynamic>(
-                options,
-                &mut Scope::new(),
-                &self.ast,
-                "decide",
-                (failure.clone(), ctx),
-            )
+            SCOPE.with(|scope| {
+                // One scope a thread, emptied after each call (`rewind_scope`): no allocation per decision.
+                let mut scope = scope.borrow_mut();
+                scope.clear();
+                engine().engine.call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut scope,
+                    &self.ast,
+                    "decide",
+                    (failure.clone(), ctx),
+                )
+            })
         })
         .map_err(|panic| Diagnostic::error(&self.file, self.pos, panic))?
         .map_err(|e| {
