@@ -293,8 +293,9 @@ impl PoliciesBuilder {
         self
     }
 
-    /// The wall time the sources' top levels may take at load, together (1 s by default): the file running
-    /// when it runs out is refused, and so are the files after it.
+    /// The wall time the sources may take at load to be parsed and to run their top levels, together (1 s by
+    /// default; the built-in defaults are not counted): the file being loaded when it runs out is refused,
+    /// and so are the files after it.
     ///
     /// ```
     /// use lightflow_remedy::Policies;
