@@ -218,7 +218,7 @@ fn check_baseline(policies: &Policies) {
             loop {
                 history.record_failure(&f);
                 let d = policies.decide(&f, &history, &Context::new());
-                if d.stage() != Some(0) {
+                if d.stage() != Some(1) {
                     break;
                 }
                 let expected = (d.kind(), d.delay());

@@ -75,11 +75,11 @@ fn a_chain_walks_its_stages_in_order() {
     assert_eq!(
         seen,
         [
-            (ActionKind::Retry, Some(0), 1, Some(s(1))),
-            (ActionKind::Retry, Some(0), 2, Some(s(2))),
-            (ActionKind::Notify, Some(1), 1, None),
-            (ActionKind::Retry, Some(2), 1, Some(s(60))),
-            (ActionKind::Fail, Some(3), 1, None),
+            (ActionKind::Retry, Some(1), 1, Some(s(1))),
+            (ActionKind::Retry, Some(1), 2, Some(s(2))),
+            (ActionKind::Notify, Some(2), 1, None),
+            (ActionKind::Retry, Some(3), 1, Some(s(60))),
+            (ActionKind::Fail, Some(4), 1, None),
         ]
     );
 }
@@ -129,7 +129,7 @@ fn a_skipped_stage_hands_over_to_the_next() {
     // The host cannot fix the credentials: the same failure goes on to the next stage without a new report.
     h.skip_stage(&d);
     let next = p.decide(&f, &h, &Context::new());
-    assert_eq!((next.kind(), next.stage()), (ActionKind::Retry, Some(1)));
+    assert_eq!((next.kind(), next.stage()), (ActionKind::Retry, Some(2)), "stages count from 1");
     assert!(!h.repaired(CredentialScope::Storage));
 }
 
@@ -254,8 +254,9 @@ proptest! {
         }
         h.record_failure(&failure);
         let d = p.decide(&failure, &h, &Context::new());
-        prop_assert!(d.stage().is_none_or(|s| s < d.stages()));
-        let _ = serde_json::to_string(&d).unwrap();
+        prop_assert!(d.stage().is_none_or(|s| (1..=d.stages()).contains(&s)));
+        let json = serde_json::to_value(&d).unwrap();
+        prop_assert_eq!(json["stage"].as_u64().map(|s| s as usize), d.stage());
     }
 
     /// Histories from untrusted JSON (e.g. a suspended job) cannot make `decide` panic either.
@@ -273,6 +274,6 @@ proptest! {
         let f = Failure::asset(2502, "").unwrap();
         prop_assert!(h.position(rule.key()).is_some());
         let d = p.decide(&f, &h, &Context::new());
-        prop_assert!(d.stage().is_none_or(|s| s < d.stages()));
+        prop_assert!(d.stage().is_none_or(|s| (1..=d.stages()).contains(&s)));
     }
 }

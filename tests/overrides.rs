@@ -62,12 +62,71 @@ fn a_category_overrides_every_code_of_that_category() {
 }
 
 #[test]
-fn otherwise_in_a_later_source_takes_everything() {
-    let dir = dir_with(&[("10-site.rhai", r#"otherwise(fail("this deployment never retries"));"#)]);
+fn otherwise_is_the_fallback_for_failures_no_rule_of_any_source_matches() {
+    let dir = dir_with(&[("10-site.rhai", r#"otherwise(fail("unknown errors fail fast"));"#)]);
     let p = load(dir.path());
-    for key in [A(2001), A(2404), A(9999), FailureKey::api(503)] {
+    // Every default rule still decides what it covers.
+    for (key, kind) in [
+        (A(2001), ActionKind::Retry),
+        (A(2007), ActionKind::FixCredentials),
+        (A(2429), ActionKind::Retry),
+        (FailureKey::api(503), ActionKind::Retry),
+        (FailureKey::api(401), ActionKind::FixCredentials),
+    ] {
+        assert_eq!(first(&p, key, &Context::new()).0, kind, "{key}");
+        assert_eq!(first(&p, key, &Context::new()).1, DEFAULTS, "{key}");
+    }
+    // What no rule matches gets the last source's `otherwise`, which replaces the defaults' one.
+    for key in [A(9999), A(1234)] {
         assert_eq!(first(&p, key, &Context::new()), (ActionKind::Fail, "10-site.rhai".into(), Matcher::Otherwise));
     }
+    let replaced: Vec<String> = p.warnings().iter().map(|d| d.to_string()).collect();
+    assert!(
+        replaced.iter().any(|w| w.contains("10-site.rhai:1:1: warning: `otherwise` replaces the `otherwise` of")),
+        "{replaced:#?}"
+    );
+}
+
+#[test]
+fn a_deployment_that_fails_everything_writes_it_with_ranges_or_decide() {
+    let ranges = r#"
+        on(1000..=9999, fail("this deployment never remediates"));
+        on(http(400..=599), fail("this deployment never remediates"));
+        on("timeout", fail("this deployment never remediates"));
+    "#;
+    let with_decide = r#"fn decide(f, ctx) { fail("this deployment never remediates") }"#;
+    for script in [ranges, with_decide] {
+        let dir = dir_with(&[("10-site.rhai", script)]);
+        let p = load(dir.path());
+        for key in
+            [A(2001), A(2404), A(3003), A(9999), FailureKey::api(429), FailureKey::api(503), FailureKey::timeout()]
+        {
+            let (kind, file, _) = first(&p, key, &Context::new());
+            assert_eq!((kind, file.as_str()), (ActionKind::Fail, "10-site.rhai"), "{key}: {script}");
+        }
+    }
+}
+
+#[test]
+fn a_later_range_or_category_says_which_exact_rules_it_takes_over() {
+    let dir = dir_with(&[(
+        "10-site.rhai",
+        r#"on(2400..=2499, fail("4xx"));
+on("brightcove", fail("publishing is off"));
+on(2404, fail("exact, takes nothing over"));
+on(2600..=2699, fail("nothing there to take over"));
+"#,
+    )]);
+    let p = load(dir.path());
+    let warnings: Vec<String> = p.warnings().iter().map(|d| d.to_string()).collect();
+    let expect = [
+        "10-site.rhai:1:1: warning: `2400..=2499` takes over the exact rules 2401, 2403, 2408, 2429 of policies/00-lightflow.rhai",
+        "10-site.rhai:2:1: warning: `brightcove` takes over the exact rules 3001, 3002, 3003, 3004, 3005 of policies/00-lightflow.rhai",
+    ];
+    for e in expect {
+        assert!(warnings.iter().any(|w| w.contains(e)), "missing {e} in {warnings:#?}");
+    }
+    assert_eq!(warnings.iter().filter(|w| w.contains("takes over")).count(), 2, "{warnings:#?}");
 }
 
 #[test]

@@ -130,3 +130,64 @@ fn a_remediator_follows_a_reload() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Waits for the reload events of the next `within`.
+fn events_within(events: &mut tokio::sync::broadcast::Receiver<ReloadEvent>, within: Duration) -> Vec<ReloadEvent> {
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while started.elapsed() < within {
+        match events.try_recv() {
+            Ok(event) => seen.push(event),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_file_written_in_two_parts_is_loaded_whole() {
+    use std::io::Write;
+    let (_dir, file, live) = live_site(&site(0));
+    let _watcher = live.watch(Duration::from_millis(5)).unwrap();
+    let mut events = live.subscribe();
+    // The first part is a valid file on its own: loading it would drop the 2001 rule.
+    let mut out = std::fs::File::create(&file).unwrap();
+    out.write_all(b"on(2404, fail(\"v2\"));\n").unwrap();
+    out.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    out.write_all(b"on(2001, fail(\"v2\"));\n").unwrap();
+    drop(out);
+    let seen = events_within(&mut events, Duration::from_secs(3));
+    let reloads = seen.iter().filter(|e| matches!(e, ReloadEvent::Reloaded { .. })).count();
+    assert_eq!(reloads, 1, "one reload, of the whole file: {seen:?}");
+    let f = Failure::asset(2001, "").unwrap();
+    assert_eq!(live.current().decide(&f, &History::new(0), &Context::new()).reason(), Some("v2"));
+}
+
+#[test]
+fn a_watched_directory_survives_huge_hostile_and_broken_files() {
+    let (dir, file, live) = live_site(&site(0));
+    let watcher = live.watch(Duration::from_millis(10)).unwrap();
+    let mut events = live.subscribe();
+    let huge = dir.path().join("20-huge.rhai");
+    std::fs::File::create(&huge).unwrap().set_len(3 << 30).unwrap();
+    let refused = events_within(&mut events, Duration::from_secs(2));
+    assert!(
+        refused
+            .iter()
+            .any(|e| matches!(e, ReloadEvent::Refused { errors } if errors[0].to_string().contains("limited to"))),
+        "{refused:?}"
+    );
+    std::fs::remove_file(&huge).unwrap();
+    for hostile in ["loop {}", "sleep(1e300);", "exit();", "fn on(a, b) {}", "let a = []; loop { a = [a]; }"] {
+        std::fs::write(&file, hostile).unwrap();
+        let seen = events_within(&mut events, Duration::from_secs(2));
+        assert!(seen.iter().any(|e| matches!(e, ReloadEvent::Refused { .. })), "{hostile}: {seen:?}");
+    }
+    std::fs::write(&file, site(7)).unwrap();
+    let seen = events_within(&mut events, Duration::from_secs(2));
+    assert!(seen.iter().any(|e| matches!(e, ReloadEvent::Reloaded { .. })), "{seen:?}");
+    assert!(watcher.is_watching());
+    let f = Failure::asset(2404, "").unwrap();
+    assert_eq!(live.current().decide(&f, &History::new(0), &Context::new()).reason(), Some("v7"));
+}

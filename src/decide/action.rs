@@ -35,7 +35,10 @@ impl FromStr for CredentialScope {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         CredentialScope::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
-            format!("unknown credential scope `{s}` (expected one of: storage, brightcove, upload, drm, api)")
+            // A name from a script or fixture may be long: quote the start of it.
+            let shown: String = s.chars().take(64).collect();
+            let more = if shown.len() < s.len() { "…" } else { "" };
+            format!("unknown credential scope `{shown}{more}` (expected one of: storage, brightcove, upload, drm, api)")
         })
     }
 }

@@ -112,6 +112,10 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// The longest duration any option may give: 30 days. Longer is a mistake (a typo of unit or a runaway
+    /// computation), not a policy.
+    pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
     /// The same options with `n` attempts (at least 1).
     pub fn attempts(mut self, n: u32) -> Self {
         self.attempts = Attempts::Limited(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
@@ -119,7 +123,35 @@ impl Backoff {
     }
 
     /// Checks that the options make sense together; the message says what does not.
+    ///
+    /// ```
+    /// use lightflow_remedy::Backoff;
+    /// use std::time::Duration;
+    ///
+    /// assert!(Backoff::default().validate().is_ok());
+    /// let absurd = Backoff { max_elapsed: Some(Duration::from_secs(86_400 * 365)), ..Backoff::default() };
+    /// assert!(absurd.validate().unwrap_err().contains("max_elapsed"));
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
+        let longest = self.initial.max(self.max_delay).max(self.min_delay).max(self.max_hint);
+        if longest.max(self.max_elapsed.unwrap_or_default()) > Backoff::MAX_DURATION {
+            let durations = [
+                ("initial", Some(self.initial)),
+                ("max_delay", Some(self.max_delay)),
+                ("min_delay", Some(self.min_delay)),
+                ("max_elapsed", self.max_elapsed),
+                ("max_hint", Some(self.max_hint)),
+            ];
+            for (name, d) in durations {
+                if let Some(d) = d.filter(|d| *d > Backoff::MAX_DURATION) {
+                    return Err(format!(
+                        "{name} ({}) is longer than {}",
+                        humantime::format_duration(d),
+                        humantime::format_duration(Backoff::MAX_DURATION)
+                    ));
+                }
+            }
+        }
         if !self.multiplier.is_finite() || self.multiplier < 1.0 {
             return Err(format!("multiplier must be a finite number of at least 1.0, found {}", self.multiplier));
         }
@@ -165,6 +197,7 @@ mod tests {
             (Backoff { initial: Duration::from_secs(600), ..Backoff::default() }, "initial"),
             (Backoff { min_delay: Duration::from_secs(600), ..Backoff::default() }, "min_delay"),
             (Backoff { jitter: Jitter::Proportional(1.5), ..Backoff::default() }, "jitter"),
+            (Backoff { max_delay: Duration::MAX, ..Backoff::default() }, "max_delay"),
         ];
         for (backoff, word) in cases {
             let err = backoff.validate().expect_err(word);

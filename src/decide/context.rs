@@ -1,7 +1,8 @@
 //! Context: the host's metadata for an asset, as a JSON object.
 //!
 //! Free-form; the conventional keys are `tenant`, `plan`, and `asset` (the asset's parameters, such as `"4k"`
-//! and `reference_id`). A `decide` function sees it as `ctx`: `ctx.plan`, `ctx.asset["4k"]`.
+//! and `reference_id`). A `decide` function sees it as `ctx`: `ctx.plan`, `ctx.asset["4k"]`, with strings cut
+//! to the sandbox's 4 KiB and values nested deeper than 16 levels read as `()`.
 //!
 //! ```
 //! use lightflow_remedy::Context;
@@ -19,6 +20,8 @@ use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use super::script::script_value;
 
 /// What was wrong with a context document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,18 +106,17 @@ impl Context {
         self.shared.as_ref().map_or(&EMPTY, |s| &s.values)
     }
 
-    /// The values as a Rhai map, converted once.
+    /// The values as a Rhai map, converted once (see [`script_value`] for the bounds), with a `history` entry
+    /// for a `decide` call to fill (a host value of that name is shadowed).
     pub(crate) fn script_values(&self) -> Arc<rhai::Map> {
-        static EMPTY_SCRIPT: LazyLock<Arc<rhai::Map>> = LazyLock::new(Arc::default);
+        static EMPTY_SCRIPT: LazyLock<Arc<rhai::Map>> =
+            LazyLock::new(|| Arc::new([("history".into(), rhai::Dynamic::UNIT)].into_iter().collect()));
         let Some(shared) = &self.shared else { return EMPTY_SCRIPT.clone() };
         shared
             .script
             .get_or_init(|| {
-                let map = rhai::serde::to_dynamic(&shared.values)
-                    .ok()
-                    .and_then(|d| d.try_cast::<rhai::Map>())
-                    .unwrap_or_default();
-                Arc::new(map)
+                let values = shared.values.iter().map(|(k, v)| (k.as_str().into(), script_value(v)));
+                Arc::new(values.chain([("history".into(), rhai::Dynamic::UNIT)]).collect())
             })
             .clone()
     }

@@ -95,9 +95,31 @@ impl<'p> Decision<'p> {
         self.action().reason()
     }
 
-    /// The stage of the chain, from 0; `None` when every stage is exhausted (the action is then `fail`).
+    /// The stage of the chain, counted from 1 as fixtures and `remedy explain` count it; `None` when every
+    /// stage is exhausted (the action is then `fail`).
+    ///
+    /// ```
+    /// use lightflow_remedy::{ActionKind, Context, Failure, History, Policies};
+    ///
+    /// let policies = Policies::defaults();
+    /// let failure = Failure::asset(3003, "reference id in use")?;
+    /// let mut history = History::new(0);
+    /// history.record_failure(&failure);
+    /// let first = policies.decide(&failure, &history, &Context::new());
+    /// assert_eq!((first.kind(), first.stage(), first.stages()), (ActionKind::Reconcile, Some(1), 3));
+    /// history.record(&first);
+    /// let second = policies.decide(&failure, &history, &Context::new());
+    /// assert_eq!((second.kind(), second.stage()), (ActionKind::Republish, Some(2)));
+    /// # Ok::<(), lightflow_remedy::ClassifyError>(())
+    /// ```
     pub fn stage(&self) -> Option<usize> {
-        self.stage.map(|s| s as usize)
+        self.stage.map(|s| s as usize + 1)
+    }
+
+    /// The stage of the chain from 0, as a [`History`](crate::History) keeps it.
+    #[inline]
+    pub(crate) fn stage_index(&self) -> Option<u32> {
+        self.stage
     }
 
     /// How many stages the chain has.
@@ -145,7 +167,7 @@ impl Serialize for Decision<'_> {
         map.serialize_entry("delay_ms", &self.delay.map(crate::millis::millis))?;
         map.serialize_entry("delay_source", &self.delay_source)?;
         map.serialize_entry("reason", &self.reason())?;
-        map.serialize_entry("stage", &self.stage.map(|s| s + 1))?;
+        map.serialize_entry("stage", &self.stage())?;
         map.serialize_entry("stages", &self.stages())?;
         map.serialize_entry("attempt", &self.attempt)?;
         map.serialize_entry(

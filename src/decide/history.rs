@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use smallvec::SmallVec;
 
 use super::action::CredentialScope;
@@ -11,6 +11,9 @@ use super::rules::RuleKey;
 use crate::classify::{Failure, FailureKey};
 
 /// What has happened to one job: attempts, elapsed time, codes seen, positions in policy chains.
+///
+/// Bounded whatever happens: at most [`History::MAX_SEEN`] codes and [`History::MAX_POSITIONS`] positions are
+/// kept (the oldest make room), and every counter saturates, also in a history read back from JSON.
 ///
 /// A [`Decision`] depends on nothing but the policies, the failure, the history, the context and the history's
 /// seed. The engine records each failure and each decision here; a host that runs its own loop does the same:
@@ -46,9 +49,11 @@ pub struct History {
     attempts: u32,
     decisions: u32,
     // Inline room for the usual case (one or two codes, one rule): no allocation per job.
+    #[serde(deserialize_with = "capped_seen")]
     seen: SmallVec<[Seen; 2]>,
     last: Option<FailureKey>,
     streak: u32,
+    #[serde(deserialize_with = "capped_positions")]
     positions: SmallVec<[Position; 1]>,
     repaired: Repaired,
 }
@@ -67,7 +72,7 @@ pub struct Seen {
 pub struct Position {
     /// The rule.
     pub rule: RuleKey,
-    /// The current stage, from 0.
+    /// The current stage's index in the chain, from 0 ([`Decision::stage`] counts the same stage from 1).
     pub stage: u32,
     /// How many times the current stage has acted.
     pub used: u32,
@@ -118,6 +123,12 @@ impl From<Repaired> for Vec<CredentialScope> {
 }
 
 impl History {
+    /// The most distinct codes a history counts; a new one makes room by forgetting the one first seen.
+    pub const MAX_SEEN: usize = 32;
+    /// The most rules a history keeps a position in; a new one makes room by forgetting the one least
+    /// recently used.
+    pub const MAX_POSITIONS: usize = 32;
+
     /// An empty history whose decisions draw jitter from `seed`.
     pub fn new(seed: u64) -> Self {
         History { seed, ..History::default() }
@@ -194,7 +205,12 @@ impl History {
         let key = failure.key();
         match self.seen.iter_mut().find(|s| s.key == key) {
             Some(seen) => seen.count = seen.count.saturating_add(1),
-            None => self.seen.push(Seen { key, count: 1 }),
+            None => {
+                if self.seen.len() >= History::MAX_SEEN {
+                    self.seen.remove(0);
+                }
+                self.seen.push(Seen { key, count: 1 });
+            }
         }
         self.streak = if self.last == Some(key) { self.streak.saturating_add(1) } else { 1 };
         self.last = Some(key);
@@ -208,8 +224,7 @@ impl History {
         }
         let rule = decision.rule().key();
         let elapsed = self.elapsed;
-        if let Some(stage) = decision.stage() {
-            let stage = stage as u32;
+        if let Some(stage) = decision.stage_index() {
             let position = self.position_mut(rule);
             if position.stage != stage {
                 *position = Position { rule: rule.clone(), stage, used: 0, started: elapsed, last_delay: None };
@@ -222,12 +237,17 @@ impl History {
     /// Ends the decision's stage early: the host could not do what it asked (e.g. could not fix credentials).
     /// The next decision for the same rule starts at the following stage.
     pub fn skip_stage(&mut self, decision: &Decision<'_>) {
-        let Some(stage) = decision.stage() else { return };
+        let Some(stage) = decision.stage_index() else { return };
         let elapsed = self.elapsed;
         let rule = decision.rule().key();
         let position = self.position_mut(rule);
-        *position =
-            Position { rule: rule.clone(), stage: stage as u32 + 1, used: 0, started: elapsed, last_delay: None };
+        *position = Position {
+            rule: rule.clone(),
+            stage: stage.saturating_add(1),
+            used: 0,
+            started: elapsed,
+            last_delay: None,
+        };
     }
 
     /// Records that the host repaired credentials of `scope`.
@@ -241,10 +261,17 @@ impl History {
         (self.elapsed, self.attempts, self.seen.len(), self.positions.len(), self.repaired)
     }
 
+    /// The position in `rule`'s chain, moved to the end (the most recently used).
     fn position_mut(&mut self, rule: &RuleKey) -> &mut Position {
         let index = match self.positions.iter().position(|p| p.rule == *rule) {
-            Some(i) => i,
+            Some(i) => {
+                self.positions[i..].rotate_left(1);
+                self.positions.len() - 1
+            }
             None => {
+                if self.positions.len() >= History::MAX_POSITIONS {
+                    self.positions.remove(0);
+                }
                 self.positions.push(Position {
                     rule: rule.clone(),
                     stage: 0,
@@ -257,6 +284,49 @@ impl History {
         };
         &mut self.positions[index]
     }
+}
+
+fn capped_seen<'de, D: Deserializer<'de>>(d: D) -> Result<SmallVec<[Seen; 2]>, D::Error> {
+    capped(d, History::MAX_SEEN)
+}
+
+fn capped_positions<'de, D: Deserializer<'de>>(d: D) -> Result<SmallVec<[Position; 1]>, D::Error> {
+    capped(d, History::MAX_POSITIONS)
+}
+
+/// A list read back keeping only its last `cap` items, so that a stored history cannot grow a job past the
+/// bounds a live one keeps.
+fn capped<'de, D, A>(d: D, cap: usize) -> Result<SmallVec<A>, D::Error>
+where
+    D: Deserializer<'de>,
+    A: smallvec::Array,
+    A::Item: Deserialize<'de>,
+{
+    struct Capped<A>(usize, std::marker::PhantomData<A>);
+
+    impl<'de, A: smallvec::Array> serde::de::Visitor<'de> for Capped<A>
+    where
+        A::Item: Deserialize<'de>,
+    {
+        type Value = SmallVec<A>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+            let mut items = SmallVec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() >= self.0 {
+                    items.remove(0);
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    d.deserialize_seq(Capped(cap, std::marker::PhantomData))
 }
 
 #[cfg(test)]
@@ -275,6 +345,24 @@ mod tests {
         assert_eq!(h.seen(a.key()), 5);
         assert_eq!(h.seen(b.key()), 1);
         assert_eq!(h.seen(FailureKey::asset(2003)), 0);
+    }
+
+    #[test]
+    fn seen_codes_are_bounded() {
+        let mut h = History::new(0);
+        for code in 1000..1100 {
+            h.record_failure(&Failure::asset(code, "").unwrap());
+        }
+        assert_eq!(h.seen_all().len(), History::MAX_SEEN);
+        assert_eq!(h.seen(FailureKey::asset(1099)), 1);
+        assert_eq!(h.seen(FailureKey::asset(1000)), 0, "the first seen made room");
+        let seen: Vec<_> =
+            (0..100).map(|i| serde_json::json!({"key": format!("{}", 1000 + i), "count": u32::MAX})).collect();
+        let stored: History = serde_json::from_value(serde_json::json!({"seen": seen, "streak": u32::MAX})).unwrap();
+        assert_eq!(stored.seen_all().len(), History::MAX_SEEN);
+        let mut stored = stored;
+        stored.record_failure(&Failure::asset(1099, "").unwrap());
+        assert_eq!(stored.seen(FailureKey::asset(1099)), u32::MAX, "counts saturate");
     }
 
     #[test]

@@ -123,6 +123,11 @@ impl LivePolicies {
         }
     }
 
+    /// Tells the subscribers what a reload came to (the watcher's own failures).
+    pub(crate) fn report(&self, event: ReloadEvent) {
+        let _ = self.events.send(event);
+    }
+
     /// What every reload comes to, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ReloadEvent> {
         self.events.subscribe()

@@ -32,6 +32,8 @@ mod policy;
 pub(crate) mod rules;
 mod schedule;
 pub(crate) mod script;
+mod sources;
+mod takeover;
 mod walk;
 
 pub use action::{Action, ActionKind, CredentialScope};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::context::Context;
 use super::decision::{Decision, RuleRef};
@@ -11,7 +12,9 @@ use super::policy::{Policy, Stage};
 use super::rules::table::Table;
 use super::rules::{Matcher, Origin, Rule};
 use super::script::loader::Source;
-use super::script::{self, DecideFn};
+use super::script::{self, DecideFn, limits};
+use super::sources::read_directory;
+use super::takeover::takeovers;
 use super::walk::walk;
 use crate::classify::Failure;
 use crate::diagnostic::{Diagnostic, Severity};
@@ -77,9 +80,11 @@ enum Step {
 pub struct Policies {
     rules: Vec<Arc<Rule>>,
     steps: Vec<Step>,
+    /// The last source's `otherwise`, or the built-in fail when no source has one.
     fallback: Arc<Rule>,
     sources: Vec<Arc<str>>,
     warnings: Vec<Diagnostic>,
+    decision_time: Duration,
 }
 
 impl Policies {
@@ -119,11 +124,14 @@ impl Policies {
     /// Decides what to do about `failure`, given the job's `history` and the host's `ctx`.
     ///
     /// Pure and deterministic: the same inputs and history seed give the same decision. Sources are tried
-    /// from the last to the first: each one's `decide` function, then its most specific matching rule. When
-    /// no source has a `decide` function this is one table lookup plus the backoff arithmetic.
+    /// from the last to the first: each one's `decide` function, then its most specific matching rule (exact
+    /// code, narrowest range, category). A failure that no source's rule matches gets the last source's
+    /// `otherwise`. When no source has a `decide` function this is one table lookup plus the backoff
+    /// arithmetic.
     ///
-    /// A `decide` function that fails (an error, too many operations, a wrong return type) is passed over as
-    /// if it had returned `()`; the decision carries the error ([`Decision::script_error`]) and it is logged.
+    /// A `decide` function that fails (an error, too many operations, its time limit, a wrong return type) is
+    /// passed over as if it had returned `()`; the decision carries the error ([`Decision::script_error`]) and
+    /// it is logged.
     pub fn decide<'p>(&'p self, failure: &Failure, history: &History, ctx: &Context) -> Decision<'p> {
         let key = failure.key();
         // Without `decide` functions there is one merged table: one lookup.
@@ -139,7 +147,7 @@ impl Policies {
                         return walk(RuleRef::Table(rule), failure, history, script_error);
                     }
                 }
-                Step::Decide(decide) => match decide.call(failure, history, ctx) {
+                Step::Decide(decide) => match decide.call(failure, history, ctx, self.decision_time) {
                     Ok(Some(rule)) => {
                         return walk(RuleRef::Owned(Arc::new(rule)), failure, history, script_error);
                     }
@@ -174,11 +182,16 @@ impl Policies {
         self.steps.iter().any(|s| matches!(s, Step::Decide(_)))
     }
 
-    fn from_sources(sources: &[Source]) -> Result<Self, LoadError> {
-        let loaded = script::loader::load(sources);
+    fn from_sources(sources: &[Source], load_time: Duration, decision_time: Duration) -> Result<Self, LoadError> {
+        let mut loaded = script::loader::load(sources, load_time);
         if loaded.has_errors() {
             return Err(LoadError { diagnostics: loaded.diagnostics });
         }
+        let tables: Vec<&Table> = loaded.layers.iter().map(|l| &l.table).collect();
+        let otherwise: Vec<Option<usize>> = loaded.layers.iter().map(|l| l.otherwise).collect();
+        let notes = takeovers(&tables, &otherwise, &loaded.rules);
+        loaded.diagnostics.extend(notes);
+        let fallback = otherwise.iter().rev().flatten().find_map(|&i| loaded.rules.get(i).cloned());
         // Walk the layers from the last: a layer with `decide` closes the tables above it, then its own
         // rules join those below it, so that each source's function runs before its own rules.
         let mut steps = Vec::new();
@@ -196,16 +209,19 @@ impl Policies {
         if !pending.is_empty() {
             steps.push(Step::Table(Table::merge(pending.iter().rev())));
         }
-        let fallback = Arc::new(Rule::new(
-            Policy::new(Stage::fail("no policy rule matches this failure, and no source has `otherwise`")),
-            Origin { file: Arc::from("<no rule>"), layer: 0, pos: None, matcher: Matcher::Otherwise },
-        ));
+        let fallback = fallback.unwrap_or_else(|| {
+            Arc::new(Rule::new(
+                Policy::new(Stage::fail("no policy rule matches this failure, and no source has `otherwise`")),
+                Origin { file: Arc::from("<no rule>"), layer: 0, pos: None, matcher: Matcher::Otherwise },
+            ))
+        });
         Ok(Policies {
             rules: loaded.rules,
             steps,
             fallback,
             sources: sources.iter().map(|s| s.name.clone()).collect(),
             warnings: loaded.diagnostics,
+            decision_time,
         })
     }
 
@@ -260,6 +276,8 @@ impl fmt::Debug for Policies {
 pub struct PoliciesBuilder {
     defaults: bool,
     inputs: Vec<Input>,
+    load_time: Duration,
+    decision_time: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -270,7 +288,12 @@ enum Input {
 
 impl Default for PoliciesBuilder {
     fn default() -> Self {
-        PoliciesBuilder { defaults: true, inputs: Vec::new() }
+        PoliciesBuilder {
+            defaults: true,
+            inputs: Vec::new(),
+            load_time: limits::LOAD_TIME,
+            decision_time: limits::DECISION_TIME,
+        }
     }
 }
 
@@ -293,6 +316,46 @@ impl PoliciesBuilder {
         self
     }
 
+    /// The wall time the sources may take at load to be parsed and to run their top levels, together (1 s by
+    /// default; the built-in defaults are not counted): the file being loaded when it runs out is refused,
+    /// and so are the files after it.
+    ///
+    /// ```
+    /// use lightflow_remedy::Policies;
+    /// use std::time::Duration;
+    ///
+    /// let slow = r#"let s = "x"; s.pad(4000, "x"); loop { s.index_of("y"); }"#;
+    /// let err = Policies::builder()
+    ///     .load_time_limit(Duration::from_millis(20))
+    ///     .source("slow.rhai", slow)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("time limit"), "{err}");
+    /// ```
+    pub fn load_time_limit(mut self, limit: Duration) -> Self {
+        self.load_time = limit;
+        self
+    }
+
+    /// The wall time one call of a `decide` function may take (10 ms by default); past it the call fails and
+    /// the decision falls through to the rules, with the error on it.
+    ///
+    /// ```
+    /// use lightflow_remedy::{Context, Failure, History, Policies};
+    /// use std::time::Duration;
+    ///
+    /// let busy = r#"fn decide(f, ctx) { let s = "x"; s.pad(4000, "x"); loop { s.index_of("y"); } }"#;
+    /// let policies =
+    ///     Policies::builder().decision_time_limit(Duration::from_millis(1)).source("busy.rhai", busy).build()?;
+    /// let d = policies.decide(&Failure::asset(2404, "")?, &History::new(0), &Context::new());
+    /// assert!(d.script_error().unwrap().to_string().contains("time limit"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decision_time_limit(mut self, limit: Duration) -> Self {
+        self.decision_time = limit;
+        self
+    }
+
     /// The directories added, in order.
     pub(crate) fn directories(&self) -> Vec<PathBuf> {
         self.inputs
@@ -308,39 +371,18 @@ impl PoliciesBuilder {
     pub fn build(self) -> Result<Policies, LoadError> {
         let mut sources = Vec::new();
         if self.defaults {
-            sources.push(Source { name: Arc::from(DEFAULTS_NAME), text: Ok(DEFAULTS_SOURCE.to_owned()) });
+            sources.push(Source {
+                name: Arc::from(DEFAULTS_NAME),
+                text: Ok(DEFAULTS_SOURCE.to_owned()),
+                built_in: true,
+            });
         }
         for input in self.inputs {
             match input {
-                Input::Inline(name, text) => sources.push(Source { name, text: Ok(text) }),
+                Input::Inline(name, text) => sources.push(Source { name, text: Ok(text), built_in: false }),
                 Input::Directory(dir) => sources.extend(read_directory(&dir)),
             }
         }
-        Policies::from_sources(&sources)
+        Policies::from_sources(&sources, self.load_time, self.decision_time)
     }
-}
-
-/// The `*.rhai` files of `dir`, sorted by file name; unreadable ones carry their error.
-fn read_directory(dir: &Path) -> Vec<Source> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            return vec![Source {
-                name: Arc::from(dir.display().to_string()),
-                text: Err(format!("cannot read the policies directory: {e}")),
-            }];
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rhai") && p.is_file())
-        .collect();
-    paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    paths
-        .into_iter()
-        .map(|path| Source {
-            name: Arc::from(path.display().to_string()),
-            text: std::fs::read_to_string(&path).map_err(|e| format!("cannot read the policy file: {e}")),
-        })
-        .collect()
 }

@@ -216,22 +216,22 @@ impl fmt::Display for Stage {
     }
 }
 
-/// A chain of stages.
+/// A chain of stages. Shared, not copied, when cloned: the rules of one `on([..])` hold the same chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    stages: Vec<Stage>,
+    stages: Arc<[Stage]>,
 }
 
 impl Policy {
     /// A policy of one stage.
     pub fn new(first: Stage) -> Self {
-        Policy { stages: vec![first] }
+        Policy { stages: Arc::new([first]) }
     }
 
     /// The same chain with `next` appended: it runs when the stages before it are exhausted.
-    pub fn then(mut self, next: impl Into<Policy>) -> Self {
-        self.stages.extend(next.into().stages);
-        self
+    pub fn then(self, next: impl Into<Policy>) -> Self {
+        let next = next.into();
+        Policy { stages: self.stages.iter().chain(next.stages.iter()).cloned().collect() }
     }
 
     /// The stages, in order.
@@ -243,8 +243,20 @@ impl Policy {
     /// reload only while the chain stays the same. Stable across processes and builds.
     pub fn fingerprint(&self) -> u64 {
         let mut h = Fnv::new();
-        for stage in &self.stages {
+        for stage in self.stages.iter() {
             h.write_u64(stage.digest());
+        }
+        h.finish()
+    }
+
+    /// A digest of the chain's shape: each stage's action and where it was written, not its texts or
+    /// options. Stable across processes and builds.
+    pub(crate) fn shape(&self) -> u64 {
+        let mut h = Fnv::new();
+        for stage in self.stages.iter() {
+            h.write_u8(stage.action.kind() as u8);
+            let Pos { line, column } = stage.pos.unwrap_or(Pos { line: 0, column: 0 });
+            h.write_u64(u64::from(line) << 32 | u64::from(column));
         }
         h.finish()
     }
@@ -346,6 +358,18 @@ mod tests {
         let p = Policy::new(Stage::fail("a"));
         assert_eq!(p.fingerprint(), Policy::new(Stage::fail("a").at(pos(3))).fingerprint());
         assert_ne!(p.fingerprint(), Policy::new(Stage::reconcile()).then(Stage::fail("a")).fingerprint());
+    }
+
+    #[test]
+    fn shapes_see_where_stages_are_written_not_what_they_say() {
+        let pos = |line| Pos { line, column: 1 };
+        let chain = |text: &str| Policy::new(Stage::notify("ops", text).at(pos(2))).then(Stage::fail(text).at(pos(3)));
+        assert_eq!(chain("after 1 try").shape(), chain("after 2 tries").shape());
+        assert_ne!(chain("x").shape(), Policy::new(Stage::notify("ops", "x").at(pos(2))).shape());
+        assert_ne!(
+            chain("x").shape(),
+            Policy::new(Stage::notify("ops", "x").at(pos(9))).then(Stage::fail("x").at(pos(3))).shape()
+        );
     }
 
     #[test]

@@ -34,14 +34,14 @@ pub(crate) fn walk<'p>(
                 return Decision {
                     rule,
                     stage: Some(stage as u32),
-                    attempt: used + 1,
+                    attempt: used.saturating_add(1),
                     delay: None,
                     delay_source: None,
                     script_error,
                 };
             };
             let unit = rng.get_or_insert_with(|| jitter_rng(history)).random::<f64>();
-            let (delay, source) = schedule.delay(used + 1, previous, failure.retry_after(), unit);
+            let (delay, source) = schedule.delay(used.saturating_add(1), previous, failure.retry_after(), unit);
             let within = match schedule.options().max_elapsed {
                 Some(max) => history.elapsed().saturating_sub(started).saturating_add(delay) <= max,
                 None => true,
@@ -50,7 +50,7 @@ pub(crate) fn walk<'p>(
                 return Decision {
                     rule,
                     stage: Some(stage as u32),
-                    attempt: used + 1,
+                    attempt: used.saturating_add(1),
                     delay: Some(delay),
                     delay_source: Some(source),
                     script_error,

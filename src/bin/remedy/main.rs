@@ -2,7 +2,8 @@
 //! tests beside the policies, simulate a fleet, and replay a log of failures.
 //!
 //! Exit codes: 0 success; 1 the policy set is invalid, or (`test`) a case fails; 2 bad input (an unreadable
-//! code, context, document, fixture or log, or bad arguments).
+//! code, context, document, fixture or log, or bad arguments). Output cut short by its reader (`remedy table |
+//! head -1`) ends the command quietly, with 0.
 
 mod check;
 mod classify;
@@ -80,7 +81,36 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(code) => code,
+        Err(panic) if is_broken_pipe(panic_text(&*panic)) => ExitCode::SUCCESS,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Whether a panic is the standard library's own when a `print!` finds its reader gone.
+fn is_broken_pipe(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe"))
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+/// A reader that stops reading (`| head -1`) ends the command without a panic message; every other panic is
+/// reported as usual.
+fn quiet_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(panic_text(info.payload())) {
+            report(info);
+        }
+    }));
+}
+
+fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Explain { code, policies, attempt, ctx, seed, json } => {
             explain::explain(&code, &policies, attempt, ctx, seed, json)

@@ -48,8 +48,9 @@ impl fmt::Display for Origin {
 /// A rule's identity in a job's [`History`](crate::History): attempts are counted per rule.
 ///
 /// Rules of a table are known by source, matcher and what their chain does, so a reload that moves a rule to
-/// another line keeps a job's place in it, and one that changes the chain starts it afresh; policies returned
-/// by a `decide` function are also known by the line that built them.
+/// another line keeps a job's place in it, and one that changes the chain starts it afresh. Policies returned
+/// by a `decide` function are known by the line that built them and the shape of their chain (each stage's
+/// action and position), so that one whose texts change from call to call keeps its place.
 #[derive(Debug, Clone, Eq, Serialize, Deserialize)]
 pub struct RuleKey {
     /// The source's file name.
@@ -59,7 +60,7 @@ pub struct RuleKey {
     /// For `decide` policies, the line that built the policy; 0 otherwise.
     #[serde(default)]
     pub line: u32,
-    /// [`Policy::fingerprint`] of the chain.
+    /// [`Policy::fingerprint`] of a table rule's chain; the shape of a `decide` policy's chain.
     #[serde(default)]
     pub chain: u64,
 }
@@ -111,16 +112,23 @@ pub struct Rule {
 impl Rule {
     pub(crate) fn new(policy: Policy, origin: Origin) -> Self {
         let source = key_source(&origin.file);
-        Rule::keyed(policy, origin, source)
+        let chain = policy.fingerprint();
+        Rule::shared(policy, chain, origin, source)
     }
 
-    /// A rule whose key's source is `source` (see [`key_source`]), computed once by the caller.
-    pub(crate) fn keyed(policy: Policy, origin: Origin, source: Arc<str>) -> Self {
-        let line = match origin.matcher {
-            Matcher::Decide => origin.pos.map_or(0, |p| p.line),
-            _ => 0,
-        };
-        let key = RuleKey { source, matcher: origin.matcher, line, chain: policy.fingerprint() };
+    /// A rule of a table, whose policy's [`Policy::fingerprint`] (`chain`) and key source (see [`key_source`])
+    /// the caller computed once: the rules of one `on([..])` share both.
+    pub(crate) fn shared(policy: Policy, chain: u64, origin: Origin, source: Arc<str>) -> Self {
+        let key = RuleKey { source, matcher: origin.matcher, line: 0, chain };
+        Rule { policy, origin, key }
+    }
+
+    /// A rule a `decide` function returned. Its key is where the chain was built and the shape of its stages,
+    /// not their texts or options: a chain whose messages or delays differ from one call to the next (they
+    /// interpolate the history) keeps its place.
+    pub(crate) fn decided(policy: Policy, origin: Origin, source: Arc<str>) -> Self {
+        let line = origin.pos.map_or(0, |p| p.line);
+        let key = RuleKey { source, matcher: origin.matcher, line, chain: policy.shape() };
         Rule { policy, origin, key }
     }
 

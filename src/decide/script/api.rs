@@ -2,13 +2,14 @@
 //! context.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::{Range, RangeInclusive};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, ImmutableString, Map, NativeCallContext};
 
-use super::options;
-use super::suggest::did_you_mean;
+use super::suggest::{did_you_mean, quoted};
 use super::views::register_views;
+use super::{limits, options, sandbox};
 use crate::classify::catalogue::{self, Category};
 use crate::decide::action::CredentialScope;
 use crate::decide::policy::{Policy, Stage};
@@ -45,20 +46,29 @@ pub(crate) fn usage(name: &str) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HttpMatch(Matcher);
 
-/// A rule registered by `on(..)` or `otherwise(..)` while a file's top level runs.
+/// A rule registered by `on(..)` or `otherwise(..)` while a file's top level runs. The rules of one `on([..])`
+/// share their policy and its fingerprint.
 #[derive(Debug, Clone)]
 pub(crate) struct RuleSpec {
     pub(crate) matcher: Matcher,
     pub(crate) policy: Policy,
+    pub(crate) chain: u64,
     pub(crate) pos: Option<Pos>,
+}
+
+/// The rules of the file being loaded, and where each matcher was first registered.
+#[derive(Default)]
+struct Collector {
+    rules: Vec<RuleSpec>,
+    seen: HashMap<Matcher, Option<Pos>>,
 }
 
 thread_local! {
     /// The rules of the file being loaded on this thread; `None` outside a load (e.g. inside `decide`).
-    static COLLECTOR: RefCell<Option<Vec<RuleSpec>>> = const { RefCell::new(None) };
+    static COLLECTOR: RefCell<Option<Collector>> = const { RefCell::new(None) };
 }
 
-/// Runs `load` (a file's top level) and returns what it registered.
+/// Runs `load` (a file's top level, possibly in several runs) and returns what it registered.
 pub(crate) fn collecting<T>(load: impl FnOnce() -> T) -> (T, Vec<RuleSpec>) {
     struct Reset;
     impl Drop for Reset {
@@ -66,10 +76,10 @@ pub(crate) fn collecting<T>(load: impl FnOnce() -> T) -> (T, Vec<RuleSpec>) {
             COLLECTOR.with(|c| c.borrow_mut().take());
         }
     }
-    COLLECTOR.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    COLLECTOR.with(|c| *c.borrow_mut() = Some(Collector::default()));
     let _reset = Reset;
     let result = load();
-    let rules = COLLECTOR.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let rules = COLLECTOR.with(|c| c.borrow_mut().take()).map(|c| c.rules).unwrap_or_default();
     (result, rules)
 }
 
@@ -84,21 +94,39 @@ fn pos(ctx: &NativeCallContext) -> Option<Pos> {
     Pos::from_rhai(ctx.call_position())
 }
 
-fn register_rule(ctx: &NativeCallContext, matcher: Matcher, policy: Policy) -> Result<()> {
+/// What a registered rule costs against the evaluation's build bound.
+const RULE_COST: usize = 64;
+
+/// A policy registered by one `on(..)`, shared by the rules of each code it lists.
+struct Registered {
+    policy: Policy,
+    chain: u64,
+}
+
+impl From<Policy> for Registered {
+    fn from(policy: Policy) -> Self {
+        Registered { chain: policy.fingerprint(), policy }
+    }
+}
+
+fn register_rule(ctx: &NativeCallContext, matcher: Matcher, policy: &Registered) -> Result<()> {
+    sandbox::charge(RULE_COST).map_err(|e| error(ctx, e))?;
     COLLECTOR.with(|c| {
         let mut c = c.borrow_mut();
-        let Some(rules) = c.as_mut() else {
+        let Some(collector) = c.as_mut() else {
             return Err(error(
                 ctx,
                 "`on` and `otherwise` register rules while a policy file loads; `decide` returns a policy instead",
             ));
         };
-        if let Some(first) = rules.iter().find(|r| r.matcher == matcher) {
-            let at = first.pos.map(|p| format!(" at line {}", p.line)).unwrap_or_default();
+        let here = pos(ctx);
+        if let Some(first) = collector.seen.get(&matcher) {
+            let at = first.map(|p| format!(" at line {}", p.line)).unwrap_or_default();
             let what = if matcher == Matcher::Otherwise { "otherwise".to_owned() } else { format!("on({matcher})") };
             return Err(error(ctx, format!("`{what}` is already defined in this file{at}")));
         }
-        rules.push(RuleSpec { matcher, policy, pos: pos(ctx) });
+        collector.seen.insert(matcher, here);
+        collector.rules.push(RuleSpec { matcher, policy: policy.policy.clone(), chain: policy.chain, pos: here });
         Ok(())
     })
 }
@@ -162,25 +190,30 @@ fn code_matcher(ctx: &NativeCallContext, value: &Dynamic) -> Result<Matcher> {
 }
 
 fn category(ctx: &NativeCallContext, name: &str) -> Result<Matcher> {
-    name.parse::<Category>().map(Matcher::Category).map_err(|e| {
-        let hint = did_you_mean(name, Category::ALL.iter().map(|c| c.as_str()));
-        error(ctx, format!("{e}{hint}"))
+    name.parse::<Category>().map(Matcher::Category).map_err(|_| {
+        let known: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        let hint = did_you_mean(name, known.iter().copied());
+        error(ctx, format!("unknown category {}{hint} (categories: {})", quoted(name), known.join(", ")))
     })
 }
 
+/// A waiting stage with the options `opts`, charged with `texts` bytes besides the stage.
 fn waiting(
     ctx: &NativeCallContext,
     action: &str,
     opts: &Map,
+    texts: usize,
     build: impl FnOnce(crate::decide::Backoff) -> Stage,
 ) -> Result<Policy> {
     let extra: &[&str] = if action == "republish" { options::REPUBLISH_OPTIONS } else { &[] };
     let backoff = options::backoff(action, opts, extra).map_err(|e| error(ctx, e))?;
-    Ok(build(backoff).at_opt(pos(ctx)).into())
+    built(ctx, build(backoff), texts)
 }
 
-fn once(ctx: &NativeCallContext, stage: Stage) -> Policy {
-    stage.at_opt(pos(ctx)).into()
+/// A one-stage policy written here, charged to the evaluation with `texts` bytes of text.
+fn built(ctx: &NativeCallContext, stage: Stage, texts: usize) -> Result<Policy> {
+    sandbox::charge(limits::STAGE_COST.saturating_add(texts)).map_err(|e| error(ctx, e))?;
+    Ok(stage.at_opt(pos(ctx)).into())
 }
 
 fn text(ctx: &NativeCallContext, what: &str, value: &str) -> Result<()> {
@@ -190,7 +223,11 @@ fn text(ctx: &NativeCallContext, what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<String, serde_json::Value>> {
+/// How deep the changes of a `resubmit` may nest (asset parameters are flat in practice).
+const MAX_AMEND_DEPTH: usize = 8;
+
+/// The changes of a `resubmit` as JSON, and what they cost against the build bound.
+fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<(serde_json::Map<String, serde_json::Value>, usize)> {
     if amend.is_empty() {
         return Err(error(
             ctx,
@@ -198,15 +235,24 @@ fn amend_map(ctx: &NativeCallContext, amend: Map) -> Result<serde_json::Map<Stri
         ));
     }
     let mut json = serde_json::Map::new();
+    let mut size = 0;
     for (key, value) in amend {
-        json.insert(key.into(), json_value(value).map_err(|e| error(ctx, e))?);
+        size += key.len();
+        json.insert(key.into(), json_value(&value, 1, &mut size).map_err(|e| error(ctx, e))?);
     }
-    Ok(json)
+    Ok((json, size))
 }
 
-/// A script value as JSON: scalars directly, the rest through serde.
-fn json_value(value: Dynamic) -> std::result::Result<serde_json::Value, String> {
+/// What one JSON value costs against the build bound besides its text.
+const JSON_COST: usize = 32;
+
+/// A script value as JSON, at most [`MAX_AMEND_DEPTH`] levels deep; adds what it costs to `size`.
+fn json_value(value: &Dynamic, depth: usize, size: &mut usize) -> std::result::Result<serde_json::Value, String> {
     use serde_json::Value;
+    if depth > MAX_AMEND_DEPTH {
+        return Err(format!("resubmit's changes nest deeper than {MAX_AMEND_DEPTH} levels"));
+    }
+    *size += JSON_COST;
     if value.is_unit() {
         return Ok(Value::Null);
     }
@@ -216,11 +262,32 @@ fn json_value(value: Dynamic) -> std::result::Result<serde_json::Value, String> 
     if let Ok(i) = value.as_int() {
         return Ok(Value::from(i));
     }
-    if value.is_string() {
-        return Ok(Value::String(value.into_string().unwrap_or_default()));
+    if let Ok(f) = value.as_float() {
+        return serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{f} is not a JSON number"));
     }
-    rhai::serde::from_dynamic::<Value>(&value)
-        .map_err(|_| "resubmit's changes must be plain values (strings, numbers, booleans, lists, maps)".to_owned())
+    if let Ok(s) = value.as_immutable_string_ref() {
+        *size += s.len();
+        return Ok(Value::String(s.to_string()));
+    }
+    if let Ok(items) = value.as_array_ref() {
+        return items
+            .iter()
+            .map(|v| json_value(v, depth + 1, size))
+            .collect::<std::result::Result<_, _>>()
+            .map(Value::Array);
+    }
+    if let Ok(map) = value.as_map_ref() {
+        let mut object = serde_json::Map::new();
+        for (key, v) in map.iter() {
+            *size += key.len();
+            object.insert(key.to_string(), json_value(v, depth + 1, size)?);
+        }
+        return Ok(Value::Object(object));
+    }
+    Err(format!(
+        "resubmit's changes must be plain values (strings, numbers, booleans, lists, maps), not {}",
+        value.type_name()
+    ))
 }
 
 fn republish(ctx: &NativeCallContext, target: &str, opts: &Map) -> Result<Policy> {
@@ -229,7 +296,7 @@ fn republish(ctx: &NativeCallContext, target: &str, opts: &Map) -> Result<Policy
         Some(v) => options::boolean("new_reference_id", v).map_err(|e| error(ctx, e))?,
         None => false,
     };
-    waiting(ctx, "republish", opts, |b| Stage::republish(target, new_reference_id, b))
+    waiting(ctx, "republish", opts, target.len(), |b| Stage::republish(target, new_reference_id, b))
 }
 
 pub(crate) fn register(engine: &mut Engine) {
@@ -252,21 +319,22 @@ fn register_policy(engine: &mut Engine) {
                     format!("a policy chain has at most {MAX_STAGES} stages; this one would have {stages}"),
                 ));
             }
+            sandbox::charge(stages.saturating_mul(limits::STAGE_COST)).map_err(|e| error(&ctx, e))?;
             Ok(p.clone().then(next))
         })
-        .register_fn("retry", |ctx: NativeCallContext| waiting(&ctx, "retry", &Map::new(), Stage::retry))
-        .register_fn("retry", |ctx: NativeCallContext, opts: Map| waiting(&ctx, "retry", &opts, Stage::retry))
+        .register_fn("retry", |ctx: NativeCallContext| waiting(&ctx, "retry", &Map::new(), 0, Stage::retry))
+        .register_fn("retry", |ctx: NativeCallContext, opts: Map| waiting(&ctx, "retry", &opts, 0, Stage::retry))
         .register_fn("resubmit", |ctx: NativeCallContext, amend: Map| -> Result<Policy> {
-            let amend = amend_map(&ctx, amend)?;
-            waiting(&ctx, "resubmit", &Map::new(), |b| Stage::resubmit(amend, b))
+            let (amend, size) = amend_map(&ctx, amend)?;
+            waiting(&ctx, "resubmit", &Map::new(), size, |b| Stage::resubmit(amend, b))
         })
         .register_fn("resubmit", |ctx: NativeCallContext, amend: Map, opts: Map| -> Result<Policy> {
-            let amend = amend_map(&ctx, amend)?;
-            waiting(&ctx, "resubmit", &opts, |b| Stage::resubmit(amend, b))
+            let (amend, size) = amend_map(&ctx, amend)?;
+            waiting(&ctx, "resubmit", &opts, size, |b| Stage::resubmit(amend, b))
         })
         .register_fn("fix_credentials", |ctx: NativeCallContext, scope: ImmutableString| -> Result<Policy> {
             let scope = scope.parse::<CredentialScope>().map_err(|e| error(&ctx, e))?;
-            Ok(once(&ctx, Stage::fix_credentials(scope)))
+            built(&ctx, Stage::fix_credentials(scope), 0)
         })
         .register_fn("republish", |ctx: NativeCallContext, target: ImmutableString| {
             republish(&ctx, &target, &Map::new())
@@ -274,22 +342,22 @@ fn register_policy(engine: &mut Engine) {
         .register_fn("republish", |ctx: NativeCallContext, target: ImmutableString, opts: Map| {
             republish(&ctx, &target, &opts)
         })
-        .register_fn("reconcile", |ctx: NativeCallContext| once(&ctx, Stage::reconcile()))
+        .register_fn("reconcile", |ctx: NativeCallContext| built(&ctx, Stage::reconcile(), 0))
         .register_fn("notify", |ctx: NativeCallContext, message: ImmutableString| -> Result<Policy> {
             text(&ctx, "notify's message", &message)?;
-            Ok(once(&ctx, Stage::notify("ops", message.as_str())))
+            built(&ctx, Stage::notify("ops", message.as_str()), message.len())
         })
         .register_fn(
             "notify",
             |ctx: NativeCallContext, channel: ImmutableString, message: ImmutableString| -> Result<Policy> {
                 text(&ctx, "notify's channel", &channel)?;
                 text(&ctx, "notify's message", &message)?;
-                Ok(once(&ctx, Stage::notify(channel.as_str(), message.as_str())))
+                built(&ctx, Stage::notify(channel.as_str(), message.as_str()), channel.len() + message.len())
             },
         )
         .register_fn("fail", |ctx: NativeCallContext, reason: ImmutableString| -> Result<Policy> {
             text(&ctx, "fail's reason", &reason)?;
-            Ok(once(&ctx, Stage::fail(reason.as_str())))
+            built(&ctx, Stage::fail(reason.as_str()), reason.len())
         });
 }
 
@@ -311,26 +379,29 @@ fn register_rules(engine: &mut Engine) {
             Ok(HttpMatch(Matcher::HttpRange(lo, hi)))
         })
         .register_fn("on", |ctx: NativeCallContext, code: INT, p: Policy| {
-            register_rule(&ctx, Matcher::Code(asset_code(&ctx, code)?), p)
+            register_rule(&ctx, Matcher::Code(asset_code(&ctx, code)?), &p.into())
         })
         .register_fn("on", |ctx: NativeCallContext, r: RangeInclusive<INT>, p: Policy| {
-            register_rule(&ctx, code_matcher(&ctx, &Dynamic::from(r))?, p)
+            register_rule(&ctx, code_matcher(&ctx, &Dynamic::from(r))?, &p.into())
         })
         .register_fn("on", |ctx: NativeCallContext, r: Range<INT>, p: Policy| {
-            register_rule(&ctx, code_matcher(&ctx, &Dynamic::from(r))?, p)
+            register_rule(&ctx, code_matcher(&ctx, &Dynamic::from(r))?, &p.into())
         })
         .register_fn("on", |ctx: NativeCallContext, name: ImmutableString, p: Policy| {
-            register_rule(&ctx, category(&ctx, &name)?, p)
+            register_rule(&ctx, category(&ctx, &name)?, &p.into())
         })
-        .register_fn("on", |ctx: NativeCallContext, h: HttpMatch, p: Policy| register_rule(&ctx, h.0, p))
+        .register_fn("on", |ctx: NativeCallContext, h: HttpMatch, p: Policy| register_rule(&ctx, h.0, &p.into()))
         .register_fn("on", |ctx: NativeCallContext, codes: Array, p: Policy| -> Result<()> {
             if codes.is_empty() {
                 return Err(error(&ctx, "on([], ..) lists no codes"));
             }
+            let policy = Registered::from(p);
             for value in &codes {
-                register_rule(&ctx, code_matcher(&ctx, value)?, p.clone())?;
+                register_rule(&ctx, code_matcher(&ctx, value)?, &policy)?;
             }
             Ok(())
         })
-        .register_fn("otherwise", |ctx: NativeCallContext, p: Policy| register_rule(&ctx, Matcher::Otherwise, p));
+        .register_fn("otherwise", |ctx: NativeCallContext, p: Policy| {
+            register_rule(&ctx, Matcher::Otherwise, &p.into())
+        });
 }

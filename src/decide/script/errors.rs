@@ -5,25 +5,34 @@ use std::sync::Arc;
 use rhai::{EvalAltResult, ParseError, Position};
 
 use super::engine::engine;
-use super::suggest::did_you_mean;
-use super::{api, limits};
+use super::suggest::{did_you_mean, quoted};
+use super::{api, collections, limits, sandbox};
 use crate::diagnostic::{Diagnostic, Pos};
+
+/// The longest message a diagnostic carries; Rhai's own messages may quote whole names or values.
+const MAX_MESSAGE: usize = 512;
 
 /// A Rhai runtime error as a diagnostic of `file`.
 pub(crate) fn runtime_error(file: &Arc<str>, err: &EvalAltResult) -> Diagnostic {
     let (message, pos) = describe(err, Position::NONE);
-    Diagnostic::error(file, Pos::from_rhai(pos), message)
+    Diagnostic::error(file, Pos::from_rhai(pos), sandbox::cut(&message, MAX_MESSAGE))
 }
 
 /// A Rhai parse error as a diagnostic of `file`.
 pub(crate) fn parse_error(file: &Arc<str>, err: &ParseError) -> Diagnostic {
-    let message = match err.err_type() {
-        rhai::ParseErrorType::Reserved(word) if word.contains("eval") => {
-            "`eval` is disabled in policy scripts".to_owned()
-        }
-        other => other.to_string(),
+    let disabled = match err.err_type() {
+        rhai::ParseErrorType::Reserved(word)
+        | rhai::ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(word, _)) => Some(word.as_str()),
+        _ => None,
     };
-    Diagnostic::error(file, Pos::from_rhai(err.position()), message)
+    let message = match disabled {
+        Some("eval") => "`eval` is disabled in policy scripts".to_owned(),
+        Some(word @ ("Fn" | "curry" | "call")) => {
+            format!("`{word}` is not available in policy scripts: function pointers and closures are disabled")
+        }
+        _ => err.err_type().to_string(),
+    };
+    Diagnostic::error(file, Pos::from_rhai(err.position()), sandbox::cut(&message, MAX_MESSAGE))
 }
 
 /// A readable message for a runtime error, and the innermost position that has one.
@@ -40,15 +49,20 @@ fn describe(err: &EvalAltResult, outer: Position) -> (String, Position) {
             };
             return (message, inner_pos);
         }
-        E::ErrorRuntime(value, _) => value.to_string(),
+        E::ErrorRuntime(value, _) => collections::plain_text(value),
         E::ErrorFunctionNotFound(signature, _) => {
             let name = signature.split([' ', '(']).next().unwrap_or(signature);
             if engine().knows(name) {
-                format!("wrong arguments for `{name}`: no `{signature}`; {}", api::usage(name))
+                let arguments = signature.get(name.len()..).unwrap_or_default();
+                format!("wrong arguments for {}: no {}; {}", quoted(name), quoted(arguments.trim()), api::usage(name))
             } else {
-                format!("unknown function or action `{name}`{}", did_you_mean(name, engine().api_names()))
+                format!("unknown function or action {}{}", quoted(name), did_you_mean(name, engine().api_names()))
             }
         }
+        E::ErrorTerminated(limit, _) => format!(
+            "the script ran past its time limit of {} ms (policy scripts must finish quickly)",
+            limit.as_int().unwrap_or_default()
+        ),
         E::ErrorTooManyOperations(_) => format!(
             "the script ran past {} operations: an endless loop? (policy scripts must finish quickly)",
             limits::MAX_OPERATIONS
@@ -56,14 +70,15 @@ fn describe(err: &EvalAltResult, outer: Position) -> (String, Position) {
         E::ErrorStackOverflow(_) => {
             format!("calls nested deeper than {}: unbounded recursion?", limits::MAX_CALL_LEVELS)
         }
+        E::ErrorDataTooLarge(what, _) if what.starts_with("the script") => what.clone(),
         E::ErrorDataTooLarge(what, _) => format!(
             "{what} is too large (limits: strings {} bytes, arrays {} items, maps {} entries)",
             limits::MAX_STRING_SIZE,
             limits::MAX_ARRAY_SIZE,
             limits::MAX_MAP_SIZE
         ),
-        E::ErrorVariableNotFound(name, _) => format!("unknown variable `{name}`"),
-        E::ErrorModuleNotFound(name, _) => format!("`import` is not available in policy scripts (`{name}`)"),
+        E::ErrorVariableNotFound(name, _) => format!("unknown variable {}", quoted(name)),
+        E::ErrorModuleNotFound(name, _) => format!("`import` is not available in policy scripts ({})", quoted(name)),
         E::ErrorTooManyModules(_) => "`import` is not available in policy scripts".to_owned(),
         E::ErrorTooManyVariables(_) => format!("more than {} variables", limits::MAX_VARIABLES),
         other => {

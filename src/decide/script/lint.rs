@@ -22,7 +22,8 @@ pub(crate) fn lint(file: &Arc<str>, rules: &[Arc<Rule>], first: usize, table: &T
     }
     for (rule, count) in rules[first..].iter().zip(wins) {
         let origin = rule.origin();
-        if count == 0 {
+        // `otherwise` is the fallback, not a rule of the table (later sources may replace it).
+        if count == 0 && origin.matcher != crate::decide::rules::Matcher::Otherwise {
             warnings.push(Diagnostic::warning(
                 file,
                 origin.pos,

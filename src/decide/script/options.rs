@@ -105,12 +105,21 @@ fn attempts(value: &Dynamic) -> Result<Attempts, String> {
 }
 
 fn duration(key: &str, value: &Dynamic) -> Result<Duration, String> {
-    match value.clone().into_immutable_string() {
-        Ok(s) => humantime::parse_duration(s.trim()).map_err(|e| {
-            format!("option `{key}`: cannot read \"{s}\" as a duration ({e}); write e.g. \"500ms\", \"30s\", \"2m\"")
-        }),
-        Err(t) => Err(format!("option `{key}` must be a duration string such as \"30s\", found {t}")),
+    let s = value
+        .clone()
+        .into_immutable_string()
+        .map_err(|t| format!("option `{key}` must be a duration string such as \"30s\", found {t}"))?;
+    let shown = super::sandbox::cut(s.trim(), super::limits::MAX_QUOTED);
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("option `{key}`: cannot read \"{shown}\" as a duration ({e}); write e.g. \"500ms\", \"30s\", \"2m\"")
+    })?;
+    if d > Backoff::MAX_DURATION {
+        return Err(format!(
+            "option `{key}`: \"{shown}\" is longer than {}, the longest delay a policy may ask for",
+            humantime::format_duration(Backoff::MAX_DURATION)
+        ));
     }
+    Ok(d)
 }
 
 fn number(key: &str, value: &Dynamic) -> Result<f64, String> {
@@ -175,6 +184,9 @@ mod tests {
             ("attempts", Dynamic::from(-3_i64), "at least 1"),
             ("attempts", Dynamic::from("many"), "unlimited"),
             ("initial", Dynamic::from("soon"), "cannot read \"soon\""),
+            ("initial", Dynamic::from("31days"), "longer than 30days"),
+            ("max_elapsed", Dynamic::from("584years"), "longer than"),
+            ("max_delay", Dynamic::from("99999999999999999999999s"), "cannot read"),
             ("initial", Dynamic::from(5_i64), "duration string"),
             ("multiplier", Dynamic::from("x"), "must be a number"),
             ("jitter", Dynamic::from("lots"), "not none, full"),

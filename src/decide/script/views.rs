@@ -1,8 +1,11 @@
-//! What scripts see of a failure (`f`) and of the job's history (`ctx.history`).
+//! What scripts see of a failure (`f`), of the host's context (`ctx`) and of the job's history
+//! (`ctx.history`).
 
 use rhai::{Dynamic, Engine, INT, ImmutableString};
+use serde_json::Value;
 use smallvec::SmallVec;
 
+use super::{limits, sandbox};
 use crate::classify::{Failure, FailureKey};
 use crate::decide::action::CredentialScope;
 use crate::decide::history::{History, Seen};
@@ -15,7 +18,10 @@ pub(super) fn register_views(engine: &mut Engine) {
     engine
         .register_type_with_name::<Failure>("Failure")
         .register_get("code", |f: &mut Failure| f.code() as INT)
-        .register_get("message", |f: &mut Failure| f.message().to_owned())
+        // A long message is cut to the string limit, so that reading it never fails.
+        .register_get("message", |f: &mut Failure| {
+            sandbox::cut(f.message(), limits::MAX_STRING_SIZE - '…'.len_utf8()).into_owned()
+        })
         .register_get("kind", |f: &mut Failure| match f.kind() {
             crate::FailureKind::Asset => "asset",
             crate::FailureKind::Api => "api",
@@ -47,6 +53,34 @@ pub(super) fn register_views(engine: &mut Engine) {
         .register_fn("repaired", |h: &mut HistoryView, scope: ImmutableString| h.repaired(&scope))
         .register_fn("to_string", |h: &mut HistoryView| format!("{h:?}"))
         .register_fn("to_debug", |h: &mut HistoryView| format!("{h:?}"));
+}
+
+/// How deep a context value is converted; deeper values read as `()`.
+const MAX_CONTEXT_DEPTH: usize = 16;
+
+/// A context value as scripts see it: strings cut to the string limit, nesting cut at
+/// [`MAX_CONTEXT_DEPTH`] (the host's JSON may nest deeper than any script value can).
+pub(crate) fn script_value(value: &Value) -> Dynamic {
+    convert(value, 0)
+}
+
+fn convert(value: &Value, depth: usize) -> Dynamic {
+    if depth > MAX_CONTEXT_DEPTH {
+        return Dynamic::UNIT;
+    }
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => n.as_f64().map_or(Dynamic::UNIT, Dynamic::from_float),
+        },
+        Value::String(s) => Dynamic::from(sandbox::cut(s, limits::MAX_STRING_SIZE - '…'.len_utf8()).into_owned()),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(|v| convert(v, depth + 1)).collect()),
+        Value::Object(map) => {
+            Dynamic::from_map(map.iter().map(|(k, v)| (k.as_str().into(), convert(v, depth + 1))).collect())
+        }
+    }
 }
 
 /// `ctx.history` in a decide function.
