@@ -102,7 +102,6 @@ fn a_decide_policy_with_changing_text_advances_through_the_engine() {
 }
 
 #[test]
-#[ignore = "needs the engine's step bound"]
 fn a_decide_policy_whose_shape_changes_at_every_call_still_ends_the_job() {
     // Every call returns a chain of a new length: no two decisions share a place, so the first stage (a
     // notify) repeats; only a bound on the steps taken without a new failure ends the job.

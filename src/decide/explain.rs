@@ -72,8 +72,8 @@ impl Explanation<'_> {
     /// The stage of step `step`, counted from 1 as reports and fixtures show it; `None` when the chain is
     /// exhausted (or there is no such step).
     pub fn stage_of(&self, step: usize) -> Option<usize> {
-        // The one place that turns `Decision::stage` (counted from 0) into the number reports show.
-        self.steps.get(step)?.stage().map(|s| s + 1)
+        // `Decision::stage` counts from 1, as reports and fixtures show it.
+        self.steps.get(step)?.stage()
     }
 }
 

@@ -76,7 +76,7 @@ pub enum Event {
         action: ActionKind,
         /// After how long, in milliseconds.
         delay_ms: Option<u64>,
-        /// The stage of the chain, from 0 (`None` when exhausted).
+        /// The stage of the chain, from 1 (`None` when exhausted).
         stage: Option<usize>,
         /// The attempt within the stage, from 1.
         attempt: u32,

@@ -78,7 +78,7 @@ pub(crate) fn evaluate<T>(limit: Duration, run: impl FnOnce() -> T) -> Result<T,
 /// that a busy host merely paused past its deadline is let finish.
 #[inline]
 pub(crate) fn progress(operations: u64) -> Option<Dynamic> {
-    if operations % limits::CLOCK_EVERY != 0 {
+    if !operations.is_multiple_of(limits::CLOCK_EVERY) {
         return None;
     }
     with_bounds(|bounds| {
