@@ -18,8 +18,9 @@ pub(super) struct Db {
     pub(super) name: String,
     /// Held for the duration of each operation when the store was opened with `hold_time`.
     pub(super) hold: Option<TimeHold>,
-    /// Whether writes that make a job due send a wake hint (bound to the statements that send it).
-    pub(super) hints: bool,
+    /// The channel that writes making a job due send a wake hint on (bound to the statements that send it);
+    /// `None`: hints off.
+    pub(super) hints: Option<String>,
 }
 
 impl Db {

@@ -1,6 +1,6 @@
-//! Wake hints between replicas: a write that makes a job due sends a notification on one channel, inside its
-//! own transaction (so it is delivered only if the write commits); each store listens on a connection of its
-//! own and wakes whoever waits on its [`Notify`]. Hints are only hints: a lost one (the listener reconnecting,
+//! Wake hints between replicas: a write that makes a job due sends a notification on the store's channel,
+//! inside its own transaction (so it is delivered only if the write commits); each store listens on a
+//! connection of its own and wakes whoever waits on its [`Notify`]. Hints are only hints: a lost one (the listener reconnecting,
 //! a replica behind PgBouncer) costs a claimer's poll interval, never a job.
 
 use std::sync::Arc;
@@ -12,25 +12,34 @@ use tokio::sync::Notify;
 use super::conn::Task;
 use crate::store::StoreError;
 
-/// The channel, as the statements that send a hint write it.
-macro_rules! channel {
-    () => {
-        "lightflow_remedy_due"
+/// The channel of the replicas of a database that keep their tables where the `search_path` says.
+const CHANNEL: &str = "lightflow_remedy_due";
+
+/// PostgreSQL's longest channel name (`NAMEDATALEN - 1`).
+const LONGEST: usize = 63;
+
+/// The channel of the replicas of one store: `lightflow_remedy_due`, or with a `schema`,
+/// `lightflow_remedy_due.SCHEMA` (cut at 63 bytes: two long names that begin alike share a channel, which
+/// costs useless claims, nothing more), so that the stores a database holds do not wake each other.
+pub(super) fn channel(schema: Option<&str>) -> String {
+    let mut channel = match schema {
+        Some(schema) => format!("{CHANNEL}.{schema}"),
+        None => CHANNEL.to_owned(),
     };
+    // Schema names are ASCII (see `open`): any byte is a character boundary.
+    channel.truncate(LONGEST);
+    channel
 }
 
-/// The expression that sends a hint where a statement makes a job due: `true` (`pg_notify` returns `void`,
-/// which is never `NULL`), evaluated only when the `CASE` that holds it says so.
+/// The expression that sends a hint on the channel bound as parameter `$n`, where a statement makes a job
+/// due: `true` (`pg_notify` returns `void`, never `NULL`), evaluated only when the `CASE` holding it says
+/// so. A `NULL` channel sends nothing (hints off).
 macro_rules! send_hint {
-    () => {
-        concat!("pg_notify('", $crate::store::postgres::hints::channel!(), "', '') IS NULL")
+    ($n:literal) => {
+        concat!("pg_notify($", $n, ", '') IS NULL")
     };
 }
-pub(super) use {channel, send_hint};
-
-/// The channel every replica of a database listens on (the name is database-wide, not per schema: hints from
-/// another schema's replicas cost a useless claim, nothing more).
-pub(super) const CHANNEL: &str = channel!();
+pub(super) use send_hint;
 
 /// The longest wait between attempts to listen again when the database cannot be reached.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -42,9 +51,9 @@ pub(super) struct Listening {
     _task: Task,
 }
 
-/// Listens on [`CHANNEL`] with a connection made from `connect` (one of its own, outside the store's pool, so
+/// Listens on `channel` with a connection made from `connect` (one of its own, outside the store's pool, so
 /// that it never takes an operation's place), from now on.
-pub(super) async fn listen(connect: PgConnectOptions, store: &str) -> Result<Listening, StoreError> {
+pub(super) async fn listen(connect: PgConnectOptions, channel: &str, store: &str) -> Result<Listening, StoreError> {
     let err = |e: sqlx::Error| StoreError::Database { store: store.to_owned(), message: format!("listening: {e}") };
     // One connection, kept: no reaper, no lifetime (their timers would run on a paused clock).
     let pool = PgPoolOptions::new()
@@ -54,7 +63,7 @@ pub(super) async fn listen(connect: PgConnectOptions, store: &str) -> Result<Lis
         .test_before_acquire(false)
         .connect_lazy_with(connect);
     let mut listener = PgListener::connect_with(&pool).await.map_err(err)?;
-    listener.listen(CHANNEL).await.map_err(err)?;
+    listener.listen(channel).await.map_err(err)?;
     let notify = Arc::new(Notify::new());
     let task = Task::spawn(forward(listener, notify.clone(), store.to_owned()));
     Ok(Listening { notify, _task: task })
@@ -85,6 +94,25 @@ async fn forward(mut listener: PgListener, notify: Arc<Notify>, store: String) {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 wake(&notify);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_schema_has_a_channel_of_its_own_within_postgres_length() {
+        let long = "s".repeat(63);
+        let table = [
+            (None, "lightflow_remedy_due".to_owned()),
+            (Some("remedy"), "lightflow_remedy_due.remedy".to_owned()),
+            (Some(long.as_str()), format!("lightflow_remedy_due.{}", &long[..42])),
+        ];
+        for (schema, expected) in table {
+            assert_eq!(channel(schema), expected, "{schema:?}");
+            assert!(channel(schema).len() <= 63);
         }
     }
 }

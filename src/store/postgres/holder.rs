@@ -15,14 +15,14 @@ use crate::store::{
 };
 
 /// One statement inserts the job unless the asset has an active one (the partial unique index says so), and
-/// hints the other replicas (`$7`) when it did.
+/// hints the other replicas (on channel `$7`) when it did.
 pub(super) const INSERT: &str = concat!(
     "WITH inserted AS (\
          INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
          VALUES ($1, 'waiting', $2, $3, $4, $5, $6, $6) \
          ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id) \
-     SELECT id, CASE WHEN $7 THEN ",
-    send_hint!(),
+     SELECT id, CASE WHEN $7::text IS NOT NULL THEN ",
+    send_hint!("7"),
     " END AS hinted FROM inserted"
 );
 
@@ -68,7 +68,7 @@ const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = $1 RE
 
 /// The fenced write of a holder. `$11` is a report held for the reference being saved; the row's own report
 /// goes first unless the holder took it. A release to `awaiting` with a report on the row makes the job due
-/// at once. A job released due now hints the other replicas (`$16`).
+/// at once. A job released due now hints the other replicas (on channel `$16`).
 pub(super) const SAVE: &str = concat!(
     "UPDATE jobs SET payload = $4, version = $5, last_code = $6, attempts = $7, reference = $8, updated_at = $9, \
          report = CASE WHEN $10 THEN $11 ELSE COALESCE(report, $11) END, \
@@ -82,8 +82,8 @@ pub(super) const SAVE: &str = concat!(
          outcome = CASE WHEN $12 = 'finished' THEN COALESCE($15, 'finished') ELSE outcome END \
      WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished' \
      RETURNING cancel_requested, report, \
-         CASE WHEN $16 AND lease_owner IS NULL AND phase <> 'finished' AND wake_at <= $9 THEN ",
-    send_hint!(),
+         CASE WHEN $16::text IS NOT NULL AND lease_owner IS NULL AND phase <> 'finished' AND wake_at <= $9 THEN ",
+    send_hint!("16"),
     " END AS hinted"
 );
 
@@ -106,7 +106,7 @@ impl Db {
                 .bind(i64::from(new.version))
                 .bind(new.last_code)
                 .bind(now.0)
-                .bind(self.hints)
+                .bind(self.hints.as_deref())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.err(e))?;
@@ -217,7 +217,7 @@ impl Db {
                 .bind(save.release)
                 .bind(save.wake_at.0)
                 .bind(save.outcome)
-                .bind(self.hints)
+                .bind(self.hints.as_deref())
         };
         if awaiting.is_none() && save.ledger.is_empty() {
             // One statement is a transaction of its own.

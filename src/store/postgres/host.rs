@@ -19,12 +19,13 @@ pub(super) const REPORTED_BY_REFERENCE: &str = "SELECT jobs.id, jobs.phase, jobs
 const HOLD_REPORT: &str = "INSERT INTO held_reports (reference, report, at) VALUES ($1, $2, $3) \
      ON CONFLICT (reference) DO UPDATE SET report = excluded.report, at = excluded.at";
 
-/// The result the job awaits: a job at rest is due at once, and the other replicas are hinted (`$4`).
+/// The result the job awaits: a job at rest is due at once, and the other replicas are hinted (on channel
+/// `$4`).
 const APPLY_REPORT: &str = concat!(
     "UPDATE jobs SET report = $2, updated_at = $3, \
          wake_at = CASE WHEN lease_owner IS NULL THEN $3 ELSE wake_at END WHERE id = $1 \
-     RETURNING CASE WHEN $4 AND lease_owner IS NULL THEN ",
-    send_hint!(),
+     RETURNING CASE WHEN $4::text IS NOT NULL AND lease_owner IS NULL THEN ",
+    send_hint!("4"),
     " END AS hinted"
 );
 
@@ -42,8 +43,8 @@ const CANCEL: &str = "UPDATE jobs SET phase = 'finished', outcome = 'cancelled',
 
 pub(super) const RETRY_NOW: &str = concat!(
     "UPDATE jobs SET wake_at = $2 WHERE asset_id = $1 AND phase <> 'finished' AND lease_owner IS NULL \
-     RETURNING CASE WHEN $3 THEN ",
-    send_hint!(),
+     RETURNING CASE WHEN $3::text IS NOT NULL THEN ",
+    send_hint!("3"),
     " END AS hinted"
 );
 
@@ -106,7 +107,7 @@ impl Db {
                     .bind(id)
                     .bind(result)
                     .bind(now.0)
-                    .bind(self.hints)
+                    .bind(self.hints.as_deref())
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.err(e))?;
@@ -153,7 +154,7 @@ impl Db {
         let done = sqlx::query(RETRY_NOW)
             .bind(asset_id)
             .bind(now.0)
-            .bind(self.hints)
+            .bind(self.hints.as_deref())
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;

@@ -10,8 +10,9 @@
 //!   transaction. Renewals are one statement per batch.
 //! - **One active job per asset** is a partial unique index; two submits of one asset from two replicas at once
 //!   end in one job, the other joins it.
-//! - **Wake hints**: a write that makes a job due notifies the channel `lightflow_remedy_due` in its own
-//!   transaction; every store listens and wakes its claimer ([`Store::wake_hints`]). Polling stays the
+//! - **Wake hints**: a write that makes a job due notifies the channel `lightflow_remedy_due` (with a
+//!   `schema`, `lightflow_remedy_due.SCHEMA`) in its own transaction; every store listens and wakes its
+//!   claimer ([`Store::wake_hints`]). Polling stays the
 //!   fallback: [`StoreOptions::wake_hints`] off (behind PgBouncer in transaction mode) costs a poll interval.
 //! - **One clock**: [`PgStore::clock`] is the database's ([`DatabaseClock`]), for every replica's due times
 //!   and leases.

@@ -86,11 +86,12 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
         .await
         .map_err(|e| StoreError::Database { store: name.clone(), message: format!("opening: {e}") })?;
     migrate(&pool, schema.as_deref(), &name).await?;
-    let db = Arc::new(Db { pool, name, hold, hints: options.wake_hints });
+    let channel = options.wake_hints.then(|| hints::channel(schema.as_deref()));
+    let db = Arc::new(Db { pool, name, hold, hints: channel });
     let (clock, reader) = clock::start(&db).await?;
-    let listening = match options.wake_hints {
-        true => Some(hints::listen(connect, &db.name).await?),
-        false => None,
+    let listening = match &db.hints {
+        Some(channel) => Some(hints::listen(connect, channel, &db.name).await?),
+        None => None,
     };
     Ok(Opened { db, clock, reader, listening })
 }

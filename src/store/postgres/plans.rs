@@ -25,6 +25,9 @@ const FILL: &[&str] = &[
     "ANALYZE",
 ];
 
+/// A channel for the statements that send hints.
+const CHANNEL: &str = "lightflow_remedy_due.plans";
+
 /// What PostgreSQL's planner does for `query`.
 async fn plan(db: &super::Db, query: Query<'static, Postgres, PgArguments>) -> String {
     let rows = query.fetch_all(&db.pool).await.expect("a plan");
@@ -78,7 +81,7 @@ async fn per_job_statements_use_the_indexes() {
                 .bind(true)
                 .bind(now + 60_000)
                 .bind(None::<&str>)
-                .bind(true),
+                .bind(Some(CHANNEL)),
             Some("jobs_pkey"),
         ),
         (
@@ -95,7 +98,7 @@ async fn per_job_statements_use_the_indexes() {
                 .bind(1_i64)
                 .bind("2001")
                 .bind(now)
-                .bind(true),
+                .bind(Some(CHANNEL)),
             None,
         ),
         (
@@ -109,7 +112,7 @@ async fn per_job_statements_use_the_indexes() {
         ("report by reference", explain(host::REPORTED_BY_REFERENCE).bind("uuid-60"), Some("job_references_pkey")),
         (
             "retry now",
-            explain(host::RETRY_NOW).bind("asset-60").bind(now).bind(true),
+            explain(host::RETRY_NOW).bind("asset-60").bind(now).bind(Some(CHANNEL)),
             Some("jobs_one_active_per_asset"),
         ),
         ("prune", explain(host::PRUNE).bind(100_i64), Some("jobs_finished")),
