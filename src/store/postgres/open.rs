@@ -5,7 +5,8 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
 use super::clock::{self, DatabaseClock};
 use super::conn::{Db, Task};
@@ -75,6 +76,11 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
     let _held = hold.as_ref().map(TimeHold::hold);
     let (connect, schema) = locate(url)?;
     let name = redact(url);
+    // A connection of its own first: it fails at once when the server cannot be reached (the pool would try
+    // again until its acquire timeout), and holds the migrations' lock.
+    let lock = PgConnection::connect_with(&connect)
+        .await
+        .map_err(|e| StoreError::Database { store: name.clone(), message: format!("connecting: {e}") })?;
     let pool = PgPoolOptions::new()
         .max_connections(options.pool_size.max(1))
         .min_connections(0)
@@ -82,10 +88,8 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
         .max_lifetime(None)
         // sqlx tests a connection when it is given back; a test before each operation would cost a round trip.
         .test_before_acquire(false)
-        .connect_with(connect.clone())
-        .await
-        .map_err(|e| StoreError::Database { store: name.clone(), message: format!("opening: {e}") })?;
-    migrate(&pool, schema.as_deref(), &name).await?;
+        .connect_lazy_with(connect.clone());
+    migrate(lock, &pool, schema.as_deref(), &name).await?;
     let channel = options.wake_hints.then(|| hints::channel(schema.as_deref()));
     let db = Arc::new(Db { pool, name, hold, hints: channel });
     let (clock, reader) = clock::start(&db).await?;
