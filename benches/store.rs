@@ -1,5 +1,7 @@
-//! The SQLite store's row transitions on a fleet-sized batch: a bare sqlx loop, and the same rows through
-//! `SqliteStore`, each on a fresh temporary file.
+//! The stores' row transitions on a fleet-sized batch: on SQLite, a bare sqlx loop and the same rows through
+//! `SqliteStore`, each on a fresh temporary file; on PostgreSQL (when `DATABASE_URL` names a server and the
+//! build has the `postgres` feature), a bare sqlx loop with 4 workers and the same rows through 4 `PgStore`s
+//! claiming at once (`store/postgres.rs`), each on a fresh schema.
 //!
 //! Workload (as in `benches/engine.rs`): 100,000 jobs; each asset has failed once (its job is inserted, due
 //! now), its first resubmission fails again, the second recovers: 200,000 attempts. Per attempt, three
@@ -8,15 +10,18 @@
 //! its result (the ledger entry answered, and the job released to `waiting` due a minute later, or finished
 //! `recovered`, in one transaction). Every job write is fenced by its lease, as a holder's must be. Time is a
 //! counter of milliseconds: when nothing is due, it jumps to the next due job, as the engine's wait would.
-//! One task does it all, in order: SQLite takes one writer at a time.
+//! On SQLite one task does it all, in order: SQLite takes one writer at a time. On PostgreSQL 4 workers share
+//! the work (and the counter of time), as 4 replicas would.
 //!
 //! - Bare loop: plain sqlx statements on the store's schema, nothing else (no trait, no row decoding).
 //! - Store: the same transitions through the `Store` methods (`submit`, `claim`, `save` with the ledger's
 //!   `Begin`, `save` with its `End`), with the rows they read back.
 //!
-//! Printed: wall time and attempts per second of each, over the whole run (inserts included). Then criterion
-//! times both on 2,000 jobs. `cargo bench --bench store` runs the full size; `cargo test --benches` (no
-//! `--bench` flag) a small batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs.
+//! Printed: wall time and attempts per second of each, over the whole run (inserts included); the PostgreSQL
+//! store twice, with wake hints (the default) and without. Then criterion times SQLite's two on 2,000 jobs.
+//! `cargo bench --bench store` runs the full size (`--all-features` and `DATABASE_URL` for PostgreSQL:
+//! `eval "$(../shared/tools/pg-test-server start)"`); `cargo test --benches` (no `--bench` flag) a small
+//! batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,6 +29,13 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use lightflow_remedy::store::{LedgerWrite, NewJob, Phase, Save, SqliteStore, Store, StoreOptions, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+#[cfg(feature = "postgres")]
+#[path = "../tests/support/postgres.rs"]
+mod pg;
+#[cfg(feature = "postgres")]
+#[path = "store/postgres.rs"]
+mod postgres;
 
 /// Jobs in the printed runs.
 const JOBS: usize = 100_000;
@@ -250,15 +262,36 @@ fn through_store(jobs: usize) -> u64 {
 }
 
 /// Runs `f` once on `jobs` and prints its wall time and attempts per second.
-fn report(name: &str, jobs: usize, f: fn(usize) -> u64) {
+fn report(name: &str, jobs: usize, f: impl FnOnce(usize) -> u64) {
     let start = Instant::now();
     let attempts = f(jobs);
     let wall = start.elapsed();
     assert_eq!(attempts, jobs as u64 * u64::from(ATTEMPTS));
     println!(
-        "{name:<10} {jobs} jobs, {attempts} attempts in {wall:.2?}: {:.0} attempts/s",
+        "{name:<38} {jobs} jobs, {attempts} attempts in {wall:.2?}: {:.0} attempts/s",
         attempts as f64 / wall.as_secs_f64()
     );
+}
+
+/// The PostgreSQL runs, or a line that says why they are skipped.
+#[cfg(feature = "postgres")]
+fn on_postgres(jobs: usize) {
+    use lightflow_remedy::store::StoreOptions;
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("postgres: skipped: DATABASE_URL is not set (eval \"$(../shared/tools/pg-test-server start)\")");
+        return;
+    };
+    let workers = postgres::WORKERS;
+    report(&format!("postgres bare sqlx, {workers} workers"), jobs, |n| postgres::bare_loop(&url, n));
+    let hints = StoreOptions::default();
+    report(&format!("postgres store, {workers} claimers"), jobs, |n| postgres::through_store(&url, n, hints));
+    let quiet = StoreOptions::default().wake_hints(false);
+    report(&format!("postgres store, {workers} claimers, no hints"), jobs, |n| postgres::through_store(&url, n, quiet));
+}
+
+#[cfg(not(feature = "postgres"))]
+fn on_postgres(_: usize) {
+    println!("postgres: skipped: this build has no postgres store (run with --all-features, or --features postgres)");
 }
 
 fn main() {
@@ -268,8 +301,9 @@ fn main() {
     } else {
         SMALL
     });
-    report("bare sqlx", jobs, bare_loop);
-    report("store", jobs, through_store);
+    report("sqlite bare sqlx", jobs, bare_loop);
+    report("sqlite store", jobs, through_store);
+    on_postgres(jobs);
 
     let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(10));
     let mut group = c.benchmark_group("sqlite_2k");

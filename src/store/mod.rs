@@ -16,12 +16,15 @@
 //!
 //! Implementations: [`MemoryStore`] (rows in this process: nothing survives it), and behind cargo features
 //! the SQLite store (`sqlite`, on by default: one file, one process) and the PostgreSQL store (`postgres`:
-//! replicas). The engine's default keeps jobs as tasks in memory and needs no store at all.
+//! replicas, on the database's clock). The engine's default keeps jobs as tasks in memory and needs no store at all.
 
 mod clock;
 mod error;
 mod memory;
 mod options;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod redact;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -35,6 +38,8 @@ pub use clock::{Clock, Held, SystemClock, TimeHold, Timestamp, TokioClock};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use options::StoreOptions;
+#[cfg(feature = "postgres")]
+pub use postgres::{DatabaseClock, PgStore};
 pub use rows::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
     ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,

@@ -1,6 +1,7 @@
 //! A store named by a URL, as the command line and configuration files name one: `sqlite://PATH`,
 //! `sqlite::memory:`, `postgres://…`.
 
+use super::redact::redact;
 use super::{Store, StoreError, StoreOptions};
 
 /// Opens the store that `url` names.
@@ -9,7 +10,8 @@ use super::{Store, StoreError, StoreOptions};
 ///   (`sqlite://jobs.db`) or absolute (`sqlite:///var/lib/remedy/jobs.db`); created if missing. Needs the
 ///   `sqlite` feature (on by default).
 /// - `sqlite::memory:`: a SQLite database in this process (nothing survives it).
-/// - `postgres://…`, `postgresql://…`: the PostgreSQL store, for several replicas.
+/// - `postgres://…`, `postgresql://…`: the PostgreSQL store, for several replicas, with sqlx's parameters and
+///   `schema=NAME` (see [`PgStore::open`](super::PgStore::open)). Needs the `postgres` feature.
 ///
 /// Errors never show a password that the URL carries.
 ///
@@ -32,8 +34,7 @@ pub async fn open_url(url: &str, options: &StoreOptions) -> Result<Box<dyn Store
     let bad = |reason: &str| StoreError::BadUrl { url: redact(url), reason: reason.to_owned() };
     match scheme {
         "sqlite" => sqlite(url, options).await,
-        // The PostgreSQL store, behind its own feature, is opened here.
-        "postgres" | "postgresql" => Err(bad("this build has no postgres store")),
+        "postgres" | "postgresql" => postgres(url, options).await,
         "" => Err(bad("it has no scheme: write sqlite://PATH, sqlite::memory: or postgres://...")),
         _ => Err(bad("the stores are sqlite://PATH, sqlite::memory: and postgres://...")),
     }
@@ -53,44 +54,31 @@ async fn sqlite(url: &str, _: &StoreOptions) -> Result<Box<dyn Store>, StoreErro
     })
 }
 
-/// `url` with the password of its user part, if any, replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some((user_info, host)) = authority.rsplit_once('@') else { return url.to_owned() };
-    match user_info.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-        None => url.to_owned(),
-    }
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str, options: &StoreOptions) -> Result<Box<dyn Store>, StoreError> {
+    let store = super::PgStore::open(url, options).await?;
+    Ok(Box::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(url: &str, _: &StoreOptions) -> Result<Box<dyn Store>, StoreError> {
+    Err(StoreError::BadUrl {
+        url: redact(url),
+        reason: "this build has no postgres store (it is the `postgres` feature)".to_owned(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_are_redacted() {
-        let table = [
-            ("postgres://remedy:s3cret@db:5432/jobs", "postgres://remedy:***@db:5432/jobs"),
-            ("postgres://remedy:p@ss@db/jobs?sslmode=require", "postgres://remedy:***@db/jobs?sslmode=require"),
-            ("postgres://remedy@db/jobs", "postgres://remedy@db/jobs"),
-            ("postgres://db/jobs", "postgres://db/jobs"),
-            ("postgres://db/jobs?user=a@b", "postgres://db/jobs?user=a@b"),
-            ("sqlite:///var/lib/jobs.db", "sqlite:///var/lib/jobs.db"),
-            ("sqlite::memory:", "sqlite::memory:"),
-            ("", ""),
-        ];
-        for (url, shown) in table {
-            assert_eq!(redact(url), shown, "{url}");
-        }
-    }
-
     #[tokio::test]
     async fn urls_that_name_no_store_of_this_build_are_refused_clearly() {
+        // With the store, a schema that is not a plain name is refused before any connection is tried.
+        let postgres = if cfg!(feature = "postgres") { "not a plain name" } else { "no postgres store" };
         let table = [
-            ("postgres://remedy:s3cret@db/jobs", "postgres://remedy:***@db/jobs", "no postgres store"),
-            ("postgresql://db/jobs", "postgresql://db/jobs", "no postgres store"),
+            ("postgres://remedy:s3cret@db/jobs?schema=A", "postgres://remedy:***@db/jobs?schema=A", postgres),
+            ("postgresql://db/jobs?schema=A", "postgresql://db/jobs?schema=A", postgres),
             ("mysql://db/jobs", "mysql://db/jobs", "the stores are"),
             ("jobs.db", "jobs.db", "no scheme"),
             ("sqlite://", "sqlite://", if cfg!(feature = "sqlite") { "names no file" } else { "no sqlite store" }),

@@ -6,6 +6,9 @@
 mod common;
 mod guards;
 mod leases;
+#[cfg(feature = "postgres")]
+#[path = "../support/postgres.rs"]
+mod pg;
 mod reads;
 mod reports;
 
@@ -20,18 +23,32 @@ struct Subject {
     store: Arc<dyn Store>,
     /// Keeps a file store's folder while the test runs.
     _dir: Option<tempfile::TempDir>,
+    /// The server and the schema of a PostgreSQL store, dropped when the test has passed.
+    schema: Option<(String, String)>,
+}
+
+impl Subject {
+    /// Drops what the store left on a server.
+    async fn clean_up(self) {
+        #[cfg(feature = "postgres")]
+        if let Some((url, schema)) = &self.schema {
+            drop(self.store);
+            pg::drop_schema(url, schema).await;
+        }
+    }
 }
 
 /// Every store this build has.
 async fn stores() -> Vec<Subject> {
-    let mut out = vec![Subject { name: "memory".to_owned(), store: Arc::new(MemoryStore::new()), _dir: None }];
+    let memory = Arc::new(MemoryStore::new());
+    let mut out = vec![Subject { name: "memory".to_owned(), store: memory, _dir: None, schema: None }];
     #[cfg(feature = "sqlite")]
     {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let store = lightflow_remedy::store::SqliteStore::open(dir.path().join("jobs.db"), &StoreOptions::default())
             .await
             .expect("a SQLite store on a temporary file");
-        out.push(Subject { name: store.describe(), store: Arc::new(store), _dir: Some(dir) });
+        out.push(Subject { name: store.describe(), store: Arc::new(store), _dir: Some(dir), schema: None });
     }
     if let Some(postgres) = postgres().await {
         out.push(postgres);
@@ -39,9 +56,9 @@ async fn stores() -> Vec<Subject> {
     out
 }
 
-/// The PostgreSQL store, when `DATABASE_URL` names a server and this build has the store. Each test needs a
-/// database of its own, since the tests run at once: opening the PostgreSQL store here must give each call a
-/// schema of its own.
+/// The PostgreSQL store, when `DATABASE_URL` names a server and this build has the store, in a schema of its
+/// own (the store's `schema=` parameter creates it): the tests run at once, and must not see each other's
+/// rows.
 async fn postgres() -> Option<Subject> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         skipped(
@@ -50,8 +67,15 @@ async fn postgres() -> Option<Subject> {
         );
         return None;
     };
-    match open_url(&url, &StoreOptions::default()).await {
-        Ok(store) => Some(Subject { name: store.describe(), store: Arc::from(store), _dir: None }),
+    #[cfg(feature = "postgres")]
+    let (opened, schema) = {
+        let schema = pg::unique_schema("contract");
+        (open_url(&pg::in_schema(&url, &schema), &StoreOptions::default()).await, Some((url, schema)))
+    };
+    #[cfg(not(feature = "postgres"))]
+    let (opened, schema) = (open_url(&url, &StoreOptions::default()).await, None);
+    match opened {
+        Ok(store) => Some(Subject { name: store.describe(), store: Arc::from(store), _dir: None, schema }),
         Err(StoreError::BadUrl { reason, .. }) => {
             skipped(&reason);
             None
@@ -75,6 +99,7 @@ macro_rules! contract {
         async fn $name() {
             for subject in stores().await {
                 $module::$name(&subject).await;
+                subject.clean_up().await;
             }
         }
     )*};

@@ -1,0 +1,285 @@
+//! The same row transitions on PostgreSQL, with 4 workers at once, as 4 replicas would: a bare sqlx loop,
+//! and the same rows through `PgStore` with 4 claimers. Each run is on a schema of its own on the server
+//! `DATABASE_URL` names, dropped after it.
+//!
+//! Time is one counter of milliseconds that the workers share: when nothing is due, a worker moves it to the
+//! next job at rest that is due (never past a lease: leases here last an hour, retries are a minute apart), as
+//! the engine's wait would. A worker ends when no job is active.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use lightflow_remedy::store::{LedgerWrite, NewJob, PgStore, Phase, Save, Store, StoreOptions, Timestamp};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::pg;
+use super::{ATTEMPTS, BATCH, PAYLOAD, RETRY_DELAY_MS};
+
+/// Workers (replicas) at once.
+pub const WORKERS: usize = 4;
+/// Longer than any run's retries: time never jumps past a lease (no takeovers in the measure).
+const LEASE: Duration = Duration::from_secs(3600);
+
+/// What a worker does when it claimed nothing.
+enum Idle {
+    /// Every job has ended.
+    Done,
+    /// Look again (time moved, or another worker is still at work).
+    Again,
+}
+
+/// Moves the shared time to `next` if it is a job at rest that is due within a retry delay; else (only held
+/// jobs are left, their leases far off) waits for the workers holding them.
+async fn idle(clock: &AtomicI64, next: Option<i64>) -> Idle {
+    let now = clock.load(Ordering::SeqCst);
+    match next {
+        None => Idle::Done,
+        Some(next) if next <= now + RETRY_DELAY_MS => {
+            clock.fetch_max(next, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Idle::Again
+        }
+        Some(_) => {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Idle::Again
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime")
+}
+
+/// A fresh schema with the store's tables: its name, and the URL that opens the store on it.
+async fn schema(url: &str) -> (String, String) {
+    let schema = pg::unique_schema("bench");
+    let at = pg::in_schema(url, &schema);
+    PgStore::open(&at, &StoreOptions::default().wake_hints(false)).await.expect("a store").close().await;
+    (schema, at)
+}
+
+/// The bare loop with [`WORKERS`] workers; returns the attempts made.
+pub fn bare_loop(url: &str, jobs: usize) -> u64 {
+    runtime().block_on(async {
+        let (schema, _) = schema(url).await;
+        let connect: PgConnectOptions = url.parse().expect("DATABASE_URL");
+        let connect = connect.options([("search_path", schema.as_str())]);
+        // The store's pool settings: no test before acquire, no reaper.
+        let pool = PgPoolOptions::new()
+            .max_connections(WORKERS as u32 + 1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .expect("a pool");
+        let clock = Arc::new(AtomicI64::new(0));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| tokio::spawn(bare_worker(pool.clone(), w, jobs, clock.clone(), attempts.clone())))
+            .collect();
+        for worker in workers {
+            worker.await.expect("a worker");
+        }
+        let recovered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE outcome = 'recovered'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(recovered as usize, jobs, "every job recovered");
+        pool.close().await;
+        pg::drop_schema(url, &schema).await;
+        attempts.load(Ordering::SeqCst)
+    })
+}
+
+async fn bare_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>, attempts: Arc<AtomicU64>) {
+    let owner = format!("bench-{w}");
+    for i in (w..jobs).step_by(WORKERS) {
+        let now = clock.load(Ordering::SeqCst);
+        sqlx::query(
+            "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
+             VALUES ($1, 'waiting', $2, $3, 1, '2001', $2, $2) \
+             ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id",
+        )
+        .bind(format!("asset-{i}"))
+        .bind(now)
+        .bind(PAYLOAD)
+        .fetch_one(&pool)
+        .await
+        .expect("insert");
+    }
+    loop {
+        let now = clock.load(Ordering::SeqCst);
+        let claimed: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "WITH due AS (SELECT id FROM jobs WHERE phase <> 'finished' AND wake_at <= $3 \
+                 ORDER BY wake_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET taken_over = (jobs.lease_owner IS NOT NULL), epoch = jobs.epoch + 1, \
+                 lease_owner = $1, wake_at = $2, updated_at = $3 \
+             FROM due WHERE jobs.id = due.id RETURNING jobs.id, jobs.epoch, jobs.attempts",
+        )
+        .bind(&owner)
+        .bind(now + LEASE.as_millis() as i64)
+        .bind(now)
+        .bind(BATCH as i64)
+        .fetch_all(&pool)
+        .await
+        .expect("claim");
+        if claimed.is_empty() {
+            let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
+                .fetch_one(&pool)
+                .await
+                .expect("next wake");
+            match idle(&clock, next).await {
+                Idle::Done => return,
+                Idle::Again => continue,
+            }
+        }
+        for (id, epoch, done) in claimed {
+            let attempt = done + 1;
+            let key = format!("asset#{id}.{attempt}");
+            // The attempt's start: the job to `calling`, its ledger entry.
+            let mut tx = pool.begin().await.expect("begin");
+            let fenced = sqlx::query(
+                "UPDATE jobs SET phase = 'calling', payload = $4, attempts = $5, updated_at = $6 \
+                 WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished'",
+            )
+            .bind(id)
+            .bind(epoch)
+            .bind(&owner)
+            .bind(PAYLOAD)
+            .bind(attempt)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .expect("start");
+            assert_eq!(fenced.rows_affected(), 1, "the lease holds");
+            sqlx::query("INSERT INTO calls (job_id, key, hook, started_at) VALUES ($1, $2, 'resubmit', $3)")
+                .bind(id)
+                .bind(&key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .expect("ledger");
+            tx.commit().await.expect("commit");
+            attempts.fetch_add(1, Ordering::SeqCst);
+            // Its result: the ledger entry answered; the job released until its next attempt, or finished.
+            let recovered = attempt >= i64::from(ATTEMPTS);
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query(
+                "UPDATE calls SET answered_at = $3, answer = $4 WHERE id = \
+                 (SELECT id FROM calls WHERE job_id = $1 AND key = $2 AND answered_at IS NULL ORDER BY id DESC LIMIT 1)",
+            )
+            .bind(id)
+            .bind(&key)
+            .bind(now)
+            .bind(if recovered { "succeeded" } else { "failed: 2001" })
+            .execute(&mut *tx)
+            .await
+            .expect("ledger");
+            let fenced = sqlx::query(
+                "UPDATE jobs SET payload = $4, updated_at = $5, lease_owner = NULL, \
+                 phase = CASE WHEN $6 THEN 'finished' ELSE 'waiting' END, \
+                 wake_at = CASE WHEN $6 THEN wake_at ELSE $7 END, \
+                 finished_at = CASE WHEN $6 THEN $5 END, outcome = CASE WHEN $6 THEN 'recovered' END \
+                 WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished'",
+            )
+            .bind(id)
+            .bind(epoch)
+            .bind(&owner)
+            .bind(PAYLOAD)
+            .bind(now)
+            .bind(recovered)
+            .bind(now + RETRY_DELAY_MS)
+            .execute(&mut *tx)
+            .await
+            .expect("result");
+            assert_eq!(fenced.rows_affected(), 1, "the lease holds");
+            tx.commit().await.expect("commit");
+        }
+    }
+}
+
+/// The same transitions through [`PgStore`], one store per worker (as replicas have), with `options`;
+/// returns the attempts made.
+pub fn through_store(url: &str, jobs: usize, options: StoreOptions) -> u64 {
+    runtime().block_on(async {
+        let (schema, at) = schema(url).await;
+        let clock = Arc::new(AtomicI64::new(0));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for w in 0..WORKERS {
+            let store = PgStore::open(&at, &options).await.expect("a store");
+            workers.push(tokio::spawn(store_worker(store, w, jobs, clock.clone(), attempts.clone())));
+        }
+        let mut stores = Vec::new();
+        for worker in workers {
+            stores.push(worker.await.expect("a worker"));
+        }
+        let now = Timestamp(clock.load(Ordering::SeqCst));
+        let stats = stores[0].stats(now).await.expect("stats");
+        assert_eq!(stats.by_outcome.get("recovered").copied(), Some(jobs as u64), "every job recovered");
+        for store in &stores {
+            store.close().await;
+        }
+        pg::drop_schema(url, &schema).await;
+        attempts.load(Ordering::SeqCst)
+    })
+}
+
+async fn store_worker(
+    store: PgStore,
+    w: usize,
+    jobs: usize,
+    clock: Arc<AtomicI64>,
+    attempts: Arc<AtomicU64>,
+) -> PgStore {
+    let owner = format!("bench-{w}");
+    for i in (w..jobs).step_by(WORKERS) {
+        let now = Timestamp(clock.load(Ordering::SeqCst));
+        let asset = format!("asset-{i}");
+        let new = NewJob { asset_id: &asset, payload: PAYLOAD, version: 1, last_code: "2001", wake_at: now };
+        store.submit(new, now).await.expect("submit");
+    }
+    loop {
+        let now = Timestamp(clock.load(Ordering::SeqCst));
+        let claimed = store.claim(&owner, now, LEASE, BATCH).await.expect("claim");
+        if claimed.is_empty() {
+            let next = store.next_wake().await.expect("next wake");
+            match idle(&clock, next.map(|t| t.0)).await {
+                Idle::Done => return store,
+                Idle::Again => continue,
+            }
+        }
+        for c in claimed {
+            let attempt = c.row.attempts + 1;
+            let key = format!("{}#{}.{attempt}", c.row.asset_id, c.lease.job);
+            let start = Save {
+                phase: Phase::Calling,
+                wake_at: now,
+                release: false,
+                payload: PAYLOAD,
+                version: 1,
+                last_code: "2001",
+                attempts: attempt,
+                reference: None,
+                ledger: &[LedgerWrite::Begin { key: &key, hook: "resubmit" }],
+                take_report: false,
+                outcome: None,
+            };
+            store.save(&c.lease, start, now).await.expect("start");
+            attempts.fetch_add(1, Ordering::SeqCst);
+            let recovered = attempt >= ATTEMPTS;
+            let answer = if recovered { "succeeded" } else { "failed: 2001" };
+            let result = Save {
+                phase: if recovered { Phase::Finished } else { Phase::Waiting },
+                wake_at: Timestamp(now.0 + RETRY_DELAY_MS),
+                release: true,
+                ledger: &[LedgerWrite::End { key: &key, answer }],
+                outcome: recovered.then_some("recovered"),
+                ..start
+            };
+            store.save(&c.lease, result, now).await.expect("result");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Rows read back into the store's types, and values bound into statements. A value this build cannot read (a
+//! phase it does not know, a negative count) is [`StoreError::Corrupt`] naming the job and the column, never a
+//! panic.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgRow, Postgres};
+use sqlx::{Decode, Row, Type};
+
+use crate::store::{CallRow, JobId, JobRow, Phase, StoreError, Timestamp};
+
+/// The columns of a [`JobRow`], in the order [`job_row`] reads them by name. `id` is qualified: the claim
+/// and the renewal join `jobs` with another relation that has an `id` too.
+macro_rules! job_columns {
+    () => {
+        "jobs.id, asset_id, phase, wake_at, lease_owner, epoch, payload, version, last_code, attempts, reference, \
+         report, cancel_requested, created_at, updated_at, finished_at, outcome"
+    };
+}
+pub(super) use job_columns;
+
+/// Column `column` of `row`, which belongs to `job` (for the message).
+pub(super) fn get<'r, T: Decode<'r, Postgres> + Type<Postgres>>(
+    row: &'r PgRow,
+    column: &str,
+    job: u64,
+) -> Result<T, StoreError> {
+    row.try_get(column).map_err(|e| StoreError::Corrupt { job, reason: format!("column `{column}`: {e}") })
+}
+
+/// An integer column that must fit `T` (ids, epochs, counts, versions are never negative).
+fn count<T: TryFrom<i64>>(row: &PgRow, column: &str, job: u64) -> Result<T, StoreError> {
+    let value: i64 = get(row, column, job)?;
+    T::try_from(value)
+        .map_err(|_| StoreError::Corrupt { job, reason: format!("column `{column}`: {value} is out of range") })
+}
+
+/// A job id as stored (identities start at 1).
+pub(super) fn job_id(id: i64) -> Result<JobId, StoreError> {
+    u64::try_from(id).map(JobId).map_err(|_| StoreError::Corrupt { job: 0, reason: format!("job id {id}") })
+}
+
+/// A job id, an epoch or a count as bound (`BIGINT` is signed; a value past it matches no row).
+pub(super) fn int<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+/// A count as read (never negative; 0 if it were).
+pub(super) fn n(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A phase as stored.
+pub(super) fn phase(text: &str, job: u64) -> Result<Phase, StoreError> {
+    Phase::from_str(text).map_err(|reason| StoreError::Corrupt { job, reason: format!("column `phase`: {reason}") })
+}
+
+/// A row selected with [`job_columns`].
+pub(super) fn job_row(row: &PgRow) -> Result<JobRow, StoreError> {
+    let id = job_id(get(row, "id", 0)?)?;
+    let job = id.0;
+    let phase_text: String = get(row, "phase", job)?;
+    Ok(JobRow {
+        id,
+        asset_id: get(row, "asset_id", job)?,
+        phase: phase(&phase_text, job)?,
+        wake_at: Timestamp(get(row, "wake_at", job)?),
+        lease_owner: get(row, "lease_owner", job)?,
+        epoch: count(row, "epoch", job)?,
+        payload: get(row, "payload", job)?,
+        version: count(row, "version", job)?,
+        last_code: get(row, "last_code", job)?,
+        attempts: count(row, "attempts", job)?,
+        reference: get(row, "reference", job)?,
+        report: get(row, "report", job)?,
+        cancel_requested: get(row, "cancel_requested", job)?,
+        created_at: Timestamp(get(row, "created_at", job)?),
+        updated_at: Timestamp(get(row, "updated_at", job)?),
+        finished_at: get::<Option<i64>>(row, "finished_at", job)?.map(Timestamp),
+        outcome: get(row, "outcome", job)?,
+    })
+}
+
+/// A row of the ledger of `job`.
+pub(super) fn call_row(row: &PgRow, job: u64) -> Result<CallRow, StoreError> {
+    Ok(CallRow {
+        key: get(row, "key", job)?,
+        hook: get(row, "hook", job)?,
+        started_at: Timestamp(get(row, "started_at", job)?),
+        answered_at: get::<Option<i64>>(row, "answered_at", job)?.map(Timestamp),
+        answer: get(row, "answer", job)?,
+    })
+}
