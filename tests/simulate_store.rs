@@ -59,3 +59,51 @@ fn the_same_seed_gives_the_same_run() {
     };
     assert_eq!(run(&config), run(&config));
 }
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_sqlite_file_named_by_url_survives_its_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let config =
+        SimConfig { assets: 300, seed: 13, crash_every: Some(Duration::from_secs(30)), ..SimConfig::default() };
+    let store = simulation::run_on_url(Policies::defaults(), &config, &url, |_, _| {}).unwrap().store.unwrap();
+    check(&store, 300);
+    assert!(store.crashes > 0, "{store:?}");
+    // A second run on the same file would count the first run's jobs as its own: it is refused.
+    let again = simulation::run_on_url(Policies::defaults(), &config, &url, |_, _| {}).unwrap_err();
+    assert!(again.to_string().contains("earlier run"), "{again}");
+}
+
+#[cfg(feature = "postgres")]
+#[path = "support/server.rs"]
+mod server;
+
+/// The crash test as the issue states it: 3 replicas of the engine on one PostgreSQL schema, killed often.
+#[cfg(feature = "postgres")]
+#[test]
+fn three_replicas_on_postgres_crashing_often_lose_nothing_and_never_call_twice_at_once() {
+    let Some(url) = server::database_url("simulate_store on PostgreSQL", "simulate_store") else { return };
+    let schema = format!(
+        "sim_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let config = SimConfig {
+        assets: 600,
+        seed: 17,
+        replicas: 3,
+        crash_every: Some(Duration::from_secs(20)),
+        hang: 0.02,
+        ..SimConfig::default()
+    };
+    let summary =
+        simulation::run_on_url(Policies::defaults(), &config, &format!("{url}{sep}schema={schema}"), |_, _| {})
+            .unwrap();
+    let store = summary.store.clone().unwrap();
+    check(&store, 600);
+    assert!(store.crashes >= 5, "{store:?}");
+    assert!(store.takeovers > 0, "crashes left leases behind: {store:?}");
+    assert!(store.store.starts_with("postgres"), "{store:?}");
+}

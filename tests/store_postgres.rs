@@ -34,6 +34,11 @@ const HOUR: Duration = Duration::from_secs(3600);
 fn server() -> Option<String> {
     static ONCE: Once = Once::new();
     let url = std::env::var("DATABASE_URL").ok();
+    // In CI (`.ci/run` sets it) these tests must run.
+    assert!(
+        url.is_some() || std::env::var_os("REMEDY_REQUIRE_POSTGRES").is_none(),
+        "REMEDY_REQUIRE_POSTGRES is set but DATABASE_URL is not"
+    );
     if url.is_none() {
         ONCE.call_once(|| {
             let _ = writeln!(

@@ -2,14 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lightflow_remedy::FailureKey;
 use lightflow_remedy::engine::{BudgetConfig, RetryBudget};
 use lightflow_remedy::operate::simulation::{self, Mix, Outage, SimConfig, Summary};
-use lightflow_remedy::store::{MemoryStore, Store, StoreOptions, open_url};
 
 use crate::common::{bad_input, load};
 
@@ -93,13 +91,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let wall = Instant::now();
     let result = match &args.store {
         None => simulation::run(policies, &config, |done, _| bar.set_position(done)),
-        Some(url) => match open_store(url) {
-            Ok(store) => simulation::run_on_store(policies, &config, store, |done, _| bar.set_position(done)),
-            Err(e) => {
-                bar.finish_and_clear();
-                return bad_input(format!("simulate: --store: {e}"));
-            }
-        },
+        Some(url) => simulation::run_on_url(policies, &config, url, |done, _| bar.set_position(done)),
     };
     bar.finish_and_clear();
     let summary = match result {
@@ -151,18 +143,6 @@ fn config(args: &Args) -> Result<SimConfig, String> {
             .map_err(|e| format!("--crash-every: {e}"))?,
         ..defaults
     })
-}
-
-/// Opens the store of `--store`: its work holds tokio's paused clock still, on one connection, so that the
-/// run is the same for a seed.
-fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
-    if url == "memory:" {
-        return Ok(Arc::new(MemoryStore::new()));
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let options = StoreOptions::default().hold_time(true).pool_size(1);
-    let store = runtime.block_on(open_url(url, &options)).map_err(|e| e.to_string())?;
-    Ok(Arc::from(store))
 }
 
 /// `aws`, `grpc:MAX:RATIO` or `none`.

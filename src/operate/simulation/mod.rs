@@ -48,7 +48,7 @@ mod stored;
 mod summary;
 
 pub use config::{MAX_ASSETS, MAX_REPLICAS, MAX_SETTING, Mix, MixError, Outage, SimConfig, SimError, TOP_REASONS};
-pub use stored::run_on_store;
+pub use stored::{run_on_store, run_on_url};
 pub use summary::{AttemptStats, ReasonCount, RecoveryStats, StoreRun, Summary};
 
 use std::sync::Arc;

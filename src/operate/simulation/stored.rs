@@ -15,7 +15,7 @@ use super::lightflow::{JITTER_SALT, Model, SimLightFlow, asset_id, mix64};
 use super::summary::{StoreRun, Summary, Tally};
 use crate::decide::LivePolicies;
 use crate::engine::{CounterSnapshot, Job, Remediator, RetryBudget, StoreSettings, StoredJob};
-use crate::store::{ListFilter, Phase, Store, Timestamp, TokioClock};
+use crate::store::{ListFilter, MemoryStore, Phase, Store, StoreOptions, Timestamp, TokioClock, open_url};
 
 /// Where the store's clock starts: 2026-01-01, so that its times read as dates.
 const CLOCK_START: Timestamp = Timestamp(1_767_225_600_000);
@@ -63,13 +63,71 @@ pub fn run_on_store(
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(SimError::InsideRuntime);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .map_err(|e| SimError::Runtime(e.to_string()))?;
+    let runtime = paused_runtime()?;
     let policies = policies.into();
     runtime.block_on(simulate(policies, config, model, store, &mut progress))
+}
+
+/// Runs [`run_on_store`] on the store `url` names ([`open_url`]), opened inside the run's own paused-time
+/// runtime: a PostgreSQL store's connections belong to the runtime that opened them, so this is how a crash
+/// test runs on PostgreSQL. `memory:` names a [`MemoryStore`](crate::store::MemoryStore).
+///
+/// The store is opened so that the run is the same for a seed as far as the database allows: its work holds
+/// tokio's paused clock still ([`StoreOptions::hold_time`]), SQLite on one connection, and no wake hints
+/// (replicas find due jobs by polling, which costs nothing in virtual time). A store left from an earlier run
+/// is refused: its jobs would be counted as this run's.
+///
+/// ```
+/// use lightflow_remedy::operate::simulation::{self, SimConfig};
+/// use lightflow_remedy::Policies;
+///
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("sqlite://{}", dir.path().join("crash.db").display());
+/// let config = SimConfig { assets: 50, crash_every: Some(std::time::Duration::from_secs(60)), ..SimConfig::default() };
+/// let run = simulation::run_on_url(Policies::defaults(), &config, &url, |_, _| {})?.store.unwrap();
+/// assert_eq!((run.submitted, run.ended_once, run.lost), (50, 50, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run_on_url(
+    policies: impl Into<Arc<LivePolicies>>,
+    config: &SimConfig,
+    url: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Summary, SimError> {
+    config.validate()?;
+    let model = Model::new(config)?;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(SimError::InsideRuntime);
+    }
+    let runtime = paused_runtime()?;
+    let policies = policies.into();
+    runtime.block_on(async {
+        let store: Arc<dyn Store> = if url == "memory:" {
+            Arc::new(MemoryStore::new())
+        } else {
+            let pool = if url.starts_with("sqlite") { 1 } else { config.replicas.clamp(2, 8) as u32 };
+            let options = StoreOptions::default().hold_time(true).pool_size(pool).wake_hints(false);
+            Arc::from(open_url(url, &options).await.map_err(|e| SimError::Store(e.to_string()))?)
+        };
+        let left = store.stats(Timestamp(0)).await.map_err(|e| SimError::Store(e.to_string()))?;
+        let rows: u64 = left.by_phase.values().sum::<u64>() + left.by_outcome.values().sum::<u64>();
+        if rows > 0 {
+            return Err(SimError::Store(format!(
+                "{} holds {rows} jobs of an earlier run: name a new file or schema",
+                store.describe()
+            )));
+        }
+        simulate(policies, config, model, store, &mut progress).await
+    })
+}
+
+/// A runtime whose clock starts paused, with I/O for the stores that talk to a server.
+fn paused_runtime() -> Result<tokio::runtime::Runtime, SimError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| SimError::Runtime(e.to_string()))
 }
 
 /// The replicas, and the counters of those that were killed.
