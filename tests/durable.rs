@@ -181,3 +181,45 @@ async fn submit_refuses_and_enqueue_joins_an_active_job() {
     assert!(!first.is_joined() && second.is_joined());
     assert_eq!(first.await, second.await);
 }
+
+/// A replica killed while `fix_credentials` is under way: the fix is part of the attempt, so the replica that
+/// takes the job over reconciles the attempt before it repeats the fix (and then the resubmission, with the
+/// attempt's key).
+#[tokio::test(start_paused = true)]
+async fn a_fix_cut_off_by_a_crash_is_reconciled_before_it_is_repeated() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let p = || policies(r#"on(2007, fix_credentials("storage").then(fail("still broken")));"#);
+    let hooks = FakeHooks::new().script("a", HookName::FixCredentials, [Scripted::Hang]);
+    let first = on_store(p(), hooks.clone(), &store, &clock, "first");
+    let _lost = first.enqueue(Job::new("a"), asset(2007)).await.unwrap();
+    tokio::time::sleep(secs(5)).await; // the fix hangs
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!(row.phase, Phase::Calling);
+    first.crash();
+    drop(first);
+
+    let second = on_store(p(), hooks.clone(), &store, &clock, "second");
+    for _ in 0..120 {
+        tokio::time::sleep(secs(1)).await;
+        if store.job(row.id).await.unwrap().unwrap().phase == Phase::Finished {
+            break;
+        }
+    }
+    let done = store.job(row.id).await.unwrap().unwrap();
+    assert_eq!(done.outcome.as_deref(), Some("recovered"), "{done:?}");
+    let key = format!("a#{}.1", row.id);
+    let seen: Vec<(HookName, String)> =
+        hooks.calls_for("a").iter().map(|c| (c.hook, c.key.clone().unwrap_or_else(|| c.detail.clone()))).collect();
+    assert_eq!(
+        seen,
+        [
+            (HookName::FixCredentials, "storage".to_owned()),
+            (HookName::Reconcile, key.clone()),
+            (HookName::FixCredentials, "storage".to_owned()),
+            (HookName::Resubmit, key),
+        ],
+        "the cut-off fix is reconciled before it is repeated"
+    );
+    drop(second);
+}

@@ -92,6 +92,20 @@ pub(crate) struct Stored {
     pub(crate) woke_awaiting: bool,
 }
 
+/// What the ledger key of an attempt's credential fix adds to the attempt's key: the fix is part of the attempt.
+pub(crate) const FIX_SUFFIX: &str = "/fix";
+
+impl Stored {
+    /// Whether the call an earlier holder left unanswered was one of the attempt with key `key`: its
+    /// resubmission or re-publication, or the credential fix before it. Forgotten either way: the attempt about
+    /// to be made reconciles it, or it was a call of another step.
+    pub(crate) fn take_unanswered(&mut self, key: &str) -> bool {
+        self.unanswered
+            .take()
+            .is_some_and(|u| u.strip_prefix(key).is_some_and(|rest| rest.is_empty() || rest == FIX_SUFFIX))
+    }
+}
+
 impl Durable {
     pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: StoreSettings) -> Self {
         let owner = settings.owner.clone().unwrap_or_else(|| format!("replica-{:016x}", super::job::first_job_id()));

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::awaiting::submitted;
 use super::call::{CallError, call};
 use super::cell::{CALLING, JobCell};
+use super::durable::FIX_SUFFIX;
 use super::ending::{cancelled, recovered, suspended, verdict};
 use super::events::{Event, HookName};
 use super::guards::{Held, Probe, give_back, pass_breaker, settle};
@@ -129,14 +130,9 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: st.history.attempts().saturating_add(1) };
     let n = Some(key.attempt);
 
-    // An attempt whose call an earlier holder started and never saw answered is reconciled before it is
-    // repeated, with the same key.
-    let key_text = stored.as_deref().map(|_| key.to_string());
-    let unanswered = stored.as_deref_mut().is_some_and(|s| {
-        let matches = s.unanswered.is_some() && s.unanswered == key_text;
-        s.unanswered = None;
-        matches
-    });
+    // An attempt whose call (its credential fix included) an earlier holder started and never saw answered is
+    // reconciled before it is repeated, with the same key.
+    let unanswered = stored.as_deref_mut().is_some_and(|s| s.take_unanswered(&key.to_string()));
     if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
         let about = if unanswered { key.attempt } else { key.attempt - 1 };
         match reconcile_attempt(inner, job, st, cell, about).await {
@@ -183,7 +179,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     let result = match decision.action() {
         Action::FixCredentials { scope } => {
             let scope = *scope;
-            let fix_key = || format!("{key}/fix");
+            let fix_key = || format!("{key}{FIX_SUFFIX}");
             let fix = || inner.hooks.fix_credentials(job, scope);
             match ledgered(inner, job, st, stored, cell, HookName::FixCredentials, None, fix_key, fix).await {
                 Ok(CredentialFix::Fixed) => {
