@@ -223,3 +223,45 @@ async fn a_fix_cut_off_by_a_crash_is_reconciled_before_it_is_repeated() {
     );
     drop(second);
 }
+
+/// A job waits its first decision's delay before its first attempt, in a store as in memory; and a job that a
+/// shutdown stops between a call's answer and the next delay waits that delay after the restart.
+#[tokio::test(start_paused = true)]
+async fn delays_are_waited_in_a_store_from_the_first_one_and_across_a_shutdown() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001))]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    assert!(matches!(
+        r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await,
+        Outcome::Recovered { attempts: 2, .. }
+    ));
+    let times: Vec<Duration> = hooks.calls_for("a").iter().map(|c| c.at).collect();
+    assert_eq!(times, [secs(60), secs(120)], "a minute before each retry");
+
+    drop(r);
+
+    // The call under way answers during the shutdown; the job stops before its next delay.
+    let store = Arc::new(MemoryStore::new());
+    let hooks = FakeHooks::new().script(
+        "b",
+        HookName::Resubmit,
+        [Scripted::Delay(secs(20), Box::new(Scripted::Fail(asset(2001))))],
+    );
+    let before = on_store(once(), hooks.clone(), &store, &clock, "before");
+    let _handle = before.enqueue(Job::new("b"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(65)).await;
+    assert!(before.shutdown(secs(60)).await.is_empty());
+    drop(before);
+    let after = on_store(once(), hooks.clone(), &store, &clock, "after");
+    let id = store.job_of("b").await.unwrap().unwrap().id;
+    for _ in 0..300 {
+        tokio::time::sleep(secs(1)).await;
+        if store.job(id).await.unwrap().unwrap().phase == Phase::Finished {
+            break;
+        }
+    }
+    let times: Vec<Duration> = hooks.calls_for("b").iter().map(|c| c.at).collect();
+    assert_eq!(times, [secs(60), secs(80 + 60)], "the second retry a minute after the first one's answer");
+    drop(after);
+}

@@ -195,11 +195,16 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     };
     let first_failure_at = record.first_failure_at;
     let unanswered = unanswered.or_else(|| record.unanswered.clone());
+    let rested = record.remaining;
     let (job, mut state) = record.into_state();
-    if matches!(row.phase, Phase::Waiting | Phase::Calling) {
-        // Claimed because it is due (or taken over in the middle of a call): the delay is spent.
-        state.remaining = Some(Duration::ZERO);
-    }
+    state.remaining = match row.phase {
+        // Taken over in the middle of a call: the delay before it was spent.
+        Phase::Calling => Some(Duration::ZERO),
+        // Claimed because it is due: the delay it rested for is spent. One that had no delay to wait (just
+        // enqueued, or stopped by a shutdown before its next decision) decides, and waits its delay.
+        Phase::Waiting => rested.map(|_| Duration::ZERO),
+        Phase::Awaiting | Phase::Finished => None,
+    };
     let report: Option<Reported> = row.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
     if row.cancel_requested {
         cell.raise(CANCEL);
