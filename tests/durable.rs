@@ -224,6 +224,58 @@ async fn a_fix_cut_off_by_a_crash_is_reconciled_before_it_is_repeated() {
     drop(second);
 }
 
+/// A report that comes while `check` is under way, and `check` answers first: the job goes on with the check's
+/// answer, and the report (of the same attempt) is not taken later for the result of the next attempt.
+#[tokio::test(start_paused = true)]
+async fn a_report_that_races_check_is_not_taken_for_the_next_attempts_result() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new()
+        .script("a", HookName::Resubmit, [Scripted::Submit("u1".into()), Scripted::Submit("u2".into())])
+        .script("a", HookName::Check, [Scripted::Delay(secs(10), Box::new(Scripted::Fail(asset(2001))))]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    let called = |hook: HookName| hooks.calls_for("a").iter().filter(|c| c.hook == hook).count();
+    // Submitted after a minute, checked when the default `await_result` (6 h) has run out.
+    tokio::time::sleep(secs(6 * 3600)).await;
+    while called(HookName::Check) == 0 {
+        tokio::time::sleep(secs(1)).await;
+    }
+    // LightFlow's callback for u1 comes while the check (which finds u1 failed too) is under way.
+    tokio::time::sleep(secs(5)).await;
+    let racing = r.report(ReportTarget::Reference("u1"), Reported::Failed { failure: asset(2001) }).await.unwrap();
+    assert!(matches!(racing, ReportAnswer::Applied { .. }), "{racing:?}");
+    while called(HookName::Resubmit) < 2 {
+        tokio::time::sleep(secs(10)).await;
+    }
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.reference.as_deref(), row.report.as_deref()), (Phase::Awaiting, Some("u2"), None));
+    let answer = r.report(ReportTarget::Reference("u2"), Reported::Succeeded).await.unwrap();
+    assert!(matches!(answer, ReportAnswer::Applied { .. }), "{answer:?}");
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }), "u2's own result ends the job");
+}
+
+/// A report by asset kept while the attempt's call is under way, when the call then answers at once (here:
+/// failed): as in memory, it is dropped, not taken for the result of the next attempt.
+#[tokio::test(start_paused = true)]
+async fn an_early_report_of_a_call_that_answered_at_once_is_dropped() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let slow_failure = Scripted::Delay(secs(10), Box::new(Scripted::Fail(asset(2001))));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [slow_failure, Scripted::Submit("u2".into())]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(65)).await; // the first retry's call is under way
+    let early = r.report(ReportTarget::Asset("a"), Reported::Succeeded).await.unwrap();
+    assert!(matches!(early, ReportAnswer::Early { .. }), "{early:?}");
+    tokio::time::sleep(secs(120)).await; // it failed at once; the second retry is submitted as u2
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.reference.as_deref(), row.report.as_deref()), (Phase::Awaiting, Some("u2"), None));
+    let answer = r.report(ReportTarget::Reference("u2"), Reported::Failed { failure: asset(2404) }).await.unwrap();
+    assert!(matches!(answer, ReportAnswer::Applied { .. }), "{answer:?}");
+    assert!(matches!(handle.await, Outcome::Failed { .. }), "u2's own result ends the job");
+}
+
 /// A job waits its first decision's delay before its first attempt, in a store as in memory; and a job that a
 /// shutdown stops between a call's answer and the next delay waits that delay after the restart.
 #[tokio::test(start_paused = true)]

@@ -12,6 +12,7 @@ use super::events::HookName;
 use super::guards::{Probe, give_back, settle};
 use super::hooks::{Checked, Hooks, Pending};
 use super::job::{AttemptKey, Job};
+use super::ledger;
 use super::outcome::Outcome;
 use super::parts::Parts;
 use super::report::Reported;
@@ -112,6 +113,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Err(e) => {
                     st.set_awaiting(None);
                     cell.attempt_settled();
+                    ledger::attempt_settled(stored);
                     give_back(inner, st);
                     return call_failed(inner, st, e, st.failure.downstream());
                 }
@@ -120,6 +122,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
     };
     st.set_awaiting(None);
     cell.attempt_settled();
+    ledger::attempt_settled(stored);
     let mut probe = Probe::none(st.failure.downstream());
     match report {
         Reported::Succeeded => {

@@ -85,8 +85,9 @@ pub(crate) struct Stored {
     pub(crate) unanswered: Option<String>,
     /// The last call's answer, written with the next write.
     pub(crate) answered: Option<(String, String)>,
-    /// Whether this task took the row's report (it is cleared with the next write).
-    pub(crate) took_report: bool,
+    /// Whether the row's report is cleared with the next write: this task took it, or it is of an attempt that
+    /// has settled otherwise (its call answered at once, or `check` answered first).
+    pub(crate) clear_report: bool,
     /// Whether the job was claimed while it awaited a submitted attempt's result: its report is on the row,
     /// or the time to `check` has come.
     pub(crate) woke_awaiting: bool,

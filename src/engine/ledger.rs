@@ -47,7 +47,7 @@ pub(crate) async fn begin_call<H>(
         attempts: st.history.attempts(),
         reference: None,
         ledger: &ledger,
-        take_report: std::mem::take(&mut stored.took_report),
+        take_report: std::mem::take(&mut stored.clear_report),
         outcome: None,
     };
     match d.store.save(&stored.lease, save, now).await {
@@ -69,6 +69,16 @@ pub(crate) async fn begin_call<H>(
 pub(crate) fn answered(stored: &mut Option<Box<Stored>>, key: String, answer: String) {
     if let Some(stored) = stored.as_deref_mut() {
         stored.answered = Some((key, answer));
+    }
+}
+
+/// The job's attempt has settled without the report its row may hold (its call answered at once, or `check`
+/// answered): such a report is of this attempt, and the next write clears it, so that it is never taken for the
+/// result of a later attempt. That write comes before the next hook call (`begin_call`), so no report of a later
+/// attempt can be on the row yet.
+pub(crate) fn attempt_settled(stored: &mut Option<Box<Stored>>) {
+    if let Some(stored) = stored.as_deref_mut() {
+        stored.clear_report = true;
     }
 }
 

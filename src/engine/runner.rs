@@ -221,18 +221,18 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             }
         }
     };
-    let mut took_report = false;
+    let mut clear_report = false;
     if let (Some(report), Some(awaiting)) = (report, state.awaiting()) {
         cell.await_attempt(awaiting.attempt);
         cell.offer(Some(awaiting.attempt), report);
-        took_report = true;
+        clear_report = true;
     }
     let now = Instant::now();
     let started = now.checked_sub(d.now().since(first_failure_at)).unwrap_or(now);
     let delivery = Delivery { inner: inner.clone(), hash, cell: cell.clone(), finished: false };
     let woke_awaiting = row.phase == Phase::Awaiting;
     let stored =
-        Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, took_report, woke_awaiting };
+        Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, clear_report, woke_awaiting };
     let mut parts = Parts { job, state, started, delivery, stored: Some(Box::new(stored)) };
 
     let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
@@ -293,7 +293,7 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
         attempts: st.history.attempts(),
         reference: st.awaiting().map(|a| a.reference.as_str()),
         ledger: &ledger,
-        take_report: std::mem::take(&mut stored.took_report),
+        take_report: std::mem::take(&mut stored.clear_report),
         outcome: outcome_name,
     };
     d.store.save(&stored.lease, save, now).await.map(drop)

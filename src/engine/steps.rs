@@ -12,7 +12,7 @@ use super::events::{Event, HookName};
 use super::guards::{Held, Probe, give_back, pass_breaker, settle};
 use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
 use super::job::{AttemptKey, Job};
-use super::ledger::ledgered;
+use super::ledger::{self, ledgered};
 use super::outcome::Outcome;
 use super::parts::Parts;
 use super::shared::Inner;
@@ -190,6 +190,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
                     cell.attempt_settled();
+                    ledger::attempt_settled(stored);
                     give_back(inner, st);
                     probe.give_back();
                     st.history.skip_stage(decision);
@@ -214,6 +215,15 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
 
     if !matches!(result, Ok(Attempt::Submitted { .. })) {
         cell.attempt_settled();
+    }
+    // A report the row kept for this attempt is stale once its call has answered otherwise; one for a call cut
+    // off is kept: the call is reconciled and repeated, and may yet answer `Submitted`.
+    if matches!(
+        result,
+        Ok(Attempt::Succeeded | Attempt::Failed(_))
+            | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_))
+    ) {
+        ledger::attempt_settled(stored);
     }
     match result {
         Ok(Attempt::Succeeded) => {
