@@ -317,3 +317,28 @@ async fn delays_are_waited_in_a_store_from_the_first_one_and_across_a_shutdown()
     assert_eq!(times, [secs(60), secs(80 + 60)], "the second retry a minute after the first one's answer");
     drop(after);
 }
+
+/// A job claimed for its attempt's report, whose next attempt follows at once and is submitted too, waits for
+/// that attempt's report: `check` is asked only once `await_result` has run out.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_submitted_right_after_a_report_waits_for_its_own_report() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let p = policies(r#"on(2001, retry(#{ attempts: 2, initial: "0s" }).then(fail("gave up")));"#);
+    let hooks = FakeHooks::new()
+        .script("a", HookName::Resubmit, [Scripted::Submit("u1".into()), Scripted::Submit("u2".into())])
+        .script("a", HookName::Check, [Scripted::Fail(asset(2404))]);
+    let r = on_store(p, hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(10)).await;
+    let first = r.report(ReportTarget::Reference("u1"), Reported::Failed { failure: asset(2001) }).await.unwrap();
+    assert!(matches!(first, ReportAnswer::Applied { .. }), "{first:?}");
+    tokio::time::sleep(secs(10)).await;
+    let calls: Vec<HookName> = hooks.calls_for("a").iter().map(|c| c.hook).collect();
+    assert_eq!(calls, [HookName::Resubmit, HookName::Resubmit], "no check before await_result runs out");
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.reference.as_deref()), (Phase::Awaiting, Some("u2")));
+    let second = r.report(ReportTarget::Reference("u2"), Reported::Succeeded).await.unwrap();
+    assert!(matches!(second, ReportAnswer::Applied { .. }), "{second:?}");
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
+}

@@ -56,10 +56,12 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
     let deadline = super::wait::later(began, awaiting.left);
     let reported = if let Some(stored) = stored.as_deref_mut() {
         // In a durable store the job does not wait here: it rests as a row until a report comes or it is time
-        // to check. Claimed again, it has its report, or it checks now.
+        // to check. Claimed again, it has its report, or it checks now. The claim woke the attempt it found
+        // awaited, this first wait after it: a later attempt submitted while the job is held waits as well.
+        let woke = std::mem::take(&mut stored.woke_awaiting);
         if cell.is(REPORT) {
             cell.take_report()
-        } else if std::mem::take(&mut stored.woke_awaiting) {
+        } else if woke {
             None
         } else {
             return Some(suspended(job, st.clone()));
