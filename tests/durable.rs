@@ -342,3 +342,47 @@ async fn an_attempt_submitted_right_after_a_report_waits_for_its_own_report() {
     assert!(matches!(second, ReportAnswer::Applied { .. }), "{second:?}");
     assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
 }
+
+/// A replica killed during a `reconcile` that follows an attempt's answer: the answer was written before the
+/// reconcile, so the replica that takes the job over goes on from it (the 3003 policy's reconcile and
+/// re-publication) and does not repeat the answered attempt.
+#[tokio::test(start_paused = true)]
+async fn an_answer_is_written_before_the_reconcile_that_follows_it() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(3003))]).script(
+        "a",
+        HookName::Reconcile,
+        [Scripted::Hang],
+    );
+    let first = on_store(once(), hooks.clone(), &store, &clock, "first");
+    let _lost = first.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(70)).await; // the retry failed with 3003 at 60 s; its reconcile hangs
+    first.crash();
+    drop(first);
+
+    let second = on_store(once(), hooks.clone(), &store, &clock, "second");
+    let id = store.job_of("a").await.unwrap().unwrap().id;
+    for _ in 0..300 {
+        tokio::time::sleep(secs(1)).await;
+        if store.job(id).await.unwrap().unwrap().phase == Phase::Finished {
+            break;
+        }
+    }
+    let row = store.job(id).await.unwrap().unwrap();
+    assert_eq!((row.outcome.as_deref(), row.attempts), (Some("recovered"), 2), "{row:?}");
+    let seen: Vec<(HookName, Option<u32>)> = hooks.calls_for("a").iter().map(|c| (c.hook, c.attempt)).collect();
+    assert_eq!(
+        seen,
+        [
+            (HookName::Resubmit, Some(1)),
+            (HookName::Reconcile, None),
+            (HookName::Reconcile, None),
+            (HookName::Republish, Some(2))
+        ],
+        "the answered resubmission is not repeated"
+    );
+    let ledger = store.calls(id).await.unwrap();
+    assert_eq!(ledger[0].answer.as_deref(), Some("failed 3003"), "{ledger:?}");
+    drop(second);
+}

@@ -6,13 +6,13 @@ use std::time::Duration;
 use super::awaiting::submitted;
 use super::call::{CallError, call};
 use super::cell::{CALLING, JobCell};
-use super::durable::FIX_SUFFIX;
+use super::durable::{FIX_SUFFIX, Stored};
 use super::ending::{cancelled, recovered, suspended, verdict};
 use super::events::{Event, HookName};
 use super::guards::{Held, Probe, give_back, pass_breaker, settle};
 use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
 use super::job::{AttemptKey, Job};
-use super::ledger::{self, ledgered};
+use super::ledger::{self, ledgered, write_answer};
 use super::outcome::Outcome;
 use super::parts::Parts;
 use super::shared::Inner;
@@ -42,7 +42,7 @@ pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decisio
             None
         }
         _ => {
-            let answer = reconcile(inner, job, st, cell).await;
+            let answer = reconcile(inner, job, st, stored, cell).await;
             match answer {
                 // A call the shutdown cut off or did not start leaves no trace: resume asks again.
                 Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
@@ -66,10 +66,11 @@ pub(super) async fn reconcile<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
+    stored: &mut Option<Box<Stored>>,
     cell: &JobCell,
 ) -> Result<Reconciled, CallError> {
     let last = st.history.attempts();
-    reconcile_attempt(inner, job, st, cell, last).await
+    reconcile_attempt(inner, job, st, stored, cell, last).await
 }
 
 /// Asks the host whether attempt `attempt` in fact succeeded.
@@ -77,9 +78,14 @@ async fn reconcile_attempt<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
+    stored: &mut Option<Box<Stored>>,
     cell: &JobCell,
     attempt: u32,
 ) -> Result<Reconciled, CallError> {
+    // The reconcile is not in the ledger: the answer it follows is written first.
+    if write_answer(inner, job, st, stored, cell).await.is_err() {
+        return Err(CallError::Aborted);
+    }
     let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt };
     let answer = call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job, &key)).await;
     if !matches!(answer, Err(CallError::Aborted | CallError::Shutdown | CallError::Cancelled)) {
@@ -96,12 +102,12 @@ pub(super) async fn refused_retry<H: Hooks>(
     decision: &Decision<'static>,
     refused: super::budget::Refused,
 ) -> Option<Outcome> {
-    let Parts { job, state: st, started, delivery, .. } = parts;
+    let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     inner.counters.budget_refusal();
     inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
     if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
-        match reconcile(inner, job, st, cell).await {
+        match reconcile(inner, job, st, stored, cell).await {
             Ok(Reconciled::Done) => {
                 settle(inner, st, &mut Probe::none(st.failure.downstream()), true, true);
                 return Some(recovered(st, *started, true));
@@ -135,7 +141,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     let unanswered = stored.as_deref_mut().is_some_and(|s| s.take_unanswered(&key.to_string()));
     if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
         let about = if unanswered { key.attempt } else { key.attempt - 1 };
-        match reconcile_attempt(inner, job, st, cell, about).await {
+        match reconcile_attempt(inner, job, st, stored, cell, about).await {
             Ok(Reconciled::Done) => {
                 if unanswered {
                     // The lost call had in fact been made, and succeeded.
