@@ -57,7 +57,7 @@ fn encode(asset: usize, n: u32) -> (Ends, u64, bool) {
         Ends::Finished
     };
     let minutes = 2 + (asset as u64 * 7 + u64::from(n) * 13) % 38;
-    let get_form = (asset + n as usize) % 3 == 0;
+    let get_form = (asset + n as usize).is_multiple_of(3);
     (ends, minutes, get_form)
 }
 
@@ -403,7 +403,7 @@ fn a_host_fed_by_callbacks_and_killed_mid_run_ends_every_job_once() {
         // Late and duplicate callbacks still on their way.
         tokio::time::sleep(Duration::from_secs(3600)).await;
 
-        let w = lock(&world);
+        let w = std::mem::take(&mut *lock(&world));
         assert!(w.kill_times.len() >= 5, "{} kills", w.kill_times.len());
         assert!(w.refused > 0, "no callback came while the host was down");
         let policies = Policies::defaults();
@@ -461,7 +461,6 @@ fn a_host_fed_by_callbacks_and_killed_mid_run_ends_every_job_once() {
         assert!(w.handled.iter().all(|h| !matches!(h.3, Some(ReportAnswer::Unknown))), "{:?}", w.handled);
         let r = slot.lock().unwrap().take().unwrap();
         r.shutdown(Duration::from_secs(5)).await;
-        drop(w);
         store.close().await;
     });
 }

@@ -143,7 +143,7 @@ enum Answer {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fix {
     Fixed,
-    CannotFix,
+    Unable,
     Hang,
 }
 
@@ -253,7 +253,7 @@ fn plan() -> impl Strategy<Value = Plan> {
         0u64..600,
         prop_oneof![Just(0u64), 1u64..20],
         prop::collection::vec(answer(), 0..6),
-        prop_oneof![4 => Just(Fix::Fixed), 2 => Just(Fix::CannotFix), 1 => Just(Fix::Hang)],
+        prop_oneof![4 => Just(Fix::Fixed), 2 => Just(Fix::Unable), 1 => Just(Fix::Hang)],
         prop::bool::weighted(0.1),
         prop::option::weighted(
             0.35,
@@ -593,7 +593,7 @@ impl Hooks for Host {
         let plan = &self.plans[asset_index(job)];
         let answer = |_: &Self, _| match plan.fix {
             Fix::Fixed => Some(CredentialFix::Fixed),
-            Fix::CannotFix => Some(CredentialFix::CannotFix),
+            Fix::Unable => Some(CredentialFix::CannotFix),
             Fix::Hang => None,
         };
         Ok(self.plain(job, HookName::FixCredentials, None, plan.latency, answer).await)
@@ -905,7 +905,7 @@ fn model(policies: &Policies, i: usize, plan: &Plan) -> (Expected, History) {
                             h.mark_repaired(scope);
                             plan.answer(n)
                         }
-                        Fix::CannotFix => {
+                        Fix::Unable => {
                             h.skip_stage(&d);
                             continue;
                         }
