@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::cell::{JobCell, LOST};
+use super::fleet::Fleet;
 use super::outcome::Outcome;
 use crate::store::{Clock, JobId, Lease, Store, Timestamp};
 
@@ -37,6 +38,10 @@ pub struct StoreSettings {
     pub retention: Duration,
     /// This replica's name in leases; default a random one.
     pub owner: Option<String>,
+    /// Whether the retry budget and the circuit breakers are one for every replica on the store (their state
+    /// in the store's guard rows, brought in before each stored step and written after it), rather than each
+    /// replica's own. Default on. See README's "Shared fleet guards" for what it costs.
+    pub shared_guards: bool,
 }
 
 impl Default for StoreSettings {
@@ -48,6 +53,7 @@ impl Default for StoreSettings {
             poll_every: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
             owner: None,
+            shared_guards: true,
         }
     }
 }
@@ -58,6 +64,8 @@ pub(crate) struct Durable {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) owner: Arc<str>,
     pub(crate) settings: StoreSettings,
+    /// The fleet guards' sync, when they are shared.
+    pub(crate) fleet: Option<Fleet>,
     /// A hint to the claimer: something may be due now.
     pub(crate) wake: Arc<Notify>,
     /// The jobs this replica holds.
@@ -99,6 +107,7 @@ impl Durable {
             store,
             clock,
             owner: Arc::from(owner),
+            fleet: settings.shared_guards.then(Fleet::default),
             settings,
             wake: Arc::new(Notify::new()),
             held: Mutex::new(HashMap::new()),

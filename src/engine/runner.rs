@@ -230,6 +230,11 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
         Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, took_report, woke_awaiting };
     let mut parts = Parts { job, state, started, delivery, stored: Some(Box::new(stored)) };
 
+    if let Some(fleet) = &d.fleet
+        && let Some(t) = fleet.before(inner.guards(d), parts.state.failure.downstream()).await
+    {
+        inner.breaker_seen(t);
+    }
     let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
     let outcome = walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
     if cell.is(LOST) {
@@ -239,6 +244,9 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     }
     let written = write_back(d, &mut parts, &outcome).await;
     d.held().remove(&id);
+    if let Some(fleet) = &d.fleet {
+        fleet.after(inner.guards(d)).await;
+    }
     match (written, &outcome) {
         (Err(e), _) => {
             // Not written: the lease expires and the job goes on from its last write, here or elsewhere.
