@@ -2,7 +2,7 @@
 //! a temporary file, and PostgreSQL when `DATABASE_URL` names a server), under paused time. A breaker that one
 //! replica opens holds the other; the retry budget is one for both; and, as a control, with the guards not
 //! shared each replica goes its own way. A replica killed in the middle of a hook call is taken over, and its
-//! attempt reconciled before it is repeated with the same key.
+//! attempt reconciled before it is repeated with the same key. A job of a newer build is left for a replica that reads it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,5 +207,40 @@ async fn a_replica_killed_mid_hook_is_taken_over_and_its_attempt_reconciled_firs
             "{case}: reconciled, then repeated with the same key"
         );
         second.crash();
+    }
+}
+
+/// A rolling deploy: a job written by a newer build (a payload version this build does not know) is left
+/// alone, untouched and due later, for a replica that reads it; the jobs this build knows go on beside it.
+#[tokio::test(start_paused = true)]
+async fn a_job_of_a_newer_build_is_left_for_a_replica_that_reads_it() {
+    use lightflow_remedy::engine::PAYLOAD_VERSION;
+    use lightflow_remedy::store::{Clock, NewJob};
+    let p: Arc<LivePolicies> =
+        policies(r#"on(2001, retry(#{ attempts: 2, initial: "1s", multiplier: 1.0 }).then(fail("gave up")));"#).into();
+    for subject in stores().await {
+        let case = subject.name;
+        let clock = Arc::new(TokioClock::starting_at(Timestamp(1_000_000)));
+        let future = r#"{"written_by":"a newer build","shape":"unknown here"}"#;
+        let new = NewJob {
+            asset_id: "n1",
+            payload: future,
+            version: PAYLOAD_VERSION + 1,
+            last_code: "2001",
+            wake_at: clock.now(),
+        };
+        subject.store.submit(new, clock.now()).await.unwrap();
+        let hooks = FakeHooks::new();
+        let r = replica(&p, hooks.clone(), &subject, &clock, "old", true, |b| b.without_circuit_breaker());
+        let known = r.enqueue(Job::new("k1"), asset(2001)).await.unwrap();
+        assert!(matches!(known.await, Outcome::Recovered { .. }), "{case}");
+        tokio::time::sleep(secs(120)).await;
+        let row = subject.store.job_of("n1").await.unwrap().unwrap();
+        assert_ne!(row.phase, Phase::Finished, "{case}: not ended by a build that cannot read it");
+        assert_eq!((row.payload.as_str(), row.version, row.attempts), (future, PAYLOAD_VERSION + 1, 0), "{case}");
+        assert_eq!(row.lease_owner, None, "{case}: released for another replica");
+        assert!(row.wake_at > clock.now(), "{case}: due later, not claimed over and over");
+        assert!(hooks.calls_for("n1").is_empty(), "{case}");
+        r.crash();
     }
 }
