@@ -2,7 +2,8 @@
 //! a temporary file, and PostgreSQL when `DATABASE_URL` names a server), under paused time. A breaker that one
 //! replica opens holds the other; the retry budget is one for both; and, as a control, with the guards not
 //! shared each replica goes its own way. A replica killed in the middle of a hook call is taken over, and its
-//! attempt reconciled before it is repeated with the same key. A job of a newer build is left for a replica that reads it.
+//! attempt reconciled before it is repeated with the same key. A job of a newer build is left for a replica
+//! that reads it.
 
 use std::sync::Arc;
 use std::time::Duration;
