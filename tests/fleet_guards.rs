@@ -245,3 +245,36 @@ async fn a_job_of_a_newer_build_is_left_for_a_replica_that_reads_it() {
         r.crash();
     }
 }
+
+/// On PostgreSQL a replica that waits is woken by another's write (LISTEN/NOTIFY), long before its poll:
+/// here the poll is an hour, and a report another replica writes for a job at rest is acted on within
+/// seconds. Real time: the hint travels through the server.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_waiting_replica_is_woken_by_another_replicas_write() {
+    use lightflow_remedy::engine::Reported;
+    use lightflow_remedy::store::ReportTarget;
+    let Some(url) = server::database_url("wake hints on PostgreSQL", "fleet_guards") else { return };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}schema=hints_{}_{nanos}", std::process::id());
+    let p: Arc<LivePolicies> = policies(r#"on(2001, resubmit(#{ attempts: 1, initial: "0s" }));"#).into();
+    let hooks = FakeHooks::new().script("w1", HookName::Resubmit, [Scripted::Submit("lf-uuid-1".into())]);
+    let store: Arc<dyn Store> = Arc::from(open_url(&url, &StoreOptions::default()).await.unwrap());
+    let clock = store.own_clock().expect("the database's clock");
+    let settings = StoreSettings { poll_every: secs(3600), owner: Some("waiting".into()), ..StoreSettings::default() };
+    let r = Remediator::builder(p, hooks.clone()).store_with(store.clone(), clock.clone(), settings).build();
+    let handle = r.enqueue(Job::new("w1"), asset(2001)).await.unwrap();
+    let started = std::time::Instant::now();
+    while !store.job_of("w1").await.unwrap().is_some_and(|row| row.phase == Phase::Awaiting) {
+        assert!(started.elapsed() < secs(20), "the job did not come to await its result");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The result arrives at another replica (here its store, as that replica's `report` writes it).
+    let other: Arc<dyn Store> = Arc::from(open_url(&url, &StoreOptions::default()).await.unwrap());
+    let result = serde_json::to_string(&Reported::Succeeded).unwrap();
+    other.report(ReportTarget::Reference("lf-uuid-1"), &result, clock.now()).await.unwrap();
+    let outcome = tokio::time::timeout(secs(20), handle).await.expect("woken by the hint, not by the hour's poll");
+    assert!(matches!(outcome, Outcome::Recovered { .. }), "{outcome:?}");
+    r.crash();
+}

@@ -80,14 +80,23 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
             }
         };
         let wake = d.wake.clone();
+        // Another replica's write that made a job due (PostgreSQL's LISTEN/NOTIFY); polling stays the fallback.
+        let hints = d.store.wake_hints();
         drop(inner);
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         if !wait.is_zero() {
+            let hinted = async {
+                match &hints {
+                    Some(hints) => hints.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = woken => {}
+                _ = hinted => {}
             }
         } else {
             tokio::task::yield_now().await;
