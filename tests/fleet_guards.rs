@@ -266,7 +266,7 @@ async fn a_waiting_replica_is_woken_by_another_replicas_write() {
     let r = Remediator::builder(p, hooks.clone()).store_with(store.clone(), clock.clone(), settings).build();
     let handle = r.enqueue(Job::new("w1"), asset(2001)).await.unwrap();
     let started = std::time::Instant::now();
-    while !store.job_of("w1").await.unwrap().is_some_and(|row| row.phase == Phase::Awaiting) {
+    while store.job_of("w1").await.unwrap().is_none_or(|row| row.phase != Phase::Awaiting) {
         assert!(started.elapsed() < secs(20), "the job did not come to await its result");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
