@@ -205,8 +205,10 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     let first_failure_at = record.first_failure_at;
     let unanswered = unanswered.or_else(|| record.unanswered.clone());
     let (job, mut state) = record.into_state();
-    if matches!(row.phase, Phase::Waiting | Phase::Calling) {
-        // Claimed because it is due (or taken over in the middle of a call): the delay is spent.
+    // Claimed because it is due (or taken over in the middle of a call): the delay it rested for is spent. A job
+    // just enqueued has not been decided on yet, and has rested for no delay: its first one is still to come.
+    let decided = state.steps > 0;
+    if row.phase == Phase::Calling || (row.phase == Phase::Waiting && decided) {
         state.remaining = Some(Duration::ZERO);
     }
     let report: Option<Reported> = row.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
