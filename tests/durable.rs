@@ -198,3 +198,17 @@ async fn submit_refuses_and_enqueue_joins_an_active_job() {
     assert!(!first.is_joined() && second.is_joined());
     assert_eq!(first.await, second.await);
 }
+
+/// A handle resolves wherever its job ends: here the job is cancelled at rest through the store (as `remedy
+/// jobs cancel` does), with no replica holding it; the replica that enqueued it reads the outcome back.
+#[tokio::test(start_paused = true)]
+async fn a_handle_resolves_when_its_job_ends_elsewhere() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let r = on_store(once(), FakeHooks::new(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(5)).await; // at rest until its retry, a minute in
+    store.cancel("a", clock.now()).await.unwrap();
+    let outcome = tokio::time::timeout(secs(30), handle).await.expect("resolved from the store");
+    assert!(matches!(outcome, Outcome::Cancelled { attempts: 0 }), "{outcome:?}");
+}

@@ -3,7 +3,7 @@
 //! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use tokio::task::AbortHandle;
 use super::cell::{JobCell, LOST};
 use super::fleet::Fleet;
 use super::outcome::Outcome;
-use crate::store::{Clock, JobId, Lease, Store, Timestamp};
+use super::record::Record;
+use crate::store::{Clock, JobId, Lease, Phase, Store, Timestamp};
 
 /// How a remediator works with its durable store.
 ///
@@ -76,6 +77,8 @@ pub(crate) struct Durable {
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
     pub(crate) started: AtomicBool,
     pub(crate) stopping: AtomicBool,
+    /// Where the next look for handles' jobs ended elsewhere starts.
+    looked: AtomicUsize,
 }
 
 pub(crate) struct HeldJob {
@@ -114,6 +117,7 @@ impl Durable {
             watchers: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
+            looked: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
         }
     }
@@ -135,6 +139,43 @@ impl Durable {
         let cell = Arc::new(JobCell::new(id));
         self.watchers().entry(id).or_default().push(Arc::downgrade(&cell));
         cell
+    }
+
+    /// Handles of jobs this replica does not hold, whose job may have ended elsewhere (at another replica, or
+    /// cancelled at rest by `remedy jobs cancel`): their outcome is read from the store, a few jobs a round,
+    /// in turn, so that every handle resolves wherever its job ends.
+    pub(crate) async fn tell_ended_elsewhere(&self) {
+        const PER_ROUND: usize = 16;
+        let held: Vec<JobId> = self.held().keys().copied().collect();
+        let mut ids: Vec<JobId> = {
+            let mut watchers = self.watchers();
+            watchers.retain(|_, cells| {
+                cells.retain(|c| c.strong_count() > 0);
+                !cells.is_empty()
+            });
+            watchers.keys().filter(|id| !held.contains(id)).copied().collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort_unstable();
+        let from = self.looked.fetch_add(PER_ROUND, Ordering::Relaxed) % ids.len();
+        ids.rotate_left(from);
+        ids.truncate(PER_ROUND);
+        for id in ids {
+            let Ok(Some(row)) = self.store.job(id).await else { continue };
+            if row.phase != Phase::Finished {
+                continue;
+            }
+            match Record::decode(&row) {
+                Ok(Record { outcome: Some(outcome), .. }) => self.tell(id, &outcome),
+                // Cancelled at rest by the store itself: the payload is as the job was left.
+                _ if row.outcome.as_deref() == Some("cancelled") => {
+                    self.tell(id, &Outcome::Cancelled { attempts: row.attempts });
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Gives the watchers of `id` its outcome.

@@ -70,6 +70,7 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
                 Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "claiming due jobs failed"),
             }
         }
+        d.tell_ended_elsewhere().await;
         let poll = d.settings.poll_every.max(Duration::from_millis(1));
         let wait = if full && free > 0 {
             Duration::ZERO

@@ -285,8 +285,12 @@ fn table(config: &SimConfig, s: &Summary) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "  store                    {} ({} replicas, {} crashes)",
-            run.store, run.replicas, run.crashes
+            "  store                    {} ({} {}, {} {})",
+            run.store,
+            run.replicas,
+            if run.replicas == 1 { "replica" } else { "replicas" },
+            run.crashes,
+            if run.crashes == 1 { "crash" } else { "crashes" }
         );
         let _ = writeln!(out, "  submitted                {}", run.submitted);
         let _ = writeln!(out, "  ended once               {}", run.ended_once);
