@@ -67,6 +67,23 @@ async fn a_job_rests_as_a_row_and_recovers_with_its_calls_in_the_ledger() {
     assert_eq!(calls[1].answer.as_deref(), Some("succeeded"));
 }
 
+/// An enqueued job waits its first decision's delay too, as a submitted one does: the row is due at once,
+/// but only to be decided on.
+#[tokio::test(start_paused = true)]
+async fn an_enqueued_job_waits_its_first_delay() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001))]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(10)).await;
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.wake_at, row.attempts), (Phase::Waiting, Timestamp(60_000), 0), "{row:?}");
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
+    let at: Vec<Duration> = hooks.calls_for("a").iter().map(|c| c.at).collect();
+    assert_eq!(at, [secs(60), secs(120)], "each attempt after its minute, as without a store");
+}
+
 /// A replica killed while a call is under way: another takes the job over once the lease expires, asks the
 /// host to reconcile the attempt, and repeats it with the same key.
 #[tokio::test(start_paused = true)]
@@ -385,4 +402,18 @@ async fn an_answer_is_written_before_the_reconcile_that_follows_it() {
     let ledger = store.calls(id).await.unwrap();
     assert_eq!(ledger[0].answer.as_deref(), Some("failed 3003"), "{ledger:?}");
     drop(second);
+}
+
+/// A handle resolves wherever its job ends: here the job is cancelled at rest through the store (as `remedy
+/// jobs cancel` does), with no replica holding it; the replica that enqueued it reads the outcome back.
+#[tokio::test(start_paused = true)]
+async fn a_handle_resolves_when_its_job_ends_elsewhere() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let r = on_store(once(), FakeHooks::new(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(5)).await; // at rest until its retry, a minute in
+    store.cancel("a", clock.now()).await.unwrap();
+    let outcome = tokio::time::timeout(secs(30), handle).await.expect("resolved from the store");
+    assert!(matches!(outcome, Outcome::Cancelled { attempts: 0 }), "{outcome:?}");
 }

@@ -2,6 +2,7 @@
 //! `await_result` runs out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -21,8 +22,9 @@ use super::state::{Awaiting, State};
 use super::unanswered::call_failed;
 use crate::classify::Failure;
 
-/// The attempt was submitted: the job awaits its result. A report that came while its hook was being called,
-/// or that was held for its reference, is the job's at once.
+/// The attempt was submitted: the job awaits its result, for its stage's `await_result` (`wait`) or else the
+/// remediator's. A report that came while its hook was being called, or that was held for its reference, is the
+/// job's at once.
 pub(super) fn submitted<H>(
     inner: &Inner<H>,
     job: &Job,
@@ -30,13 +32,15 @@ pub(super) fn submitted<H>(
     cell: &Arc<JobCell>,
     attempt: u32,
     reference: String,
+    wait: Option<Duration>,
 ) {
     let early = cell.await_attempt(attempt);
     let held = inner.remember_reference(&reference, job.job_id(), attempt, cell);
     if let Some(report) = early.or(held) {
         cell.offer(Some(attempt), report);
     }
-    st.set_awaiting(Some(Box::new(Awaiting { attempt, reference, left: inner.await_result })));
+    let left = wait.unwrap_or(inner.await_result);
+    st.set_awaiting(Some(Box::new(Awaiting { attempt, reference, left, wait })));
 }
 
 /// Waits for the result of the submitted attempt: a report, or, when `await_result` runs out, the host's
@@ -97,7 +101,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Ok(Checked::Failed(failure)) => Reported::Failed { failure },
                 Ok(Checked::Running) => {
                     if let Some(a) = st.awaiting_mut() {
-                        a.left = inner.await_result;
+                        a.left = a.wait_or(inner.await_result);
                     }
                     return None;
                 }

@@ -3,7 +3,7 @@
 //! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -11,8 +11,10 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::cell::{JobCell, LOST};
+use super::fleet::Fleet;
 use super::outcome::Outcome;
-use crate::store::{Clock, JobId, Lease, Store, Timestamp};
+use super::record::Record;
+use crate::store::{Clock, JobId, Lease, Phase, Store, Timestamp};
 
 /// How a remediator works with its durable store.
 ///
@@ -37,6 +39,10 @@ pub struct StoreSettings {
     pub retention: Duration,
     /// This replica's name in leases; default a random one.
     pub owner: Option<String>,
+    /// Whether the retry budget and the circuit breakers are one for every replica on the store (their state
+    /// in the store's guard rows, brought in before each stored step and written after it), rather than each
+    /// replica's own. Default on. See README's "Shared fleet guards" for what it costs.
+    pub shared_guards: bool,
 }
 
 impl Default for StoreSettings {
@@ -48,6 +54,7 @@ impl Default for StoreSettings {
             poll_every: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
             owner: None,
+            shared_guards: true,
         }
     }
 }
@@ -58,6 +65,8 @@ pub(crate) struct Durable {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) owner: Arc<str>,
     pub(crate) settings: StoreSettings,
+    /// The fleet guards' sync, when they are shared.
+    pub(crate) fleet: Option<Fleet>,
     /// A hint to the claimer: something may be due now.
     pub(crate) wake: Arc<Notify>,
     /// The jobs this replica holds.
@@ -68,6 +77,8 @@ pub(crate) struct Durable {
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
     pub(crate) started: AtomicBool,
     pub(crate) stopping: AtomicBool,
+    /// Where the next look for handles' jobs ended elsewhere starts.
+    looked: AtomicUsize,
 }
 
 pub(crate) struct HeldJob {
@@ -114,12 +125,14 @@ impl Durable {
             store,
             clock,
             owner: Arc::from(owner),
+            fleet: settings.shared_guards.then(Fleet::default),
             settings,
             wake: Arc::new(Notify::new()),
             held: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
+            looked: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
         }
     }
@@ -141,6 +154,43 @@ impl Durable {
         let cell = Arc::new(JobCell::new(id));
         self.watchers().entry(id).or_default().push(Arc::downgrade(&cell));
         cell
+    }
+
+    /// Handles of jobs this replica does not hold, whose job may have ended elsewhere (at another replica, or
+    /// cancelled at rest by `remedy jobs cancel`): their outcome is read from the store, a few jobs a round,
+    /// in turn, so that every handle resolves wherever its job ends.
+    pub(crate) async fn tell_ended_elsewhere(&self) {
+        const PER_ROUND: usize = 16;
+        let held: Vec<JobId> = self.held().keys().copied().collect();
+        let mut ids: Vec<JobId> = {
+            let mut watchers = self.watchers();
+            watchers.retain(|_, cells| {
+                cells.retain(|c| c.strong_count() > 0);
+                !cells.is_empty()
+            });
+            watchers.keys().filter(|id| !held.contains(id)).copied().collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort_unstable();
+        let from = self.looked.fetch_add(PER_ROUND, Ordering::Relaxed) % ids.len();
+        ids.rotate_left(from);
+        ids.truncate(PER_ROUND);
+        for id in ids {
+            let Ok(Some(row)) = self.store.job(id).await else { continue };
+            if row.phase != Phase::Finished {
+                continue;
+            }
+            match Record::decode(&row) {
+                Ok(Record { outcome: Some(outcome), .. }) => self.tell(id, &outcome),
+                // Cancelled at rest by the store itself: the payload is as the job was left.
+                _ if row.outcome.as_deref() == Some("cancelled") => {
+                    self.tell(id, &Outcome::Cancelled { attempts: row.attempts });
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Gives the watchers of `id` its outcome.

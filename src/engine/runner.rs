@@ -70,6 +70,7 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
                 Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "claiming due jobs failed"),
             }
         }
+        d.tell_ended_elsewhere().await;
         let poll = d.settings.poll_every.max(Duration::from_millis(1));
         let wait = if full && free > 0 {
             Duration::ZERO
@@ -80,14 +81,23 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
             }
         };
         let wake = d.wake.clone();
+        // Another replica's write that made a job due (PostgreSQL's LISTEN/NOTIFY); polling stays the fallback.
+        let hints = d.store.wake_hints();
         drop(inner);
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         if !wait.is_zero() {
+            let hinted = async {
+                match &hints {
+                    Some(hints) => hints.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = woken => {}
+                _ = hinted => {}
             }
         } else {
             tokio::task::yield_now().await;
@@ -235,6 +245,11 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
         Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, clear_report, woke_awaiting };
     let mut parts = Parts { job, state, started, delivery, stored: Some(Box::new(stored)) };
 
+    if let Some(fleet) = &d.fleet
+        && let Some(t) = fleet.before(inner.guards(d), parts.state.failure.downstream()).await
+    {
+        inner.breaker_seen(t);
+    }
     let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
     let outcome = walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
     if cell.is(LOST) {
@@ -244,6 +259,9 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     }
     let written = write_back(d, &mut parts, &outcome).await;
     d.held().remove(&id);
+    if let Some(fleet) = &d.fleet {
+        fleet.after(inner.guards(d)).await;
+    }
     match (written, &outcome) {
         (Err(e), _) => {
             // Not written: the lease expires and the job goes on from its last write, here or elsewhere.

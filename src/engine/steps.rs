@@ -241,7 +241,8 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
             st.history.record(decision);
             // The downstream took the attempt; its result (and the budget's tokens) settle when it reports.
             probe.give_back();
-            submitted(inner, job, st, &delivery.cell, key.attempt, reference);
+            let wait = decision.stage_ref().and_then(|s| s.await_result());
+            submitted(inner, job, st, &delivery.cell, key.attempt, reference, wait);
             None
         }
         Ok(Attempt::Failed(next)) => {
