@@ -13,7 +13,7 @@ use lightflow_remedy::engine::{
     AwsCosts, BreakerConfig, BreakerState, BudgetConfig, HookName, Job, Outcome, Remediator, RemediatorBuilder,
     RetryBudget, StoreSettings, VerdictKind,
 };
-use lightflow_remedy::store::{Phase, Store, StoreOptions, Timestamp, TokioClock, open_url};
+use lightflow_remedy::store::{Clock, Phase, Store, StoreOptions, Timestamp, TokioClock, open_url};
 use lightflow_remedy::testing::{FakeHooks, Scripted, policies};
 use lightflow_remedy::{Downstream, Failure};
 
@@ -117,6 +117,8 @@ async fn a_breaker_opened_by_one_replica_holds_the_others() {
             let opened = attempts(&hooks, "a1");
             assert_eq!(opened, 2, "{case}: the threshold's failures open it");
             a.crash();
+            // a1 is cancelled, so that b works b1 alone (a1's failures would open b's own breaker too).
+            subject.store.cancel("a1", clock.now()).await.unwrap();
 
             let b = replica(&p, hooks.clone(), &subject, &clock, "b", shared, |b| b.circuit_breaker(breaker));
             let b1 = b.enqueue(Job::new("b1"), asset(3001)).await.unwrap();
@@ -124,7 +126,6 @@ async fn a_breaker_opened_by_one_replica_holds_the_others() {
             if shared {
                 assert_eq!(attempts(&hooks, "b1"), 0, "{case}: the breaker a opened holds b1 on b");
                 assert_eq!(b.breaker_state(Downstream::Brightcove), BreakerState::Open, "{case}");
-                assert_eq!(attempts(&hooks, "a1"), opened, "{case}: and a1, taken over by b");
                 // Once it has been open for `open_for`, a probe goes; b1's succeeds and closes it.
                 let outcome = b1.await;
                 assert!(matches!(outcome, Outcome::Recovered { attempts: 1, .. }), "{case}: {outcome:?}");
@@ -216,7 +217,7 @@ async fn a_replica_killed_mid_hook_is_taken_over_and_its_attempt_reconciled_firs
 #[tokio::test(start_paused = true)]
 async fn a_job_of_a_newer_build_is_left_for_a_replica_that_reads_it() {
     use lightflow_remedy::engine::PAYLOAD_VERSION;
-    use lightflow_remedy::store::{Clock, NewJob};
+    use lightflow_remedy::store::NewJob;
     let p: Arc<LivePolicies> =
         policies(r#"on(2001, retry(#{ attempts: 2, initial: "1s", multiplier: 1.0 }).then(fail("gave up")));"#).into();
     for subject in stores().await {
