@@ -102,6 +102,18 @@ async fn per_job_statements_use_the_indexes() {
             None,
         ),
         (
+            "submit held",
+            explain(holder::INSERT_HELD)
+                .bind("asset-new")
+                .bind(now + 30_000)
+                .bind("{}")
+                .bind(1_i64)
+                .bind("2001")
+                .bind(now)
+                .bind("r2"),
+            None,
+        ),
+        (
             "active job of an asset",
             explain(holder::ACTIVE_OF_ASSET).bind("asset-60"),
             Some("jobs_one_active_per_asset"),
