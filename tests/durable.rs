@@ -8,7 +8,11 @@ use std::time::Duration;
 use lightflow_remedy::engine::{
     HookName, Job, Outcome, Remediator, ReportAnswer, ReportTarget, Reported, StoreSettings,
 };
-use lightflow_remedy::store::{Clock, MemoryStore, Phase, Store, Timestamp, TokioClock};
+use lightflow_remedy::store::{
+    CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobId, JobRow, Lease, ListFilter, MemoryStore, NewJob, Phase,
+    Renewed, ReportAnswer as Answer, ReportTarget as Target, Save, Saved, Stats, Store, StoreFuture, Submitted,
+    Timestamp, TokioClock,
+};
 use lightflow_remedy::testing::{FakeHooks, Scripted, policies};
 use lightflow_remedy::{Failure, Policies};
 
@@ -416,4 +420,94 @@ async fn a_handle_resolves_when_its_job_ends_elsewhere() {
     store.cancel("a", clock.now()).await.unwrap();
     let outcome = tokio::time::timeout(secs(30), handle).await.expect("resolved from the store");
     assert!(matches!(outcome, Outcome::Cancelled { attempts: 0 }), "{outcome:?}");
+}
+
+/// A memory store whose renewals take three seconds to reach it, as a busy database's might.
+struct SlowRenewals(Arc<MemoryStore>);
+
+impl Store for SlowRenewals {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
+        self.0.submit(new, now)
+    }
+    fn claim<'a>(&'a self, owner: &'a str, now: Timestamp, lease: Duration, n: usize) -> StoreFuture<'a, Vec<Claimed>> {
+        self.0.claim(owner, now, lease, n)
+    }
+    fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed> {
+        Box::pin(async move {
+            tokio::time::sleep(secs(3)).await;
+            self.0.renew(leases, now, lease).await
+        })
+    }
+    fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
+        self.0.save(lease, save, now)
+    }
+    fn report<'a>(&'a self, target: Target<'a>, result: &'a str, now: Timestamp) -> StoreFuture<'a, Answer> {
+        self.0.report(target, result, now)
+    }
+    fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
+        self.0.cancel(asset_id, now)
+    }
+    fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
+        self.0.retry_now(asset_id, now)
+    }
+    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>> {
+        self.0.job(id)
+    }
+    fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
+        self.0.job_of(asset_id)
+    }
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>> {
+        self.0.list(filter)
+    }
+    fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>> {
+        self.0.calls(id)
+    }
+    fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
+        self.0.stats(now)
+    }
+    fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>> {
+        self.0.next_wake()
+    }
+    fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64> {
+        self.0.prune(before)
+    }
+    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
+        self.0.guard(name)
+    }
+    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
+        self.0.set_guard(name, expected, value)
+    }
+}
+
+/// A renewal under way while its job is released and claimed again says the old lease is lost: the job, held
+/// under its new lease, goes on (it is not stopped, left to expire and taken over).
+#[tokio::test(start_paused = true)]
+async fn a_renewal_of_an_older_lease_does_not_stop_the_job_claimed_again_meanwhile() {
+    let memory = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    // Attempt 1 runs from 0 s to 1.5 s and fails; the job rests a second and is claimed again at 2.5 s, under a
+    // new lease; attempt 2 runs from then to 4.5 s. The first renewal, of the first lease (sent at 0 s, or at
+    // 1 s if the heartbeat looked before the claim), arrives while the second is held (at 3 s, or 4 s).
+    let hooks = FakeHooks::new().script(
+        "a",
+        HookName::Resubmit,
+        [
+            Scripted::Delay(Duration::from_millis(1500), Box::new(Scripted::Fail(asset(2001)))),
+            Scripted::Delay(secs(2), Box::new(Scripted::Succeed)),
+        ],
+    );
+    let p = policies(r#"on(2001, retry(#{ attempts: 3, initial: "1s", multiplier: 1.0, jitter: "none" }));"#);
+    let settings = StoreSettings { lease: secs(3), owner: Some("one".to_owned()), ..StoreSettings::default() };
+    let r = Remediator::builder(p, hooks.clone())
+        .without_circuit_breaker()
+        .store_with(Arc::new(SlowRenewals(memory.clone())), clock.clone(), settings)
+        .build();
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
+    assert_eq!(r.counters().takeovers, 0, "never taken over");
+    let hooks: Vec<HookName> = hooks.calls_for("a").iter().map(|c| c.hook).collect();
+    assert_eq!(hooks, [HookName::Resubmit, HookName::Resubmit], "no attempt cut off, reconciled and repeated");
 }

@@ -27,7 +27,7 @@ use super::registry::Entered;
 use super::report::Reported;
 use super::shared::{Delivery, Inner};
 use super::walk::walk;
-use crate::store::{Claimed, Lease, LedgerWrite, Phase, Save, StoreError, Timestamp};
+use crate::store::{Claimed, JobId, Lease, LedgerWrite, Phase, Save, StoreError, Timestamp};
 
 /// Starts the claimer, the heartbeat and the pruner, once, on the current runtime.
 pub(crate) fn start<H: Hooks>(inner: &Arc<Inner<H>>) -> bool {
@@ -131,14 +131,19 @@ async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
             match d.store.renew(&leases, d.now(), d.settings.lease).await {
                 Ok(renewed) => {
                     let held = d.held();
+                    // Only a job still held under the lease renewed: one that was released and claimed again
+                    // while the renewal was under way holds a newer lease, which this renewal said nothing of.
+                    let renewed_lease = |id: &JobId| {
+                        held.get(id).filter(|h| leases.iter().any(|l| l.job == *id && l.epoch == h.lease.epoch))
+                    };
                     for id in renewed.lost {
-                        if let Some(h) = held.get(&id) {
+                        if let Some(h) = renewed_lease(&id) {
                             tracing::warn!(job = %id, "lease lost: another replica holds the job now");
                             h.cell.raise(LOST);
                         }
                     }
                     for id in renewed.cancel_requested {
-                        if let Some(h) = held.get(&id) {
+                        if let Some(h) = renewed_lease(&id) {
                             h.cell.raise(CANCEL);
                         }
                     }

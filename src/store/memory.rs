@@ -79,6 +79,48 @@ impl Rows {
         }
     }
 
+    /// Inserts a job unless the asset has an active one; held by `holder` (an owner, until when) if given.
+    fn insert(
+        &mut self,
+        new: NewJob<'_>,
+        now: Timestamp,
+        holder: Option<(&str, Timestamp)>,
+    ) -> (Submitted, Option<Claimed>) {
+        if let Some(id) = self.active.get(new.asset_id) {
+            return (Submitted::Joined(*id), None);
+        }
+        self.next += 1;
+        let id = JobId(self.next);
+        let row = JobRow {
+            id,
+            asset_id: new.asset_id.to_owned(),
+            phase: Phase::Waiting,
+            wake_at: holder.map_or(new.wake_at, |(_, until)| until),
+            lease_owner: holder.map(|(owner, _)| owner.to_owned()),
+            epoch: u64::from(holder.is_some()),
+            payload: new.payload.to_owned(),
+            version: new.version,
+            last_code: new.last_code.to_owned(),
+            attempts: 0,
+            reference: None,
+            report: None,
+            cancel_requested: false,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            outcome: None,
+        };
+        let claimed = holder.map(|(owner, _)| Claimed {
+            lease: Lease { job: id, epoch: row.epoch, owner: Arc::from(owner) },
+            row: row.clone(),
+            taken_over: false,
+        });
+        self.active.insert(new.asset_id.to_owned(), id);
+        self.wakes.insert((row.wake_at, id));
+        self.jobs.insert(id, row);
+        (Submitted::New(id), claimed)
+    }
+
     fn holds(row: &JobRow, lease: &Lease) -> bool {
         row.phase != Phase::Finished && row.epoch == lease.epoch && row.lease_owner.as_deref() == Some(&*lease.owner)
     }
@@ -105,37 +147,18 @@ impl Store for MemoryStore {
     }
 
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
-        let mut rows = self.rows();
-        if let Some(id) = rows.active.get(new.asset_id) {
-            return ready(Ok(Submitted::Joined(*id)));
-        }
-        rows.next += 1;
-        let id = JobId(rows.next);
-        rows.jobs.insert(
-            id,
-            JobRow {
-                id,
-                asset_id: new.asset_id.to_owned(),
-                phase: Phase::Waiting,
-                wake_at: new.wake_at,
-                lease_owner: None,
-                epoch: 0,
-                payload: new.payload.to_owned(),
-                version: new.version,
-                last_code: new.last_code.to_owned(),
-                attempts: 0,
-                reference: None,
-                report: None,
-                cancel_requested: false,
-                created_at: now,
-                updated_at: now,
-                finished_at: None,
-                outcome: None,
-            },
-        );
-        rows.active.insert(new.asset_id.to_owned(), id);
-        rows.wakes.insert((new.wake_at, id));
-        ready(Ok(Submitted::New(id)))
+        ready(Ok(self.rows().insert(new, now, None).0))
+    }
+
+    fn submit_and_claim<'a>(
+        &'a self,
+        new: NewJob<'a>,
+        owner: &'a str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
+        let holder = (new.wake_at <= now).then(|| (owner, now.after(lease)));
+        ready(Ok(self.rows().insert(new, now, holder)))
     }
 
     fn claim<'a>(

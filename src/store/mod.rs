@@ -62,6 +62,23 @@ pub trait Store: Send + Sync + 'static {
     /// submit joins it.
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted>;
 
+    /// Submits a job due now as [`Store::submit`] does, and claims it for `owner` in the same write (a lease
+    /// until `now + lease`, the job's first epoch), as the replica that takes a report and has room for it does:
+    /// it starts on the job at once, without a claim of its own. A job that joins the asset's active job
+    /// claims nothing (that job stays where it is), nor does one due later than `now`.
+    ///
+    /// The default submits, and leaves the job to be claimed.
+    fn submit_and_claim<'a>(
+        &'a self,
+        new: NewJob<'a>,
+        owner: &'a str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
+        let _ = (owner, lease);
+        Box::pin(async move { Ok((self.submit(new, now).await?, None)) })
+    }
+
     /// Claims up to `limit` jobs that are due (`wake_at <= now`: at rest and due, or whose lease has expired),
     /// earliest first, each with a lease for `owner` until `now + lease` and a new epoch.
     fn claim<'a>(

@@ -96,6 +96,39 @@ pub(super) async fn claims_take_the_earliest_due_first_up_to_the_limit(s: &Subje
     assert!(s.store.claim("r1", at(35), LEASE, 5).await.unwrap().is_empty(), "{}", s.name);
 }
 
+pub(super) async fn a_job_submitted_and_claimed_at_once_is_held_as_a_claim_leaves_it(s: &Subject) {
+    let (submitted, claimed) = s.store.submit_and_claim(job("a1", 0), "r1", LEASE, at(0)).await.unwrap();
+    let c = claimed.unwrap_or_else(|| panic!("{}: held at once", s.name));
+    assert_eq!(submitted, Submitted::New(c.lease.job), "{}", s.name);
+    assert_eq!((c.lease.epoch, &*c.lease.owner, c.taken_over), (1, "r1", false), "{}", s.name);
+    let row = s.store.job(c.lease.job).await.unwrap().unwrap();
+    assert_eq!(row, c.row, "{}: the row as it was written", s.name);
+    assert_eq!(
+        (row.phase, row.wake_at, row.lease_owner.as_deref(), row.epoch, row.payload.as_str(), row.attempts),
+        (Phase::Waiting, at(0).after(LEASE), Some("r1"), 1, r#"{"v":1}"#, 0),
+        "{}: held until the lease expires",
+        s.name
+    );
+    assert!(s.store.claim("r2", at(10_000), LEASE, 10).await.unwrap().is_empty(), "{}: held", s.name);
+
+    // Another report of the asset joins it and claims nothing; a job due later is only submitted.
+    let (joined, none) = s.store.submit_and_claim(job("a1", 0), "r2", LEASE, at(1)).await.unwrap();
+    assert_eq!((joined, none), (Submitted::Joined(c.lease.job), None), "{}", s.name);
+    let (later, none) = s.store.submit_and_claim(job("a2", 5_000), "r1", LEASE, at(1)).await.unwrap();
+    assert!(matches!(later, Submitted::New(_)) && none.is_none(), "{}", s.name);
+
+    // Its lease fences and is renewed like a claimed one's, and it is taken over once it expires.
+    s.store.save(&c.lease, save(Phase::Calling, false, 0), at(2)).await.unwrap();
+    assert!(s.store.renew(std::slice::from_ref(&c.lease), at(20_000), LEASE).await.unwrap().lost.is_empty());
+    let taken = s.store.claim("r2", at(50_000), LEASE, 10).await.unwrap();
+    let ids: Vec<_> = taken.iter().map(|t| (t.lease.job, t.lease.epoch, t.taken_over)).collect();
+    assert!(ids.contains(&(c.lease.job, 2, true)), "{}: {ids:?}", s.name);
+    assert!(matches!(
+        s.store.save(&c.lease, save(Phase::Waiting, true, 0), at(50_001)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+}
+
 pub(super) async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced(s: &Subject) {
     let old = held(s, "a1", "r1").await;
     assert!(s.store.claim("r2", at(10_000), LEASE, 10).await.unwrap().is_empty(), "{}: still held", s.name);

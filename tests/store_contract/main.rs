@@ -115,6 +115,8 @@ contract! {
     #[tokio::test]
     leases::claims_take_the_earliest_due_first_up_to_the_limit;
     #[tokio::test]
+    leases::a_job_submitted_and_claimed_at_once_is_held_as_a_claim_leaves_it;
+    #[tokio::test]
     leases::an_expired_lease_is_taken_over_and_its_old_holder_is_fenced;
     #[tokio::test]
     leases::the_ledger_keeps_calls_in_order_and_shows_an_unanswered_one_to_the_next_holder;

@@ -26,6 +26,15 @@ pub(super) const INSERT: &str = concat!(
     " END AS hinted FROM inserted"
 );
 
+/// The same insert, held by `$7` until `$2` under the job's first epoch, as a claim would leave it: no hint, the
+/// job is not due for the other replicas.
+pub(super) const INSERT_HELD: &str = concat!(
+    "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, lease_owner, \
+     epoch) VALUES ($1, 'waiting', $2, $3, $4, $5, $6, $6, $7, 1) \
+     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING ",
+    job_columns!()
+);
+
 /// Read after an insert that found the asset's active job: a statement of its own, whose snapshot sees the
 /// job that a concurrent submit committed while the insert waited for it.
 pub(super) const ACTIVE_OF_ASSET: &str = "SELECT id FROM jobs WHERE asset_id = $1 AND phase <> 'finished'";
@@ -122,6 +131,45 @@ impl Db {
                 return Ok(Submitted::Joined(job_id(id)?));
             }
             // The job it would have joined ended in between: the asset may have a new one now.
+        }
+        Err(self.err(format!("submitting for asset `{}`: its active job kept ending and starting", new.asset_id)))
+    }
+
+    pub(super) async fn submit_and_claim(
+        &self,
+        new: NewJob<'_>,
+        owner: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<(Submitted, Option<Claimed>), StoreError> {
+        if new.wake_at > now {
+            return Ok((self.submit(new, now).await?, None));
+        }
+        for _ in 0..SUBMIT_TRIES {
+            let inserted = sqlx::query(INSERT_HELD)
+                .bind(new.asset_id)
+                .bind(now.after(lease).0)
+                .bind(new.payload)
+                .bind(i64::from(new.version))
+                .bind(new.last_code)
+                .bind(now.0)
+                .bind(owner)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            if let Some(row) = inserted {
+                let row = job_row(&row)?;
+                let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
+                return Ok((Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false })));
+            }
+            let active: Option<i64> = sqlx::query_scalar(ACTIVE_OF_ASSET)
+                .bind(new.asset_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            if let Some(id) = active {
+                return Ok((Submitted::Joined(job_id(id)?), None));
+            }
         }
         Err(self.err(format!("submitting for asset `{}`: its active job kept ending and starting", new.asset_id)))
     }

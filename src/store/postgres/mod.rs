@@ -184,6 +184,19 @@ impl Store for PgStore {
         })
     }
 
+    fn submit_and_claim<'a>(
+        &'a self,
+        new: NewJob<'a>,
+        owner: &'a str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.submit_and_claim(new, owner, lease, now).await
+        })
+    }
+
     fn claim<'a>(
         &'a self,
         owner: &'a str,

@@ -16,6 +16,14 @@ pub(super) const INSERT: &str = "INSERT INTO jobs (asset_id, phase, wake_at, pay
      VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6) \
      ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id";
 
+/// The same insert, held by `?7` until `?2` under the job's first epoch, as a claim would leave it.
+pub(super) const INSERT_HELD: &str = concat!(
+    "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, lease_owner, \
+     epoch) VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1) \
+     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING ",
+    job_columns!()
+);
+
 const ACTIVE_OF_ASSET: &str = "SELECT id FROM jobs WHERE asset_id = ?1 AND phase <> 'finished'";
 
 /// One statement per batch, served by the partial index `jobs_due`: due jobs at rest and expired leases are
@@ -95,6 +103,47 @@ impl Db {
         };
         self.commit(tx).await?;
         Ok(submitted)
+    }
+
+    pub(super) async fn submit_and_claim(
+        &self,
+        new: NewJob<'_>,
+        owner: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<(Submitted, Option<Claimed>), StoreError> {
+        if new.wake_at > now {
+            return Ok((self.submit(new, now).await?, None));
+        }
+        let mut tx = self.write().await?;
+        let inserted = sqlx::query(INSERT_HELD)
+            .bind(new.asset_id)
+            .bind(now.after(lease).0)
+            .bind(new.payload)
+            .bind(i64::from(new.version))
+            .bind(new.last_code)
+            .bind(now.0)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let held = match inserted {
+            Some(row) => {
+                let row = job_row(&row)?;
+                let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
+                (Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false }))
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(ACTIVE_OF_ASSET)
+                    .bind(new.asset_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                (Submitted::Joined(job_id(id)?), None)
+            }
+        };
+        self.commit(tx).await?;
+        Ok(held)
     }
 
     pub(super) async fn claim(

@@ -23,6 +23,7 @@ async fn per_job_statements_use_the_indexes() {
         ("save", holder::SAVE, None),
         ("end of a call", holder::END_CALL, Some("calls_of_job")),
         ("submit", holder::INSERT, None),
+        ("submit held", holder::INSERT_HELD, None),
         ("job of an asset", read::JOB_OF, Some("jobs_of_asset")),
         ("report by asset", host::REPORTED_BY_ASSET, Some("jobs_of_asset")),
         ("report by reference", host::REPORTED_BY_REFERENCE, None),
