@@ -161,6 +161,9 @@ async fn pruner<H: Hooks>(weak: Weak<Inner<H>>) {
     }
 }
 
+/// How many milliseconds a claimed job waits for its previous task here to leave.
+const LEAVING_WAITS: u32 = 1000;
+
 /// Works on a claimed job until it rests or ends, and writes it back.
 async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<JobCell>) {
     let Some(d) = &inner.durable else { return };
@@ -209,13 +212,19 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     if row.cancel_requested {
         cell.raise(CANCEL);
     }
-    let hash = {
-        let mut jobs = inner.jobs();
-        match jobs.enter(job.id(), &cell) {
-            Entered::New { hash } => hash,
+    let mut waited = 0;
+    let hash = loop {
+        let entered = inner.jobs().enter(job.id(), &cell);
+        match entered {
+            Entered::New { hash } => break hash,
+            // The store keeps one active job per asset: the one here is this job's previous task, which has
+            // written it back and is about to leave (the job was due again before it could).
+            Entered::Running(_) if waited < LEAVING_WAITS => {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             Entered::Running(_) => {
-                // The store keeps one active job per asset; a second here is a stale claim: let it go.
-                drop(jobs);
+                // A stale claim: let it go.
                 d.held().remove(&id);
                 return;
             }
