@@ -306,6 +306,55 @@ async fn a_renewal_of_an_older_lease_does_not_stop_the_job_claimed_again_meanwhi
     assert_eq!(hooks, [HookName::Resubmit, HookName::Resubmit], "no attempt cut off, reconciled and repeated");
 }
 
+/// The replica that takes a job holds it from the start: its task begins without a claim.
+#[tokio::test(start_paused = true)]
+async fn an_enqueued_job_is_held_at_once_by_its_replica() {
+    let store = Arc::new(Observed::default());
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang]);
+    let r = on_observed(once(), hooks, &store, settings("one"));
+    let _handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    let row = store.memory.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.lease_owner.as_deref(), row.epoch), (Some("one"), 1), "held as it is written");
+    tokio::time::sleep(secs(1)).await;
+    let row = store.memory.job_of("a").await.unwrap().unwrap();
+    assert_eq!(row.phase, Phase::Calling, "its first attempt under way");
+    assert_eq!(store.memory.calls(row.id).await.unwrap().len(), 1);
+    assert!(store.claims.lock().unwrap().iter().all(|&(_, n)| n == 0), "no claim took it");
+}
+
+/// A busy replica takes more work in batches: a job that ends makes room for one, and the claimer waits for
+/// room for a batch before it claims, instead of claiming for every job that ends.
+#[tokio::test(start_paused = true)]
+async fn a_busy_replica_claims_in_batches() {
+    let store = Arc::new(Observed::default());
+    let mut hooks = FakeHooks::new();
+    for i in 0..100 {
+        // Calls of different lengths, so that the jobs end one by one.
+        let took = Duration::from_millis(1000 + 37 * i);
+        hooks =
+            hooks.script(&format!("a{i}"), HookName::Resubmit, [Scripted::Delay(took, Box::new(Scripted::Succeed))]);
+    }
+    let settings = StoreSettings { max_active_jobs: 16, claim_batch: 8, ..settings("one") };
+    let r = on_observed(once(), hooks, &store, settings);
+    let mut handles = Vec::new();
+    for i in 0..100 {
+        handles.push(r.enqueue(Job::new(format!("a{i}")), asset(2001)).await.unwrap());
+    }
+    for h in handles {
+        assert!(matches!(h.await, Outcome::Recovered { attempts: 1, .. }));
+    }
+    // 13 held at their submission, until less room than a batch was left (a quarter of 16, 4); the others
+    // claimed at least 4 at a time, or what room there was after a poll interval (1 s) of waiting for more.
+    let claims = store.claims.lock().unwrap().clone();
+    let taken: Vec<(Timestamp, usize)> = claims.into_iter().filter(|&(_, n)| n > 0).collect();
+    assert_eq!(taken.iter().map(|&(_, n)| n).sum::<usize>(), 87, "{taken:?}");
+    for pair in taken.windows(2) {
+        let ((before, _), (at, n)) = (pair[0], pair[1]);
+        assert!(n >= 4 || at.since(before) >= secs(1), "{n} claimed at {at:?}, {before:?} before: {taken:?}");
+    }
+    assert!(taken.len() <= 30, "{} claims: {taken:?}", taken.len());
+}
+
 /// A job due again before its previous task here has left (that task is still between its write and its
 /// leaving) is claimed all the same: its new task waits for the old one, rather than letting its lease expire.
 #[tokio::test(start_paused = true)]
