@@ -2,7 +2,7 @@
 //! tasks; the ledger has every side-effecting call; a crashed replica's jobs are taken over, the attempt under
 //! way reconciled and repeated with the same key; reports go through the store.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lightflow_remedy::engine::{
@@ -422,72 +422,105 @@ async fn a_handle_resolves_when_its_job_ends_elsewhere() {
     assert!(matches!(outcome, Outcome::Cancelled { attempts: 0 }), "{outcome:?}");
 }
 
-/// A memory store whose renewals take three seconds to reach it, as a busy database's might.
-struct SlowRenewals(Arc<MemoryStore>);
+/// A memory store whose renewals take `renew_delay` to reach it, and whose saves answer `save_delay` after
+/// they are written, as a busy database's might; it counts claims.
+#[derive(Default)]
+struct Observed {
+    memory: Arc<MemoryStore>,
+    renew_delay: Duration,
+    save_delay: Duration,
+    /// When each claim was made, and how many jobs it took.
+    claims: Mutex<Vec<(Timestamp, usize)>>,
+}
 
-impl Store for SlowRenewals {
+impl Store for Observed {
     fn describe(&self) -> String {
-        self.0.describe()
+        self.memory.describe()
     }
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
-        self.0.submit(new, now)
+        self.memory.submit(new, now)
+    }
+    fn submit_and_claim<'a>(
+        &'a self,
+        new: NewJob<'a>,
+        owner: &'a str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
+        self.memory.submit_and_claim(new, owner, lease, now)
     }
     fn claim<'a>(&'a self, owner: &'a str, now: Timestamp, lease: Duration, n: usize) -> StoreFuture<'a, Vec<Claimed>> {
-        self.0.claim(owner, now, lease, n)
+        Box::pin(async move {
+            let claimed = self.memory.claim(owner, now, lease, n).await?;
+            self.claims.lock().unwrap().push((now, claimed.len()));
+            Ok(claimed)
+        })
     }
     fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed> {
         Box::pin(async move {
-            tokio::time::sleep(secs(3)).await;
-            self.0.renew(leases, now, lease).await
+            tokio::time::sleep(self.renew_delay).await;
+            self.memory.renew(leases, now, lease).await
         })
     }
     fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
-        self.0.save(lease, save, now)
+        Box::pin(async move {
+            let saved = self.memory.save(lease, save, now).await;
+            tokio::time::sleep(self.save_delay).await;
+            saved
+        })
     }
     fn report<'a>(&'a self, target: Target<'a>, result: &'a str, now: Timestamp) -> StoreFuture<'a, Answer> {
-        self.0.report(target, result, now)
+        self.memory.report(target, result, now)
     }
     fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
-        self.0.cancel(asset_id, now)
+        self.memory.cancel(asset_id, now)
     }
     fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
-        self.0.retry_now(asset_id, now)
+        self.memory.retry_now(asset_id, now)
     }
     fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>> {
-        self.0.job(id)
+        self.memory.job(id)
     }
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
-        self.0.job_of(asset_id)
+        self.memory.job_of(asset_id)
     }
     fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>> {
-        self.0.list(filter)
+        self.memory.list(filter)
     }
     fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>> {
-        self.0.calls(id)
+        self.memory.calls(id)
     }
     fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
-        self.0.stats(now)
+        self.memory.stats(now)
     }
     fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        self.0.next_wake()
+        self.memory.next_wake()
     }
     fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64> {
-        self.0.prune(before)
+        self.memory.prune(before)
     }
     fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
-        self.0.guard(name)
+        self.memory.guard(name)
     }
     fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
-        self.0.set_guard(name, expected, value)
+        self.memory.set_guard(name, expected, value)
     }
+}
+
+fn on_observed(p: Policies, hooks: FakeHooks, store: &Arc<Observed>, settings: StoreSettings) -> Remediator<FakeHooks> {
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    Remediator::builder(p, hooks).without_circuit_breaker().store_with(store.clone(), clock, settings).build()
+}
+
+/// Retries 2001 after `delay`, exactly.
+fn retry_after(delay: &str) -> Policies {
+    policies(&format!(r#"on(2001, retry(#{{ attempts: 3, initial: "{delay}", multiplier: 1.0, jitter: "none" }}));"#))
 }
 
 /// A renewal under way while its job is released and claimed again says the old lease is lost: the job, held
 /// under its new lease, goes on (it is not stopped, left to expire and taken over).
 #[tokio::test(start_paused = true)]
 async fn a_renewal_of_an_older_lease_does_not_stop_the_job_claimed_again_meanwhile() {
-    let memory = Arc::new(MemoryStore::new());
-    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
     // Attempt 1 runs from 0 s to 1.5 s and fails; the job rests a second and is claimed again at 2.5 s, under a
     // new lease; attempt 2 runs from then to 4.5 s. The first renewal, of the first lease (sent at 0 s, or at
     // 1 s if the heartbeat looked before the claim), arrives while the second is held (at 3 s, or 4 s).
@@ -499,15 +532,78 @@ async fn a_renewal_of_an_older_lease_does_not_stop_the_job_claimed_again_meanwhi
             Scripted::Delay(secs(2), Box::new(Scripted::Succeed)),
         ],
     );
-    let p = policies(r#"on(2001, retry(#{ attempts: 3, initial: "1s", multiplier: 1.0, jitter: "none" }));"#);
-    let settings = StoreSettings { lease: secs(3), owner: Some("one".to_owned()), ..StoreSettings::default() };
-    let r = Remediator::builder(p, hooks.clone())
-        .without_circuit_breaker()
-        .store_with(Arc::new(SlowRenewals(memory.clone())), clock.clone(), settings)
-        .build();
+    let store = Arc::new(Observed { renew_delay: secs(3), ..Observed::default() });
+    let settings = StoreSettings { lease: secs(3), ..settings("one") };
+    let r = on_observed(retry_after("1s"), hooks.clone(), &store, settings);
     let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
     assert_eq!(r.counters().takeovers, 0, "never taken over");
     let hooks: Vec<HookName> = hooks.calls_for("a").iter().map(|c| c.hook).collect();
     assert_eq!(hooks, [HookName::Resubmit, HookName::Resubmit], "no attempt cut off, reconciled and repeated");
+}
+
+/// The replica that takes a job holds it from the start: its task begins without a claim.
+#[tokio::test(start_paused = true)]
+async fn an_enqueued_job_is_held_at_once_by_its_replica() {
+    let store = Arc::new(Observed::default());
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang]);
+    // No first delay: the attempt is made as the job is held.
+    let r = on_observed(retry_after("0s"), hooks, &store, settings("one"));
+    let _handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    let row = store.memory.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.lease_owner.as_deref(), row.epoch), (Some("one"), 1), "held as it is written");
+    tokio::time::sleep(secs(1)).await;
+    let row = store.memory.job_of("a").await.unwrap().unwrap();
+    assert_eq!(row.phase, Phase::Calling, "its first attempt under way");
+    assert_eq!(store.memory.calls(row.id).await.unwrap().len(), 1);
+    assert!(store.claims.lock().unwrap().iter().all(|&(_, n)| n == 0), "no claim took it");
+}
+
+/// A busy replica takes more work in batches: a job that ends makes room for one, and the claimer waits for
+/// room for a batch before it claims, instead of claiming for every job that ends.
+#[tokio::test(start_paused = true)]
+async fn a_busy_replica_claims_in_batches() {
+    let store = Arc::new(Observed::default());
+    let mut hooks = FakeHooks::new();
+    for i in 0..100 {
+        // Calls of different lengths, so that the jobs end one by one.
+        let took = Duration::from_millis(1000 + 37 * i);
+        hooks =
+            hooks.script(&format!("a{i}"), HookName::Resubmit, [Scripted::Delay(took, Box::new(Scripted::Succeed))]);
+    }
+    let settings = StoreSettings { max_active_jobs: 16, claim_batch: 8, ..settings("one") };
+    let r = on_observed(retry_after("0s"), hooks, &store, settings);
+    let mut handles = Vec::new();
+    for i in 0..100 {
+        handles.push(r.enqueue(Job::new(format!("a{i}")), asset(2001)).await.unwrap());
+    }
+    for h in handles {
+        assert!(matches!(h.await, Outcome::Recovered { attempts: 1, .. }));
+    }
+    // 13 held at their submission, until less room than a batch was left (a quarter of 16, 4); the others
+    // claimed at least 4 at a time, or what room there was after a poll interval (1 s) of waiting for more.
+    let claims = store.claims.lock().unwrap().clone();
+    let taken: Vec<(Timestamp, usize)> = claims.into_iter().filter(|&(_, n)| n > 0).collect();
+    assert_eq!(taken.iter().map(|&(_, n)| n).sum::<usize>(), 87, "{taken:?}");
+    for pair in taken.windows(2) {
+        let ((before, _), (at, n)) = (pair[0], pair[1]);
+        assert!(n >= 4 || at.since(before) >= secs(1), "{n} claimed at {at:?}, {before:?} before: {taken:?}");
+    }
+    assert!(taken.len() <= 30, "{} claims: {taken:?}", taken.len());
+}
+
+/// A job due again before its previous task here has left (that task is still between its write and its
+/// leaving) is claimed all the same: its new task waits for the old one, rather than letting its lease expire.
+#[tokio::test(start_paused = true)]
+async fn a_job_due_again_while_its_last_task_leaves_goes_on() {
+    let store = Arc::new(Observed { save_delay: Duration::from_millis(20), ..Observed::default() });
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001))]);
+    // A claimer that looks every 5 ms finds the job due while its last task is still in its save.
+    let settings = StoreSettings { poll_every: Duration::from_millis(5), ..settings("one") };
+    let r = on_observed(retry_after("1ms"), hooks.clone(), &store, settings);
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    let start = tokio::time::Instant::now();
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
+    assert!(start.elapsed() < secs(1), "not left to the lease's expiry: {:?}", start.elapsed());
+    assert_eq!(r.counters().takeovers, 0);
 }

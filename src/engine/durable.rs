@@ -3,7 +3,7 @@
 //! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -31,7 +31,10 @@ pub struct StoreSettings {
     pub lease: Duration,
     /// The most jobs this replica holds at once. Default 256.
     pub max_active_jobs: usize,
-    /// The most jobs one claim takes. Default 64.
+    /// The most jobs one claim takes. Default 64. A replica that holds nearly all it may takes more work
+    /// (claims, and the jobs it submits itself) only once it has room for a batch again, or after a poll
+    /// interval: one claim per job that ends would cost the store a write each. The room it waits for is a
+    /// batch, or a quarter of `max_active_jobs` if that is less.
     pub claim_batch: usize,
     /// How often the claimer looks for due jobs when nothing tells it sooner. Default 1 s.
     pub poll_every: Duration,
@@ -79,6 +82,13 @@ pub(crate) struct Durable {
     pub(crate) stopping: AtomicBool,
     /// Where the next look for handles' jobs ended elsewhere starts.
     looked: AtomicUsize,
+    /// When the claimer next looks for due jobs by itself, in milliseconds on the store's clock; `i64::MIN`
+    /// while it looks (it then reads `let_go_due`).
+    pub(crate) looks_at: AtomicI64,
+    /// The earliest due time of the jobs let go since the claimer began to look (`i64::MAX`: none).
+    pub(crate) let_go_due: AtomicI64,
+    /// The claimer waits for room for a batch.
+    pub(crate) wants_room: AtomicBool,
 }
 
 pub(crate) struct HeldJob {
@@ -134,6 +144,9 @@ impl Durable {
             started: AtomicBool::new(false),
             looked: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            looks_at: AtomicI64::new(i64::MIN),
+            let_go_due: AtomicI64::new(i64::MAX),
+            wants_room: AtomicBool::new(false),
         }
     }
 
@@ -201,9 +214,35 @@ impl Durable {
         }
     }
 
-    /// How many jobs this replica holds.
-    pub(crate) fn held_count(&self) -> usize {
-        self.held().len()
+    /// How many more jobs this replica may hold.
+    pub(crate) fn free(&self) -> usize {
+        self.settings.max_active_jobs.max(1).saturating_sub(self.held().len())
+    }
+
+    /// The room a busy replica waits for before it takes more work: a claim's batch, or a quarter of what it
+    /// may hold if that is less (at least one job).
+    pub(crate) fn room(&self) -> usize {
+        self.settings.claim_batch.min(self.settings.max_active_jobs / 4).max(1)
+    }
+
+    /// Whether the replica has room to take work now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.free() >= self.room()
+    }
+
+    /// A held job is let go: at rest until `due`, or ended or stopped (`None`). The claimer is told if it
+    /// waits for the room this makes, or if the job is due before the claimer would look again by itself.
+    pub(crate) fn let_go(&self, id: JobId, due: Option<Timestamp>) {
+        self.held().remove(&id);
+        let mut tell = self.has_room() && self.wants_room.swap(false, Ordering::SeqCst);
+        if let Some(due) = due {
+            // Read by a claimer that is looking now, whose query may not have seen the job's write.
+            self.let_go_due.fetch_min(due.0, Ordering::SeqCst);
+            tell |= due.0 < self.looks_at.load(Ordering::SeqCst);
+        }
+        if tell {
+            self.wake.notify_one();
+        }
     }
 
     /// Stops claiming.

@@ -49,44 +49,69 @@ pub(crate) fn start<H: Hooks>(inner: &Arc<Inner<H>>) -> bool {
 }
 
 /// Claims due jobs, in batches, and starts a task for each.
+///
+/// It looks when it is told (a job submitted or reported here, a job let go that is due sooner than it would
+/// look, room made for a batch), when the earliest job at rest is due, and at least every poll interval. A
+/// busy replica (less room than a batch) waits for the room, or a poll interval, before it claims again.
 async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
+    // Whether the claimer has waited a poll interval for room: it then takes what room there is.
+    let mut waited = false;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let Some(d) = &inner.durable else { return };
         if d.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let free = d.settings.max_active_jobs.max(1).saturating_sub(d.held_count());
-        let mut full = false;
-        if free > 0 {
-            let limit = free.min(d.settings.claim_batch.max(1));
-            match d.store.claim(&d.owner, d.now(), d.settings.lease, limit).await {
-                Ok(claimed) => {
-                    full = claimed.len() == limit;
-                    for c in claimed {
-                        hold(&inner, c);
-                    }
-                }
-                Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "claiming due jobs failed"),
-            }
-        }
-        d.tell_ended_elsewhere().await;
         let poll = d.settings.poll_every.max(Duration::from_millis(1));
-        let wait = if full && free > 0 {
-            Duration::ZERO
-        } else {
-            match d.store.next_wake().await {
-                Ok(Some(at)) => at.since(d.now()).min(poll),
-                _ => poll,
-            }
-        };
+        d.looks_at.store(i64::MIN, Ordering::SeqCst);
+        d.let_go_due.store(i64::MAX, Ordering::SeqCst);
         let wake = d.wake.clone();
         // Another replica's write that made a job due (PostgreSQL's LISTEN/NOTIFY); polling stays the fallback.
         let hints = d.store.wake_hints();
-        drop(inner);
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        let free = d.free();
+        if free == 0 || (!d.has_room() && !waited) {
+            d.wants_room.store(true, Ordering::SeqCst);
+            if d.has_room() {
+                // Made before the jobs let go could see that it was wanted.
+                continue;
+            }
+            drop(inner);
+            waited = tokio::time::timeout(poll, woken).await.is_err();
+            continue;
+        }
+        waited = false;
+        let limit = free.min(d.settings.claim_batch.max(1));
+        let mut full = false;
+        match d.store.claim(&d.owner, d.now(), d.settings.lease, limit).await {
+            Ok(claimed) => {
+                full = claimed.len() == limit;
+                for c in claimed {
+                    hold(&inner, c);
+                }
+            }
+            Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "claiming due jobs failed"),
+        }
+        d.tell_ended_elsewhere().await;
+        if full {
+            // More may be due.
+            drop(inner);
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let now = d.now();
+        let by_poll = now.after(poll);
+        let next = match d.store.next_wake().await {
+            Ok(Some(at)) => at.min(by_poll),
+            _ => by_poll,
+        };
+        d.looks_at.store(next.0, Ordering::SeqCst);
+        // A job let go while the claimer looked, which its reading of the next wake may have missed.
+        let next = Timestamp(next.0.min(d.let_go_due.load(Ordering::SeqCst)));
+        let wait = next.since(d.now());
+        drop(inner);
         if !wait.is_zero() {
             let hinted = async {
                 match &hints {
@@ -106,10 +131,11 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
 }
 
 /// Starts the task of a claimed job.
-fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed) {
+pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed) {
     let Some(d) = &inner.durable else { return };
     let id = claimed.lease.job;
     if claimed.taken_over {
+        eprintln!("SCRATCH takeover {id}");
         inner.counters.takeover();
     }
     let cell = Arc::new(JobCell::new(id));
@@ -171,6 +197,9 @@ async fn pruner<H: Hooks>(weak: Weak<Inner<H>>) {
     }
 }
 
+/// How many milliseconds a claimed job waits for its previous task here to leave.
+const LEAVING_WAITS: u32 = 1000;
+
 /// Works on a claimed job until it rests or ends, and writes it back.
 async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<JobCell>) {
     let Some(d) = &inner.durable else { return };
@@ -195,7 +224,7 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
                 outcome: None,
             };
             let _ = d.store.save(&lease, save, d.now()).await;
-            d.held().remove(&id);
+            d.let_go(id, None);
             return;
         }
     };
@@ -224,14 +253,22 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     if row.cancel_requested {
         cell.raise(CANCEL);
     }
-    let hash = {
-        let mut jobs = inner.jobs();
-        match jobs.enter(job.id(), &cell) {
-            Entered::New { hash } => hash,
+    let mut waited = 0;
+    let hash = loop {
+        let entered = inner.jobs().enter(job.id(), &cell);
+        match entered {
+            Entered::New { hash } => break hash,
+            // The store keeps one active job per asset: the one here is this job's previous task, which has
+            // written it back and is about to leave (the job was due again before it could).
+            Entered::Running(_) if waited < LEAVING_WAITS => {
+                eprintln!("SCRATCH waiting for {id} to leave");
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             Entered::Running(_) => {
-                // The store keeps one active job per asset; a second here is a stale claim: let it go.
-                drop(jobs);
-                d.held().remove(&id);
+                eprintln!("SCRATCH stale claim of {id}");
+                // A stale claim: let it go.
+                d.let_go(id, None);
                 return;
             }
         }
@@ -259,35 +296,36 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     let outcome = walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
     if cell.is(LOST) {
         parts.leave();
-        d.held().remove(&id);
+        d.let_go(id, None);
         return;
     }
-    let written = write_back(d, &mut parts, &outcome).await;
-    d.held().remove(&id);
-    if let Some(fleet) = &d.fleet {
-        fleet.after(inner.guards(d)).await;
-    }
-    match (written, &outcome) {
-        (Err(e), _) => {
+    // Out of this replica's registry before the job can be claimed again, here or elsewhere.
+    match write_back(d, &mut parts, &outcome).await {
+        Err(e) => {
             // Not written: the lease expires and the job goes on from its last write, here or elsewhere.
             tracing::error!(store = %d.store.describe(), job = %id, error = %e, "writing a job back failed");
             parts.leave();
+            d.let_go(id, None);
         }
-        (Ok(()), Outcome::Suspended { .. }) => {
+        Ok(due) if matches!(outcome, Outcome::Suspended { .. }) => {
             parts.leave();
-            d.wake.notify_one();
+            d.let_go(id, due);
         }
-        (Ok(()), _) => {
+        Ok(_) => {
             d.tell(id, &outcome);
             parts.end(outcome);
-            d.wake.notify_one();
+            d.let_go(id, None);
         }
+    }
+    if let Some(fleet) = &d.fleet {
+        fleet.after(inner.guards(d)).await;
     }
 }
 
-/// Writes a job back: at rest until it is due (an outcome `Suspended` is a rest), or finished.
-async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> Result<(), StoreError> {
-    let Some(stored) = parts.stored.as_deref_mut() else { return Ok(()) };
+/// Writes a job back: at rest until it is due (an outcome `Suspended` is a rest), or finished. Returns when
+/// a job at rest is due.
+async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> Result<Option<Timestamp>, StoreError> {
+    let Some(stored) = parts.stored.as_deref_mut() else { return Ok(None) };
     let now = d.now();
     let st = &parts.state;
     let mut record = Record::of(&parts.job, st, stored.first_failure_at);
@@ -319,5 +357,11 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
         take_report: std::mem::take(&mut stored.clear_report),
         outcome: outcome_name,
     };
-    d.store.save(&stored.lease, save, now).await.map(drop)
+    let saved = d.store.save(&stored.lease, save, now).await?;
+    Ok(match phase {
+        Phase::Finished => None,
+        // A report on the row makes a job awaiting it due at once.
+        Phase::Awaiting if saved.report.is_some() => Some(now),
+        _ => Some(wake_at),
+    })
 }

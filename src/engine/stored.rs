@@ -2,6 +2,7 @@
 //! before they are taken), cancellation through the store, and the replica started or stopped.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::builder::RemediatorBuilder;
 use super::durable::StoreSettings;
@@ -87,13 +88,25 @@ impl<H: Hooks> Remediator<H> {
             last_code: &key,
             wake_at: now,
         };
-        let submitted = d.store.submit(new, now).await.map_err(|e| SubmitError::Store(e.to_string()))?;
+        let store_err = |e: StoreError| SubmitError::Store(e.to_string());
+        // With room for it, this replica holds the job from the start, and begins at once.
+        let (submitted, claimed) = if d.has_room() && !d.stopping.load(Ordering::SeqCst) {
+            d.store.submit_and_claim(new, &d.owner, d.settings.lease, now).await.map_err(store_err)?
+        } else {
+            (d.store.submit(new, now).await.map_err(store_err)?, None)
+        };
         let (id, joined) = match submitted {
             Submitted::New(id) => (id, false),
             Submitted::Joined(id) => (id, true),
         };
-        d.wake.notify_one();
-        Ok(JobHandle::watching(job.id().clone(), d.watch(id), joined))
+        // Watched before its task starts, which may end it at once.
+        let handle = JobHandle::watching(job.id().clone(), d.watch(id), joined);
+        match claimed {
+            Some(claimed) => runner::hold(&self.inner, claimed),
+            None if !joined => d.wake.notify_one(),
+            None => {}
+        }
+        Ok(handle)
     }
 
     /// Cancels the active job of `asset_id`, wherever it is: in this process, or at rest in the store (at
