@@ -135,7 +135,7 @@ pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed) {
     let Some(d) = &inner.durable else { return };
     let id = claimed.lease.job;
     if claimed.taken_over {
-        eprintln!("SCRATCH takeover {id}");
+        tracing::info!(job = %id, "taking over a job whose lease expired");
         inner.counters.takeover();
     }
     let cell = Arc::new(JobCell::new(id));
@@ -261,12 +261,11 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             // The store keeps one active job per asset: the one here is this job's previous task, which has
             // written it back and is about to leave (the job was due again before it could).
             Entered::Running(_) if waited < LEAVING_WAITS => {
-                eprintln!("SCRATCH waiting for {id} to leave");
                 waited += 1;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Entered::Running(_) => {
-                eprintln!("SCRATCH stale claim of {id}");
+                tracing::debug!(job = %id, "a stale claim: the job is active here");
                 // A stale claim: let it go.
                 d.let_go(id, None);
                 return;
