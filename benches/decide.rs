@@ -140,7 +140,7 @@ fn baseline(code: u16, is_api: bool, attempt: u32, seed: u64) -> (ActionKind, Op
     use First::{Now, Wait};
     let first = if is_api {
         match code {
-            401 => Now(FixCredentials),
+            401 | 403 => Now(FixCredentials),
             404 => Now(Fail),
             408 | 429 | 500..=599 => Wait(Retry, &API),
             400..=499 => Now(Fail),

@@ -1,363 +1,425 @@
-//! An orchestrator that embeds the remediation engine, against a simulated LightFlow.
+//! An orchestrator that embeds the remediation engine on a SQLite store, against a simulated LightFlow, and
+//! goes on after a crash in the middle.
 //!
-//! It shows a host's whole integration:
+//! What it shows of a host's integration:
 //!
-//! - a [`Hooks`] implementation (`SimLightFlow`) that answers like a LightFlow service failing assets with
-//!   catalogue codes at set rates: transient storage errors (2001, 2002, 25xx), Brightcove (3001, 3003, 3005),
-//!   storage credentials (2007, which `fix_credentials` repairs three times in four), permanent errors (2404,
-//!   2003), a general error (1001), and API 503/429 answers with a `Retry-After`. Some calls went through
-//!   although their answer said otherwise, which `reconcile` finds; a few hang past the hook timeout. A
-//!   Brightcove outage early in the run trips its circuit breaker. Every answer comes from a seeded RNG per
-//!   asset, so a run is reproducible;
-//! - a [`Remediator`] with the default policies, an AWS-style retry budget (refilled by the assets that succeed
-//!   on the first try) and the default circuit breakers, an event subscriber, a batch of failed assets (a few
-//!   reported twice, a few cancelled by their owner), and a summary of outcomes, attempts, time to recovery and
-//!   the fleet guards' counters;
-//! - a graceful shutdown of a second batch while an attempt is in flight: the suspended jobs go through JSON and
-//!   resume on a new remediator, and the repeated attempt is recognised by its idempotency key.
+//! - **The store.** The jobs live in one SQLite file (a temporary one, or the path given), not in this process:
+//!   `Remediator::builder(..).store_with(store, clock, settings)`, failures handed over with
+//!   `enqueue(..).await`.
+//! - **Attempts that finish later.** The hooks (`Host`) talk to a simulated LightFlow. A resubmission is a
+//!   `POST /assets`: LightFlow takes it and the hook answers `Attempt::Submitted { reference: uuid }`. The
+//!   encode runs for minutes; LightFlow tells the host's callback endpoint that it is running (the `GET` form)
+//!   and then how it ended (the `POST` form, JSON), now and then twice, now and then never. A few `POST`s fail
+//!   outright (API 503 or 429, with `Retry-After`); encodes end in `error` with catalogue codes, or are canceled
+//!   by their owner.
+//! - **The callback endpoint.** Each request is read with `Callback::from_request` and handed to
+//!   `Remediator::report_callback`; its answer (`applied`, `held`, `duplicate`, `older_attempt`, `finished`,
+//!   or none for `running`) is tallied. An end that was never called back is found by the `check` hook once
+//!   `await_result` (30 minutes here) runs out.
+//! - **A crash.** Eight minutes in, while jobs wait for their delays and encodes and an attempt is under way,
+//!   the remediator is killed (`crash()`: no shutdown, its leases left to expire) and the host is down for
+//!   90 s: callbacks sent meanwhile are lost, new failures wait in the pipeline's queue. A new remediator is
+//!   built on the same file and goes on: the attempt that was under way is reconciled and repeated with the
+//!   same idempotency key, and LightFlow answers it with the encode it had already started.
+//! - **Exactly once.** At the end the store is read back: one job per asset, each finished, each end told once
+//!   by the replicas' event streams, each failed job dead-lettered once.
 //!
-//! Time is tokio's paused clock, so an hour and more of back-off passes in well under a second of wall time.
+//! Time is tokio's paused clock, and the store holds it still while SQLite works (`StoreOptions::hold_time`),
+//! so hours of remediation pass in a second or two. `tests/orchestrator.rs` runs it.
 //!
 //! ```text
 //! cargo run --example orchestrator
-//! cargo run --example orchestrator -- --help
-//! cargo run --example orchestrator -- --budget 500     # the AWS standard quota: see who it refuses, and when
-//! cargo run --release --example orchestrator -- --assets 20000 --budget 50000 --seed 3
+//! cargo run --example orchestrator -- /tmp/jobs.db      # keep the file: remedy jobs --store sqlite:///tmp/jobs.db list
+//! cargo run --example orchestrator -- --assets 200 --seed 3
 //! ```
+//!
+//! (Longer than 500 lines: a host, a simulated service and the account of a run belong together here.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
-use std::ops::Range;
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lightflow_remedy::LivePolicies;
+use lightflow_remedy::classify::Callback;
 use lightflow_remedy::engine::{
-    Attempt, AttemptKey, AwsCosts, BudgetConfig, CredentialFix, Event, HookError, Hooks, Job, JobHandle, Notice,
-    Outcome, Reconciled, Remediator, RemediatorBuilder, RetryBudget, SuspendedJob, Verdict,
+    Attempt, AttemptKey, Checked, CredentialFix, Event, HookError, Hooks, Job, Notice, Pending, Reconciled, Remediator,
+    StoreSettings, StoredJob, Verdict,
 };
-use lightflow_remedy::{ClassifyError, CredentialScope, Downstream, Failure, Policies};
+use lightflow_remedy::store::{
+    ListFilter, Phase, ReportAnswer, SqliteStore, Store, StoreOptions, Timestamp, TokioClock,
+};
+use lightflow_remedy::{CredentialScope, Failure, LivePolicies, Policies};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
-use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "\
-usage: orchestrator [--assets N] [--seed N] [--budget TOKENS] [--outage MINUTES]
+usage: orchestrator [DB] [--assets N] [--seed N]
 
-  --assets N        failed assets in the main batch (default 2000)
-  --seed N          seed of the simulated LightFlow and of the jobs' jitter (default 7)
-  --budget TOKENS   capacity of the AWS-style retry budget (default 5000; the AWS SDK standard is 500)
-  --outage MINUTES  length of the Brightcove outage starting 1 minute in (default 5; 0 for none)";
+  DB          the SQLite file the jobs are kept in (default: a temporary file, removed at the end)
+  --assets N  failed assets handed to the engine (default 40)
+  --seed N    seed of the simulated LightFlow and of the jobs' jitter (default 7)";
 
-/// The hook timeout (the engine's default): a simulated call slower than this is a `timeout` failure.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Arrivals of the main batch spread over this much simulated time, as failures trickle in from LightFlow.
-const ARRIVALS_OVER: Duration = Duration::from_secs(600);
-
-/// The share of assets LightFlow finishes on the first try. The host reports those to the retry budget: with the
-/// AWS quota they are what refills it between outages.
-const FIRST_TRY_SUCCESS: f64 = 0.9;
+/// New failures come from the pipeline's queue over this much simulated time.
+const ARRIVALS_OVER: Duration = Duration::from_secs(20 * 60);
+/// When the first remediator is killed (at the first moment after it that an attempt is under way).
+const CRASH_AT: Duration = Duration::from_secs(8 * 60);
+/// How long the host is down.
+const DOWN_FOR: Duration = Duration::from_secs(90);
+/// How long a submitted encode may take to call back before the engine asks `check` (the default is 6 h).
+const AWAIT_RESULT: Duration = Duration::from_secs(30 * 60);
+/// How often the run looks whether every job has ended.
+const LOOK_EVERY: Duration = Duration::from_secs(10);
+/// The run gives up after this much simulated time (the jobs left count as not ended).
+const HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
+/// Where the store's clock starts: 2026-01-01, so that its times read as dates.
+const CLOCK_START: Timestamp = Timestamp(1_767_225_600_000);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Command line
 
-struct Options {
-    assets: usize,
-    seed: u64,
-    budget: u32,
-    outage: Duration,
+/// What to run.
+pub struct Options {
+    /// Failed assets handed to the engine.
+    pub assets: usize,
+    /// Seed of the simulated LightFlow and of the jobs' jitter.
+    pub seed: u64,
+    /// The SQLite file; `None`: a temporary one.
+    pub db: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { assets: 40, seed: 7, db: None }
+    }
 }
 
 /// `Ok(None)` means: help was asked for.
 fn parse_args() -> Result<Option<Options>, String> {
-    let mut options = Options { assets: 2000, seed: 7, budget: 5000, outage: Duration::from_secs(300) };
+    let mut options = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        // Accept both `--flag N` and `--flag=N`.
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg, None),
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            _ => (arg, None),
         };
         if flag == "-h" || flag == "--help" {
             return Ok(None);
         }
+        if !flag.starts_with('-') {
+            options.db = Some(PathBuf::from(flag));
+            continue;
+        }
+        if flag != "--assets" && flag != "--seed" {
+            return Err(format!("unknown option `{flag}`"));
+        }
         let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{flag}: `{v}` is not a whole number"));
         match flag.as_str() {
-            "--assets" => options.assets = usize::try_from(number(&value)?).map_err(|e| e.to_string())?,
-            "--seed" => options.seed = number(&value)?,
-            "--budget" => options.budget = u32::try_from(number(&value)?).map_err(|e| e.to_string())?,
-            "--outage" => options.outage = Duration::from_secs(number(&value)?.saturating_mul(60)),
-            _ => return Err(format!("unknown option `{flag}`")),
+            "--assets" => options.assets = usize::try_from(number(&value)?).map_err(|e| e.to_string())?.max(1),
+            _ => options.seed = number(&value)?,
         }
     }
     Ok(Some(options))
 }
 
+fn main() {
+    let options = match parse_args() {
+        Ok(Some(options)) => options,
+        Ok(None) => return println!("{USAGE}"),
+        Err(message) => {
+            eprintln!("orchestrator: {message}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run_paused(&options, &mut std::io::stdout()) {
+        eprintln!("orchestrator: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs [`run`] on a runtime of its own whose clock starts paused (with I/O, for SQLite).
+pub fn run_paused(options: &Options, out: &mut dyn Write) -> Result<Report, Box<dyn Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
+    runtime.block_on(run(options, out))
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The simulated LightFlow
 
-/// What the simulated service answers to one call.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Answer {
-    /// The asset is ready.
-    Done,
-    /// The asset ended in `error` with this `assetError`.
-    Asset { code: u16, message: &'static str },
-    /// The API call itself failed.
-    Api { status: u16, retry_after: &'static str, body: &'static str },
+/// How a first failure reached the host: the asset's error callback, or the pipeline's own `POST /assets` that
+/// LightFlow's API refused.
+#[derive(Clone, Copy)]
+enum First {
+    Asset(u16, &'static str),
+    Api(u16, &'static str),
 }
 
-const fn asset(code: u16, message: &'static str) -> Answer {
-    Answer::Asset { code, message }
-}
-
-/// How often a (re)submission fails, and how; the rest of the time it succeeds (70%).
-const PROCESSING: &[(f64, Answer)] = &[
-    (0.05, asset(2001, "download failed: connection reset by peer")),
-    (0.02, asset(2002, "input storage unreachable")),
-    (0.03, asset(2503, "remote server returned HTTP 503")),
-    (0.01, asset(2500, "remote server returned HTTP 500")),
-    (0.01, asset(2502, "remote server returned HTTP 502")),
-    (0.03, asset(3001, "Brightcove: connect timeout")),
-    (0.01, asset(3003, "Brightcove: reference id already in use")),
-    (0.04, asset(3005, "Brightcove: publishing failed")),
-    (0.02, asset(2007, "access denied to the input bucket")),
-    (0.01, asset(2404, "remote server returned HTTP 404")),
-    (0.01, asset(2003, "invalid or corrupt input")),
-    (0.01, asset(1001, "unknown error")),
-    (0.04, Answer::Api { status: 503, retry_after: "20", body: r#"{"message": "Service Unavailable"}"# }),
-    (0.01, Answer::Api { status: 429, retry_after: "30", body: r#"{"message": "Too Many Requests"}"# }),
+/// The first failures, by weight.
+const FIRST_FAILURES: &[(u32, First)] = &[
+    (20, First::Asset(2001, "Error downloading input file: connection reset by peer")),
+    (8, First::Asset(2503, "Error downloading input file: remote server returned HTTP 503")),
+    (8, First::Asset(3005, "Error publishing asset on Brightcove")),
+    (5, First::Asset(3001, "Cannot connect to Brightcove")),
+    (5, First::Asset(2007, "Access denied to the input storage")),
+    (3, First::Asset(3003, "The reference id of this asset is already in use in Brightcove")),
+    (3, First::Asset(2404, "Error downloading input file: remote server returned HTTP 404")),
+    (2, First::Asset(2003, "The input file is invalid or corrupt")),
+    (2, First::Asset(1001, "Unknown error")),
+    (4, First::Api(503, r#"{"message": "Service Unavailable"}"#)),
 ];
 
-/// How often a re-publication to Brightcove fails; the rest of the time it succeeds (80%).
-const PUBLISHING: &[(f64, Answer)] =
-    &[(0.15, asset(3005, "Brightcove: publishing failed")), (0.05, asset(3001, "Brightcove: connect timeout"))];
+/// How an encode ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Finished,
+    Error(u16, &'static str),
+    Canceled,
+}
+
+/// How often an encode ends in error, and with what; 2% are canceled by their owner; the rest finish.
+const ENCODE_ERRORS: &[(f64, u16, &str)] = &[
+    (0.08, 2001, "Error downloading input file: connection reset by peer"),
+    (0.03, 2503, "Error downloading input file: remote server returned HTTP 503"),
+    (0.04, 3005, "Error publishing asset on Brightcove"),
+    (0.02, 2007, "Access denied to the input storage"),
+    (0.01, 2404, "Error downloading input file: remote server returned HTTP 404"),
+    (0.01, 7001, "Error encoding the input"),
+];
+const CANCELED: f64 = 0.02;
+
+/// How often a `POST /assets` itself fails: status, Retry-After, body.
+const POST_FAILURES: &[(f64, u16, &str, &str)] = &[
+    (0.05, 503, "20", r#"{"message": "Service Unavailable"}"#),
+    (0.02, 429, "30", r#"{"message": "Too Many Requests"}"#),
+];
+
+/// What LightFlow answered to a `POST /assets`, kept by idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+enum Posted {
+    Created(String),
+    Refused { status: u16, retry_after: &'static str, body: &'static str },
+}
 
 /// One asset as the simulated service sees it.
 struct AssetSim {
-    /// Its own stream of draws, so that answers do not depend on how jobs interleave.
+    /// Its own stream of draws, so that its story does not depend on how jobs interleave.
     rng: Xoshiro256PlusPlus,
     /// Downloads fail with 2007 until `fix_credentials` repairs them.
     credentials_broken: bool,
-    /// An earlier call went through although its answer said otherwise (or never came): `reconcile` finds it.
-    committed: bool,
+    /// A 3003 that was in fact this asset's own earlier publication: `reconcile` finds it done.
+    published_already: bool,
 }
 
-impl AssetSim {
-    fn latency(&mut self, range: Range<u64>) -> Duration {
-        // A rare call hangs past the hook timeout, so the engine's `timeout` handling shows too.
-        if self.rng.random_bool(0.002) {
-            return HOOK_TIMEOUT + Duration::from_secs(15);
-        }
-        Duration::from_millis(self.rng.random_range(range))
-    }
-
-    /// Draws from `table`; with `scale` below 1 the draw lands in the table more often (1/sum: always).
-    fn draw(&mut self, table: &[(f64, Answer)], scale: f64) -> Answer {
-        let mut x = self.rng.random::<f64>() * scale;
-        for &(p, answer) in table {
-            if x < p {
-                return answer;
-            }
-            x -= p;
-        }
-        Answer::Done
-    }
-
-    /// The side effects an answer has on the asset.
-    fn note(&mut self, answer: Answer) {
-        match answer {
-            Answer::Asset { code: 2007, .. } => self.credentials_broken = true,
-            // Gateways answer 503 after the request reached LightFlow, now and then.
-            Answer::Api { status: 503, .. } => self.committed = self.rng.random_bool(0.4),
-            // "Reference id in use" is often our own earlier publication.
-            Answer::Asset { code: 3003, .. } => self.committed = self.rng.random_bool(0.5),
-            _ => {}
-        }
-    }
+/// One encode: a LightFlow asset created by a `POST /assets`.
+struct Encode {
+    ends_at: Instant,
+    end: End,
 }
 
 #[derive(Default)]
 struct SimState {
-    assets: HashMap<Arc<str>, AssetSim>,
-    /// Answers by idempotency key: a repeated key gets the first answer and creates nothing new.
-    answered: HashMap<String, Answer>,
-    calls: u64,
-    /// Attempts in flight.
-    in_flight: u64,
-    duplicates: u64,
-    notices: u64,
-    dead_letters: u64,
+    assets: HashMap<String, AssetSim>,
+    encodes: HashMap<String, Encode>,
+    /// Answers by idempotency key: a repeated key gets the first answer and starts nothing new.
+    posted: HashMap<String, Posted>,
+    posts: u32,
+    repeated_keys: Vec<(Duration, String)>,
+    in_flight: u32,
+    checks: u32,
+    reconciles: Vec<(Duration, String, bool)>,
+    notices: u32,
+    dead_letters: HashMap<String, u32>,
 }
 
 struct LightFlow {
     seed: u64,
     epoch: Instant,
-    outage: Range<Duration>,
+    endpoint: Endpoint,
     state: Mutex<SimState>,
 }
 
-/// The hooks: cheap to clone, so that several remediators (before and after a restart) share one service.
-#[derive(Clone)]
-struct SimLightFlow(Arc<LightFlow>);
-
-impl SimLightFlow {
-    fn new(seed: u64, outage: Duration) -> Self {
-        let start = Duration::from_secs(60);
-        SimLightFlow(Arc::new(LightFlow {
-            seed,
-            epoch: Instant::now(),
-            outage: start..start + outage,
-            state: Mutex::new(SimState::default()),
-        }))
-    }
-
+impl LightFlow {
     fn state(&self) -> MutexGuard<'_, SimState> {
-        // The state stays consistent between statements, so a poisoned lock is still usable.
-        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks an attempt (a resubmission or re-publication) in flight until the returned guard drops: when it
-    /// answers, or when the engine drops the call.
-    fn attempt(&self) -> InFlight {
-        self.state().in_flight += 1;
-        InFlight(self.clone())
+    fn since(&self) -> Duration {
+        self.epoch.elapsed()
     }
 
-    fn attempts_in_flight(&self) -> u64 {
-        self.state().in_flight
+    /// A date `after` from now as LightFlow writes them (`2026-01-01T00:12:03.250Z`), on the store's clock.
+    fn date(&self, after: Duration) -> String {
+        let ms = CLOCK_START.after(self.since() + after).0;
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
     }
 
-    fn brightcove_down(&self) -> bool {
-        self.0.outage.contains(&self.0.epoch.elapsed())
-    }
-
-    /// Runs `f` on the asset's simulated state, creating it on first sight.
-    fn with_asset<R>(&self, job: &Job, f: impl FnOnce(&mut AssetSim) -> R) -> R {
-        let mut state = self.state();
-        state.calls += 1;
-        let seed = self.0.seed;
-        let asset = state.assets.entry(job.asset_id().into()).or_insert_with(|| AssetSim {
-            rng: Xoshiro256PlusPlus::seed_from_u64(mix(seed, job.seed())),
+    fn asset<'s>(&self, state: &'s mut SimState, asset_id: &str) -> &'s mut AssetSim {
+        let seed = mix(self.seed, fnv(asset_id));
+        state.assets.entry(asset_id.to_owned()).or_insert_with(|| AssetSim {
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             credentials_broken: false,
-            committed: false,
-        });
-        f(asset)
+            published_already: false,
+        })
     }
 
-    /// How the asset first failed, as the orchestrator learns it: an asset document, or a failed API call.
-    fn initial_failure(&self, job: &Job) -> Result<Failure, ClassifyError> {
-        let total: f64 = PROCESSING.iter().map(|(p, _)| p).sum();
-        let answer = self.with_asset(job, |a| {
-            let answer = a.draw(PROCESSING, total);
-            a.note(answer);
-            answer
-        });
-        match answer {
-            Answer::Asset { code, message } => {
-                let document = json!({
-                    "id": job.asset_id(),
-                    "status": "error",
-                    "assetError": { "code": code, "message": message },
-                });
-                Failure::from_value(&document, SystemTime::now())
-            }
-            // The draw covered the whole table, so `Done` cannot come; classify it as an unknown code anyway.
-            Answer::Done => Failure::asset(1001, "unknown error"),
-            Answer::Api { status, retry_after, body } => {
-                Failure::from_api_response(status, body, Some(retry_after), SystemTime::now())
-            }
-        }
-    }
-
-    /// One (re)submission or re-publication: the answer is fixed when the call arrives, before its latency.
-    fn process(&self, job: &Job, key: &AttemptKey<'_>, publish_only: bool) -> (Duration, Answer) {
-        let key = key.to_string();
-        let cached = self.state().answered.get(&key).copied();
-        if let Some(answer) = cached {
-            // The engine repeats an attempt whose answer was lost (shutdown, resume): drop the duplicate.
+    /// How asset `i` first failed, as the host learns it: the asset's `error` callback (the `POST` form), or
+    /// the pipeline's own `POST /assets` refused by the API.
+    fn first_failure(&self, asset_id: &str) -> Result<Failure, Box<dyn Error>> {
+        let first = {
             let mut state = self.state();
-            state.calls += 1;
-            state.duplicates += 1;
-            return (Duration::from_millis(50), answer);
-        }
-        let down = self.brightcove_down();
-        let (latency, answer) = self.with_asset(job, |a| {
-            let latency = a.latency(if publish_only { 200..1500 } else { 50..800 });
-            let answer = if a.committed {
-                // An earlier call went through after all: LightFlow reports the asset done.
-                a.committed = false;
-                Answer::Done
-            } else if a.credentials_broken && !publish_only {
-                asset(2007, "access denied to the input bucket")
-            } else if down && a.rng.random_bool(0.9) {
-                asset(3001, "Brightcove: connection refused")
-            } else if publish_only {
-                a.draw(PUBLISHING, 1.0)
-            } else {
-                a.draw(PROCESSING, 1.0)
-            };
-            a.note(answer);
-            if latency > HOOK_TIMEOUT && answer == Answer::Done {
-                // The engine gives up on the call, but the asset is done: `reconcile` will say so.
-                a.committed = true;
+            let asset = self.asset(&mut state, asset_id);
+            let total: u32 = FIRST_FAILURES.iter().map(|(w, _)| w).sum();
+            let mut x = asset.rng.random_range(0..total);
+            let mut first = FIRST_FAILURES[0].1;
+            for &(weight, f) in FIRST_FAILURES {
+                if x < weight {
+                    first = f;
+                    break;
+                }
+                x -= weight;
             }
-            (latency, answer)
-        });
-        self.state().answered.insert(key, answer);
-        (latency, answer)
+            match first {
+                First::Asset(2007, _) => asset.credentials_broken = true,
+                First::Asset(3003, _) => asset.published_already = asset.rng.random_bool(0.5),
+                _ => {}
+            }
+            first
+        };
+        Ok(match first {
+            First::Asset(code, message) => {
+                let body = json!({
+                    "uuid": format!("lf-first-{asset_id}"), "assetName": asset_id, "status": "error",
+                    "endDate": self.date(Duration::ZERO), "assetError": { "code": code, "message": message },
+                });
+                match Callback::from_request(Some(&format!("asset={asset_id}")), Some(&body.to_string()))?.result() {
+                    lightflow_remedy::classify::CallbackResult::Failed(failure) => failure,
+                    other => return Err(format!("an error callback read as {other:?}").into()),
+                }
+            }
+            First::Api(status, body) => Failure::from_api_response(status, body, Some("20"), SystemTime::now())?,
+        })
+    }
+
+    /// `POST /assets` (for a resubmission, or a re-publication, which LightFlow has no endpoint of its own for).
+    /// The encode starts when the request arrives; the answer comes back after the call's latency.
+    async fn post_asset(&self, job: &Job, key: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+        let key = key.to_string();
+        let asset_id = job.asset_id().to_owned();
+        let (latency, posted) = {
+            let mut state = self.state();
+            state.in_flight += 1;
+            if let Some(posted) = state.posted.get(&key).cloned() {
+                // The engine repeats an attempt whose answer it lost: the same key gets the same answer.
+                let at = self.since();
+                state.repeated_keys.push((at, key.clone()));
+                (Duration::from_millis(300), posted)
+            } else {
+                state.posts += 1;
+                let n = state.posts;
+                let asset = self.asset(&mut state, &asset_id);
+                let latency = Duration::from_millis(asset.rng.random_range(300..3000));
+                let mut x = asset.rng.random::<f64>();
+                let mut refused = None;
+                for &(p, status, retry_after, body) in POST_FAILURES {
+                    if x < p {
+                        refused = Some(Posted::Refused { status, retry_after, body });
+                        break;
+                    }
+                    x -= p;
+                }
+                let posted = match refused {
+                    Some(refused) => refused,
+                    None => {
+                        let (end, runs_for) = draw_end(asset);
+                        let uuid = format!("lf-{n:04}");
+                        let ends_at = Instant::now() + runs_for;
+                        state.encodes.insert(uuid.clone(), Encode { ends_at, end });
+                        self.endpoint.call_back(self, &asset_id, &uuid, end, runs_for, &mut state);
+                        Posted::Created(uuid)
+                    }
+                };
+                state.posted.insert(key, posted.clone());
+                (latency, posted)
+            }
+        };
+        let _in_flight = InFlight(self);
+        sleep(latency).await;
+        match posted {
+            Posted::Created(uuid) => {
+                job.set_meta("lightflow_uuid", uuid.as_str());
+                Ok(Attempt::Submitted { reference: uuid })
+            }
+            Posted::Refused { status, retry_after, body } => {
+                Failure::from_api_response(status, body, Some(retry_after), SystemTime::now())
+                    .map(Attempt::Failed)
+                    .map_err(|e| HookError::new(format!("unclassifiable LightFlow answer: {e}")))
+            }
+        }
     }
 }
 
-struct InFlight(SimLightFlow);
+/// How an encode of `asset` ends, and after how long.
+fn draw_end(asset: &mut AssetSim) -> (End, Duration) {
+    if asset.credentials_broken {
+        return (End::Error(2007, "Access denied to the input storage"), Duration::from_secs(60));
+    }
+    let runs_for = Duration::from_secs(asset.rng.random_range(180..1200));
+    let mut x = asset.rng.random::<f64>();
+    for &(p, code, message) in ENCODE_ERRORS {
+        if x < p {
+            if code == 2007 {
+                asset.credentials_broken = true;
+            }
+            return (End::Error(code, message), runs_for);
+        }
+        x -= p;
+    }
+    (if x < CANCELED { End::Canceled } else { End::Finished }, runs_for)
+}
 
-impl Drop for InFlight {
+/// An attempt in flight until dropped: when it answers, or when the engine drops the call.
+struct InFlight<'a>(&'a LightFlow);
+
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let mut state = self.0.state();
         state.in_flight = state.in_flight.saturating_sub(1);
     }
 }
 
-/// Mixes the run's seed into an asset's (SplitMix64's finalizer), so `--seed` changes every asset's story.
-fn mix(seed: u64, asset_seed: u64) -> u64 {
-    let mut z = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(asset_seed);
+/// FNV-1a of a text, to seed an asset's draws from its id.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Mixes the run's seed into another number (SplitMix64's finalizer).
+fn mix(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(n);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
-/// Classifies the simulated answer as the engine wants it.
-fn attempt_of(answer: Answer) -> Result<Attempt, HookError> {
-    let failure = match answer {
-        Answer::Done => return Ok(Attempt::Succeeded),
-        Answer::Asset { code, message } => Failure::asset(code, message),
-        Answer::Api { status, retry_after, body } => {
-            Failure::from_api_response(status, body, Some(retry_after), SystemTime::now())
-        }
-    };
-    // An answer that does not classify is the host's bug: end that job, not the process.
-    failure.map(Attempt::Failed).map_err(|e| HookError::new(format!("unclassifiable LightFlow answer: {e}")))
-}
+// ---------------------------------------------------------------------------------------------------------------
+// The host: its hooks, and its callback endpoint
 
-impl Hooks for SimLightFlow {
+/// The hooks: a LightFlow client, cheap to clone, shared by the remediators before and after the crash.
+#[derive(Clone)]
+struct Host(Arc<LightFlow>);
+
+impl Hooks for Host {
     async fn resubmit(
         &self,
         job: &Job,
         _amend: &Map<String, Value>,
         key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
-        // The default policies resubmit unchanged; a real host applies `amend` (e.g. {"4k": false}) to the request
-        // and sends `key` as the idempotency key.
-        let _in_flight = self.attempt();
-        let (latency, answer) = self.process(job, key, false);
-        sleep(latency).await;
-        attempt_of(answer)
+        // A real host applies `amend` (e.g. {"4k": false}) to the request and sends `key` as its idempotency key.
+        self.0.post_asset(job, key).await
     }
 
     async fn republish(
@@ -367,459 +429,539 @@ impl Hooks for SimLightFlow {
         _new_reference_id: bool,
         key: &AttemptKey<'_>,
     ) -> Result<Attempt, HookError> {
-        let _in_flight = self.attempt();
-        let (latency, answer) = self.process(job, key, true);
-        sleep(latency).await;
-        attempt_of(answer)
+        self.0.post_asset(job, key).await
     }
 
-    async fn fix_credentials(&self, job: &Job, scope: CredentialScope) -> Result<CredentialFix, HookError> {
-        let (latency, fixed) = self.with_asset(job, |a| {
-            // Rotating a key works three times in four; other scopes are never broken in this simulation.
-            let fixed = !a.credentials_broken || scope != CredentialScope::Storage || a.rng.random_bool(0.75);
-            if fixed {
-                a.credentials_broken = false;
-            }
-            (a.latency(1000..3000), fixed)
-        });
-        sleep(latency).await;
+    async fn fix_credentials(&self, job: &Job, _scope: CredentialScope) -> Result<CredentialFix, HookError> {
+        sleep(Duration::from_secs(2)).await;
+        let mut state = self.0.state();
+        let asset = self.0.asset(&mut state, job.asset_id());
+        // Rotating the bucket's key works three times in four.
+        let fixed = !asset.credentials_broken || asset.rng.random_bool(0.75);
+        if fixed {
+            asset.credentials_broken = false;
+        }
         Ok(if fixed { CredentialFix::Fixed } else { CredentialFix::CannotFix })
     }
 
-    async fn reconcile(&self, job: &Job, _: &AttemptKey<'_>) -> Result<Reconciled, HookError> {
-        // Only looks: the next (re)submission is the one that finds the asset done and reports it.
-        let (latency, done) = self.with_asset(job, |a| (a.latency(100..300), a.committed));
-        sleep(latency).await;
+    async fn reconcile(&self, job: &Job, key: &AttemptKey<'_>) -> Result<Reconciled, HookError> {
+        // GET /assets?uuid=..., for the encode the attempt started (attempt 0: the pipeline's own submission).
+        sleep(Duration::from_millis(200)).await;
+        let mut state = self.0.state();
+        let done = if key.attempt == 0 {
+            self.0.asset(&mut state, job.asset_id()).published_already
+        } else {
+            match state.posted.get(&key.to_string()) {
+                Some(Posted::Created(uuid)) => {
+                    state.encodes.get(uuid).is_some_and(|e| e.end == End::Finished && e.ends_at <= Instant::now())
+                }
+                _ => false,
+            }
+        };
+        let at = self.0.since();
+        state.reconciles.push((at, key.to_string(), done));
         Ok(if done { Reconciled::Done } else { Reconciled::NotDone })
     }
 
+    async fn check(&self, _job: &Job, pending: &Pending<'_>) -> Result<Checked, HookError> {
+        // GET /assets?uuid=<reference>: the documented way to read one asset's status.
+        sleep(Duration::from_millis(200)).await;
+        let mut state = self.0.state();
+        state.checks += 1;
+        Ok(match state.encodes.get(pending.reference) {
+            Some(e) if e.ends_at > Instant::now() => Checked::Running,
+            Some(Encode { end: End::Finished, .. }) => Checked::Succeeded,
+            Some(Encode { end: End::Error(code, message), .. }) => match Failure::asset(*code, *message) {
+                Ok(failure) => Checked::Failed(failure),
+                Err(_) => Checked::Unknown,
+            },
+            // `check` has no answer for a canceled asset: this host leaves it to the policy (a `timeout`).
+            Some(Encode { end: End::Canceled, .. }) | None => Checked::Unknown,
+        })
+    }
+
     async fn notify(&self, _job: &Job, _notice: &Notice) -> Result<(), HookError> {
-        self.state().notices += 1;
+        self.0.state().notices += 1;
         Ok(())
     }
 
-    async fn failed(&self, _job: &Job, _verdict: &Verdict) -> Result<(), HookError> {
+    async fn failed(&self, job: &Job, _verdict: &Verdict) -> Result<(), HookError> {
         // A real host writes the verdict to its dead-letter queue here.
-        self.state().dead_letters += 1;
+        *self.0.state().dead_letters.entry(job.asset_id().to_owned()).or_default() += 1;
         Ok(())
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Events
+/// The host's callback endpoint: the remediator it hands callbacks to, none while the host is down.
+#[derive(Clone, Default)]
+struct Endpoint(Arc<Mutex<EndpointState>>);
 
 #[derive(Default)]
-struct EventCounts {
-    decided: u64,
-    hooks: BTreeMap<&'static str, u64>,
-    breaker_waits: u64,
-    budget_refused: u64,
-    /// When the first and the last refusal came, in simulated time.
-    refused_during: Option<Range<Duration>>,
-    joined: u64,
-    breaker_changes: Vec<String>,
-    missed: u64,
+struct EndpointState {
+    host: Option<Remediator<Host>>,
+    /// What became of the callbacks, by answer.
+    answers: BTreeMap<&'static str, u32>,
 }
 
-/// Counts events until `stop`, after the ones already sent; times are since `epoch`.
-fn count_events(
-    mut rx: broadcast::Receiver<Event>,
-    epoch: Instant,
-    stop: CancellationToken,
-) -> JoinHandle<EventCounts> {
-    tokio::spawn(async move {
-        let mut counts = EventCounts::default();
-        loop {
-            tokio::select! {
-                // Events first: every event of a job is sent before its outcome, so none is lost at `stop`.
-                biased;
-                received = rx.recv() => match received {
-                    Ok(Event::Decided { .. }) => counts.decided += 1,
-                    Ok(Event::HookCalled { hook, .. }) => *counts.hooks.entry(hook.as_str()).or_default() += 1,
-                    Ok(Event::BreakerWait { .. }) => counts.breaker_waits += 1,
-                    Ok(Event::BudgetRefused { .. }) => {
-                        counts.budget_refused += 1;
-                        let at = epoch.elapsed();
-                        counts.refused_during = Some(counts.refused_during.map_or(at..at, |r| r.start..at));
-                    }
-                    Ok(Event::Joined { .. }) => counts.joined += 1,
-                    Ok(Event::BreakerChanged { downstream, from, to }) => {
-                        let at = short(epoch.elapsed());
-                        counts.breaker_changes.push(format!("{downstream} {from:?}->{to:?} at {at}"));
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => counts.missed += n,
-                    Err(RecvError::Closed) => break,
+impl Endpoint {
+    fn lock(&self) -> MutexGuard<'_, EndpointState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn serve(&self, host: Option<Remediator<Host>>) {
+        self.lock().host = host;
+    }
+
+    /// LightFlow's side: the callbacks of one encode, sent as LightFlow sends them. The host's callback URL
+    /// carries its own `asset` parameter.
+    fn call_back(
+        &self,
+        lf: &LightFlow,
+        asset_id: &str,
+        uuid: &str,
+        end: End,
+        runs_for: Duration,
+        state: &mut SimState,
+    ) {
+        let rng = &mut lf.asset(state, asset_id).rng;
+        let (lost, twice) = (rng.random_bool(0.05), rng.random_bool(0.1));
+        let query = format!("asset={asset_id}");
+        // The GET form first: LightFlow appends `status` (and `endDate`) to the URL.
+        let running = format!("/lightflow/callback?{query}&status=running");
+        self.send_after(Duration::from_secs(30), Some(running), None);
+        if lost {
+            return;
+        }
+        let mut body = json!({
+            "uuid": uuid, "assetName": asset_id, "inputUrl": format!("https://media.example/{asset_id}.mp4"),
+            "username": "pipeline@example.com", "startDate": lf.date(Duration::ZERO), "endDate": lf.date(runs_for),
+        });
+        body["status"] = json!(match end {
+            End::Finished => "finished",
+            End::Error(..) => "error",
+            End::Canceled => "canceled",
+        });
+        if let End::Error(code, message) = end {
+            body["assetError"] = json!({ "code": code, "message": message });
+        }
+        let body = body.to_string();
+        self.send_after(runs_for, Some(query.clone()), Some(body.clone()));
+        if twice {
+            self.send_after(runs_for + Duration::from_secs(20), Some(query), Some(body));
+        }
+    }
+
+    fn send_after(&self, after: Duration, query: Option<String>, body: Option<String>) {
+        let endpoint = self.clone();
+        tokio::spawn(async move {
+            sleep(after).await;
+            endpoint.receive(query.as_deref(), body.as_deref()).await;
+        });
+    }
+
+    /// The host's side: one request to its callback URL.
+    async fn receive(&self, query: Option<&str>, body: Option<&str>) {
+        let host = self.lock().host.clone();
+        let answer = match host {
+            None => "lost: the host was down",
+            Some(host) => match Callback::from_request(query, body) {
+                Err(_) => "unreadable",
+                Ok(callback) => match host.report_callback(&callback).await {
+                    Ok(None) => "not an end (running)",
+                    Ok(Some(answer)) => answer_name(&answer),
+                    Err(_) => "store error",
                 },
-                () = stop.cancelled() => break,
-            }
-        }
-        counts
-    })
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Outcomes
-
-#[derive(Default)]
-struct Tally {
-    recovered: usize,
-    reconciled: usize,
-    failed: BTreeMap<&'static str, usize>,
-    reasons: HashMap<String, usize>,
-    cancelled: usize,
-    suspended: usize,
-    attempts: Vec<u32>,
-    to_recovery: Vec<Duration>,
-}
-
-impl Tally {
-    fn add(&mut self, outcome: &Outcome) {
-        let attempts = match outcome {
-            Outcome::Recovered { attempts, elapsed, reconciled, .. } => {
-                self.recovered += 1;
-                self.reconciled += usize::from(*reconciled);
-                self.to_recovery.push(*elapsed);
-                *attempts
-            }
-            Outcome::Failed { verdict } => {
-                *self.failed.entry(verdict.kind.as_str()).or_default() += 1;
-                *self.reasons.entry(verdict.reason.clone()).or_default() += 1;
-                verdict.attempts
-            }
-            Outcome::Cancelled { attempts } => {
-                self.cancelled += 1;
-                *attempts
-            }
-            Outcome::Suspended { state } => {
-                self.suspended += 1;
-                state.history.attempts()
-            }
+            },
         };
-        self.attempts.push(attempts);
-    }
-
-    fn total(&self) -> usize {
-        self.attempts.len()
+        *self.lock().answers.entry(answer).or_default() += 1;
     }
 }
 
-fn percent(n: usize, of: usize) -> f64 {
-    if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
+fn answer_name(answer: &ReportAnswer) -> &'static str {
+    match answer {
+        ReportAnswer::Applied { .. } => "applied",
+        ReportAnswer::Early { .. } => "early (kept for its attempt)",
+        ReportAnswer::Held => "held (no attempt had its uuid yet)",
+        ReportAnswer::Duplicate { .. } => "duplicate",
+        ReportAnswer::OlderAttempt { .. } => "older attempt",
+        ReportAnswer::Finished { .. } => "job already finished",
+        ReportAnswer::Unknown => "unknown",
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// A duration to the second (to the millisecond below 10 s), in humantime's style.
-fn short(d: Duration) -> String {
-    if d < Duration::from_secs(10) {
-        return format!("{}ms", d.as_millis());
-    }
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-}
-
-fn outcome_line(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Recovered { attempts, elapsed, reconciled, .. } => {
-            let how = if *reconciled { ", found done by reconcile" } else { "" };
-            format!("recovered after {attempts} attempt(s), {} since its first failure{how}", short(*elapsed))
-        }
-        Outcome::Failed { verdict } => format!("failed ({}): {}", verdict.kind.as_str(), verdict.reason),
-        Outcome::Cancelled { attempts } => format!("cancelled after {attempts} attempt(s)"),
-        Outcome::Suspended { .. } => "suspended".to_owned(),
-    }
-}
-
-/// A remediator's builder as this host configures it, before any extras.
-fn builder(options: &Options, sim: &SimLightFlow, policies: &Arc<LivePolicies>) -> RemediatorBuilder<SimLightFlow> {
-    // The AWS SDK standard quota's costs. Its 500 tokens (`--budget 500`, i.e. `RetryBudget::aws_standard()`)
-    // cannot pay for the jobs that wait out the Brightcove outage, so the demo's default is larger.
-    let budget = RetryBudget::new(BudgetConfig::Aws {
-        capacity: options.budget.max(1),
-        costs: AwsCosts::STANDARD,
-        no_retry_increment: 1,
-    })
-    .expect("a capacity of at least 1 and the standard costs");
-    Remediator::builder(policies.clone(), sim.clone()).hook_timeout(HOOK_TIMEOUT).retry_budget(budget)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Main
+// The run
 
-#[tokio::main(flavor = "current_thread", start_paused = true)]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let options = match parse_args() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        Err(message) => {
-            eprintln!("orchestrator: {message}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    let wall = std::time::Instant::now();
-    let sim = SimLightFlow::new(options.seed, options.outage);
-    // One policy set, shared by the three remediators below.
-    let policies = Arc::new(LivePolicies::fixed(Policies::defaults()));
-
-    println!(
-        "Simulated LightFlow: {} failed assets arriving over {}, seed {}, Brightcove outage {}, retry budget {} tokens",
-        options.assets,
-        short(ARRIVALS_OVER),
-        options.seed,
-        if options.outage.is_zero() {
-            "none".to_owned()
-        } else {
-            format!("{}..{}", short(sim.0.outage.start), short(sim.0.outage.end))
-        },
-        options.budget,
-    );
-
-    main_batch(&options, &sim, &policies).await?;
-    shutdown_and_resume(&options, &sim, &policies).await?;
-
-    let state = sim.state();
-    println!(
-        "\nSimulated LightFlow: {} calls, {} duplicate attempts dropped by idempotency key, {} operator notices, \
-         {} dead letters",
-        state.calls, state.duplicates, state.notices, state.dead_letters
-    );
-    println!("Wall time: {:.2?} for {} of simulated time", wall.elapsed(), short(sim.0.epoch.elapsed()));
-    Ok(())
+/// What a run found, for its account and for `tests/orchestrator.rs`.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Assets handed to the engine.
+    pub assets: usize,
+    /// Job rows in the store at the end.
+    pub jobs: usize,
+    /// Of those, finished.
+    pub finished: usize,
+    /// Finished jobs by outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Assets whose end the replicas' event streams told once.
+    pub told_once: usize,
+    /// Assets told twice or more (never, if every job ends exactly once).
+    pub told_twice: usize,
+    /// Dead letters the `failed` hook received.
+    pub dead_letters: u32,
+    /// Assets dead-lettered more than once.
+    pub dead_lettered_twice: usize,
+    /// Attempts in flight when the first remediator was killed.
+    pub in_flight_at_crash: u32,
+    /// Jobs the second remediator took over from the first one's leases.
+    pub takeovers: u64,
+    /// Attempts repeated with the same idempotency key (answered from LightFlow's by-key cache).
+    pub repeated_keys: usize,
+    /// What became of LightFlow's callbacks, by answer.
+    pub callbacks: BTreeMap<&'static str, u32>,
+    /// `check` calls (for encodes whose end was never called back).
+    pub checks: u32,
 }
 
-async fn main_batch(options: &Options, sim: &SimLightFlow, policies: &Arc<LivePolicies>) -> Result<(), Box<dyn Error>> {
-    let remediator = builder(options, sim, policies)
-        // Room for bursts: the counting task runs between jobs' steps, not during them.
-        .event_capacity(1 << 16)
-        .build();
-    let stop = CancellationToken::new();
-    let events = count_events(remediator.subscribe(), sim.0.epoch, stop.clone());
-
-    // The owner deletes a few assets while they are being remediated: cancel their jobs.
-    let owner = {
-        let remediator = remediator.clone();
-        tokio::spawn(async move {
-            sleep(Duration::from_secs(240)).await;
-            (0..100).map(asset_id).filter(|id| remediator.cancel(id)).take(3).count()
-        })
-    };
-
-    let mean_gap = ARRIVALS_OVER.as_secs_f64() / options.assets.max(1) as f64;
-    // Meanwhile LightFlow finishes most assets on the first try, and keeps doing so after this batch has arrived.
-    // They need no remediation, but the host reports them to the retry budget: with the AWS quota they are what
-    // refills it.
-    let healthy = {
-        let remediator = remediator.clone();
-        let stop = stop.clone();
-        let per_second = FIRST_TRY_SUCCESS / (1.0 - FIRST_TRY_SUCCESS) / mean_gap;
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(options.seed, 1));
-        tokio::spawn(async move {
-            let mut reported = 0_u64;
-            while tokio::time::timeout(Duration::from_secs(1), stop.cancelled()).await.is_err() {
-                let n = per_second.floor() as u64 + u64::from(rng.random_bool(per_second.fract()));
-                if let Some(budget) = remediator.budget() {
-                    (0..n).for_each(|_| budget.succeeded(None));
-                }
-                reported += n;
-            }
-            reported
-        })
-    };
-
-    let mut arrivals = Xoshiro256PlusPlus::seed_from_u64(options.seed);
-    let mut handles: Vec<JobHandle> = Vec::with_capacity(options.assets);
-    let mut joined = 0;
-    for i in 0..options.assets {
-        // Exponential gaps: failures arrive as a Poisson stream.
-        let gap = -mean_gap * (1.0 - arrivals.random::<f64>()).ln();
-        sleep(Duration::from_secs_f64(gap)).await;
-        let job = job(options.seed, asset_id(i));
-        let failure = sim.initial_failure(&job)?;
-        handles.push(remediator.submit(job.clone(), failure.clone())?);
-        if i % 250 == 0 {
-            // LightFlow's notification arrives twice: the second report joins the running job.
-            joined += usize::from(remediator.submit(job, failure)?.is_joined());
-        }
+/// A simulated moment, as `[1h 02m 03s]`.
+fn stamp(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("[{}h {:02}m {:02}s]", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("[{:02}m {:02}s]", s / 60, s % 60)
     }
-
-    let mut tally = Tally::default();
-    for handle in handles {
-        tally.add(&handle.await);
-    }
-    let cancelled_by_owner = owner.await?;
-    stop.cancel();
-    let events = events.await?;
-    let first_try = healthy.await?;
-    let counters = remediator.counters();
-
-    let n = tally.total();
-    println!(
-        "\nMain batch: {n} failed assets, {joined} of them reported twice (joined the running job); meanwhile \
-         {first_try} assets succeeded on the first try (reported to the retry budget)"
-    );
-    println!(
-        "  recovered  {:>6}  {:5.1}%   ({} found done by reconcile)",
-        tally.recovered,
-        percent(tally.recovered, n),
-        tally.reconciled
-    );
-    let failed: usize = tally.failed.values().sum();
-    println!("  failed     {failed:>6}  {:5.1}%", percent(failed, n));
-    for (kind, count) in &tally.failed {
-        println!("    {kind:<18} {count:>5}");
-    }
-    let mut reasons: Vec<_> = tally.reasons.iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    println!("    top reasons:");
-    for (reason, count) in reasons.iter().take(5) {
-        println!("      {count:>5}  {reason}");
-    }
-    println!(
-        "  cancelled  {:>6}  {:5.1}%   ({cancelled_by_owner} by their owner)",
-        tally.cancelled,
-        percent(tally.cancelled, n)
-    );
-    if tally.suspended > 0 {
-        println!("  suspended  {:>6}", tally.suspended);
-    }
-
-    let total_attempts: u64 = tally.attempts.iter().map(|&a| u64::from(a)).sum();
-    let max_attempts = tally.attempts.iter().max().copied().unwrap_or(0);
-    println!(
-        "  attempts per asset: mean {:.2}, max {max_attempts}",
-        if n == 0 { 0.0 } else { total_attempts as f64 / n as f64 }
-    );
-    tally.to_recovery.sort();
-    println!(
-        "  simulated time to recovery: p50 {}, p99 {}, max {}",
-        short(percentile(&tally.to_recovery, 50.0)),
-        short(percentile(&tally.to_recovery, 99.0)),
-        short(tally.to_recovery.last().copied().unwrap_or_default()),
-    );
-
-    let mut decisions: Vec<_> = counters.decisions.iter().collect();
-    decisions.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let top: Vec<String> = decisions.iter().take(6).map(|(k, n)| format!("{k} {n}")).collect();
-    println!("  decisions: {} in all; most: {}", events.decided, top.join(", "));
-    let hooks: Vec<String> = events.hooks.iter().map(|(h, n)| format!("{h} {n}")).collect();
-    println!("  hook calls: {}", hooks.join(", "));
-    println!(
-        "  hook timeouts {}, hook errors {}, hook panics {}",
-        counters.hook_timeouts, counters.hook_errors, counters.hook_panics
-    );
-    let left = remediator.budget().map_or(0.0, RetryBudget::available);
-    let when = match &events.refused_during {
-        Some(r) => format!(" (between {} and {})", short(r.start), short(r.end)),
-        None => String::new(),
-    };
-    println!(
-        "  retry budget: {} refusals{when}, {left:.0} of {} tokens left",
-        counters.budget_refusals, options.budget
-    );
-    let transitions: Vec<String> = counters.breaker_transitions.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!(
-        "  breaker transitions: {}; {} breaker-wait events",
-        if transitions.is_empty() { "none".to_owned() } else { transitions.join(", ") },
-        events.breaker_waits
-    );
-    if let Some(first) = events.breaker_changes.first() {
-        println!(
-            "    first {first}, last {}, Brightcove now {:?}",
-            events.breaker_changes.last().unwrap_or(first),
-            remediator.breaker_state(Downstream::Brightcove)
-        );
-    }
-    println!("  events: {} joined, {} missed by the subscriber", events.joined, events.missed);
-    Ok(())
 }
 
-fn asset_id(i: usize) -> String {
-    format!("asset-{i:05}")
-}
+/// How many times the replicas' event streams told each asset's end.
+type Told = Arc<Mutex<HashMap<String, u32>>>;
 
-/// A job whose jitter depends on `--seed` too, not only on the asset id.
-fn job(seed: u64, asset_id: String) -> Job {
-    let job = Job::new(asset_id);
-    let seed = mix(seed, job.seed());
-    job.with_seed(seed)
-}
-
-/// A second batch, stopped by a graceful shutdown after a while; its suspended jobs travel as JSON (as they
-/// would to disk across a restart) and resume on a new remediator.
-async fn shutdown_and_resume(
-    options: &Options,
-    sim: &SimLightFlow,
+fn replica(
+    name: &str,
     policies: &Arc<LivePolicies>,
+    host: &Host,
+    store: &Arc<dyn Store>,
+    clock: &Arc<TokioClock>,
+    told: &Told,
+) -> Remediator<Host> {
+    // Within one process the engine wakes its claimer itself; polling only backs that up.
+    let settings =
+        StoreSettings { owner: Some(name.to_owned()), poll_every: Duration::from_secs(30), ..StoreSettings::default() };
+    let remediator = Remediator::builder(policies.clone(), host.clone())
+        .await_result(AWAIT_RESULT)
+        .event_capacity(1 << 14)
+        .store_with(store.clone(), clock.clone(), settings)
+        .build();
+    let mut events = remediator.subscribe();
+    let told = told.clone();
+    tokio::spawn(async move {
+        // Ends when the remediator is gone (its event channel closes).
+        while let Ok(event) = events.recv().await {
+            if let Event::Finished { asset_id, .. } = event {
+                *told.lock().unwrap_or_else(|e| e.into_inner()).entry(asset_id.to_string()).or_default() += 1;
+            }
+        }
+    });
+    remediator
+}
+
+async fn open(path: &std::path::Path) -> Result<Arc<dyn Store>, Box<dyn Error>> {
+    // The store holds tokio's paused clock still while SQLite works; one connection keeps a seed's run the same.
+    let options = StoreOptions::default().hold_time(true).pool_size(1);
+    Ok(Arc::new(SqliteStore::open(path, &options).await?))
+}
+
+/// The whole run: the account goes to `out`, the findings come back.
+pub async fn run(options: &Options, out: &mut dyn Write) -> Result<Report, Box<dyn Error>> {
+    let wall = std::time::Instant::now();
+    let temp = tempfile::tempdir()?;
+    let path = options.db.clone().unwrap_or_else(|| temp.path().join("orchestrator.db"));
+    let first_store = open(&path).await?;
+    let stats = first_store.stats(Timestamp(0)).await?;
+    let left: u64 = stats.by_phase.values().chain(stats.by_outcome.values()).sum();
+    if left > 0 {
+        return Err(format!("{} holds {left} jobs of an earlier run: name a new file", first_store.describe()).into());
+    }
+    // The host's connection to the file: none while it is down.
+    let mut store = Some(first_store);
+    let epoch = Instant::now();
+    let clock = Arc::new(TokioClock::starting_at(CLOCK_START));
+    let endpoint = Endpoint::default();
+    let lf = Arc::new(LightFlow { seed: options.seed, epoch, endpoint: endpoint.clone(), state: Mutex::default() });
+    let host = Host(lf.clone());
+    let policies = Arc::new(LivePolicies::fixed(Policies::defaults()));
+    let told: Told = Arc::default();
+    let mut report = Report { assets: options.assets, ..Report::default() };
+
+    writeln!(out, "Store: {} ({})", path.display(), if options.db.is_some() { "kept" } else { "a temporary file" })?;
+    writeln!(
+        out,
+        "Simulated LightFlow: {} failed assets from the pipeline's queue over {}, seed {}; each resubmission is a new \
+         encode that calls back 3 to 20 minutes later (5% of the ends never do); await_result {}\n",
+        options.assets,
+        humantime::format_duration(ARRIVALS_OVER),
+        options.seed,
+        humantime::format_duration(AWAIT_RESULT),
+    )?;
+    let mut current = store.as_ref().map(|s| replica("replica-1", &policies, &host, s, &clock, &told));
+    endpoint.serve(current.clone());
+    writeln!(out, "{} replica-1 up", stamp(Duration::ZERO))?;
+
+    // Failures arrive as a Poisson stream.
+    let mut draws = Xoshiro256PlusPlus::seed_from_u64(options.seed);
+    let mean_gap = ARRIVALS_OVER.as_secs_f64() / options.assets as f64;
+    let mut arrivals = Vec::with_capacity(options.assets);
+    let mut at = Duration::ZERO;
+    for _ in 0..options.assets {
+        at += Duration::from_secs_f64(-mean_gap * (1.0 - draws.random::<f64>()).ln());
+        arrivals.push(at);
+    }
+    let (mut next, mut crashed, mut restart_at) = (0, false, None::<Duration>);
+    let mut queued_while_down = 0;
+    let mut look = LOOK_EVERY;
+    let mut crash_rows: Vec<(String, String)> = Vec::new();
+    loop {
+        let now = epoch.elapsed();
+        // New failures, while the host is up; the queue keeps them while it is down.
+        while next < arrivals.len() && arrivals[next] <= now {
+            let Some(remediator) = &current else {
+                queued_while_down = arrivals[next..].iter().filter(|t| **t <= now).count();
+                break;
+            };
+            let asset_id = format!("asset-{next:03}");
+            let failure = lf.first_failure(&asset_id)?;
+            let job = Job::new(asset_id.as_str()).with_seed(mix(options.seed, next as u64));
+            remediator.enqueue(job, failure).await?;
+            next += 1;
+        }
+        // The crash: at the first moment after CRASH_AT that an attempt is under way (or 5 minutes later).
+        if let Some(db) = store.as_ref().filter(|_| {
+            !crashed && now >= CRASH_AT && (lf.state().in_flight > 0 || now >= CRASH_AT + Duration::from_secs(300))
+        }) {
+            crashed = true;
+            report.in_flight_at_crash = lf.state().in_flight;
+            let stats = db.stats(clock_now(&clock)).await?;
+            let phases: Vec<String> = stats.by_phase.iter().map(|(p, n)| format!("{n} {p}")).collect();
+            let ended: u64 = stats.by_outcome.values().sum();
+            let calling = ListFilter { phase: Some(Phase::Calling), ..ListFilter::default() };
+            for row in db.list(&calling).await? {
+                let calls = db.calls(row.id).await?;
+                if let Some(call) = calls.iter().rev().find(|c| c.answered_at.is_none()) {
+                    crash_rows.push((row.asset_id.clone(), call.key.clone()));
+                }
+            }
+            if let Some(r) = current.take() {
+                r.crash();
+            }
+            endpoint.serve(None);
+            writeln!(
+                out,
+                "{} replica-1 killed (crash(): no shutdown; its leases are left to expire): {} jobs had ended, {}; \
+                 {} attempt(s) under way: {}",
+                stamp(now),
+                ended,
+                phases.join(", "),
+                report.in_flight_at_crash,
+                crash_rows.iter().map(|(_, key)| key.as_str()).collect::<Vec<_>>().join(", ")
+            )?;
+            // The process is gone: so is its connection to the file.
+            store = None;
+            restart_at = Some(now + DOWN_FOR);
+        }
+        if let Some(at) = restart_at.filter(|at| *at <= now) {
+            restart_at = None;
+            let reopened = open(&path).await?;
+            let callbacks_lost = endpoint.lock().answers.get("lost: the host was down").copied().unwrap_or(0);
+            writeln!(
+                out,
+                "{} replica-2 up on the same file, after {} down: {callbacks_lost} callback(s) sent meanwhile were \
+                 lost, {queued_while_down} new failure(s) waited in the pipeline's queue",
+                stamp(at),
+                humantime::format_duration(DOWN_FOR)
+            )?;
+            current = Some(replica("replica-2", &policies, &host, &reopened, &clock, &told));
+            store = Some(reopened);
+            endpoint.serve(current.clone());
+        }
+        if let Some(db) = store.as_ref().filter(|_| look <= now) {
+            look = now + LOOK_EVERY;
+            let stats = db.stats(clock_now(&clock)).await?;
+            let active: u64 = stats.by_phase.values().sum();
+            if (next == arrivals.len() && active == 0) || now > HORIZON {
+                writeln!(out, "{} {}", stamp(now), if active == 0 { "every job has ended" } else { "giving up" })?;
+                break;
+            }
+        }
+        // While the host is down, nothing happens here until it is up again.
+        let mut wake = if store.is_some() { look } else { HORIZON };
+        if let Some(at) = arrivals.get(next).filter(|_| current.is_some()) {
+            wake = wake.min(*at);
+        }
+        if !crashed {
+            wake = wake.min(CRASH_AT.max(now + Duration::from_millis(50)));
+        }
+        if let Some(at) = restart_at {
+            wake = wake.min(at);
+        }
+        sleep((epoch + wake).saturating_duration_since(Instant::now())).await;
+    }
+    let span = epoch.elapsed();
+    if let Some(r) = current.take() {
+        report.takeovers = r.counters().takeovers;
+        r.shutdown(Duration::from_secs(5)).await;
+    }
+    endpoint.serve(None);
+
+    let store = store.ok_or("the run ended while the host was down")?;
+    account(&mut report, out, &*store, &lf, &endpoint, &told, &crash_rows).await?;
+    writeln!(
+        out,
+        "\nWall time: {:.2?} for {} of simulated time",
+        wall.elapsed(),
+        humantime::format_duration(Duration::from_secs(span.as_secs()))
+    )?;
+    if let Some(db) = &options.db {
+        writeln!(out, "The jobs stay in the file: remedy jobs --store sqlite://{} list", db.display())?;
+    }
+    Ok(report)
+}
+
+fn clock_now(clock: &TokioClock) -> Timestamp {
+    lightflow_remedy::store::Clock::now(clock)
+}
+
+/// Reads the store back and says what became of every job, and whether each ended exactly once.
+async fn account(
+    report: &mut Report,
+    out: &mut dyn Write,
+    store: &dyn Store,
+    lf: &LightFlow,
+    endpoint: &Endpoint,
+    told: &Told,
+    crash_rows: &[(String, String)],
 ) -> Result<(), Box<dyn Error>> {
-    const BATCH: usize = 12;
-    let began = Instant::now();
-    let before = builder(options, sim, policies).build();
-    let mut handles = Vec::with_capacity(BATCH);
-    for i in 0..BATCH {
-        let job = job(options.seed, format!("late-{i:02}"));
-        let failure = sim.initial_failure(&job)?;
-        handles.push(before.submit(job, failure)?);
-        sleep(Duration::from_secs(2)).await;
+    let rows = store.list(&ListFilter { limit: Some(usize::MAX), ..ListFilter::default() }).await?;
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_asset: HashMap<&str, usize> = HashMap::new();
+    for row in &rows {
+        *per_asset.entry(row.asset_id.as_str()).or_default() += 1;
+        if row.phase != Phase::Finished {
+            continue;
+        }
+        report.finished += 1;
+        let kind = row.outcome.clone().unwrap_or_else(|| "?".into());
+        *report.outcomes.entry(kind).or_default() += 1;
+        if let Ok(StoredJob { outcome: Some(lightflow_remedy::engine::Outcome::Failed { verdict }), .. }) =
+            StoredJob::from_row(row)
+        {
+            *reasons.entry(verdict.reason).or_default() += 1;
+        }
     }
-    // Shut down a while in, at a moment when an attempt is in flight, so that the shutdown deadline matters.
-    while began.elapsed() < Duration::from_secs(40)
-        || (sim.attempts_in_flight() == 0 && began.elapsed() < Duration::from_secs(600))
+    report.jobs = rows.len();
     {
-        sleep(Duration::from_millis(50)).await;
+        let told = told.lock().unwrap_or_else(|e| e.into_inner());
+        report.told_once = told.values().filter(|n| **n == 1).count();
+        report.told_twice = told.values().filter(|n| **n > 1).count();
     }
-    let in_flight = sim.attempts_in_flight();
-    let duplicates_before = sim.state().duplicates;
-
-    // Hook calls in flight get 100 ms to finish; the answers of slower ones are lost and resume repeats them.
-    let suspended = before.shutdown(Duration::from_millis(100)).await;
-    let mut tally = Tally::default();
-    for handle in handles {
-        tally.add(&handle.await);
-    }
-    let json = serde_json::to_string(&suspended)?;
-    println!(
-        "\nShutdown {} into a second batch of {BATCH}, {in_flight} attempt(s) in flight: {} recovered, {} failed, \
-         {} suspended ({} bytes of JSON)",
-        short(began.elapsed()),
-        tally.recovered,
-        tally.failed.values().sum::<usize>(),
-        tally.suspended,
-        json.len()
-    );
-    if let Some(first) = suspended.first() {
-        println!("  e.g. {}", serde_json::to_string(first)?);
-    }
-
-    // ... the process restarts ...
-    let restored: Vec<SuspendedJob> = serde_json::from_str(&json)?;
-    let after = builder(options, sim, policies).build();
-    let mut resumed = Vec::with_capacity(restored.len());
-    for state in restored {
-        let line = format!(
-            "{} on {} (waiting {} more)",
-            state.job.asset_id(),
-            state.failure.key(),
-            short(state.remaining_delay.unwrap_or_default())
+    // What LightFlow saw, read before anything is awaited (its lock is not held across an await).
+    let (crashed, lightflow) = {
+        let state = lf.state();
+        report.dead_letters = state.dead_letters.values().sum();
+        report.dead_lettered_twice = state.dead_letters.values().filter(|n| **n > 1).count();
+        report.repeated_keys = state.repeated_keys.len();
+        report.checks = state.checks;
+        let crashed: Vec<(&str, String)> =
+            crash_rows.iter().map(|(asset, key)| (asset.as_str(), taken_over(&state, asset, key))).collect();
+        let lightflow = format!(
+            "LightFlow: {} POST /assets, {} repeated with an idempotency key it had seen; {} check(s) of encodes \
+             that never called back; {} reconciles; {} operator notices",
+            state.posts,
+            report.repeated_keys,
+            report.checks,
+            state.reconciles.len(),
+            state.notices
         );
-        resumed.push((line, after.resume(state)?));
+        (crashed, lightflow)
+    };
+    report.callbacks = endpoint.lock().answers.clone();
+
+    let outcomes: Vec<String> = report.outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    writeln!(out, "\nOutcomes, read back from the store: {}", outcomes.join(", "))?;
+    let mut top: Vec<_> = reasons.into_iter().collect();
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    for (reason, n) in top.iter().take(4) {
+        writeln!(out, "  failed {n:>3}  {reason}")?;
     }
-    println!("Resumed on a new remediator:");
-    for (line, handle) in resumed {
-        println!("  {line:<38} -> {}", outcome_line(&handle.await));
+    let once = |ok: bool| if ok { "yes" } else { "NO" };
+    let failed = report.outcomes.get("failed").copied().unwrap_or(0);
+    writeln!(out, "\nEvery job ended exactly once:")?;
+    writeln!(
+        out,
+        "  {} assets, {} jobs in the store, one per asset: {}; {} finished",
+        report.assets,
+        report.jobs,
+        once(per_asset.len() == report.assets && per_asset.values().all(|n| *n == 1)),
+        report.finished
+    )?;
+    writeln!(
+        out,
+        "  ends told by the replicas' events: {} once, {} more than once: {}",
+        report.told_once,
+        report.told_twice,
+        once(report.told_once == report.finished && report.told_twice == 0)
+    )?;
+    writeln!(
+        out,
+        "  dead letters: {} for {failed} failed jobs, {} asset(s) twice: {}",
+        report.dead_letters,
+        report.dead_lettered_twice,
+        once(report.dead_letters as usize == failed && report.dead_lettered_twice == 0)
+    )?;
+
+    writeln!(out, "\nThe crash:")?;
+    writeln!(out, "  jobs taken over by replica-2 once replica-1's leases expired: {}", report.takeovers)?;
+    for (asset, line) in crashed {
+        writeln!(out, "{line}")?;
+        if let Some(row) = store.job_of(asset).await? {
+            for call in store.calls(row.id).await? {
+                let answered = match (call.answered_at, call.answer) {
+                    (Some(at), Some(answer)) => format!("answered {at}: {answer}"),
+                    (Some(at), None) => format!("answered {at}"),
+                    (None, _) => "never answered (its replica died first)".to_owned(),
+                };
+                writeln!(out, "      ledger: {} {} started {}, {answered}", call.hook, call.key, call.started_at)?;
+            }
+        }
     }
-    println!(
-        "  attempts repeated after the shutdown and dropped by idempotency key: {}",
-        sim.state().duplicates - duplicates_before
-    );
+
+    writeln!(out, "\nLightFlow's callbacks, as the endpoint handed them over:")?;
+    for (answer, n) in &report.callbacks {
+        writeln!(out, "  {n:>4}  {answer}")?;
+    }
+    writeln!(out, "{lightflow}")?;
     Ok(())
+}
+
+/// What became of the attempt of `key` that was under way at the crash, as LightFlow saw it.
+fn taken_over(state: &SimState, asset: &str, key: &str) -> String {
+    let reconciled: Vec<String> = state
+        .reconciles
+        .iter()
+        .filter(|(_, k, _)| k == key)
+        .map(|(at, _, done)| format!("{} {}", stamp(*at), if *done { "done" } else { "not done" }))
+        .collect();
+    let repeated: Vec<String> =
+        state.repeated_keys.iter().filter(|(_, k)| k == key).map(|(at, _)| stamp(*at)).collect();
+    let started = match state.posted.get(key) {
+        Some(Posted::Created(uuid)) => format!("encode {uuid}"),
+        Some(Posted::Refused { status, .. }) => format!("HTTP {status}"),
+        None => "nothing".into(),
+    };
+    let never = |v: Vec<String>| if v.is_empty() { "never".to_owned() } else { v.join(", ") };
+    format!(
+        "  {asset}: attempt {key} was under way; reconciled {}; repeated with the same key {}, and LightFlow \
+         answered with what it had started for that key: {started}",
+        never(reconciled),
+        never(repeated)
+    )
 }

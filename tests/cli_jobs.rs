@@ -37,6 +37,11 @@ fn a_crash_test_on_sqlite_then_the_jobs_it_left() {
     assert_eq!(list.status.code(), Some(0));
     let text = out(&list);
     assert!(text.starts_with("JOB") && text.contains("recovered") && text.contains("5 job(s)"), "{text}");
+    // The columns line up: every row's asset starts where the header's ASSET does.
+    let column = text.lines().next().unwrap().find("ASSET").unwrap();
+    for line in text.lines().skip(1).filter(|l| l.contains("sim-")) {
+        assert_eq!(line.find("sim-"), Some(column), "{text}");
+    }
 
     let show = remedy(&["jobs", "--store", &url, "show", "sim-3", "--json"]);
     assert_eq!(show.status.code(), Some(0), "{}", err(&show));

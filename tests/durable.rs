@@ -71,6 +71,23 @@ async fn a_job_rests_as_a_row_and_recovers_with_its_calls_in_the_ledger() {
     assert_eq!(calls[1].answer.as_deref(), Some("succeeded"));
 }
 
+/// An enqueued job waits its first decision's delay too, as a submitted one does: the row is due at once,
+/// but only to be decided on.
+#[tokio::test(start_paused = true)]
+async fn an_enqueued_job_waits_its_first_delay() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001))]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(10)).await;
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.wake_at, row.attempts), (Phase::Waiting, Timestamp(60_000), 0), "{row:?}");
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
+    let at: Vec<Duration> = hooks.calls_for("a").iter().map(|c| c.at).collect();
+    assert_eq!(at, [secs(60), secs(120)], "each attempt after its minute, as without a store");
+}
+
 /// A replica killed while a call is under way: another takes the job over once the lease expires, asks the
 /// host to reconcile the attempt, and repeats it with the same key.
 #[tokio::test(start_paused = true)]
@@ -184,6 +201,225 @@ async fn submit_refuses_and_enqueue_joins_an_active_job() {
     let second = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
     assert!(!first.is_joined() && second.is_joined());
     assert_eq!(first.await, second.await);
+}
+
+/// A replica killed while `fix_credentials` is under way: the fix is part of the attempt, so the replica that
+/// takes the job over reconciles the attempt before it repeats the fix (and then the resubmission, with the
+/// attempt's key).
+#[tokio::test(start_paused = true)]
+async fn a_fix_cut_off_by_a_crash_is_reconciled_before_it_is_repeated() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let p = || policies(r#"on(2007, fix_credentials("storage").then(fail("still broken")));"#);
+    let hooks = FakeHooks::new().script("a", HookName::FixCredentials, [Scripted::Hang]);
+    let first = on_store(p(), hooks.clone(), &store, &clock, "first");
+    let _lost = first.enqueue(Job::new("a"), asset(2007)).await.unwrap();
+    tokio::time::sleep(secs(5)).await; // the fix hangs
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!(row.phase, Phase::Calling);
+    first.crash();
+    drop(first);
+
+    let second = on_store(p(), hooks.clone(), &store, &clock, "second");
+    for _ in 0..120 {
+        tokio::time::sleep(secs(1)).await;
+        if store.job(row.id).await.unwrap().unwrap().phase == Phase::Finished {
+            break;
+        }
+    }
+    let done = store.job(row.id).await.unwrap().unwrap();
+    assert_eq!(done.outcome.as_deref(), Some("recovered"), "{done:?}");
+    let key = format!("a#{}.1", row.id);
+    let seen: Vec<(HookName, String)> =
+        hooks.calls_for("a").iter().map(|c| (c.hook, c.key.clone().unwrap_or_else(|| c.detail.clone()))).collect();
+    assert_eq!(
+        seen,
+        [
+            (HookName::FixCredentials, "storage".to_owned()),
+            (HookName::Reconcile, key.clone()),
+            (HookName::FixCredentials, "storage".to_owned()),
+            (HookName::Resubmit, key),
+        ],
+        "the cut-off fix is reconciled before it is repeated"
+    );
+    drop(second);
+}
+
+/// A report that comes while `check` is under way, and `check` answers first: the job goes on with the check's
+/// answer, and the report (of the same attempt) is not taken later for the result of the next attempt.
+#[tokio::test(start_paused = true)]
+async fn a_report_that_races_check_is_not_taken_for_the_next_attempts_result() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new()
+        .script("a", HookName::Resubmit, [Scripted::Submit("u1".into()), Scripted::Submit("u2".into())])
+        .script("a", HookName::Check, [Scripted::Delay(secs(10), Box::new(Scripted::Fail(asset(2001))))]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    let called = |hook: HookName| hooks.calls_for("a").iter().filter(|c| c.hook == hook).count();
+    // Submitted after a minute, checked when the default `await_result` (6 h) has run out.
+    tokio::time::sleep(secs(6 * 3600)).await;
+    while called(HookName::Check) == 0 {
+        tokio::time::sleep(secs(1)).await;
+    }
+    // LightFlow's callback for u1 comes while the check (which finds u1 failed too) is under way.
+    tokio::time::sleep(secs(5)).await;
+    let racing = r.report(ReportTarget::Reference("u1"), Reported::Failed { failure: asset(2001) }).await.unwrap();
+    assert!(matches!(racing, ReportAnswer::Applied { .. }), "{racing:?}");
+    while called(HookName::Resubmit) < 2 {
+        tokio::time::sleep(secs(10)).await;
+    }
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.reference.as_deref(), row.report.as_deref()), (Phase::Awaiting, Some("u2"), None));
+    let answer = r.report(ReportTarget::Reference("u2"), Reported::Succeeded).await.unwrap();
+    assert!(matches!(answer, ReportAnswer::Applied { .. }), "{answer:?}");
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }), "u2's own result ends the job");
+}
+
+/// A report by asset kept while the attempt's call is under way, when the call then answers at once (here:
+/// failed): as in memory, it is dropped, not taken for the result of the next attempt.
+#[tokio::test(start_paused = true)]
+async fn an_early_report_of_a_call_that_answered_at_once_is_dropped() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let slow_failure = Scripted::Delay(secs(10), Box::new(Scripted::Fail(asset(2001))));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [slow_failure, Scripted::Submit("u2".into())]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(65)).await; // the first retry's call is under way
+    let early = r.report(ReportTarget::Asset("a"), Reported::Succeeded).await.unwrap();
+    assert!(matches!(early, ReportAnswer::Early { .. }), "{early:?}");
+    tokio::time::sleep(secs(120)).await; // it failed at once; the second retry is submitted as u2
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.reference.as_deref(), row.report.as_deref()), (Phase::Awaiting, Some("u2"), None));
+    let answer = r.report(ReportTarget::Reference("u2"), Reported::Failed { failure: asset(2404) }).await.unwrap();
+    assert!(matches!(answer, ReportAnswer::Applied { .. }), "{answer:?}");
+    assert!(matches!(handle.await, Outcome::Failed { .. }), "u2's own result ends the job");
+}
+
+/// A job waits its first decision's delay before its first attempt, in a store as in memory; and a job that a
+/// shutdown stops between a call's answer and the next delay waits that delay after the restart.
+#[tokio::test(start_paused = true)]
+async fn delays_are_waited_in_a_store_from_the_first_one_and_across_a_shutdown() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001))]);
+    let r = on_store(once(), hooks.clone(), &store, &clock, "one");
+    assert!(matches!(
+        r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await,
+        Outcome::Recovered { attempts: 2, .. }
+    ));
+    let times: Vec<Duration> = hooks.calls_for("a").iter().map(|c| c.at).collect();
+    assert_eq!(times, [secs(60), secs(120)], "a minute before each retry");
+
+    drop(r);
+
+    // The call under way answers during the shutdown; the job stops before its next delay.
+    let store = Arc::new(MemoryStore::new());
+    let hooks = FakeHooks::new().script(
+        "b",
+        HookName::Resubmit,
+        [Scripted::Delay(secs(20), Box::new(Scripted::Fail(asset(2001))))],
+    );
+    let before = on_store(once(), hooks.clone(), &store, &clock, "before");
+    let _handle = before.enqueue(Job::new("b"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(65)).await;
+    assert!(before.shutdown(secs(60)).await.is_empty());
+    drop(before);
+    let after = on_store(once(), hooks.clone(), &store, &clock, "after");
+    let id = store.job_of("b").await.unwrap().unwrap().id;
+    for _ in 0..300 {
+        tokio::time::sleep(secs(1)).await;
+        if store.job(id).await.unwrap().unwrap().phase == Phase::Finished {
+            break;
+        }
+    }
+    let times: Vec<Duration> = hooks.calls_for("b").iter().map(|c| c.at).collect();
+    assert_eq!(times, [secs(60), secs(80 + 60)], "the second retry a minute after the first one's answer");
+    drop(after);
+}
+
+/// A job claimed for its attempt's report, whose next attempt follows at once and is submitted too, waits for
+/// that attempt's report: `check` is asked only once `await_result` has run out.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_submitted_right_after_a_report_waits_for_its_own_report() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let p = policies(r#"on(2001, retry(#{ attempts: 2, initial: "0s" }).then(fail("gave up")));"#);
+    let hooks = FakeHooks::new()
+        .script("a", HookName::Resubmit, [Scripted::Submit("u1".into()), Scripted::Submit("u2".into())])
+        .script("a", HookName::Check, [Scripted::Fail(asset(2404))]);
+    let r = on_store(p, hooks.clone(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(10)).await;
+    let first = r.report(ReportTarget::Reference("u1"), Reported::Failed { failure: asset(2001) }).await.unwrap();
+    assert!(matches!(first, ReportAnswer::Applied { .. }), "{first:?}");
+    tokio::time::sleep(secs(10)).await;
+    let calls: Vec<HookName> = hooks.calls_for("a").iter().map(|c| c.hook).collect();
+    assert_eq!(calls, [HookName::Resubmit, HookName::Resubmit], "no check before await_result runs out");
+    let row = store.job_of("a").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.reference.as_deref()), (Phase::Awaiting, Some("u2")));
+    let second = r.report(ReportTarget::Reference("u2"), Reported::Succeeded).await.unwrap();
+    assert!(matches!(second, ReportAnswer::Applied { .. }), "{second:?}");
+    assert!(matches!(handle.await, Outcome::Recovered { attempts: 2, .. }));
+}
+
+/// A replica killed during a `reconcile` that follows an attempt's answer: the answer was written before the
+/// reconcile, so the replica that takes the job over goes on from it (the 3003 policy's reconcile and
+/// re-publication) and does not repeat the answered attempt.
+#[tokio::test(start_paused = true)]
+async fn an_answer_is_written_before_the_reconcile_that_follows_it() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(3003))]).script(
+        "a",
+        HookName::Reconcile,
+        [Scripted::Hang],
+    );
+    let first = on_store(once(), hooks.clone(), &store, &clock, "first");
+    let _lost = first.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(70)).await; // the retry failed with 3003 at 60 s; its reconcile hangs
+    first.crash();
+    drop(first);
+
+    let second = on_store(once(), hooks.clone(), &store, &clock, "second");
+    let id = store.job_of("a").await.unwrap().unwrap().id;
+    for _ in 0..300 {
+        tokio::time::sleep(secs(1)).await;
+        if store.job(id).await.unwrap().unwrap().phase == Phase::Finished {
+            break;
+        }
+    }
+    let row = store.job(id).await.unwrap().unwrap();
+    assert_eq!((row.outcome.as_deref(), row.attempts), (Some("recovered"), 2), "{row:?}");
+    let seen: Vec<(HookName, Option<u32>)> = hooks.calls_for("a").iter().map(|c| (c.hook, c.attempt)).collect();
+    assert_eq!(
+        seen,
+        [
+            (HookName::Resubmit, Some(1)),
+            (HookName::Reconcile, None),
+            (HookName::Reconcile, None),
+            (HookName::Republish, Some(2))
+        ],
+        "the answered resubmission is not repeated"
+    );
+    let ledger = store.calls(id).await.unwrap();
+    assert_eq!(ledger[0].answer.as_deref(), Some("failed 3003"), "{ledger:?}");
+    drop(second);
+}
+
+/// A handle resolves wherever its job ends: here the job is cancelled at rest through the store (as `remedy
+/// jobs cancel` does), with no replica holding it; the replica that enqueued it reads the outcome back.
+#[tokio::test(start_paused = true)]
+async fn a_handle_resolves_when_its_job_ends_elsewhere() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    let r = on_store(once(), FakeHooks::new(), &store, &clock, "one");
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+    tokio::time::sleep(secs(5)).await; // at rest until its retry, a minute in
+    store.cancel("a", clock.now()).await.unwrap();
+    let outcome = tokio::time::timeout(secs(30), handle).await.expect("resolved from the store");
+    assert!(matches!(outcome, Outcome::Cancelled { attempts: 0 }), "{outcome:?}");
 }
 
 /// A memory store whose renewals take `renew_delay` to reach it, and whose saves answer `save_delay` after
@@ -311,7 +547,8 @@ async fn a_renewal_of_an_older_lease_does_not_stop_the_job_claimed_again_meanwhi
 async fn an_enqueued_job_is_held_at_once_by_its_replica() {
     let store = Arc::new(Observed::default());
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang]);
-    let r = on_observed(once(), hooks, &store, settings("one"));
+    // No first delay: the attempt is made as the job is held.
+    let r = on_observed(retry_after("0s"), hooks, &store, settings("one"));
     let _handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     let row = store.memory.job_of("a").await.unwrap().unwrap();
     assert_eq!((row.lease_owner.as_deref(), row.epoch), (Some("one"), 1), "held as it is written");
@@ -335,7 +572,7 @@ async fn a_busy_replica_claims_in_batches() {
             hooks.script(&format!("a{i}"), HookName::Resubmit, [Scripted::Delay(took, Box::new(Scripted::Succeed))]);
     }
     let settings = StoreSettings { max_active_jobs: 16, claim_batch: 8, ..settings("one") };
-    let r = on_observed(once(), hooks, &store, settings);
+    let r = on_observed(retry_after("0s"), hooks, &store, settings);
     let mut handles = Vec::new();
     for i in 0..100 {
         handles.push(r.enqueue(Job::new(format!("a{i}")), asset(2001)).await.unwrap());

@@ -12,7 +12,7 @@ use lightflow_remedy::engine::{
     RetryBudget, VerdictKind,
 };
 use lightflow_remedy::testing::{FakeHooks, Scripted, policies};
-use lightflow_remedy::{Downstream, Failure};
+use lightflow_remedy::{Downstream, Failure, Policies};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
@@ -256,8 +256,13 @@ async fn reconciles_are_counted_apart_from_attempts() {
 /// always starts anew) ends its job with a verdict of its own, instead of looping.
 #[tokio::test(start_paused = true)]
 async fn a_policy_that_makes_no_progress_ends_its_job() {
-    let p = policies(
-        r#"
+    // What is bounded here is steps, not time: a debug build on a busy machine may take longer than the
+    // default 10 ms per decision, and a decision past its time falls back to the defaults.
+    let p = Policies::builder()
+        .decision_time_limit(Duration::from_secs(5))
+        .source(
+            "loop.rhai",
+            r#"
         fn decide(f, ctx) {
             let n = ctx.history.decisions;
             let p = notify("again");
@@ -267,7 +272,9 @@ async fn a_policy_that_makes_no_progress_ends_its_job() {
             p
         }
         "#,
-    );
+        )
+        .build()
+        .unwrap();
     let hooks = FakeHooks::new();
     let r = Remediator::builder(p, hooks.clone()).without_circuit_breaker().build();
     let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;

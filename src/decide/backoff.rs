@@ -91,6 +91,22 @@ pub struct Backoff {
     /// Before each attempt, ask the host whether the earlier one in fact succeeded (`reconcile`), so that a
     /// non-idempotent call such as `POST /assets` is not repeated after an ambiguous failure. Default false.
     pub reconcile_first: bool,
+    /// How long an attempt of this stage that its hook answered `Submitted` may take to report its result
+    /// before the engine asks the host's `check` hook (and again after each `check` that finds it still
+    /// running). Default `None`: the remediator's own (`RemediatorBuilder::await_result`, 6 h unless set).
+    /// At least [`Backoff::MIN_AWAIT_RESULT`] and at most [`Backoff::MAX_DURATION`]. Scripts write it
+    /// `retry(#{ await_result: "2h" })`.
+    ///
+    /// ```
+    /// use lightflow_remedy::Backoff;
+    /// use std::time::Duration;
+    ///
+    /// let encode = Backoff { await_result: Some(Duration::from_secs(2 * 3600)), ..Backoff::default() };
+    /// assert!(encode.validate().is_ok());
+    /// let at_once = Backoff { await_result: Some(Duration::ZERO), ..Backoff::default() };
+    /// assert!(at_once.validate().unwrap_err().contains("await_result (0s) must be at least 1ms"));
+    /// ```
+    pub await_result: Option<Duration>,
 }
 
 impl Default for Backoff {
@@ -107,6 +123,7 @@ impl Default for Backoff {
             max_hint: Duration::from_secs(300),
             give_up_on_repeat: false,
             reconcile_first: false,
+            await_result: None,
         }
     }
 }
@@ -115,6 +132,20 @@ impl Backoff {
     /// The longest duration any option may give: 30 days. Longer is a mistake (a typo of unit or a runaway
     /// computation), not a policy.
     pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// The shortest `await_result`: 1 ms, the resolution at which a durable store keeps due times (a shorter
+    /// wait would be kept as none at all).
+    ///
+    /// ```
+    /// use lightflow_remedy::Backoff;
+    /// use std::time::Duration;
+    ///
+    /// let shortest = Backoff { await_result: Some(Backoff::MIN_AWAIT_RESULT), ..Backoff::default() };
+    /// assert!(shortest.validate().is_ok());
+    /// let shorter = Backoff { await_result: Some(Duration::from_micros(500)), ..Backoff::default() };
+    /// assert!(shorter.validate().is_err());
+    /// ```
+    pub const MIN_AWAIT_RESULT: Duration = Duration::from_millis(1);
 
     /// The same options with `n` attempts (at least 1).
     pub fn attempts(mut self, n: u32) -> Self {
@@ -134,13 +165,15 @@ impl Backoff {
     /// ```
     pub fn validate(&self) -> Result<(), String> {
         let longest = self.initial.max(self.max_delay).max(self.min_delay).max(self.max_hint);
-        if longest.max(self.max_elapsed.unwrap_or_default()) > Backoff::MAX_DURATION {
+        let optional = self.max_elapsed.unwrap_or_default().max(self.await_result.unwrap_or_default());
+        if longest.max(optional) > Backoff::MAX_DURATION {
             let durations = [
                 ("initial", Some(self.initial)),
                 ("max_delay", Some(self.max_delay)),
                 ("min_delay", Some(self.min_delay)),
                 ("max_elapsed", self.max_elapsed),
                 ("max_hint", Some(self.max_hint)),
+                ("await_result", self.await_result),
             ];
             for (name, d) in durations {
                 if let Some(d) = d.filter(|d| *d > Backoff::MAX_DURATION) {
@@ -181,6 +214,15 @@ impl Backoff {
         {
             return Err(format!("a jitter proportion must lie within 0.0..=1.0, found {p}"));
         }
+        if let Some(wait) = self.await_result
+            && wait < Backoff::MIN_AWAIT_RESULT
+        {
+            return Err(format!(
+                "await_result ({}) must be at least {}: a submitted attempt needs some time to report",
+                humantime::format_duration(wait),
+                humantime::format_duration(Backoff::MIN_AWAIT_RESULT)
+            ));
+        }
         Ok(())
     }
 }
@@ -198,11 +240,20 @@ mod tests {
             (Backoff { min_delay: Duration::from_secs(600), ..Backoff::default() }, "min_delay"),
             (Backoff { jitter: Jitter::Proportional(1.5), ..Backoff::default() }, "jitter"),
             (Backoff { max_delay: Duration::MAX, ..Backoff::default() }, "max_delay"),
+            (
+                Backoff { await_result: Some(Duration::ZERO), ..Backoff::default() },
+                "await_result (0s) must be at least 1ms",
+            ),
+            (Backoff { await_result: Some(Duration::from_micros(999)), ..Backoff::default() }, "at least 1ms"),
+            (Backoff { await_result: Some(Duration::from_secs(31 * 86_400)), ..Backoff::default() }, "await_result"),
         ];
         for (backoff, word) in cases {
             let err = backoff.validate().expect_err(word);
             assert!(err.contains(word), "{err}");
         }
         assert!(Backoff::default().validate().is_ok());
+        for wait in [Backoff::MIN_AWAIT_RESULT, Duration::from_secs(7200), Backoff::MAX_DURATION] {
+            assert!(Backoff { await_result: Some(wait), ..Backoff::default() }.validate().is_ok(), "{wait:?}");
+        }
     }
 }

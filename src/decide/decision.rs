@@ -90,6 +90,28 @@ impl<'p> Decision<'p> {
         self.delay_source
     }
 
+    /// How long an attempt made at this decision may take to report its result, if its hook answers
+    /// `Submitted`, before the engine asks the host's `check` hook: the stage's `await_result` option. `None`
+    /// when the stage does not set it (the remediator's own applies, 6 h unless its builder says otherwise).
+    ///
+    /// ```
+    /// use lightflow_remedy::{Context, Failure, History, Policies};
+    /// use std::time::Duration;
+    ///
+    /// let policies = Policies::builder()
+    ///     .source("10-encodes.rhai", r#"on(2001, retry(#{ attempts: 2, initial: "1m", await_result: "2h" }));"#)
+    ///     .build()?;
+    /// let failure = Failure::asset(2001, "download failed")?;
+    /// let decision = policies.decide(&failure, &History::new(0), &Context::new());
+    /// assert_eq!(decision.await_result(), Some(Duration::from_secs(2 * 3600)));
+    /// let other = policies.decide(&Failure::asset(2503, "unavailable")?, &History::new(0), &Context::new());
+    /// assert_eq!(other.await_result(), None, "the defaults leave it to the remediator");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn await_result(&self) -> Option<Duration> {
+        self.stage_ref().and_then(Stage::await_result)
+    }
+
     /// The reason, for a `fail`.
     pub fn reason(&self) -> Option<&str> {
         self.action().reason()
@@ -159,7 +181,9 @@ impl<'p> Decision<'p> {
 }
 
 impl Serialize for Decision<'_> {
-    /// `{action, delay_ms, delay_source, reason, stage (from 1), stages, attempt, params, rule, script_error}`.
+    /// `{action, delay_ms, delay_source, reason, stage (from 1), stages, attempt, params, rule, script_error}`;
+    /// `params` has the action's parameters, `reconcile_first: true` and `await_result_ms` when the stage sets
+    /// them.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let origin = self.rule().origin();
         let mut map = s.serialize_map(None)?;
@@ -172,7 +196,7 @@ impl Serialize for Decision<'_> {
         map.serialize_entry("attempt", &self.attempt)?;
         map.serialize_entry(
             "params",
-            &ActionParams(self.action(), self.stage_ref().is_some_and(Stage::reconcile_first)),
+            &ActionParams(self.action(), self.stage_ref().is_some_and(Stage::reconcile_first), self.await_result()),
         )?;
         map.serialize_entry(
             "rule",
@@ -189,14 +213,17 @@ impl Serialize for Decision<'_> {
     }
 }
 
-/// The parameters of an action, as JSON, and whether the host reconciles first.
-struct ActionParams<'a>(&'a Action, bool);
+/// The parameters of an action, as JSON, whether the host reconciles first, and the stage's `await_result`.
+struct ActionParams<'a>(&'a Action, bool, Option<Duration>);
 
 impl Serialize for ActionParams<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         if self.1 {
             map.serialize_entry("reconcile_first", &true)?;
+        }
+        if let Some(wait) = self.2 {
+            map.serialize_entry("await_result_ms", &crate::millis::millis(wait))?;
         }
         match self.0 {
             Action::Retry | Action::Reconcile => {}

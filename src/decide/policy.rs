@@ -124,6 +124,22 @@ impl Stage {
         self.backoff().is_some_and(|b| b.reconcile_first)
     }
 
+    /// How long a submitted attempt of this stage may take to report before the engine asks `check`, if the
+    /// stage says (its `await_result` option); `None` for the remediator's own.
+    ///
+    /// ```
+    /// use lightflow_remedy::decide::{Backoff, Stage};
+    /// use std::time::Duration;
+    ///
+    /// let encode = Stage::retry(Backoff { await_result: Some(Duration::from_secs(7200)), ..Backoff::default() });
+    /// assert_eq!(encode.await_result(), Some(Duration::from_secs(7200)));
+    /// assert_eq!(Stage::retry(Backoff::default()).await_result(), None);
+    /// assert_eq!(Stage::reconcile().await_result(), None);
+    /// ```
+    pub fn await_result(&self) -> Option<Duration> {
+        self.backoff().and_then(|b| b.await_result)
+    }
+
     /// The backoff of a waiting stage.
     pub fn backoff(&self) -> Option<&Backoff> {
         self.schedule.as_ref().map(Schedule::options)
@@ -171,6 +187,11 @@ impl Stage {
             };
             (b.initial, b.multiplier.to_bits(), b.max_delay, b.min_delay, b.max_elapsed, jitter).hash(&mut h);
             (b.respect_retry_after, b.max_hint, b.reconcile_first).hash(&mut h);
+            // Only when set: the stages written before the option existed keep their digests (and the jobs
+            // at them their place in their chains across an upgrade).
+            if let Some(wait) = b.await_result {
+                wait.hash(&mut h);
+            }
         }
         h.finish()
     }
@@ -211,6 +232,9 @@ impl fmt::Display for Stage {
         }
         if b.reconcile_first {
             f.write_str(", reconciling first")?;
+        }
+        if let Some(wait) = b.await_result {
+            write!(f, ", results awaited up to {}", d(wait))?;
         }
         Ok(())
     }
@@ -358,6 +382,20 @@ mod tests {
         let p = Policy::new(Stage::fail("a"));
         assert_eq!(p.fingerprint(), Policy::new(Stage::fail("a").at(pos(3))).fingerprint());
         assert_ne!(p.fingerprint(), Policy::new(Stage::reconcile()).then(Stage::fail("a")).fingerprint());
+        let awaiting = |wait| Stage::retry(Backoff { await_result: wait, ..Backoff::default() });
+        let hour = Some(Duration::from_secs(3600));
+        assert_ne!(awaiting(hour).digest(), awaiting(None).digest());
+        assert_ne!(awaiting(hour).digest(), awaiting(Some(Duration::from_secs(7200))).digest());
+    }
+
+    /// `Stage::retry(Backoff::default()).digest()`, as builds before `await_result` computed it.
+    const PINNED_RETRY_DIGEST: u64 = 11_691_584_983_656_153_889;
+
+    #[test]
+    fn a_digest_is_the_same_as_before_await_result_existed() {
+        // Pinned: a stage that does not set the option keeps the digest it had, so that jobs in flight keep
+        // their place in their chains when a replica is upgraded.
+        assert_eq!(Stage::retry(Backoff::default()).digest(), PINNED_RETRY_DIGEST);
     }
 
     #[test]

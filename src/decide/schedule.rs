@@ -212,7 +212,7 @@ thread_local! {
 
 /// Every option of a [`Backoff`], bit for bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CacheKey([u64; 13]);
+struct CacheKey([u64; 15]);
 
 impl CacheKey {
     fn of(b: &Backoff) -> Self {
@@ -241,6 +241,8 @@ impl CacheKey {
             u64::from(b.give_up_on_repeat),
             u64::from(b.reconcile_first),
             u64::from(b.max_elapsed.is_some()),
+            b.await_result.map_or(u64::MAX, nanos),
+            u64::from(b.await_result.is_some()),
         ])
     }
 }

@@ -2,6 +2,7 @@
 //! `await_result` runs out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -12,6 +13,7 @@ use super::events::HookName;
 use super::guards::{Probe, give_back, settle};
 use super::hooks::{Checked, Hooks, Pending};
 use super::job::{AttemptKey, Job};
+use super::ledger;
 use super::outcome::Outcome;
 use super::parts::Parts;
 use super::report::Reported;
@@ -20,8 +22,9 @@ use super::state::{Awaiting, State};
 use super::unanswered::call_failed;
 use crate::classify::Failure;
 
-/// The attempt was submitted: the job awaits its result. A report that came while its hook was being called,
-/// or that was held for its reference, is the job's at once.
+/// The attempt was submitted: the job awaits its result, for its stage's `await_result` (`wait`) or else the
+/// remediator's. A report that came while its hook was being called, or that was held for its reference, is the
+/// job's at once.
 pub(super) fn submitted<H>(
     inner: &Inner<H>,
     job: &Job,
@@ -29,13 +32,15 @@ pub(super) fn submitted<H>(
     cell: &Arc<JobCell>,
     attempt: u32,
     reference: String,
+    wait: Option<Duration>,
 ) {
     let early = cell.await_attempt(attempt);
     let held = inner.remember_reference(&reference, job.job_id(), attempt, cell);
     if let Some(report) = early.or(held) {
         cell.offer(Some(attempt), report);
     }
-    st.set_awaiting(Some(Box::new(Awaiting { attempt, reference, left: inner.await_result })));
+    let left = wait.unwrap_or(inner.await_result);
+    st.set_awaiting(Some(Box::new(Awaiting { attempt, reference, left, wait })));
 }
 
 /// Waits for the result of the submitted attempt: a report, or, when `await_result` runs out, the host's
@@ -55,10 +60,12 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
     let deadline = super::wait::later(began, awaiting.left);
     let reported = if let Some(stored) = stored.as_deref_mut() {
         // In a durable store the job does not wait here: it rests as a row until a report comes or it is time
-        // to check. Claimed again, it has its report, or it checks now.
+        // to check. Claimed again, it has its report, or it checks now. The claim woke the attempt it found
+        // awaited, this first wait after it: a later attempt submitted while the job is held waits as well.
+        let woke = std::mem::take(&mut stored.woke_awaiting);
         if cell.is(REPORT) {
             cell.take_report()
-        } else if std::mem::take(&mut stored.woke_awaiting) {
+        } else if woke {
             None
         } else {
             return Some(suspended(job, st.clone()));
@@ -94,7 +101,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Ok(Checked::Failed(failure)) => Reported::Failed { failure },
                 Ok(Checked::Running) => {
                     if let Some(a) = st.awaiting_mut() {
-                        a.left = inner.await_result;
+                        a.left = a.wait_or(inner.await_result);
                     }
                     return None;
                 }
@@ -112,6 +119,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
                 Err(e) => {
                     st.set_awaiting(None);
                     cell.attempt_settled();
+                    ledger::attempt_settled(stored);
                     give_back(inner, st);
                     return call_failed(inner, st, e, st.failure.downstream());
                 }
@@ -120,6 +128,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
     };
     st.set_awaiting(None);
     cell.attempt_settled();
+    ledger::attempt_settled(stored);
     let mut probe = Probe::none(st.failure.downstream());
     match report {
         Reported::Succeeded => {

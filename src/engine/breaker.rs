@@ -93,6 +93,9 @@ struct Breaker {
     state: BreakerState,
     failures: u32,
     open_until: Instant,
+    /// When it last opened or closed here, so that a change another replica made later is taken in and an
+    /// older one is not. `None` before its first change.
+    changed_at: Option<Instant>,
     probes: u32,
     /// Counts half-open periods, so that a probe of an earlier one does not decide the current one.
     generation: u64,
@@ -134,6 +137,7 @@ impl Breakers {
                         state: BreakerState::Closed,
                         failures: 0,
                         open_until: now,
+                        changed_at: None,
                         probes: 0,
                         generation: 0,
                         waiting: 0,
@@ -202,16 +206,19 @@ impl Breakers {
                 b.failures = b.failures.saturating_add(1);
                 if b.failures >= self.config.failure_threshold.max(1) {
                     b.state = BreakerState::Open;
+                    b.changed_at = Some(now);
                     b.open_until = self.reopen(now);
                 }
             }
             (BreakerState::HalfOpen, true) if probe => {
                 b.state = BreakerState::Closed;
+                b.changed_at = Some(now);
                 b.failures = 0;
                 b.release = Some(Release { from: now, total: b.waiting, next: 0 });
             }
             (BreakerState::HalfOpen, false) if probe => {
                 b.state = BreakerState::Open;
+                b.changed_at = Some(now);
                 b.open_until = self.reopen(now);
             }
             // Results of calls that started before the breaker opened do not decide it.
@@ -227,6 +234,45 @@ impl Breakers {
 
     fn reopen(&self, now: Instant) -> Instant {
         now.checked_add(self.config.open_for).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+    }
+
+    /// When `d`'s breaker opens until, if it is open.
+    pub(crate) fn open_until(&self, d: Downstream) -> Option<Instant> {
+        let b = self.lock(d);
+        (b.state == BreakerState::Open).then_some(b.open_until)
+    }
+
+    /// Another replica opened `d`'s breaker at `at`, until `until`: it is open here too, until then.
+    pub(crate) fn adopt_open(&self, d: Downstream, at: Instant, until: Instant, now: Instant) -> Option<Transition> {
+        let mut b = self.lock(d);
+        let from = b.state;
+        if until <= now || (from == BreakerState::Open && b.open_until >= until) || b.changed_at >= Some(at) {
+            return None;
+        }
+        b.state = BreakerState::Open;
+        b.changed_at = Some(at);
+        b.open_until = until;
+        b.release = None;
+        drop(b);
+        self.changed(d).notify_waiters();
+        (from != BreakerState::Open).then_some(Transition { downstream: d, from, to: BreakerState::Open })
+    }
+
+    /// Another replica's probe closed `d`'s breaker at `at`: one that opened before then is closed here too,
+    /// and the jobs waiting for it are released as after a close of its own.
+    pub(crate) fn adopt_closed(&self, d: Downstream, at: Instant, now: Instant) -> Option<Transition> {
+        let mut b = self.lock(d);
+        let from = b.state;
+        if from == BreakerState::Closed || b.changed_at >= Some(at) {
+            return None;
+        }
+        b.state = BreakerState::Closed;
+        b.changed_at = Some(at);
+        b.failures = 0;
+        b.release = Some(Release { from: now, total: b.waiting, next: 0 });
+        drop(b);
+        self.changed(d).notify_waiters();
+        Some(Transition { downstream: d, from, to: BreakerState::Closed })
     }
 
     /// A job starts waiting for `d`'s breaker; [`Breakers::wait_ended`] when it stops.

@@ -328,6 +328,22 @@ impl RetryBudget {
         *tokens = tokens.saturating_add(withdrawal.milli).min(self.full);
     }
 
+    /// Tokens now, in thousandths.
+    pub(crate) fn milli(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// Tokens when full, in thousandths.
+    pub(crate) fn full_milli(&self) -> u64 {
+        self.full
+    }
+
+    /// Moves the tokens by `by` thousandths, kept within the bucket (the fleet's count brought in).
+    pub(crate) fn adjust(&self, by: i64) {
+        let mut tokens = self.lock();
+        *tokens = tokens.saturating_add_signed(by).min(self.full);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
         // A panic elsewhere cannot leave a number half-written: the value is always usable.
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())

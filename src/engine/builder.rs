@@ -88,7 +88,9 @@ impl<H: Hooks> RemediatorBuilder<H> {
     }
 
     /// How long a submitted attempt's result may take before the engine asks the host's `check` hook
-    /// (default [`DEFAULT_AWAIT_RESULT`], 6 h).
+    /// (default [`DEFAULT_AWAIT_RESULT`], 6 h), and again after each `check` that finds it still running. A
+    /// stage's own `await_result` option (`retry(#{ await_result: "2h" })`) takes precedence for the attempts of
+    /// that stage; this is the wait of every other one (and of `fix_credentials` stages, which take no options).
     pub fn await_result(mut self, wait: Duration) -> Self {
         self.await_result = wait;
         self

@@ -3,7 +3,7 @@
 //! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -11,8 +11,10 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::cell::{JobCell, LOST};
+use super::fleet::Fleet;
 use super::outcome::Outcome;
-use crate::store::{Clock, JobId, Lease, Store, Timestamp};
+use super::record::Record;
+use crate::store::{Clock, JobId, Lease, Phase, Store, Timestamp};
 
 /// How a remediator works with its durable store.
 ///
@@ -40,6 +42,10 @@ pub struct StoreSettings {
     pub retention: Duration,
     /// This replica's name in leases; default a random one.
     pub owner: Option<String>,
+    /// Whether the retry budget and the circuit breakers are one for every replica on the store (their state
+    /// in the store's guard rows, brought in before each stored step and written after it), rather than each
+    /// replica's own. Default on. See README's "Shared fleet guards" for what it costs.
+    pub shared_guards: bool,
 }
 
 impl Default for StoreSettings {
@@ -51,6 +57,7 @@ impl Default for StoreSettings {
             poll_every: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
             owner: None,
+            shared_guards: true,
         }
     }
 }
@@ -61,6 +68,8 @@ pub(crate) struct Durable {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) owner: Arc<str>,
     pub(crate) settings: StoreSettings,
+    /// The fleet guards' sync, when they are shared.
+    pub(crate) fleet: Option<Fleet>,
     /// A hint to the claimer: something may be due now.
     pub(crate) wake: Arc<Notify>,
     /// The jobs this replica holds.
@@ -71,6 +80,8 @@ pub(crate) struct Durable {
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
     pub(crate) started: AtomicBool,
     pub(crate) stopping: AtomicBool,
+    /// Where the next look for handles' jobs ended elsewhere starts.
+    looked: AtomicUsize,
     /// When the claimer next looks for due jobs by itself, in milliseconds on the store's clock; `i64::MIN`
     /// while it looks (it then reads `let_go_due`).
     pub(crate) looks_at: AtomicI64,
@@ -95,11 +106,26 @@ pub(crate) struct Stored {
     pub(crate) unanswered: Option<String>,
     /// The last call's answer, written with the next write.
     pub(crate) answered: Option<(String, String)>,
-    /// Whether this task took the row's report (it is cleared with the next write).
-    pub(crate) took_report: bool,
+    /// Whether the row's report is cleared with the next write: this task took it, or it is of an attempt that
+    /// has settled otherwise (its call answered at once, or `check` answered first).
+    pub(crate) clear_report: bool,
     /// Whether the job was claimed while it awaited a submitted attempt's result: its report is on the row,
     /// or the time to `check` has come.
     pub(crate) woke_awaiting: bool,
+}
+
+/// What the ledger key of an attempt's credential fix adds to the attempt's key: the fix is part of the attempt.
+pub(crate) const FIX_SUFFIX: &str = "/fix";
+
+impl Stored {
+    /// Whether the call an earlier holder left unanswered was one of the attempt with key `key`: its
+    /// resubmission or re-publication, or the credential fix before it. Forgotten either way: the attempt about
+    /// to be made reconciles it, or it was a call of another step.
+    pub(crate) fn take_unanswered(&mut self, key: &str) -> bool {
+        self.unanswered
+            .take()
+            .is_some_and(|u| u.strip_prefix(key).is_some_and(|rest| rest.is_empty() || rest == FIX_SUFFIX))
+    }
 }
 
 impl Durable {
@@ -109,12 +135,14 @@ impl Durable {
             store,
             clock,
             owner: Arc::from(owner),
+            fleet: settings.shared_guards.then(Fleet::default),
             settings,
             wake: Arc::new(Notify::new()),
             held: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
+            looked: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             looks_at: AtomicI64::new(i64::MIN),
             let_go_due: AtomicI64::new(i64::MAX),
@@ -139,6 +167,43 @@ impl Durable {
         let cell = Arc::new(JobCell::new(id));
         self.watchers().entry(id).or_default().push(Arc::downgrade(&cell));
         cell
+    }
+
+    /// Handles of jobs this replica does not hold, whose job may have ended elsewhere (at another replica, or
+    /// cancelled at rest by `remedy jobs cancel`): their outcome is read from the store, a few jobs a round,
+    /// in turn, so that every handle resolves wherever its job ends.
+    pub(crate) async fn tell_ended_elsewhere(&self) {
+        const PER_ROUND: usize = 16;
+        let held: Vec<JobId> = self.held().keys().copied().collect();
+        let mut ids: Vec<JobId> = {
+            let mut watchers = self.watchers();
+            watchers.retain(|_, cells| {
+                cells.retain(|c| c.strong_count() > 0);
+                !cells.is_empty()
+            });
+            watchers.keys().filter(|id| !held.contains(id)).copied().collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort_unstable();
+        let from = self.looked.fetch_add(PER_ROUND, Ordering::Relaxed) % ids.len();
+        ids.rotate_left(from);
+        ids.truncate(PER_ROUND);
+        for id in ids {
+            let Ok(Some(row)) = self.store.job(id).await else { continue };
+            if row.phase != Phase::Finished {
+                continue;
+            }
+            match Record::decode(&row) {
+                Ok(Record { outcome: Some(outcome), .. }) => self.tell(id, &outcome),
+                // Cancelled at rest by the store itself: the payload is as the job was left.
+                _ if row.outcome.as_deref() == Some("cancelled") => {
+                    self.tell(id, &Outcome::Cancelled { attempts: row.attempts });
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Gives the watchers of `id` its outcome.

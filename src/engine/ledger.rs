@@ -1,6 +1,7 @@
 //! The ledger of side-effecting calls: on a durable store, a job's state and the call's key are written before
 //! the call starts, so that a replica that takes the job over knows an attempt was under way, reconciles it,
-//! and repeats it with the same key.
+//! and repeats it with the same key. A call's answer is written with the job's next write, which comes before
+//! any other hook call.
 
 use std::future::Future;
 
@@ -27,18 +28,54 @@ pub(crate) async fn begin_call<H>(
     hook: &str,
     key: &str,
 ) -> Result<(), StoreError> {
+    write_held(inner, job, st, stored, cell, Some((hook, key))).await
+}
+
+/// Before a hook call that is not in the ledger (a reconcile): the last side-effecting call's answer, if it is
+/// not written yet, is written now with the job's state (past its wait), so that a replica that takes the job
+/// over after a crash during that call goes on from the answer rather than repeat the answered call. A lease
+/// that is gone stops the job at once.
+pub(crate) async fn write_answer<H>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &State,
+    stored: &mut Option<Box<Stored>>,
+    cell: &JobCell,
+) -> Result<(), StoreError> {
+    if stored.as_deref().is_none_or(|s| s.answered.is_none()) {
+        return Ok(());
+    }
+    write_held(inner, job, st, stored, cell, None).await
+}
+
+/// A write of a job its replica keeps holding: the last call's answer, then the start of the call `begin`
+/// (`(hook, key)`), if any.
+async fn write_held<H>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &State,
+    stored: &mut Option<Box<Stored>>,
+    cell: &JobCell,
+    begin: Option<(&str, &str)>,
+) -> Result<(), StoreError> {
     let (Some(d), Some(stored)) = (&inner.durable, stored.as_deref_mut()) else { return Ok(()) };
     let now = d.now();
     let mut record = Record::of(job, st, stored.first_failure_at);
     record.unanswered = stored.unanswered.clone();
+    if begin.is_none() {
+        // Between steps, past the wait: taken over, the job decides again and goes on at once.
+        record.remaining = Some(std::time::Duration::ZERO);
+    }
     let payload = record.encode();
     let last_code = st.failure.key().to_string();
     let answered = stored.answered.take();
     let mut ledger: Vec<LedgerWrite<'_>> =
         answered.iter().map(|(key, answer)| LedgerWrite::End { key, answer }).collect();
-    ledger.push(LedgerWrite::Begin { key, hook });
+    if let Some((hook, key)) = begin {
+        ledger.push(LedgerWrite::Begin { key, hook });
+    }
     let save = Save {
-        phase: Phase::Calling,
+        phase: if begin.is_some() { Phase::Calling } else { Phase::Waiting },
         wake_at: now,
         release: false,
         payload: &payload,
@@ -47,7 +84,7 @@ pub(crate) async fn begin_call<H>(
         attempts: st.history.attempts(),
         reference: None,
         ledger: &ledger,
-        take_report: std::mem::take(&mut stored.took_report),
+        take_report: std::mem::take(&mut stored.clear_report),
         outcome: None,
     };
     match d.store.save(&stored.lease, save, now).await {
@@ -69,6 +106,16 @@ pub(crate) async fn begin_call<H>(
 pub(crate) fn answered(stored: &mut Option<Box<Stored>>, key: String, answer: String) {
     if let Some(stored) = stored.as_deref_mut() {
         stored.answered = Some((key, answer));
+    }
+}
+
+/// The job's attempt has settled without the report its row may hold (its call answered at once, or `check`
+/// answered): such a report is of this attempt, and the next write clears it, so that it is never taken for the
+/// result of a later attempt. That write comes before the next hook call (`begin_call`), so no report of a later
+/// attempt can be on the row yet.
+pub(crate) fn attempt_settled(stored: &mut Option<Box<Stored>>) {
+    if let Some(stored) = stored.as_deref_mut() {
+        stored.clear_report = true;
     }
 }
 

@@ -28,6 +28,7 @@ mod decision_counts;
 mod durable;
 mod ending;
 mod events;
+mod fleet;
 mod guards;
 mod handle;
 mod hooks;

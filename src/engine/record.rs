@@ -1,6 +1,8 @@
 //! A job as a durable store keeps it: the engine's payload of a row (JSON, versioned), written after each step
 //! and read back when the job is due again, by this replica or another.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::budget::Withdrawal;
@@ -44,6 +46,15 @@ pub(crate) struct Record {
     /// reconciled.
     #[serde(default)]
     pub(crate) unanswered: Option<String>,
+    /// What was left of the delay before the next attempt when the job went to rest; `None` when it had none
+    /// to wait (just enqueued, or stopped by a shutdown before its next decision): claimed, such a job decides
+    /// and waits its delay. A row written before this field was kept is taken as having waited.
+    #[serde(with = "crate::millis::opt", default = "waited")]
+    pub(crate) remaining: Option<Duration>,
+}
+
+fn waited() -> Option<Duration> {
+    Some(Duration::ZERO)
 }
 
 impl Record {
@@ -62,6 +73,7 @@ impl Record {
             awaiting: st.more_ref().and_then(|m| m.awaiting.clone()),
             outcome: None,
             unanswered: None,
+            remaining: st.remaining,
         }
     }
 

@@ -66,6 +66,8 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
         d.looks_at.store(i64::MIN, Ordering::SeqCst);
         d.let_go_due.store(i64::MAX, Ordering::SeqCst);
         let wake = d.wake.clone();
+        // Another replica's write that made a job due (PostgreSQL's LISTEN/NOTIFY); polling stays the fallback.
+        let hints = d.store.wake_hints();
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
@@ -92,6 +94,7 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
             }
             Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "claiming due jobs failed"),
         }
+        d.tell_ended_elsewhere().await;
         if full {
             // More may be due.
             drop(inner);
@@ -110,9 +113,16 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
         let wait = next.since(d.now());
         drop(inner);
         if !wait.is_zero() {
+            let hinted = async {
+                match &hints {
+                    Some(hints) => hints.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = woken => {}
+                _ = hinted => {}
             }
         } else {
             tokio::task::yield_now().await;
@@ -229,11 +239,16 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     };
     let first_failure_at = record.first_failure_at;
     let unanswered = unanswered.or_else(|| record.unanswered.clone());
+    let rested = record.remaining;
     let (job, mut state) = record.into_state();
-    if matches!(row.phase, Phase::Waiting | Phase::Calling) {
-        // Claimed because it is due (or taken over in the middle of a call): the delay is spent.
-        state.remaining = Some(Duration::ZERO);
-    }
+    state.remaining = match row.phase {
+        // Taken over in the middle of a call: the delay before it was spent.
+        Phase::Calling => Some(Duration::ZERO),
+        // Claimed because it is due: the delay it rested for is spent. One that had no delay to wait (just
+        // enqueued, or stopped by a shutdown before its next decision) decides, and waits its delay.
+        Phase::Waiting => rested.map(|_| Duration::ZERO),
+        Phase::Awaiting | Phase::Finished => None,
+    };
     let report: Option<Reported> = row.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
     if row.cancel_requested {
         cell.raise(CANCEL);
@@ -258,20 +273,25 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             }
         }
     };
-    let mut took_report = false;
+    let mut clear_report = false;
     if let (Some(report), Some(awaiting)) = (report, state.awaiting()) {
         cell.await_attempt(awaiting.attempt);
         cell.offer(Some(awaiting.attempt), report);
-        took_report = true;
+        clear_report = true;
     }
     let now = Instant::now();
     let started = now.checked_sub(d.now().since(first_failure_at)).unwrap_or(now);
     let delivery = Delivery { inner: inner.clone(), hash, cell: cell.clone(), finished: false };
     let woke_awaiting = row.phase == Phase::Awaiting;
     let stored =
-        Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, took_report, woke_awaiting };
+        Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, clear_report, woke_awaiting };
     let mut parts = Parts { job, state, started, delivery, stored: Some(Box::new(stored)) };
 
+    if let Some(fleet) = &d.fleet
+        && let Some(t) = fleet.before(inner.guards(d), parts.state.failure.downstream()).await
+    {
+        inner.breaker_seen(t);
+    }
     let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
     let outcome = walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
     if cell.is(LOST) {
@@ -296,6 +316,9 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             parts.end(outcome);
             d.let_go(id, None);
         }
+    }
+    if let Some(fleet) = &d.fleet {
+        fleet.after(inner.guards(d)).await;
     }
 }
 
@@ -331,7 +354,7 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
         attempts: st.history.attempts(),
         reference: st.awaiting().map(|a| a.reference.as_str()),
         ledger: &ledger,
-        take_report: std::mem::take(&mut stored.took_report),
+        take_report: std::mem::take(&mut stored.clear_report),
         outcome: outcome_name,
     };
     let saved = d.store.save(&stored.lease, save, now).await?;

@@ -15,6 +15,7 @@ use super::cell::{JobCell, Offer};
 use super::counters::Counters;
 use super::durable::Durable;
 use super::events::Event;
+use super::fleet::Guards;
 use super::outcome::{Outcome, SuspendedJob};
 use super::registry::Registry;
 use super::report::Reported;
@@ -127,7 +128,24 @@ impl<H> Inner<H> {
         JobId(self.job_ids.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// This replica's guards and the store that shares them.
+    pub(crate) fn guards<'a>(&'a self, d: &'a Durable) -> Guards<'a> {
+        Guards { store: &*d.store, clock: &*d.clock, budget: self.budget.as_ref(), breakers: self.breakers.as_ref() }
+    }
+
+    /// A change of this replica's breaker: counted, told, and noted for the fleet.
     pub(crate) fn breaker_changed(&self, t: Transition) {
+        if let Some(d) = &self.durable
+            && let Some(fleet) = &d.fleet
+        {
+            let open_until = self.breakers.as_ref().and_then(|b| b.open_until(t.downstream));
+            fleet.noted(d.now(), t, open_until);
+        }
+        self.breaker_seen(t);
+    }
+
+    /// A change of a breaker, counted and told (another replica's, taken in here, is not noted again).
+    pub(crate) fn breaker_seen(&self, t: Transition) {
         self.counters.breaker(t.downstream, t.to);
         tracing::info!(downstream = %t.downstream, from = ?t.from, to = ?t.to, "circuit breaker");
         self.emit(|| Event::BreakerChanged { downstream: t.downstream, from: t.from, to: t.to });

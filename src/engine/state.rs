@@ -53,6 +53,31 @@ pub struct Awaiting {
     /// How long after the submission its result may still come before the engine asks `check`.
     #[serde(with = "crate::millis")]
     pub left: Duration,
+    /// How long each wait for its result lasts (the first, and each after a `check` that finds it still
+    /// running): its stage's `await_result`. `None` (also in states written before the option existed): the
+    /// remediator's own.
+    #[serde(default, with = "crate::millis::opt", skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Duration>,
+}
+
+impl Awaiting {
+    /// How long each wait for the result lasts: the stage's `await_result`, else the remediator's `default`.
+    ///
+    /// ```
+    /// use lightflow_remedy::engine::Awaiting;
+    /// use std::time::Duration;
+    ///
+    /// let hour = Duration::from_secs(3600);
+    /// let staged = Awaiting { attempt: 1, reference: "uuid-1".into(), left: hour, wait: Some(hour) };
+    /// assert_eq!(staged.wait_or(Duration::from_secs(6 * 3600)), hour);
+    /// // A state written before stages could say, read back: the remediator's own.
+    /// let old: Awaiting = serde_json::from_str(r#"{"attempt": 1, "reference": "uuid-1", "left": 60000}"#)?;
+    /// assert_eq!(old.wait_or(Duration::from_secs(6 * 3600)), Duration::from_secs(6 * 3600));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn wait_or(&self, default: Duration) -> Duration {
+        self.wait.unwrap_or(default)
+    }
 }
 
 impl State {

@@ -6,12 +6,13 @@ use std::time::Duration;
 use super::awaiting::submitted;
 use super::call::{CallError, call};
 use super::cell::{CALLING, JobCell};
+use super::durable::{FIX_SUFFIX, Stored};
 use super::ending::{cancelled, recovered, suspended, verdict};
 use super::events::{Event, HookName};
 use super::guards::{Held, Probe, give_back, pass_breaker, settle};
 use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
 use super::job::{AttemptKey, Job};
-use super::ledger::ledgered;
+use super::ledger::{self, ledgered, write_answer};
 use super::outcome::Outcome;
 use super::parts::Parts;
 use super::shared::Inner;
@@ -41,7 +42,7 @@ pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decisio
             None
         }
         _ => {
-            let answer = reconcile(inner, job, st, cell).await;
+            let answer = reconcile(inner, job, st, stored, cell).await;
             match answer {
                 // A call the shutdown cut off or did not start leaves no trace: resume asks again.
                 Err(CallError::Aborted | CallError::Shutdown) => return Some(suspended(job, st.clone())),
@@ -65,10 +66,11 @@ pub(super) async fn reconcile<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
+    stored: &mut Option<Box<Stored>>,
     cell: &JobCell,
 ) -> Result<Reconciled, CallError> {
     let last = st.history.attempts();
-    reconcile_attempt(inner, job, st, cell, last).await
+    reconcile_attempt(inner, job, st, stored, cell, last).await
 }
 
 /// Asks the host whether attempt `attempt` in fact succeeded.
@@ -76,9 +78,14 @@ async fn reconcile_attempt<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
+    stored: &mut Option<Box<Stored>>,
     cell: &JobCell,
     attempt: u32,
 ) -> Result<Reconciled, CallError> {
+    // The reconcile is not in the ledger: the answer it follows is written first.
+    if write_answer(inner, job, st, stored, cell).await.is_err() {
+        return Err(CallError::Aborted);
+    }
     let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt };
     let answer = call(inner, job, HookName::Reconcile, None, cell, || inner.hooks.reconcile(job, &key)).await;
     if !matches!(answer, Err(CallError::Aborted | CallError::Shutdown | CallError::Cancelled)) {
@@ -95,12 +102,12 @@ pub(super) async fn refused_retry<H: Hooks>(
     decision: &Decision<'static>,
     refused: super::budget::Refused,
 ) -> Option<Outcome> {
-    let Parts { job, state: st, started, delivery, .. } = parts;
+    let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     inner.counters.budget_refusal();
     inner.emit(|| Event::BudgetRefused { asset_id: job.id().clone(), available: refused.available });
     if decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
-        match reconcile(inner, job, st, cell).await {
+        match reconcile(inner, job, st, stored, cell).await {
             Ok(Reconciled::Done) => {
                 settle(inner, st, &mut Probe::none(st.failure.downstream()), true, true);
                 return Some(recovered(st, *started, true));
@@ -129,17 +136,12 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: st.history.attempts().saturating_add(1) };
     let n = Some(key.attempt);
 
-    // An attempt whose call an earlier holder started and never saw answered is reconciled before it is
-    // repeated, with the same key.
-    let key_text = stored.as_deref().map(|_| key.to_string());
-    let unanswered = stored.as_deref_mut().is_some_and(|s| {
-        let matches = s.unanswered.is_some() && s.unanswered == key_text;
-        s.unanswered = None;
-        matches
-    });
+    // An attempt whose call (its credential fix included) an earlier holder started and never saw answered is
+    // reconciled before it is repeated, with the same key.
+    let unanswered = stored.as_deref_mut().is_some_and(|s| s.take_unanswered(&key.to_string()));
     if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
         let about = if unanswered { key.attempt } else { key.attempt - 1 };
-        match reconcile_attempt(inner, job, st, cell, about).await {
+        match reconcile_attempt(inner, job, st, stored, cell, about).await {
             Ok(Reconciled::Done) => {
                 if unanswered {
                     // The lost call had in fact been made, and succeeded.
@@ -183,7 +185,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     let result = match decision.action() {
         Action::FixCredentials { scope } => {
             let scope = *scope;
-            let fix_key = || format!("{key}/fix");
+            let fix_key = || format!("{key}{FIX_SUFFIX}");
             let fix = || inner.hooks.fix_credentials(job, scope);
             match ledgered(inner, job, st, stored, cell, HookName::FixCredentials, None, fix_key, fix).await {
                 Ok(CredentialFix::Fixed) => {
@@ -194,6 +196,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                 Ok(CredentialFix::CannotFix) => {
                     // Nothing was attempted: give the guards back and go on to the next stage.
                     cell.attempt_settled();
+                    ledger::attempt_settled(stored);
                     give_back(inner, st);
                     probe.give_back();
                     st.history.skip_stage(decision);
@@ -219,6 +222,15 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     if !matches!(result, Ok(Attempt::Submitted { .. })) {
         cell.attempt_settled();
     }
+    // A report the row kept for this attempt is stale once its call has answered otherwise; one for a call cut
+    // off is kept: the call is reconciled and repeated, and may yet answer `Submitted`.
+    if matches!(
+        result,
+        Ok(Attempt::Succeeded | Attempt::Failed(_))
+            | Err(CallError::Timeout | CallError::Error(_) | CallError::Panicked(_))
+    ) {
+        ledger::attempt_settled(stored);
+    }
     match result {
         Ok(Attempt::Succeeded) => {
             st.history.record(decision);
@@ -229,7 +241,8 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
             st.history.record(decision);
             // The downstream took the attempt; its result (and the budget's tokens) settle when it reports.
             probe.give_back();
-            submitted(inner, job, st, &delivery.cell, key.attempt, reference);
+            let wait = decision.stage_ref().and_then(|s| s.await_result());
+            submitted(inner, job, st, &delivery.cell, key.attempt, reference, wait);
             None
         }
         Ok(Attempt::Failed(next)) => {

@@ -20,9 +20,11 @@ use crate::store::{CancelAnswer, Clock, NewJob, Store, StoreError, Submitted, Sy
 impl<H: Hooks> RemediatorBuilder<H> {
     /// Keeps the jobs in `store` rather than in this process's memory: jobs at rest are rows, claimed when
     /// they are due; a restart (or another replica) goes on with them. Due times and leases are read from the
-    /// system clock; see [`RemediatorBuilder::store_with`] for another.
+    /// store's own clock if it has one ([`Store::own_clock`]: PostgreSQL's is the database's, one for every
+    /// replica), else from the system's; see [`RemediatorBuilder::store_with`] for another.
     pub fn store(self, store: impl Store) -> Self {
-        self.store_with(Arc::new(store), Arc::new(SystemClock), StoreSettings::default())
+        let clock = store.own_clock().unwrap_or_else(|| Arc::new(SystemClock));
+        self.store_with(Arc::new(store), clock, StoreSettings::default())
     }
 
     /// Keeps the jobs in `store`, reading due times and leases from `clock` (e.g. a

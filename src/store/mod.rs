@@ -144,4 +144,11 @@ pub trait Store: Send + Sync + 'static {
     fn wake_hints(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
     }
+
+    /// The clock every replica on this store should read due times and leases from, when the store has one of
+    /// its own (PostgreSQL: the database's); `None`: the system's. [`RemediatorBuilder::store`]
+    /// (crate::engine::RemediatorBuilder::store) uses it.
+    fn own_clock(&self) -> Option<std::sync::Arc<dyn Clock>> {
+        None
+    }
 }

@@ -18,8 +18,14 @@ use super::clock::Timestamp;
 pub struct JobId(pub u64);
 
 impl fmt::Display for JobId {
+    /// The number, padded as the formatter asks (`{:<10}` lines up a column).
+    ///
+    /// ```
+    /// use lightflow_remedy::store::JobId;
+    /// assert_eq!(format!("{:<4}|{:>4}", JobId(7), JobId(42)), "7   |  42");
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

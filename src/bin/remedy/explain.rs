@@ -48,6 +48,8 @@ pub(crate) fn explain(
         out.insert("asked_failure".into(), json!(attempt));
         out.insert("seed".into(), json!(seed));
         out.insert("reconcile_first".into(), json!(explanation.reconciles_before(0)));
+        // The stage's `await_result`; null: the remediator's own.
+        out.insert("await_result_ms".into(), json!(explanation.first().await_result().map(|d| d.as_millis() as u64)));
         out.insert("actions".into(), json!(explanation.actions()));
         out.insert("steps".into(), Value::Array(steps_json(&explanation)));
         println!("{}", Value::Object(out));
@@ -114,6 +116,13 @@ fn describe(d: &Decision<'_>, stage: Option<usize>, show_delay: bool) -> String 
     match stage {
         Some(stage) => line.push_str(&format!(" (stage {stage} of {}, attempt {})", d.stages(), d.attempt())),
         None => line.push_str(" (every stage exhausted)"),
+    }
+    if let Some(wait) = d.await_result() {
+        line.push_str(&format!(
+            "\n     if LightFlow takes the attempt (Submitted), its result is awaited up to {}, then `check` is asked \
+             (await_result)",
+            humantime::format_duration(wait)
+        ));
     }
     line.push_str(&format!("\n     rule: {origin}, layer {}", origin.layer));
     if let Some(e) = d.script_error() {

@@ -164,7 +164,22 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
             } else if done {
                 println!("the job of {asset} is due now");
             }
-            Ok(if done { ExitCode::SUCCESS } else { no_job(asset) })
+            if done {
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Say why: no active job at all, or one that a replica holds (it is being worked on now).
+            match store.job_of(asset).await? {
+                Some(row) if row.phase != Phase::Finished => {
+                    let holder = row.lease_owner.as_deref().unwrap_or("a replica");
+                    eprintln!(
+                        "remedy: the job of asset `{asset}` is not at rest: {holder} holds it ({}); nothing to \
+                         make due",
+                        row.phase.as_str()
+                    );
+                    Ok(ExitCode::from(1))
+                }
+                _ => Ok(no_job(asset)),
+            }
         }
         Command::Stats => {
             let stats = store.stats(now).await?;

@@ -70,7 +70,8 @@ pub(crate) struct Args {
     json: bool,
 }
 
-/// Exit codes: 0 the simulation ran; 1 the policies are invalid; 2 bad options.
+/// Exit codes: 0 the simulation ran; 1 the policies are invalid; 2 bad options; 3 on a store, the crash test
+/// failed: a job was lost or ended twice, or two calls of one job ran at once.
 pub(crate) fn run(args: Args) -> ExitCode {
     let config = match config(&args) {
         Ok(config) => config,
@@ -113,6 +114,15 @@ pub(crate) fn run(args: Args) -> ExitCode {
         summary.assets,
         short(Duration::from_millis(summary.simulated_span_ms))
     );
+    if let Some(run) = &summary.store
+        && (run.lost > 0 || run.ended_once != run.submitted || run.concurrent_calls > 0)
+    {
+        eprintln!(
+            "remedy: simulate: the crash test FAILED: {} lost, {} of {} ended once, {} concurrent calls for one job",
+            run.lost, run.ended_once, run.submitted, run.concurrent_calls
+        );
+        return ExitCode::from(3);
+    }
     ExitCode::SUCCESS
 }
 
@@ -275,8 +285,12 @@ fn table(config: &SimConfig, s: &Summary) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "  store                    {} ({} replicas, {} crashes)",
-            run.store, run.replicas, run.crashes
+            "  store                    {} ({} {}, {} {})",
+            run.store,
+            run.replicas,
+            if run.replicas == 1 { "replica" } else { "replicas" },
+            run.crashes,
+            if run.crashes == 1 { "crash" } else { "crashes" }
         );
         let _ = writeln!(out, "  submitted                {}", run.submitted);
         let _ = writeln!(out, "  ended once               {}", run.ended_once);

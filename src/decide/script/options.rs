@@ -19,6 +19,7 @@ pub(crate) const BACKOFF_OPTIONS: &[&str] = &[
     "max_hint",
     "give_up_on_repeat",
     "reconcile_first",
+    "await_result",
 ];
 
 /// The options of `republish`, besides the backoff options.
@@ -60,6 +61,7 @@ pub(crate) fn backoff(action: &str, map: &Map, extra: &[&str]) -> Result<Backoff
             }
             "give_up_on_repeat" => b.give_up_on_repeat = boolean(key, value)?,
             "reconcile_first" => b.reconcile_first = boolean(key, value)?,
+            "await_result" => b.await_result = Some(duration(key, value)?),
             _ if extra.contains(&key) => {}
             _ => {
                 let known: Vec<&str> = BACKOFF_OPTIONS.iter().chain(extra).copied().collect();
@@ -115,7 +117,7 @@ fn duration(key: &str, value: &Dynamic) -> Result<Duration, String> {
     })?;
     if d > Backoff::MAX_DURATION {
         return Err(format!(
-            "option `{key}`: \"{shown}\" is longer than {}, the longest delay a policy may ask for",
+            "option `{key}`: \"{shown}\" is longer than {}, the longest duration a policy may give",
             humantime::format_duration(Backoff::MAX_DURATION)
         ));
     }
@@ -192,11 +194,35 @@ mod tests {
             ("jitter", Dynamic::from("lots"), "not none, full"),
             ("respect_retry_after", Dynamic::from(1_i64), "true or false"),
             ("attemps", Dynamic::from(1_i64), "did you mean `attempts`"),
+            ("await_result", Dynamic::from("0s"), "retry: await_result (0s) must be at least 1ms"),
+            ("await_result", Dynamic::from("900us"), "must be at least 1ms"),
+            ("await_result", Dynamic::from("31days"), "longer than 30days"),
+            ("await_result", Dynamic::from("-1h"), "cannot read \"-1h\""),
+            ("await_result", Dynamic::from("later"), "cannot read \"later\""),
+            ("await_result", Dynamic::from(3600_i64), "option `await_result` must be a duration string"),
+            ("await_result", Dynamic::TRUE, "duration string"),
+            ("await_results", Dynamic::from("1h"), "did you mean `await_result`"),
         ];
         for (key, value, expected) in table {
             let err = backoff("retry", &map(&[(key, value.clone())]), &[]).expect_err(key);
             assert!(err.contains(expected), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn await_result_is_read_for_every_waiting_action() {
+        let table: &[(&str, &[&str], &str, Duration)] = &[
+            ("retry", &[], "2h", Duration::from_secs(7200)),
+            ("resubmit", &[], "45m", Duration::from_secs(45 * 60)),
+            ("republish", REPUBLISH_OPTIONS, "90s", Duration::from_secs(90)),
+            ("retry", &[], "1ms", Duration::from_millis(1)),
+            ("retry", &[], " 30days ", Duration::from_secs(30 * 86_400)),
+        ];
+        for (action, extra, text, expected) in table {
+            let b = backoff(action, &map(&[("await_result", Dynamic::from(*text))]), extra).unwrap();
+            assert_eq!(b.await_result, Some(*expected), "{action} {text}");
+        }
+        assert_eq!(backoff("retry", &Map::new(), &[]).unwrap().await_result, None, "unset: the remediator's");
     }
 
     #[test]

@@ -58,14 +58,8 @@ pub fn run_on_store(
     store: Arc<dyn Store>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Summary, SimError> {
-    config.validate()?;
-    let model = Model::new(config)?;
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(SimError::InsideRuntime);
-    }
-    let runtime = paused_runtime()?;
-    let policies = policies.into();
-    runtime.block_on(simulate(policies, config, model, store, &mut progress))
+    let (model, runtime) = prepare(config)?;
+    runtime.block_on(simulate(policies.into(), config, model, store, &mut progress))
 }
 
 /// Runs [`run_on_store`] on the store `url` names ([`open_url`]), opened inside the run's own paused-time
@@ -94,12 +88,7 @@ pub fn run_on_url(
     url: &str,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Summary, SimError> {
-    config.validate()?;
-    let model = Model::new(config)?;
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(SimError::InsideRuntime);
-    }
-    let runtime = paused_runtime()?;
+    let (model, runtime) = prepare(config)?;
     let policies = policies.into();
     runtime.block_on(async {
         let store: Arc<dyn Store> = if url == "memory:" {
@@ -121,13 +110,20 @@ pub fn run_on_url(
     })
 }
 
-/// A runtime whose clock starts paused, with I/O for the stores that talk to a server.
-fn paused_runtime() -> Result<tokio::runtime::Runtime, SimError> {
-    tokio::runtime::Builder::new_current_thread()
+/// The run's model, and a runtime of its own whose clock starts paused, with I/O for the stores that talk to
+/// a server.
+fn prepare(config: &SimConfig) -> Result<(Model, tokio::runtime::Runtime), SimError> {
+    config.validate()?;
+    let model = Model::new(config)?;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(SimError::InsideRuntime);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
-        .map_err(|e| SimError::Runtime(e.to_string()))
+        .map_err(|e| SimError::Runtime(e.to_string()))?;
+    Ok((model, runtime))
 }
 
 /// The replicas, and the counters of those that were killed.

@@ -316,4 +316,8 @@ impl Store for PgStore {
     fn wake_hints(&self) -> Option<Arc<Notify>> {
         self.listening.as_ref().map(|l| l.notify.clone())
     }
+
+    fn own_clock(&self) -> Option<Arc<dyn Clock>> {
+        Some(self.clock.clone())
+    }
 }

@@ -55,7 +55,7 @@ async fn per_job_statements_use_the_indexes() {
         sqlx::query(*sql).execute(&db.pool).await.expect("the fleet");
     }
     let now = 1_000 + 5_000 * 10;
-    let table: [(&str, Query<'static, Postgres, PgArguments>, Option<&str>); 14] = [
+    let table: Vec<(&str, Query<'static, Postgres, PgArguments>, Option<&str>)> = vec![
         ("claim", explain(holder::CLAIM).bind("r2").bind(now + 30_000).bind(now).bind(64_i64), Some("jobs_due")),
         ("next wake", explain(read::NEXT_WAKE), Some("jobs_due")),
         (
