@@ -1,7 +1,8 @@
-//! The stores' row transitions on a fleet-sized batch: on SQLite, a bare sqlx loop and the same rows through
-//! `SqliteStore`, each on a fresh temporary file; on PostgreSQL (when `DATABASE_URL` names a server and the
-//! build has the `postgres` feature), a bare sqlx loop with 4 workers and the same rows through 4 `PgStore`s
-//! claiming at once (`store/postgres.rs`), each on a fresh schema.
+//! The stores' row transitions on a fleet-sized batch, and the engine doing the same work on them: on SQLite,
+//! a bare sqlx loop, the same rows through `SqliteStore`, and a durable `Remediator` (one, and four sharing
+//! the file), each on a fresh temporary file; on PostgreSQL (when `DATABASE_URL` names a server and the build
+//! has the `postgres` feature), a bare sqlx loop with 4 workers, the same rows through 4 `PgStore`s claiming
+//! at once (`store/postgres.rs`), and 4 durable `Remediator`s (replicas), each run on a fresh schema.
 //!
 //! Workload (as in `benches/engine.rs`): 100,000 jobs; each asset has failed once (its job is inserted, due
 //! now), its first resubmission fails again, the second recovers: 200,000 attempts. Per attempt, three
@@ -16,12 +17,18 @@
 //! - Bare loop: plain sqlx statements on the store's schema, nothing else (no trait, no row decoding).
 //! - Store: the same transitions through the `Store` methods (`submit`, `claim`, `save` with the ledger's
 //!   `Begin`, `save` with its `End`), with the rows they read back.
+//! - Engine (`store/engine.rs`): the real thing, enqueueing the jobs and running them with hooks that fail
+//!   each asset's first resubmission and recover on the second, on the wall clock: its policy retries after
+//!   1 ms (see there). It makes the same writes, but claims as the engine does (a job is held from its
+//!   submission when the replica has room; a job at rest is claimed when it is due, with whatever else is).
 //!
-//! Printed: wall time and attempts per second of each, over the whole run (inserts included); the PostgreSQL
-//! store twice, with wake hints (the default) and without. Then criterion times SQLite's two on 2,000 jobs.
+//! Printed: wall time and attempts per second of each, over the whole run (inserts included), and each
+//! engine's attempts per second over its bare loop's (target: at least 0.5×); the PostgreSQL store twice, with
+//! wake hints (the default) and without. Then criterion times SQLite's three on 2,000 jobs.
 //! `cargo bench --bench store` runs the full size (`--all-features` and `DATABASE_URL` for PostgreSQL:
 //! `eval "$(../shared/tools/pg-test-server start)"`); `cargo test --benches` (no `--bench` flag) a small
-//! batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs.
+//! batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs, `STORE_BENCH_ONLY=TEXT` runs only those
+//! whose name has `TEXT`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,6 +37,8 @@ use criterion::Criterion;
 use lightflow_remedy::store::{LedgerWrite, NewJob, Phase, Save, SqliteStore, Store, StoreOptions, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+#[path = "store/engine.rs"]
+mod engine;
 #[cfg(feature = "postgres")]
 #[path = "../tests/support/postgres.rs"]
 mod pg;
@@ -261,16 +270,26 @@ fn through_store(jobs: usize) -> u64 {
     })
 }
 
-/// Runs `f` once on `jobs` and prints its wall time and attempts per second.
-fn report(name: &str, jobs: usize, f: impl FnOnce(usize) -> u64) {
+/// Runs `f` once on `jobs` and prints its wall time and attempts per second, which it returns (`None`: not
+/// run, see `STORE_BENCH_ONLY`).
+fn report(name: &str, jobs: usize, f: impl FnOnce(usize) -> u64) -> Option<f64> {
+    if std::env::var("STORE_BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+        return None;
+    }
     let start = Instant::now();
     let attempts = f(jobs);
     let wall = start.elapsed();
     assert_eq!(attempts, jobs as u64 * u64::from(ATTEMPTS));
-    println!(
-        "{name:<38} {jobs} jobs, {attempts} attempts in {wall:.2?}: {:.0} attempts/s",
-        attempts as f64 / wall.as_secs_f64()
-    );
+    let rate = attempts as f64 / wall.as_secs_f64();
+    println!("{name:<38} {jobs} jobs, {attempts} attempts in {wall:.2?}: {rate:.0} attempts/s");
+    Some(rate)
+}
+
+/// Prints an engine's attempts per second over its bare loop's.
+fn ratio(engine: (&str, Option<f64>), bare: (&str, Option<f64>)) {
+    if let ((name, Some(e)), (base, Some(b))) = (engine, bare) {
+        println!("{name} / {base}: {:.2}x (target: at least 0.5x)", e / b);
+    }
 }
 
 /// The PostgreSQL runs, or a line that says why they are skipped.
@@ -282,7 +301,10 @@ fn on_postgres(jobs: usize) {
         return;
     };
     let workers = postgres::WORKERS;
-    report(&format!("postgres bare sqlx, {workers} workers"), jobs, |n| postgres::bare_loop(&url, n));
+    let bare = format!("postgres bare sqlx, {workers} workers");
+    let bare = (bare.as_str(), report(&bare, jobs, |n| postgres::bare_loop(&url, n)));
+    let engine = format!("postgres engine, {workers} replicas");
+    ratio((&engine, report(&engine, jobs, |n| postgres::through_engine(&url, n))), bare);
     let hints = StoreOptions::default();
     report(&format!("postgres store, {workers} claimers"), jobs, |n| postgres::through_store(&url, n, hints));
     let quiet = StoreOptions::default().wake_hints(false);
@@ -301,7 +323,12 @@ fn main() {
     } else {
         SMALL
     });
-    report("sqlite bare sqlx", jobs, bare_loop);
+    // Each engine right after its bare loop: this machine's speed drifts over minutes.
+    let bare = ("sqlite bare sqlx", report("sqlite bare sqlx", jobs, bare_loop));
+    let one = "sqlite engine, 1 replica";
+    ratio((one, report(one, jobs, engine::on_sqlite)), bare);
+    let four = "sqlite engine, 4 replicas";
+    ratio((four, report(four, jobs, |n| engine::on_sqlite_replicas(n, 4))), bare);
     report("sqlite store", jobs, through_store);
     on_postgres(jobs);
 
@@ -309,6 +336,7 @@ fn main() {
     let mut group = c.benchmark_group("sqlite_2k");
     group.bench_function("bare_sqlx_loop", |b| b.iter(|| bare_loop(SMALL)));
     group.bench_function("sqlite_store", |b| b.iter(|| through_store(SMALL)));
+    group.bench_function("sqlite_engine", |b| b.iter(|| engine::on_sqlite(SMALL)));
     group.finish();
     c.final_summary();
 }

@@ -283,3 +283,21 @@ async fn store_worker(
         }
     }
 }
+
+/// The engine itself: [`WORKERS`] durable remediators (replicas), each with a `PgStore` of its own on one
+/// fresh schema and the database's clock, each enqueueing its share; returns the attempts made.
+pub fn through_engine(url: &str, jobs: usize) -> u64 {
+    super::engine::multi_thread().block_on(async {
+        let (schema, at) = schema(url).await;
+        let mut replicas = Vec::new();
+        for _ in 0..WORKERS {
+            let store = PgStore::open(&at, &StoreOptions::default()).await.expect("a store");
+            let clock = store.database_clock();
+            replicas.push(super::engine::remediator(Arc::new(store), clock));
+        }
+        let attempts = super::engine::run_replicas(&replicas, jobs).await;
+        drop(replicas);
+        pg::drop_schema(url, &schema).await;
+        attempts
+    })
+}
