@@ -32,12 +32,14 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged to the system allocator.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
         }
@@ -134,14 +136,18 @@ fn bare_loop(jobs: usize) -> usize {
 fn report(name: &str, f: fn(usize) -> usize) {
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
+    let allocs = ALLOCS.load(Ordering::Relaxed);
     let start = Instant::now();
     let attempts = f(JOBS);
     let wall = start.elapsed();
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs;
     println!(
-        "{name:<10} {JOBS} jobs, {attempts} attempts in {wall:.2?}: {:.0} attempts/s, peak heap {:.1} MiB",
+        "{name:<10} {JOBS} jobs, {attempts} attempts in {wall:.2?}: {:.0} attempts/s, peak heap {:.1} MiB, \
+         {:.1} allocations a job",
         attempts as f64 / wall.as_secs_f64(),
-        peak as f64 / (1024.0 * 1024.0)
+        peak as f64 / (1024.0 * 1024.0),
+        allocs as f64 / JOBS as f64
     );
 }
 

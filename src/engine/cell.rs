@@ -37,10 +37,10 @@ pub(crate) const AWAITING: u8 = 2;
 #[repr(C)]
 pub(crate) struct JobCell {
     flags: AtomicU8,
-    /// The job's id, for the answers to reports.
-    pub(crate) id: JobId,
     /// Where the job's attempt stands: [`IDLE`], [`CALLING`] or [`AWAITING`].
     attempt: AtomicU8,
+    /// The job's id, for the answers to reports.
+    pub(crate) id: JobId,
     /// The job's task, while it waits for a signal (it is the only one that does).
     job: AtomicWaker,
     outcome: Mutex<OutcomeSlot>,

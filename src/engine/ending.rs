@@ -34,7 +34,7 @@ pub(super) fn suspended(job: &Job, st: State) -> Outcome {
             job: job.clone(),
             failure: st.failure,
             history: st.history,
-            remaining_delay: st.remaining,
+            remaining_delay: more.remaining,
             reconciles: more.reconciles,
             steps: st.steps,
             paid: more.paid,

@@ -73,13 +73,14 @@ impl Record {
             awaiting: st.more_ref().and_then(|m| m.awaiting.clone()),
             outcome: None,
             unanswered: None,
-            remaining: st.remaining,
+            remaining: st.remaining(),
         }
     }
 
     /// The state to go on from.
     pub(crate) fn into_state(self) -> (Job, State) {
         let more = More {
+            remaining: self.remaining,
             lent: self.lent,
             paid: self.paid,
             reconciles: self.reconciles,

@@ -128,9 +128,8 @@ impl<H: Hooks> Remediator<H> {
     /// ```
     pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
         let SuspendedJob { job, failure, history, remaining_delay, reconciles, steps, paid, verdict, awaiting } = state;
-        let more = More { lent: None, paid, reconciles, verdict, awaiting };
+        let more = More { remaining: remaining_delay, lent: None, paid, reconciles, verdict, awaiting };
         let mut state = State::new(failure, history).with_more(more);
-        state.remaining = remaining_delay;
         state.steps = steps;
         self.spawn_job(job, state)
     }

@@ -241,14 +241,14 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     let unanswered = unanswered.or_else(|| record.unanswered.clone());
     let rested = record.remaining;
     let (job, mut state) = record.into_state();
-    state.remaining = match row.phase {
+    state.set_remaining(match row.phase {
         // Taken over in the middle of a call: the delay before it was spent.
         Phase::Calling => Some(Duration::ZERO),
         // Claimed because it is due: the delay it rested for is spent. One that had no delay to wait (just
         // enqueued, or stopped by a shutdown before its next decision) decides, and waits its delay.
         Phase::Waiting => rested.map(|_| Duration::ZERO),
         Phase::Awaiting | Phase::Finished => None,
-    };
+    });
     let report: Option<Reported> = row.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
     if row.cancel_requested {
         cell.raise(CANCEL);
@@ -332,7 +332,7 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
     let (phase, wake_at, outcome_name) = match outcome {
         Outcome::Suspended { .. } => match st.awaiting() {
             Some(a) => (Phase::Awaiting, now.after(a.left), None),
-            None => (Phase::Waiting, now.after(st.remaining.unwrap_or_default()), None),
+            None => (Phase::Waiting, now.after(st.remaining().unwrap_or_default()), None),
         },
         ended => {
             record.outcome = Some(ended.clone());

@@ -14,15 +14,14 @@ use crate::decide::History;
 /// stages, so a policy that moves on never comes near it.
 pub(crate) const MAX_STEPS_PER_FAILURE: u32 = 128;
 
-/// Where a job stands: the failure being remediated (already recorded in the history), what was left of a
-/// delay when it was suspended, and, in a box made on first use, what fewer jobs need (the budget's tokens it
-/// holds, reconciles, a dead letter not yet delivered, an attempt submitted): a fleet keeps a hundred thousand
-/// of these.
+/// Where a job stands: the failure being remediated (already recorded in the history), and, in a box made on
+/// first use, what fewer jobs need (what was left of a delay when it stopped, the budget's tokens it holds,
+/// reconciles, a dead letter not yet delivered, an attempt submitted): a fleet keeps a hundred thousand of
+/// these.
 #[derive(Clone)]
 pub(crate) struct State {
     pub(crate) failure: Failure,
     pub(crate) history: History,
-    pub(crate) remaining: Option<Duration>,
     /// Decisions on the current failure (the first one counts it against gRPC throttling).
     pub(crate) steps: u32,
     more: Option<Box<More>>,
@@ -31,6 +30,9 @@ pub(crate) struct State {
 /// The parts of a job's state that fewer jobs need.
 #[derive(Clone, Default)]
 pub(crate) struct More {
+    /// What was left of a delay when the job stopped (suspended, or at rest in its store): `None` when it
+    /// decides anew.
+    pub(crate) remaining: Option<Duration>,
     /// What the retry budget lent to the attempt about to be made: given back if it is not made.
     pub(crate) lent: Option<Withdrawal>,
     /// What the budget took for the last attempt made: given back when the job recovers (the AWS quota).
@@ -83,7 +85,7 @@ impl Awaiting {
 impl State {
     /// A job's state at its first failure (already recorded in `history`).
     pub(crate) fn new(failure: Failure, history: History) -> Self {
-        State { failure, history, remaining: None, steps: 0, more: None }
+        State { failure, history, steps: 0, more: None }
     }
 
     /// The state with these rarer parts.
@@ -100,6 +102,23 @@ impl State {
     /// The rarer parts, if there are any.
     pub(crate) fn more_ref(&self) -> Option<&More> {
         self.more.as_deref()
+    }
+
+    /// What was left of the delay when the job stopped.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.more.as_ref().and_then(|m| m.remaining)
+    }
+
+    /// Sets (or clears) what is left of the delay.
+    pub(crate) fn set_remaining(&mut self, remaining: Option<Duration>) {
+        if remaining.is_some() || self.more.is_some() {
+            self.more().remaining = remaining;
+        }
+    }
+
+    /// Takes what was left of the delay.
+    pub(crate) fn take_remaining(&mut self) -> Option<Duration> {
+        self.more.as_mut().and_then(|m| m.remaining.take())
     }
 
     /// What the budget lent to the attempt about to be made.

@@ -164,7 +164,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                 Held::Cancelled => Some(cancelled(st)),
                 Held::Suspended => {
                     // The delay is spent: resume does not wait it again.
-                    st.remaining = Some(Duration::ZERO);
+                    st.set_remaining(Some(Duration::ZERO));
                     Some(suspended(job, st.clone()))
                 }
                 Held::TooLong(reason) => {
@@ -174,7 +174,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                 }
                 Held::Rest(wait) => {
                     // Decided again when it is due, and the budget asked again then.
-                    st.remaining = Some(wait);
+                    st.set_remaining(Some(wait));
                     Some(suspended(job, st.clone()))
                 }
             };

@@ -30,7 +30,7 @@ pub(super) fn interrupted<H: Hooks>(
     match e {
         CallError::Aborted | CallError::Shutdown => {
             // Not made, or its answer lost: resume repeats it, with the same key, at once.
-            st.remaining = Some(Duration::ZERO);
+            st.set_remaining(Some(Duration::ZERO));
             Some(suspended(job, st.clone()))
         }
         CallError::Cancelled => Some(cancelled(st)),

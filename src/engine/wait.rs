@@ -20,21 +20,20 @@ pub(crate) enum Stop {
 
 pin_project_lite::pin_project! {
     /// Sleeps until a deadline, unless the job is cancelled or the engine shuts down first. When the deadline
-    /// and a signal come together, the deadline wins.
+    /// and a signal come together, the deadline wins. A zero delay has no sleep: it is over at once, without the
+    /// timer or the signals.
     pub(crate) struct Wait<'a> {
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
         cell: &'a JobCell,
-        // A zero delay: done at once, without the timer or the signals.
-        done: bool,
     }
 }
 
 impl<'a> Wait<'a> {
-    /// A wait of `delay` from `now` (a delay too long for the clock waits a century). A zero delay is over at
-    /// once, whatever the signals.
+    /// A wait of `delay` from `now` (a delay too long for the clock waits a century).
     pub(crate) fn new(cell: &'a JobCell, now: Instant, delay: Duration) -> Self {
-        Wait { sleep: tokio::time::sleep_until(later(now, delay)), cell, done: delay.is_zero() }
+        let sleep = (!delay.is_zero()).then(|| tokio::time::sleep_until(later(now, delay)));
+        Wait { sleep, cell }
     }
 }
 
@@ -42,15 +41,16 @@ impl Future for Wait<'_> {
     type Output = Result<(), Stop>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if *this.done || this.sleep.as_mut().poll(cx).is_ready() {
+        let this = self.project();
+        let Some(mut sleep) = this.sleep.as_pin_mut() else { return Poll::Ready(Ok(())) };
+        if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
         match this.cell.poll_raised(cx, CANCEL | SUSPEND) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) if this.cell.is(CANCEL) => Poll::Ready(Err(Stop::Cancelled)),
             Poll::Ready(()) => {
-                let left = this.sleep.deadline().saturating_duration_since(Instant::now());
+                let left = sleep.deadline().saturating_duration_since(Instant::now());
                 Poll::Ready(Err(Stop::Suspend { left }))
             }
         }

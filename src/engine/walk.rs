@@ -128,25 +128,28 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                         }
                         continue;
                     }
-                    // The locals here are moved into the wait before it is awaited, so the job does not keep them
-                    // beside it.
-                    let remaining = parts.state.remaining.take();
-                    let delay = remaining.unwrap_or(decision.delay().unwrap_or_default());
-                    if parts.stored.is_some() && !delay.is_zero() {
-                        // In a durable store the job rests as a row until it is due, holding nothing here.
-                        parts.state.remaining = Some(delay);
-                        return suspended(&parts.job, parts.state.clone());
-                    }
-                    // The clock as it was read just before the decision (reading it again costs a lock when time
-                    // is paused).
-                    let now = parts.started.checked_add(parts.state.history.elapsed()).unwrap_or_else(Instant::now);
-                    match Wait::new(&parts.delivery.cell, now, delay).await {
+                    // The delay is read (and borrowed) in this block only, so the job does not keep it beside the
+                    // wait while it sleeps.
+                    let wait = {
+                        let remaining = parts.state.take_remaining();
+                        let delay = remaining.unwrap_or(decision.delay().unwrap_or_default());
+                        if parts.stored.is_some() && !delay.is_zero() {
+                            // In a durable store the job rests as a row until it is due, holding nothing here.
+                            parts.state.set_remaining(Some(delay));
+                            return suspended(&parts.job, parts.state.clone());
+                        }
+                        // The clock as it was read just before the decision (reading it again costs a lock when
+                        // time is paused).
+                        let now = parts.started.checked_add(parts.state.history.elapsed()).unwrap_or_else(Instant::now);
+                        Wait::new(&parts.delivery.cell, now, delay)
+                    };
+                    match wait.await {
                         Ok(()) => {}
                         Err(Stop::Cancelled) => return cancelled(&parts.state),
                         Err(Stop::Suspend { left }) => {
                             // Decided again on resume, and the budget asked again then.
                             give_back(&parts.delivery.inner, &mut parts.state);
-                            parts.state.remaining = Some(left);
+                            parts.state.set_remaining(Some(left));
                             return suspended(&parts.job, parts.state.clone());
                         }
                     }
@@ -169,7 +172,6 @@ fn warm<H>(parts: &Parts<H>) {
     std::hint::black_box((
         st.history.touch(),
         st.failure.key(),
-        st.remaining,
         parts.job.seed(),
         parts.started,
         parts.delivery.cell.is(CANCEL),
