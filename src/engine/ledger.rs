@@ -135,7 +135,9 @@ pub(crate) async fn ledgered<H: Hooks, T: Answer, F: Future<Output = Result<T, H
 ) -> Result<T, CallError> {
     let Some(_) = stored else { return call(inner, job, hook, attempt, cell, make).await };
     let key = key();
-    if begin_call(inner, job, st, stored, cell, hook.as_str(), &key).await.is_err() {
+    // Boxed: a job in memory never makes this write, and its future, kept inline, would make every attempt's
+    // future too large for the allocator's fast path.
+    if Box::pin(begin_call(inner, job, st, stored, cell, hook.as_str(), &key)).await.is_err() {
         return Err(CallError::Aborted);
     }
     let result = call(inner, job, hook, attempt, cell, make).await;
