@@ -265,8 +265,12 @@ impl History {
     fn position_mut(&mut self, rule: &RuleKey) -> &mut Position {
         let index = match self.positions.iter().position(|p| p.rule == *rule) {
             Some(i) => {
-                self.positions[i..].rotate_left(1);
-                self.positions.len() - 1
+                let last = self.positions.len() - 1;
+                // Usually it is the last already (a job works through one rule at a time).
+                if i < last {
+                    self.positions[i..].rotate_left(1);
+                }
+                last
             }
             None => {
                 if self.positions.len() >= History::MAX_POSITIONS {

@@ -31,13 +31,15 @@ pub(crate) const IDLE: u8 = 0;
 pub(crate) const CALLING: u8 = 1;
 /// It was submitted: a report now is its result.
 pub(crate) const AWAITING: u8 = 2;
+/// Its hook is being called and a report came early: the report is in the outcome slot.
+const KEPT: u8 = 3;
 
 // In this order: the flags and the job's waker, read on every wake of the job, share a cache line.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct JobCell {
     flags: AtomicU8,
-    /// Where the job's attempt stands: [`IDLE`], [`CALLING`] or [`AWAITING`].
+    /// Where the job's attempt stands: [`IDLE`], [`CALLING`], [`KEPT`] or [`AWAITING`].
     attempt: AtomicU8,
     /// The job's id, for the answers to reports.
     pub(crate) id: JobId,
@@ -120,7 +122,9 @@ impl JobCell {
 
     /// The job no longer awaits an attempt; an early report for a call that answered at once is dropped.
     pub(crate) fn attempt_settled(&self) {
-        if self.attempt.swap(IDLE, Ordering::AcqRel) != IDLE {
+        // Only a kept report or an awaited attempt leaves something in the slot: a call that answered with no
+        // report kept (nearly every call) takes no lock.
+        if matches!(self.attempt.swap(IDLE, Ordering::AcqRel), KEPT | AWAITING) {
             let mut shared = self.lock();
             shared.awaited = None;
             shared.report = None;
@@ -134,10 +138,18 @@ impl JobCell {
         let offer = match phase {
             AWAITING if n.is_none() || n == shared.awaited => Offer::Taken,
             CALLING if n.is_none() => Offer::Kept,
+            KEPT if n.is_none() => return Offer::Duplicate,
             _ => return Offer::NotAwaited,
         };
         if shared.report.is_some() {
             return Offer::Duplicate;
+        }
+        // Marked before it is kept: the job settles a call without the lock unless it sees the mark. A call that
+        // settled meanwhile is no longer under way.
+        if let Offer::Kept = offer
+            && self.attempt.compare_exchange(CALLING, KEPT, Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
+            return Offer::NotAwaited;
         }
         shared.report = Some(Box::new(report));
         drop(shared);
@@ -233,6 +245,96 @@ mod tests {
         assert_eq!((woken(&a), woken(&b), woken(&stale)), (1, 1, 0));
         assert!(matches!(poll(&a, &mut slot_a), Poll::Ready(Outcome::Cancelled { attempts: 2 })));
         assert!(matches!(poll(&b, &mut slot_b), Poll::Ready(Outcome::Cancelled { attempts: 2 })));
+    }
+
+    /// A step of an attempt's life, as the job or a reporter takes it.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        Call,
+        /// A report by asset (`None`) or for attempt `n`.
+        Offer(Option<u32>),
+        Await(u32),
+        Settle,
+    }
+
+    /// What each step gives: the offer's answer, or the early report `await_attempt` returned.
+    fn run(steps: &[Step]) -> Vec<&'static str> {
+        let cell = JobCell::default();
+        steps
+            .iter()
+            .map(|step| match *step {
+                Step::Call => {
+                    cell.set_attempt(CALLING);
+                    "-"
+                }
+                Step::Offer(n) => match cell.offer(n, Reported::Succeeded) {
+                    Offer::Taken => "taken",
+                    Offer::Kept => "kept",
+                    Offer::Duplicate => "duplicate",
+                    Offer::NotAwaited => "not awaited",
+                },
+                Step::Await(n) => {
+                    if cell.await_attempt(n).is_some() {
+                        "early report"
+                    } else {
+                        "no report"
+                    }
+                }
+                Step::Settle => {
+                    cell.attempt_settled();
+                    "-"
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reports_follow_the_attempt_they_are_for() {
+        use Step::*;
+        let cases: &[(&[Step], &[&str])] = &[
+            // Early by asset: kept, then handed over when the hook answers `Submitted`.
+            (&[Call, Offer(None), Await(1)], &["-", "kept", "early report"]),
+            (&[Call, Offer(None), Offer(None), Await(1)], &["-", "kept", "duplicate", "early report"]),
+            // By reference while the call is under way: the attempt is not known to await anything yet.
+            (&[Call, Offer(Some(1)), Await(1)], &["-", "not awaited", "no report"]),
+            // The call answered at once: a kept report is dropped, and one after it is for no attempt.
+            (&[Call, Offer(None), Settle, Call, Await(2)], &["-", "kept", "-", "-", "no report"]),
+            (&[Call, Settle, Offer(None)], &["-", "-", "not awaited"]),
+            (&[Offer(None)], &["not awaited"]),
+            // Awaited: by asset or for its own attempt, once; an older attempt's report changes nothing.
+            (
+                &[Call, Await(3), Offer(Some(2)), Offer(Some(3)), Offer(None)],
+                &["-", "no report", "not awaited", "taken", "duplicate"],
+            ),
+            (&[Call, Await(1), Offer(None)], &["-", "no report", "taken"]),
+            // Settled after its report: the next attempt starts clean.
+            (
+                &[Call, Await(1), Offer(None), Settle, Call, Offer(None), Await(2)],
+                &["-", "no report", "taken", "-", "-", "kept", "early report"],
+            ),
+            (&[Call, Await(1), Settle, Offer(Some(1))], &["-", "no report", "-", "not awaited"]),
+        ];
+        for (steps, expected) in cases {
+            assert_eq!(run(steps), *expected, "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn a_report_racing_the_settling_of_its_call_is_kept_only_if_the_call_is_still_under_way() {
+        // The job settles without the lock; a reporter offers under it. Whichever order they run in, no report
+        // is left in the slot for the next attempt.
+        for _ in 0..200 {
+            let cell = Arc::new(JobCell::default());
+            cell.set_attempt(CALLING);
+            let reporter = {
+                let cell = cell.clone();
+                std::thread::spawn(move || matches!(cell.offer(None, Reported::Succeeded), Offer::Kept))
+            };
+            cell.attempt_settled();
+            let _ = reporter.join().expect("no panic");
+            cell.set_attempt(CALLING);
+            assert!(cell.await_attempt(2).is_none(), "a report of the settled call reached the next one");
+        }
     }
 
     #[test]

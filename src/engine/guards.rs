@@ -99,6 +99,20 @@ pub(super) async fn pass_breaker<'a, H>(
     let downstream = st.failure.downstream();
     let Some(breakers) = &inner.breakers else { return Ok(Probe::none(downstream)) };
     let began = Instant::now();
+    // Nearly every attempt finds its breaker closed: asked first without listening for the breaker's changes,
+    // which costs a lock to start listening and another to stop.
+    let (gate, transition) = breakers.gate(downstream, began);
+    if let Some(t) = transition {
+        inner.breaker_changed(t);
+    }
+    match gate {
+        Gate::Pass { probe: Some(generation) } => {
+            return Ok(Probe { downstream, generation: Some(generation), breakers: Some(breakers) });
+        }
+        Gate::Pass { probe: None } => return Ok(Probe::none(downstream)),
+        // Asked again below, listening, so that a change in between is not missed.
+        Gate::Until(_) | Gate::ForProbes => {}
+    }
     let mut waiting: Option<Waiting<'_>> = None;
     let mut released = false;
     loop {

@@ -70,11 +70,20 @@ pub(crate) const HOLD_REPORTS_FOR: Duration = Duration::from_secs(3600);
 
 impl<H> Inner<H> {
     /// Sends an event, building it only when someone listens.
+    #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         // An atomic flag, not `receiver_count` (which takes the channel's lock on every event).
         if self.listened.load(Ordering::Relaxed) {
-            let _ = self.events.send(event());
+            self.send(event);
         }
+    }
+
+    /// Builds and sends an event, out of line: most remediators have no listener, and the code that builds an
+    /// event would otherwise sit in the middle of every step's code, in the instruction cache.
+    #[cold]
+    #[inline(never)]
+    fn send(&self, event: impl FnOnce() -> Event) {
+        let _ = self.events.send(event());
     }
 
     /// Keeps the state of a job that the shutdown suspended, for `shutdown` to return.

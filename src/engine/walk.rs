@@ -175,8 +175,6 @@ fn warm<H>(parts: &Parts<H>) {
         parts.job.seed(),
         parts.started,
         parts.delivery.cell.is(CANCEL),
-        // The id's allocation: the registry's copy of the id is dropped when the job ends.
-        parts.job.asset_id().as_bytes().first().copied(),
     ));
 }
 
