@@ -161,12 +161,13 @@ impl<H: Hooks> Remediator<H> {
         let delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
         let task = walk::run(Parts { job, state, started, delivery, stored: None });
         // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
-        // span only when someone records it: a disabled one would cost every job its room and every poll.
-        let span = tracing::info_span!("remediation", asset = %id);
-        if span.is_disabled() {
-            drop(runtime.spawn(task));
-        } else {
-            drop(runtime.spawn(task.instrument(span)));
+        // span only when someone records it: a disabled one would cost every job its room and every poll. With
+        // no subscriber set at all nothing can record it, and it is not even built (tracing's `log` fallback,
+        // which a dependency turns on, would format it on every submission).
+        let span = tracing::dispatcher::has_been_set().then(|| tracing::info_span!("remediation", asset = %id));
+        match span {
+            Some(span) if !span.is_disabled() => drop(runtime.spawn(task.instrument(span))),
+            _ => drop(runtime.spawn(task)),
         }
         Ok(JobHandle::new(id, cell, false))
     }
