@@ -99,6 +99,21 @@ fn settled<T>(caught: Caught<T>) -> Result<T, CallError> {
     }
 }
 
+/// Waits for a hook call that did not answer at once: its answer (`Err` after `timeout`), or `None` once one of
+/// `stops` is raised.
+async fn answer_or_stop<T>(
+    timeout: std::time::Duration,
+    cell: &JobCell,
+    stops: u8,
+    fut: std::pin::Pin<&mut impl Future<Output = Caught<T>>>,
+) -> Option<Result<Caught<T>, tokio::time::error::Elapsed>> {
+    tokio::select! {
+        biased;
+        r = tokio::time::timeout(timeout, fut) => Some(r),
+        _ = cell.raised(stops) => None,
+    }
+}
+
 /// Calls a hook for `job`: `make` calls the host's method, whose future is then awaited. A method that panics
 /// before it returns its future is a hook that panicked, like one whose future panics.
 pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
@@ -140,12 +155,11 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
             let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
             match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
                 Poll::Ready(caught) => settled(caught),
-                Poll::Pending => tokio::select! {
-                    biased;
-                    r = tokio::time::timeout(inner.hook_timeout, fut) => {
-                        r.map_err(|_| CallError::Timeout).and_then(settled)
-                    }
-                    _ = cell.raised(stops) => Err(stopped()),
+                // Boxed: the timer and the signals would make the future of every call larger, also of the many
+                // that answer at once.
+                Poll::Pending => match Box::pin(answer_or_stop(inner.hook_timeout, cell, stops, fut)).await {
+                    Some(caught) => caught.map_err(|_| CallError::Timeout).and_then(settled),
+                    None => Err(stopped()),
                 },
             }
         }

@@ -88,9 +88,28 @@ pub(super) enum Held {
     Rest(std::time::Duration),
 }
 
-/// Waits until the downstream's breaker lets the job through. A job that waited for a breaker that then closed
+/// The breaker asked without listening for its changes (listening costs a lock to start and another to stop):
+/// a probe when it lets the job through now, `None` when the job must wait for it.
+pub(super) fn breaker_now<'a, H>(inner: &'a Inner<H>, st: &State) -> Option<Probe<'a>> {
+    let downstream = st.failure.downstream();
+    let Some(breakers) = &inner.breakers else { return Some(Probe::none(downstream)) };
+    let (gate, transition) = breakers.gate(downstream, Instant::now());
+    if let Some(t) = transition {
+        inner.breaker_changed(t);
+    }
+    match gate {
+        Gate::Pass { probe: Some(generation) } => {
+            Some(Probe { downstream, generation: Some(generation), breakers: Some(breakers) })
+        }
+        Gate::Pass { probe: None } => Some(Probe::none(downstream)),
+        Gate::Until(_) | Gate::ForProbes => None,
+    }
+}
+
+/// Waits until the downstream's breaker lets the job through, asking it again while listening for its changes,
+/// so that a change since [`breaker_now`] asked is not missed. A job that waited for a breaker that then closed
 /// goes at its place in the release, spread over `release_over`.
-pub(super) async fn pass_breaker<'a, H>(
+pub(super) async fn wait_for_breaker<'a, H>(
     inner: &'a Inner<H>,
     job: &Job,
     st: &State,
@@ -99,20 +118,6 @@ pub(super) async fn pass_breaker<'a, H>(
     let downstream = st.failure.downstream();
     let Some(breakers) = &inner.breakers else { return Ok(Probe::none(downstream)) };
     let began = Instant::now();
-    // Nearly every attempt finds its breaker closed: asked first without listening for the breaker's changes,
-    // which costs a lock to start listening and another to stop.
-    let (gate, transition) = breakers.gate(downstream, began);
-    if let Some(t) = transition {
-        inner.breaker_changed(t);
-    }
-    match gate {
-        Gate::Pass { probe: Some(generation) } => {
-            return Ok(Probe { downstream, generation: Some(generation), breakers: Some(breakers) });
-        }
-        Gate::Pass { probe: None } => return Ok(Probe::none(downstream)),
-        // Asked again below, listening, so that a change in between is not missed.
-        Gate::Until(_) | Gate::ForProbes => {}
-    }
     let mut waiting: Option<Waiting<'_>> = None;
     let mut released = false;
     loop {

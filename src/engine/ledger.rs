@@ -5,6 +5,8 @@
 
 use std::future::Future;
 
+use futures_util::future::Either;
+
 use super::call::{Answer, CallError, call};
 use super::cell::{CANCEL, JobCell, LOST};
 use super::durable::Stored;
@@ -122,7 +124,28 @@ pub(crate) fn attempt_settled(stored: &mut Option<Box<Stored>>) {
 /// A side-effecting hook call: in the ledger when the job lives in a durable store (its key from `key`,
 /// asked only then), as a plain call when it lives in memory.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn ledgered<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
+pub(crate) fn ledgered<'a, H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
+    inner: &'a Inner<H>,
+    job: &'a Job,
+    st: &'a State,
+    stored: &'a mut Option<Box<Stored>>,
+    cell: &'a JobCell,
+    hook: HookName,
+    attempt: Option<u32>,
+    key: impl FnOnce() -> String,
+    make: impl FnOnce() -> F,
+) -> impl Future<Output = Result<T, CallError>> {
+    // The plain call itself, not a future around it, for a job in memory: one state machine less on every call.
+    match stored {
+        None => Either::Left(call(inner, job, hook, attempt, cell, make)),
+        Some(_) => Either::Right(in_ledger(inner, job, st, stored, cell, hook, attempt, key, make)),
+    }
+}
+
+/// A side-effecting hook call of a job in a durable store: begun in the ledger, made, and its answer noted for
+/// the job's next write.
+#[allow(clippy::too_many_arguments)]
+async fn in_ledger<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
     inner: &Inner<H>,
     job: &Job,
     st: &State,
@@ -133,7 +156,6 @@ pub(crate) async fn ledgered<H: Hooks, T: Answer, F: Future<Output = Result<T, H
     key: impl FnOnce() -> String,
     make: impl FnOnce() -> F,
 ) -> Result<T, CallError> {
-    let Some(_) = stored else { return call(inner, job, hook, attempt, cell, make).await };
     let key = key();
     // Boxed: a job in memory never makes this write, and its future, kept inline, would make every attempt's
     // future too large for the allocator's fast path.

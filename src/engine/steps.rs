@@ -9,7 +9,7 @@ use super::cell::{CALLING, JobCell};
 use super::durable::{FIX_SUFFIX, Stored};
 use super::ending::{cancelled, recovered, suspended, verdict};
 use super::events::{Event, HookName};
-use super::guards::{Held, Probe, give_back, pass_breaker, settle};
+use super::guards::{Held, Probe, breaker_now, give_back, settle, wait_for_breaker};
 use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
 use super::job::{AttemptKey, Job};
 use super::ledger::{self, ledgered, write_answer};
@@ -141,7 +141,8 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     let unanswered = stored.as_deref_mut().is_some_and(|s| s.take_unanswered(&key.to_string()));
     if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
         let about = if unanswered { key.attempt } else { key.attempt - 1 };
-        match reconcile_attempt(inner, job, st, stored, cell, about).await {
+        // Boxed: most attempts reconcile nothing, and this call's future would make every attempt's larger.
+        match Box::pin(reconcile_attempt(inner, job, st, stored, cell, about)).await {
             Ok(Reconciled::Done) => {
                 if unanswered {
                     // The lost call had in fact been made, and succeeded.
@@ -156,7 +157,12 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         }
     }
 
-    let mut probe = match pass_breaker(inner, job, st, cell).await {
+    let passed = match breaker_now(inner, st) {
+        Some(probe) => Ok(probe),
+        // Boxed: the wait for an open breaker is rare, and its future would make every attempt's larger.
+        None => Box::pin(wait_for_breaker(inner, job, st, cell)).await,
+    };
+    let mut probe = match passed {
         Ok(probe) => probe,
         Err(held) => {
             give_back(inner, st);
