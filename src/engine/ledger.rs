@@ -136,9 +136,10 @@ pub(crate) fn ledgered<'a, H: Hooks, T: Answer, F: Future<Output = Result<T, Hoo
     make: impl FnOnce() -> F,
 ) -> impl Future<Output = Result<T, CallError>> {
     // The plain call itself, not a future around it, for a job in memory: one state machine less on every call.
+    // The ledger's future is boxed: it would make the future of every attempt larger, also in memory.
     match stored {
         None => Either::Left(call(inner, job, hook, attempt, cell, make)),
-        Some(_) => Either::Right(in_ledger(inner, job, st, stored, cell, hook, attempt, key, make)),
+        Some(_) => Either::Right(Box::pin(in_ledger(inner, job, st, stored, cell, hook, attempt, key, make))),
     }
 }
 
@@ -157,9 +158,7 @@ async fn in_ledger<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>
     make: impl FnOnce() -> F,
 ) -> Result<T, CallError> {
     let key = key();
-    // Boxed: a job in memory never makes this write, and its future, kept inline, would make every attempt's
-    // future too large for the allocator's fast path.
-    if Box::pin(begin_call(inner, job, st, stored, cell, hook.as_str(), &key)).await.is_err() {
+    if begin_call(inner, job, st, stored, cell, hook.as_str(), &key).await.is_err() {
         return Err(CallError::Aborted);
     }
     let result = call(inner, job, hook, attempt, cell, make).await;
