@@ -280,6 +280,8 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     }
     let now = Instant::now();
     let started = now.checked_sub(d.now().since(first_failure_at)).unwrap_or(now);
+    // As of now: the walk's first decision takes it.
+    state.history.set_elapsed(now.saturating_duration_since(started));
     let delivery = Delivery { inner: inner.clone(), hash, cell: cell.clone(), finished: false };
     let woke_awaiting = row.phase == Phase::Awaiting;
     let stored =

@@ -55,6 +55,9 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
         // Fields reached through `parts` rather than bound to locals: a local that lives across an await is kept
         // in the job's future, and a fleet keeps a hundred thousand of them.
         warm(parts);
+        // The job's elapsed time was read off the clock as it was handed to this task: the first decision takes
+        // that reading (reading the clock costs a lock when time is paused).
+        let mut clock_read = true;
         loop {
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
@@ -71,7 +74,9 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                 }
                 continue;
             }
-            parts.state.history.set_elapsed(parts.started.elapsed());
+            if !std::mem::take(&mut clock_read) {
+                parts.state.history.set_elapsed(parts.started.elapsed());
+            }
             let decision = parts
                 .delivery
                 .inner
