@@ -42,6 +42,8 @@ mod remediator;
 mod report;
 mod runner;
 mod shared;
+#[cfg(test)]
+mod sizes;
 mod state;
 mod steps;
 mod stored;
