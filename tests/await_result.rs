@@ -253,3 +253,31 @@ async fn on_a_store_the_row_is_due_at_the_stages_wait() {
     assert!(unstaged_checks[1] - unstaged_checks[0] >= BUILDER_WAIT);
     assert!(unstaged_checks[1] - unstaged_checks[0] < BUILDER_WAIT + secs(2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_job_counts_the_time_its_result_took_against_max_elapsed() {
+    // The stage gives up after 30 minutes; the submitted attempt's result (a failure) comes two hours after the
+    // resume, by `check`.
+    let p = || {
+        site(
+            r#"on(2001, retry(#{ attempts: 5, initial: "1m", multiplier: 1.0, max_elapsed: "30m", await_result: "2h" })
+                .then(fail("gave up")));"#,
+        )
+        .unwrap()
+    };
+    let hooks = FakeHooks::new()
+        .script("a", HookName::Resubmit, [Scripted::Submit("u1".into()), Scripted::Succeed])
+        .script("a", HookName::Check, [Scripted::Fail(asset(2001))]);
+    let before = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
+    let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+    tokio::time::sleep(secs(120)).await;
+    let state = before.shutdown(secs(5)).await;
+    assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
+    assert!(state[0].awaiting.is_some(), "suspended while its attempt is out");
+
+    let after = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
+    let outcome = after.resume(state.into_iter().next().unwrap()).unwrap().await;
+    let Outcome::Failed { verdict } = &outcome else { panic!("the 30 minutes are long gone: {outcome:?}") };
+    assert_eq!(verdict.reason, "gave up", "{verdict:?}");
+    assert_eq!(hooks.calls_for("a").iter().filter(|c| c.hook == HookName::Resubmit).count(), 1);
+}

@@ -61,6 +61,8 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
         loop {
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
+            // Only the first turn: any other follows a step that took time.
+            let fresh = std::mem::take(&mut clock_read);
             // A verdict stands: not even a cancellation keeps it from the `failed` hook.
             if parts.state.has_verdict() {
                 return Box::pin(dead_letter(parts)).await;
@@ -74,7 +76,7 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                 }
                 continue;
             }
-            if !std::mem::take(&mut clock_read) {
+            if !fresh {
                 parts.state.history.set_elapsed(parts.started.elapsed());
             }
             let decision = parts
