@@ -70,7 +70,6 @@ pub(crate) const HOLD_REPORTS_FOR: Duration = Duration::from_secs(3600);
 
 impl<H> Inner<H> {
     /// Sends an event, building it only when someone listens.
-    #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         // An atomic flag, not `receiver_count` (which takes the channel's lock on every event).
         if self.listened.load(Ordering::Relaxed) {

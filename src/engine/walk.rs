@@ -55,14 +55,14 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
         // Fields reached through `parts` rather than bound to locals: a local that lives across an await is kept
         // in the job's future, and a fleet keeps a hundred thousand of them.
         warm(parts);
-        // The job's elapsed time was read off the clock as it was handed to this task: the first decision takes
-        // that reading (reading the clock costs a lock when time is paused).
-        let mut clock_read = true;
+        // The job's elapsed time was read off the clock as it was handed to this task: a decision on the first
+        // turn takes that reading (reading the clock costs a lock when time is paused); any later turn follows a
+        // step that took time.
+        let mut first_turn = true;
         loop {
             // Hooks that answer at once would otherwise let this loop run without giving the runtime back.
             tokio::task::consume_budget().await;
-            // Only the first turn: any other follows a step that took time.
-            let fresh = std::mem::take(&mut clock_read);
+            let first = std::mem::take(&mut first_turn);
             // A verdict stands: not even a cancellation keeps it from the `failed` hook.
             if parts.state.has_verdict() {
                 return Box::pin(dead_letter(parts)).await;
@@ -76,7 +76,7 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                 }
                 continue;
             }
-            if !fresh {
+            if !first {
                 parts.state.history.set_elapsed(parts.started.elapsed());
             }
             let decision = parts
