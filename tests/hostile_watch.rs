@@ -60,6 +60,9 @@ fn every_hostile_case_ends_cleanly_through_a_watched_directory() {
                             })
                         }
                         (Some(ReloadEvent::Refused { .. }), sandbox::Expect::Either) => true,
+                        (Some(ReloadEvent::Refused { errors }), sandbox::Expect::InTime) => {
+                            errors.first().is_some_and(|e| e.to_string().contains(sandbox::OUT_OF_LOAD_TIME))
+                        }
                         (Some(ReloadEvent::Reloaded { .. }), sandbox::Expect::Refused(..)) => false,
                         (Some(ReloadEvent::Reloaded { .. }), _) => true,
                         (Some(ReloadEvent::Refused { .. }), _) | (None, _) => false,
