@@ -157,6 +157,86 @@ async fn a_job_awaiting_a_report_is_suspended_and_resumed() {
     assert_eq!(hooks.calls_for("a").iter().filter(|c| c.hook == HookName::Resubmit).count(), 1, "not resubmitted");
 }
 
+/// A report that came early (or none), what the resumed call and the attempts after it answer, the reference the
+/// resumed job then awaits (reported by the test), and what the job must come to.
+struct EarlyCase {
+    name: &'static str,
+    report: Option<Reported>,
+    repeated: Vec<Scripted>,
+    awaited: Option<&'static str>,
+    ends: fn(&Outcome) -> bool,
+}
+
+/// A report by asset that came while a call was under way, when the shutdown deadline cut that call off: it goes
+/// with the suspended job, and is the result of the call's repetition on resume if that answers `Submitted`;
+/// a repetition that answers at once makes it stale, and a later attempt waits for its own.
+#[tokio::test(start_paused = true)]
+async fn a_report_that_came_during_a_call_the_shutdown_cut_off_is_resumed_with_the_job() {
+    let cases = [
+        EarlyCase {
+            name: "succeeded, repeated call submitted",
+            report: Some(Reported::Succeeded),
+            repeated: vec![submit("u1")],
+            awaited: None,
+            ends: |o| matches!(o, Outcome::Recovered { attempts: 1, .. }),
+        },
+        EarlyCase {
+            name: "failed, repeated call submitted",
+            report: Some(Reported::Failed { failure: asset(2404) }),
+            repeated: vec![submit("u1")],
+            awaited: None,
+            ends: |o| matches!(o, Outcome::Failed { verdict } if verdict.last_failure.key() == asset(2404).key()),
+        },
+        EarlyCase {
+            name: "succeeded, repeated call answered at once",
+            report: Some(Reported::Succeeded),
+            repeated: vec![Scripted::Fail(asset(2001)), submit("u2")],
+            awaited: Some("u2"),
+            ends: |o| matches!(o, Outcome::Recovered { attempts: 2, .. }),
+        },
+        EarlyCase {
+            name: "no report",
+            report: None,
+            repeated: vec![submit("u1")],
+            awaited: Some("u1"),
+            ends: |o| matches!(o, Outcome::Recovered { attempts: 1, .. }),
+        },
+    ];
+    for EarlyCase { name, report, repeated, awaited, ends } in cases {
+        // The retry's call (a minute in) takes ten minutes; the shutdown's deadline cuts it off.
+        let answers = std::iter::once(Scripted::Delay(secs(600), Box::new(Scripted::Succeed))).chain(repeated);
+        let hooks = FakeHooks::new().script("a", HookName::Resubmit, answers);
+        let before = remediator(once(), hooks.clone());
+        let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+        tokio::time::sleep(secs(61)).await;
+        if let Some(report) = &report {
+            let early = before.report(ReportTarget::Asset("a"), report.clone()).await.unwrap();
+            assert!(matches!(early, ReportAnswer::Early { .. }), "{name}: {early:?}");
+        }
+        let suspended = before.shutdown(secs(5)).await;
+        assert_eq!(handle.await.kind(), OutcomeKind::Suspended, "{name}");
+        let stored = serde_json::to_string(&suspended).unwrap();
+        assert_eq!(stored.contains("early_report"), report.is_some(), "{name}: {stored}");
+        let state: Vec<SuspendedJob> = serde_json::from_str(&stored).unwrap();
+        assert_eq!(state[0].early_report, report, "{name}");
+
+        let after = remediator(once(), hooks.clone());
+        let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
+        if let Some(reference) = awaited {
+            // This attempt awaits a report of its own: the early one was not taken for it.
+            tokio::time::sleep(secs(61)).await;
+            let answer = after.report(ReportTarget::Reference(reference), Reported::Succeeded).await.unwrap();
+            assert!(matches!(answer, ReportAnswer::Applied { .. }), "{name}: {answer:?}");
+        }
+        let outcome = handle.await;
+        assert!(ends(&outcome), "{name}: {outcome:?}");
+        let calls = hooks.calls_for("a");
+        let keys: Vec<_> = calls.iter().filter(|c| c.hook == HookName::Resubmit).map(|c| c.key.clone()).collect();
+        assert_eq!(keys[0], keys[1], "{name}: the cut-off call is repeated with its key");
+        assert!(calls.iter().all(|c| c.hook != HookName::Check), "{name}: no result was waited out");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_canceled_asset_ends_its_job_cancelled() {
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1")]);

@@ -159,6 +159,15 @@ impl JobCell {
         offer
     }
 
+    /// Takes a report kept for the call under way (one that came by asset before the call answered).
+    pub(crate) fn take_kept(&self) -> Option<Reported> {
+        let mut shared = self.lock();
+        if self.attempt.load(Ordering::Acquire) != KEPT {
+            return None;
+        }
+        shared.report.take().map(|r| *r)
+    }
+
     /// Takes the report the job awaited.
     pub(crate) fn take_report(&self) -> Option<Reported> {
         self.flags.fetch_and(!REPORT, Ordering::SeqCst);

@@ -40,6 +40,7 @@ pub(super) fn suspended(job: &Job, st: State) -> Outcome {
             paid: more.paid,
             verdict: more.verdict,
             awaiting: more.awaiting,
+            early_report: more.early_report,
         }),
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::Withdrawal;
 use super::job::Job;
+use super::report::Reported;
 use super::state::Awaiting;
 use super::verdict::Verdict;
 use crate::classify::Failure;
@@ -113,4 +114,9 @@ pub struct SuspendedJob {
     /// The submitted attempt whose result the job awaited.
     #[serde(default)]
     pub awaiting: Option<Box<Awaiting>>,
+    /// A report (by asset) that came while the hook call of the next attempt was under way, when the shutdown
+    /// deadline cut that call off: resume repeats the call with the same key, and if it answers `Submitted`,
+    /// this is its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_report: Option<Reported>,
 }

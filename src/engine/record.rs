@@ -86,6 +86,8 @@ impl Record {
             reconciles: self.reconciles,
             verdict: self.verdict,
             awaiting: self.awaiting,
+            // A job in a store keeps an early report in its row.
+            early_report: None,
         };
         let mut state = State::new(self.failure, self.history).with_more(more);
         state.steps = self.steps;

@@ -127,8 +127,19 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
-        let SuspendedJob { job, failure, history, remaining_delay, reconciles, steps, paid, verdict, awaiting } = state;
-        let more = More { remaining: remaining_delay, lent: None, paid, reconciles, verdict, awaiting };
+        let SuspendedJob {
+            job,
+            failure,
+            history,
+            remaining_delay,
+            reconciles,
+            steps,
+            paid,
+            verdict,
+            awaiting,
+            early_report,
+        } = state;
+        let more = More { remaining: remaining_delay, lent: None, paid, reconciles, verdict, awaiting, early_report };
         let mut state = State::new(failure, history).with_more(more);
         state.steps = steps;
         self.spawn_job(job, state)

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::budget::Withdrawal;
+use super::report::Reported;
 use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
@@ -43,6 +44,9 @@ pub(crate) struct More {
     pub(crate) verdict: Option<Box<Verdict>>,
     /// The submitted attempt whose result the job awaits.
     pub(crate) awaiting: Option<Box<Awaiting>>,
+    /// A report that came while a call cut off by the shutdown deadline was under way: kept for that call's
+    /// repetition.
+    pub(crate) early_report: Option<Reported>,
 }
 
 /// A submitted attempt whose result is reported later, or checked when `await_result` runs out.
@@ -119,6 +123,11 @@ impl State {
     /// Takes what was left of the delay.
     pub(crate) fn take_remaining(&mut self) -> Option<Duration> {
         self.more.as_mut().and_then(|m| m.remaining.take())
+    }
+
+    /// Takes the report kept for the repetition of a call the shutdown deadline cut off.
+    pub(crate) fn take_early_report(&mut self) -> Option<Reported> {
+        self.more.as_mut().and_then(|m| m.early_report.take())
     }
 
     /// What the budget lent to the attempt about to be made.

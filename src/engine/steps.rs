@@ -188,6 +188,10 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     };
 
     cell.set_attempt(CALLING);
+    if let Some(report) = st.take_early_report() {
+        // It came while the call this one repeats was under way: kept as if it had come during this one.
+        let _ = cell.offer(None, report);
+    }
     let result = match decision.action() {
         Action::FixCredentials { scope } => {
             let scope = *scope;
@@ -225,6 +229,14 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         }
     };
 
+    // A report that came during a call the shutdown cut off goes with the suspended job, for the call's
+    // repetition on resume (a job in a store keeps it in its row).
+    if matches!(result, Err(CallError::Aborted | CallError::Shutdown))
+        && stored.is_none()
+        && let Some(report) = cell.take_kept()
+    {
+        st.more().early_report = Some(report);
+    }
     if !matches!(result, Ok(Attempt::Submitted { .. })) {
         cell.attempt_settled();
     }
