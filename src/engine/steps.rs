@@ -15,6 +15,7 @@ use super::job::{AttemptKey, Job};
 use super::ledger::{self, ledgered, write_answer};
 use super::outcome::Outcome;
 use super::parts::Parts;
+use super::report::Reported;
 use super::shared::Inner;
 use super::state::State;
 use super::unanswered::{call_failed, interrupted};
@@ -189,8 +190,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
 
     cell.set_attempt(CALLING);
     if let Some(report) = st.take_early_report() {
-        // It came while the call this one repeats was under way: kept as if it had come during this one.
-        let _ = cell.offer(None, report);
+        keep_early(cell, report);
     }
     let result = match decision.action() {
         Action::FixCredentials { scope } => {
@@ -231,11 +231,8 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
 
     // A report that came during a call the shutdown cut off goes with the suspended job, for the call's
     // repetition on resume (a job in a store keeps it in its row).
-    if matches!(result, Err(CallError::Aborted | CallError::Shutdown))
-        && stored.is_none()
-        && let Some(report) = cell.take_kept()
-    {
-        st.more().early_report = Some(report);
+    if matches!(result, Err(CallError::Aborted | CallError::Shutdown)) && stored.is_none() {
+        carry_early(cell, st);
     }
     if !matches!(result, Ok(Attempt::Submitted { .. })) {
         cell.attempt_settled();
@@ -277,5 +274,20 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
             call_failed(inner, st, CallError::Timeout, probe.downstream)
         }
         Err(e) => interrupted(inner, job, st, Some(decision), e),
+    }
+}
+
+/// A report that came while the call this attempt repeats was under way: kept as if it had come during this one.
+/// Out of line: only a job resumed after a shutdown cut its call off has one.
+#[cold]
+fn keep_early(cell: &JobCell, report: Reported) {
+    let _ = cell.offer(None, report);
+}
+
+/// Takes a report kept for a call the shutdown cut off into the job's state, for the suspended job.
+#[cold]
+fn carry_early(cell: &JobCell, st: &mut State) {
+    if let Some(report) = cell.take_kept() {
+        st.more().early_report = Some(report);
     }
 }
