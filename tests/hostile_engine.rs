@@ -45,11 +45,7 @@ fn every_hostile_case_ends_cleanly_through_the_engine() {
             let Ok((loaded, case)) = loaded else { return Err("the load panicked".to_owned()) };
             match (loaded, case.expect) {
                 (Err(_), sandbox::Expect::Refused(..) | sandbox::Expect::Either) => Ok(None),
-                (Err(e), sandbox::Expect::InTime)
-                    if e.errors().next().is_some_and(|d| d.to_string().contains(sandbox::OUT_OF_LOAD_TIME)) =>
-                {
-                    Ok(None)
-                }
+                (Err(e), sandbox::Expect::InTime) if sandbox::out_of_load_time(e.errors().next()) => Ok(None),
                 (Err(e), expect) => Err(format!("expected {expect:?}, refused: {e}")),
                 (Ok(_), sandbox::Expect::Refused(..)) => Err("loaded, but should be refused".to_owned()),
                 (Ok(policies), _) => match tokio::spawn(job(policies, format!("asset-{i}"))).await {

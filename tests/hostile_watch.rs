@@ -61,7 +61,7 @@ fn every_hostile_case_ends_cleanly_through_a_watched_directory() {
                         }
                         (Some(ReloadEvent::Refused { .. }), sandbox::Expect::Either) => true,
                         (Some(ReloadEvent::Refused { errors }), sandbox::Expect::InTime) => {
-                            errors.first().is_some_and(|e| e.to_string().contains(sandbox::OUT_OF_LOAD_TIME))
+                            sandbox::out_of_load_time(errors.first())
                         }
                         (Some(ReloadEvent::Reloaded { .. }), sandbox::Expect::Refused(..)) => false,
                         (Some(ReloadEvent::Reloaded { .. }), _) => true,
