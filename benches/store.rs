@@ -217,7 +217,7 @@ fn through_store(jobs: usize) -> u64 {
         let mut now = Timestamp(0);
         for i in 0..jobs {
             let asset = format!("asset-{i}");
-            let new = NewJob { asset_id: &asset, payload: PAYLOAD, version: 1, last_code: "2001", wake_at: now };
+            let new = NewJob::new(&asset, PAYLOAD, 1, "2001", now);
             store.submit(new, now).await.expect("submit");
         }
         let mut attempts = 0u64;
@@ -243,6 +243,9 @@ fn through_store(jobs: usize) -> u64 {
                     version: 1,
                     last_code: "2001",
                     attempts: attempt,
+                    attempt,
+                    fence_until: now,
+                    wake_on_report: true,
                     reference: None,
                     ledger: &[LedgerWrite::Begin { key: &key, hook: "resubmit" }],
                     take_report: false,
@@ -258,6 +261,7 @@ fn through_store(jobs: usize) -> u64 {
                     release: true,
                     ledger: &[LedgerWrite::End { key: &key, answer }],
                     outcome: recovered.then_some("recovered"),
+                    attempt: 0,
                     ..start
                 };
                 store.save(&c.lease, result, now).await.expect("result");

@@ -338,7 +338,7 @@ impl LightFlow {
                         let uuid = format!("lf-{n:04}");
                         let ends_at = Instant::now() + runs_for;
                         state.encodes.insert(uuid.clone(), Encode { ends_at, end });
-                        self.endpoint.call_back(self, &asset_id, &uuid, end, runs_for, &mut state);
+                        self.endpoint.call_back(self, &asset_id, &key, &uuid, end, runs_for, &mut state);
                         Posted::Created(uuid)
                     }
                 };
@@ -513,11 +513,14 @@ impl Endpoint {
     }
 
     /// LightFlow's side: the callbacks of one encode, sent as LightFlow sends them. The host's callback URL
-    /// carries its own `asset` parameter.
+    /// carries its own `asset` parameter and the attempt's key (`attempt`, its `#` percent-encoded): a late
+    /// callback of an earlier attempt is then told apart in either form.
+    #[allow(clippy::too_many_arguments)]
     fn call_back(
         &self,
         lf: &LightFlow,
         asset_id: &str,
+        key: &str,
         uuid: &str,
         end: End,
         runs_for: Duration,
@@ -525,7 +528,7 @@ impl Endpoint {
     ) {
         let rng = &mut lf.asset(state, asset_id).rng;
         let (lost, twice) = (rng.random_bool(0.05), rng.random_bool(0.1));
-        let query = format!("asset={asset_id}");
+        let query = format!("asset={asset_id}&attempt={}", key.replace('#', "%23"));
         // The GET form first: LightFlow appends `status` (and `endDate`) to the URL.
         let running = format!("/lightflow/callback?{query}&status=running");
         self.send_after(Duration::from_secs(30), Some(running), None);
@@ -585,6 +588,7 @@ fn answer_name(answer: &ReportAnswer) -> &'static str {
         ReportAnswer::Duplicate { .. } => "duplicate",
         ReportAnswer::OlderAttempt { .. } => "older attempt",
         ReportAnswer::Finished { .. } => "job already finished",
+        ReportAnswer::Ambiguous { .. } => "ambiguous (check decides)",
         ReportAnswer::Unknown => "unknown",
     }
 }

@@ -287,7 +287,8 @@ async fn an_early_report_of_a_call_that_answered_at_once_is_dropped() {
     let r = on_store(once(), hooks.clone(), &store, &clock, "one");
     let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(65)).await; // the first retry's call is under way
-    let early = r.report(ReportTarget::Asset("a"), Reported::Succeeded).await.unwrap();
+    let first = ReportTarget::Attempt { job: store.job_of("a").await.unwrap().unwrap().id, attempt: 1 };
+    let early = r.report(first, Reported::Succeeded).await.unwrap();
     assert!(matches!(early, ReportAnswer::Early { .. }), "{early:?}");
     tokio::time::sleep(secs(120)).await; // it failed at once; the second retry is submitted as u2
     let row = store.job_of("a").await.unwrap().unwrap();

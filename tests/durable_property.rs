@@ -118,9 +118,9 @@ impl Ends {
 enum Delivery {
     /// Reported `after` seconds after the submission, first by asset or by reference, then `dups` more times
     /// by reference.
-    Report { after: u64, by_asset: bool, dups: u8 },
+    Report { after: u64, by_key: bool, dups: u8 },
     /// Reported while the hook is still being called, before it answers `Submitted`, then `dups` more times.
-    Early { by_asset: bool, dups: u8 },
+    Early { by_key: bool, dups: u8 },
     /// Never reported: `check` says `Running` until `after` seconds have passed, then the result.
     Check { after: u64 },
     /// Reported by reference while the engine's `check` (which knows the result too) is under way.
@@ -222,8 +222,8 @@ fn ends() -> impl Strategy<Value = Ends> {
 
 fn delivery() -> impl Strategy<Value = Delivery> {
     prop_oneof![
-        4 => (0u64..1800, any::<bool>(), 0u8..3).prop_map(|(after, by_asset, dups)| Delivery::Report { after, by_asset, dups }),
-        2 => (any::<bool>(), 0u8..3).prop_map(|(by_asset, dups)| Delivery::Early { by_asset, dups }),
+        4 => (0u64..1800, any::<bool>(), 0u8..3).prop_map(|(after, by_key, dups)| Delivery::Report { after, by_key, dups }),
+        2 => (any::<bool>(), 0u8..3).prop_map(|(by_key, dups)| Delivery::Early { by_key, dups }),
         2 => (0u64..3 * AWAIT.as_secs()).prop_map(|after| Delivery::Check { after }),
         1 => Just(Delivery::Race),
         1 => Just(Delivery::Lost),
@@ -327,7 +327,10 @@ enum Sent {
 
 #[derive(Debug, Clone)]
 enum Target {
+    /// By the asset alone (late reports, after every job ended).
     Asset,
+    /// By the attempt's key, as a callback URL that carries it names it.
+    Attempt(JobId, u32),
     Reference(String),
 }
 
@@ -476,7 +479,7 @@ impl Host {
 
     /// LightFlow takes attempt `n` (once: a repeat with the same key is the same attempt), and its result is
     /// reported as the plan says.
-    fn submit(&self, asset: usize, n: u32, ends: &Ends, delivery: &Delivery) -> String {
+    fn submit(&self, asset: usize, job: JobId, n: u32, ends: &Ends, delivery: &Delivery) -> String {
         let reference = reference(asset, n);
         let now = self.clock.now();
         {
@@ -495,18 +498,18 @@ impl Host {
             w.refs.entry(asset).or_default().push(reference.clone());
         }
         let by_ref = || Target::Reference(reference.clone());
-        let primary = |by_asset: bool| if by_asset { Target::Asset } else { by_ref() };
+        let primary = |by_key: bool| if by_key { Target::Attempt(job, n) } else { by_ref() };
         let result = ends.reported();
         match delivery {
-            Delivery::Report { after, by_asset, dups } => {
+            Delivery::Report { after, by_key, dups } => {
                 let at = Duration::from_secs(*after);
-                self.report(at, asset, primary(*by_asset), result.clone(), Sent::Primary);
+                self.report(at, asset, primary(*by_key), result.clone(), Sent::Primary);
                 for d in 1..=u64::from(*dups) {
                     self.report(at + Duration::from_secs(7 * d), asset, by_ref(), result.clone(), Sent::Dup);
                 }
             }
-            Delivery::Early { by_asset, dups } => {
-                self.report(Duration::ZERO, asset, primary(*by_asset), result.clone(), Sent::Primary);
+            Delivery::Early { by_key, dups } => {
+                self.report(Duration::ZERO, asset, primary(*by_key), result.clone(), Sent::Primary);
                 for d in 1..=u64::from(*dups) {
                     self.report(Duration::from_secs(d), asset, by_ref(), result.clone(), Sent::Dup);
                 }
@@ -528,7 +531,7 @@ impl Host {
         }
         let mut latency = plan.latency;
         if let Answer::Submit(ends, delivery @ Delivery::Early { .. }) = &answer {
-            self.submit(asset, n, ends, delivery);
+            self.submit(asset, key.job, n, ends, delivery);
             latency = latency.max(1);
         }
         self.take(latency).await;
@@ -541,7 +544,7 @@ impl Host {
             Answer::Hang => std::future::pending().await,
             Answer::Error => Err(HookError::new(HOST_ERROR)),
             Answer::Submit(ends, delivery) => {
-                Ok(Attempt::Submitted { reference: self.submit(asset, n, ends, delivery) })
+                Ok(Attempt::Submitted { reference: self.submit(asset, key.job, n, ends, delivery) })
             }
         };
         if die == Some(Die::After) {
@@ -676,6 +679,7 @@ async fn pump(mut intents: mpsc::UnboundedReceiver<Intent>, slot: Slot, world: A
                 if let Some(r) = live(&slot) {
                     let target = match &intent.target {
                         Target::Asset => ReportTarget::Asset(&id),
+                        Target::Attempt(job, attempt) => ReportTarget::Attempt { job: *job, attempt: *attempt },
                         Target::Reference(reference) => ReportTarget::Reference(reference),
                     };
                     if let Ok(answer) = r.report(target, intent.result.clone()).await {

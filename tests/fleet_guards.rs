@@ -224,13 +224,7 @@ async fn a_job_of_a_newer_build_is_left_for_a_replica_that_reads_it() {
         let case = subject.name;
         let clock = Arc::new(TokioClock::starting_at(Timestamp(1_000_000)));
         let future = r#"{"written_by":"a newer build","shape":"unknown here"}"#;
-        let new = NewJob {
-            asset_id: "n1",
-            payload: future,
-            version: PAYLOAD_VERSION + 1,
-            last_code: "2001",
-            wake_at: clock.now(),
-        };
+        let new = NewJob::new("n1", future, PAYLOAD_VERSION + 1, "2001", clock.now());
         subject.store.submit(new, clock.now()).await.unwrap();
         let hooks = FakeHooks::new();
         let r = replica(&p, hooks.clone(), &subject, &clock, "old", true, |b| b.without_circuit_breaker());

@@ -62,7 +62,7 @@ async fn open(url: &str, options: &StoreOptions) -> Arc<PgStore> {
 }
 
 fn job(asset: &str, wake: Timestamp) -> NewJob<'_> {
-    NewJob { asset_id: asset, payload: r#"{"v":1}"#, version: 1, last_code: "2001", wake_at: wake }
+    NewJob::new(asset, r#"{"v":1}"#, 1, "2001", wake)
 }
 
 fn save<'a>(phase: Phase, release: bool, wake: Timestamp, ledger: &'a [LedgerWrite<'a>]) -> Save<'a> {
@@ -74,6 +74,9 @@ fn save<'a>(phase: Phase, release: bool, wake: Timestamp, ledger: &'a [LedgerWri
         version: 1,
         last_code: "2001",
         attempts: 1,
+        attempt: u32::from(matches!(phase, Phase::Awaiting | Phase::Calling)),
+        fence_until: Timestamp(0),
+        wake_on_report: true,
         reference: None,
         ledger,
         take_report: false,
@@ -276,10 +279,10 @@ async fn stores_opening_at_once_on_a_fresh_schema_migrate_it_once() {
     }
     let check = format!(
         "DO $$ BEGIN IF (SELECT array_agg(version ORDER BY version) FROM \"{schema}\"._sqlx_migrations) \
-         <> ARRAY[1, 2]::bigint[] THEN RAISE EXCEPTION 'migrations applied more than once, or not all'; END IF; END $$"
+         <> ARRAY[1, 2, 3]::bigint[] THEN RAISE EXCEPTION 'migrations applied more than once, or not all'; END IF; END $$"
     );
     pg::raw(&url, &check).await;
-    assert_eq!(PgStore::schema_version(), 2);
+    assert_eq!(PgStore::schema_version(), 3);
     pg::drop_schema(&url, &schema).await;
 }
 

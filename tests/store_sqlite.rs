@@ -18,7 +18,7 @@ use sqlx::{ConnectOptions, Connection};
 const LEASE: Duration = Duration::from_secs(30);
 
 fn job(asset: &str) -> NewJob<'_> {
-    NewJob { asset_id: asset, payload: r#"{"v":1}"#, version: 1, last_code: "2001", wake_at: Timestamp(0) }
+    NewJob::new(asset, r#"{"v":1}"#, 1, "2001", Timestamp(0))
 }
 
 fn calling<'a>(ledger: &'a [LedgerWrite<'a>]) -> Save<'a> {
@@ -30,6 +30,9 @@ fn calling<'a>(ledger: &'a [LedgerWrite<'a>]) -> Save<'a> {
         version: 1,
         last_code: "2001",
         attempts: 1,
+        attempt: 1,
+        fence_until: Timestamp(0),
+        wake_on_report: true,
         reference: None,
         ledger,
         take_report: false,

@@ -238,7 +238,7 @@ async fn store_worker(
     for i in (w..jobs).step_by(WORKERS) {
         let now = Timestamp(clock.load(Ordering::SeqCst));
         let asset = format!("asset-{i}");
-        let new = NewJob { asset_id: &asset, payload: PAYLOAD, version: 1, last_code: "2001", wake_at: now };
+        let new = NewJob::new(&asset, PAYLOAD, 1, "2001", now);
         store.submit(new, now).await.expect("submit");
     }
     loop {
@@ -262,6 +262,9 @@ async fn store_worker(
                 version: 1,
                 last_code: "2001",
                 attempts: attempt,
+                attempt,
+                fence_until: now,
+                wake_on_report: true,
                 reference: None,
                 ledger: &[LedgerWrite::Begin { key: &key, hook: "resubmit" }],
                 take_report: false,
@@ -277,6 +280,7 @@ async fn store_worker(
                 release: true,
                 ledger: &[LedgerWrite::End { key: &key, answer }],
                 outcome: recovered.then_some("recovered"),
+                attempt: 0,
                 ..start
             };
             store.save(&c.lease, result, now).await.expect("result");

@@ -3,18 +3,19 @@
 //! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::cell::{JobCell, LOST};
 use super::fleet::Fleet;
 use super::outcome::Outcome;
 use super::record::Record;
-use crate::store::{Clock, JobId, Lease, Phase, Store, Timestamp};
+use crate::store::{Clock, JobId, Lease, Phase, Store, StoreError, Timestamp};
 
 /// How a remediator works with its durable store.
 ///
@@ -89,12 +90,60 @@ pub(crate) struct Durable {
     pub(crate) let_go_due: AtomicI64,
     /// The claimer waits for room for a batch.
     pub(crate) wants_room: AtomicBool,
+    /// Jobs being handed over here that will be held once their write returns (`enqueue`): counted in the
+    /// room, so that hand-overs at once cannot take more than `max_active_jobs`.
+    reserved: AtomicUsize,
+    /// What the store's latest answers said, for [`Remediator::health`](super::Remediator::health).
+    pub(crate) health: StoreHealth,
+}
+
+/// What the claimer and the heartbeat last heard from the store.
+#[derive(Debug, Default)]
+pub(crate) struct StoreHealth {
+    /// When the store last took a write (a claim, a renewal, a save), on the store's clock (`i64::MIN`: never).
+    pub(crate) last_write: AtomicI64,
+    /// Writes that failed since the last that did not.
+    pub(crate) failures: AtomicU32,
+    /// The latest failure.
+    pub(crate) error: Mutex<Option<String>>,
+}
+
+impl StoreHealth {
+    fn new() -> Self {
+        StoreHealth { last_write: AtomicI64::new(i64::MIN), ..StoreHealth::default() }
+    }
+
+    /// Notes a write's result: a lost lease is an answer of a working store.
+    pub(crate) fn note<T>(&self, result: &Result<T, StoreError>, now: Timestamp) {
+        match result {
+            Ok(_) | Err(StoreError::LeaseLost { .. }) => {
+                self.last_write.fetch_max(now.0, Ordering::SeqCst);
+                self.failures.store(0, Ordering::SeqCst);
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            }
+        }
+    }
 }
 
 pub(crate) struct HeldJob {
     pub(crate) lease: Lease,
     pub(crate) cell: Arc<JobCell>,
     pub(crate) task: Option<AbortHandle>,
+    /// When the lease runs out at the latest, on this machine's monotonic clock: counted from before the
+    /// write that took or last renewed it. The heartbeat stops the job before then if it cannot renew.
+    pub(crate) expires: Instant,
+}
+
+/// A place kept for a job being handed over to this replica; given back when dropped.
+pub(crate) struct Reservation<'a>(&'a Durable);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.0.reserved.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a job's task keeps for its store while it holds the job.
@@ -147,7 +196,31 @@ impl Durable {
             looks_at: AtomicI64::new(i64::MIN),
             let_go_due: AtomicI64::new(i64::MAX),
             wants_room: AtomicBool::new(false),
+            reserved: AtomicUsize::new(0),
+            health: StoreHealth::new(),
         }
+    }
+
+    /// How much of its lease a job must have left to begin a side-effecting call (a third of the lease): the
+    /// store refuses the write that begins it otherwise, so that no call starts under a lease about to run
+    /// out.
+    pub(crate) fn call_margin(&self) -> Duration {
+        self.settings.lease / 3
+    }
+
+    /// How long before its lease runs out (on this machine's count) a job that could not be renewed is
+    /// stopped: a sixth of the lease.
+    pub(crate) fn stop_margin(&self) -> Duration {
+        self.settings.lease / 6
+    }
+
+    /// Keeps a place for a job about to be handed over here, if there is room for it.
+    pub(crate) fn reserve(&self) -> Option<Reservation<'_>> {
+        self.reserved.fetch_add(1, Ordering::SeqCst);
+        let reservation = Reservation(self);
+        // Counted with this one: another hand-over at once sees it too.
+        (self.held().len() + self.reserved.load(Ordering::SeqCst) <= self.settings.max_active_jobs.max(1))
+            .then_some(reservation)
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -216,7 +289,8 @@ impl Durable {
 
     /// How many more jobs this replica may hold.
     pub(crate) fn free(&self) -> usize {
-        self.settings.max_active_jobs.max(1).saturating_sub(self.held().len())
+        let taken = self.held().len() + self.reserved.load(Ordering::SeqCst);
+        self.settings.max_active_jobs.max(1).saturating_sub(taken)
     }
 
     /// The room a busy replica waits for before it takes more work: a claim's batch, or a quarter of what it
@@ -230,10 +304,19 @@ impl Durable {
         self.free() >= self.room()
     }
 
-    /// A held job is let go: at rest until `due`, or ended or stopped (`None`). The claimer is told if it
-    /// waits for the room this makes, or if the job is due before the claimer would look again by itself.
-    pub(crate) fn let_go(&self, id: JobId, due: Option<Timestamp>) {
-        self.held().remove(&id);
+    /// A held job is let go by the task of its lease of `epoch`: at rest until `due`, or ended or stopped
+    /// (`None`). A task of an older lease (the job lost, then claimed again here) lets nothing go: the job is
+    /// the newer task's. The claimer is told if it waits for the room this makes, or if the job is due before
+    /// the claimer would look again by itself.
+    pub(crate) fn let_go(&self, id: JobId, epoch: u64, due: Option<Timestamp>) {
+        {
+            let mut held = self.held();
+            if held.get(&id).is_some_and(|h| h.lease.epoch == epoch) {
+                held.remove(&id);
+            } else {
+                return;
+            }
+        }
         let mut tell = self.has_room() && self.wants_room.swap(false, Ordering::SeqCst);
         if let Some(due) = due {
             // Read by a claimer that is looking now, whose query may not have seen the job's write.

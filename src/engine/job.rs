@@ -130,6 +130,30 @@ pub struct AttemptKey<'a> {
     pub attempt: u32,
 }
 
+impl<'a> AttemptKey<'a> {
+    /// Reads a key from its text (`asset-id#job.attempt`, as [`Display`](fmt::Display) writes it): e.g. the
+    /// `attempt` parameter a host put in its callback URL. `None` for text that is not a key (the attempt is
+    /// counted from 1).
+    ///
+    /// ```
+    /// use lightflow_remedy::engine::{AttemptKey, JobId};
+    /// let key = AttemptKey::parse("asset#42#7.2").unwrap();
+    /// assert_eq!(key, AttemptKey { asset_id: "asset#42", job: JobId(7), attempt: 2 });
+    /// assert_eq!(AttemptKey::parse("asset-42#7"), None);
+    /// assert_eq!(AttemptKey::parse("asset-42#7.0"), None);
+    /// ```
+    pub fn parse(text: &'a str) -> Option<AttemptKey<'a>> {
+        let (asset_id, numbers) = text.rsplit_once('#')?;
+        let (job, attempt) = numbers.split_once('.')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if asset_id.is_empty() || !digits(job) || !digits(attempt) {
+            return None;
+        }
+        let attempt: u32 = attempt.parse().ok().filter(|n| *n > 0)?;
+        Some(AttemptKey { asset_id, job: JobId(job.parse().ok()?), attempt })
+    }
+}
+
 impl fmt::Display for AttemptKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}.{}", self.asset_id, self.job, self.attempt)

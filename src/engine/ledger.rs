@@ -21,6 +21,7 @@ use crate::store::{LedgerWrite, Phase, Save, StoreError};
 /// Before a side-effecting hook call: the job's state and the call's key are written, fenced by the lease, so
 /// that a replica that takes the job over knows the call was started. The last call's answer goes in the same
 /// write. A lease that is gone stops the job at once.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn begin_call<H>(
     inner: &Inner<H>,
     job: &Job,
@@ -29,8 +30,9 @@ pub(crate) async fn begin_call<H>(
     cell: &JobCell,
     hook: &str,
     key: &str,
+    attempt: Option<u32>,
 ) -> Result<(), StoreError> {
-    write_held(inner, job, st, stored, cell, Some((hook, key))).await
+    write_held(inner, job, st, stored, cell, Some((hook, key, attempt.unwrap_or(0)))).await
 }
 
 /// Before a hook call that is not in the ledger (a reconcile): the last side-effecting call's answer, if it is
@@ -51,14 +53,16 @@ pub(crate) async fn write_answer<H>(
 }
 
 /// A write of a job its replica keeps holding: the last call's answer, then the start of the call `begin`
-/// (`(hook, key)`), if any.
+/// (`(hook, key, attempt)`; the attempt 0 for a call of no attempt), if any. The start of a call is refused
+/// unless the lease has a margin left beyond the write ([`Durable::call_margin`](super::durable::Durable)): a
+/// call is never begun under a lease about to run out.
 async fn write_held<H>(
     inner: &Inner<H>,
     job: &Job,
     st: &State,
     stored: &mut Option<Box<Stored>>,
     cell: &JobCell,
-    begin: Option<(&str, &str)>,
+    begin: Option<(&str, &str, u32)>,
 ) -> Result<(), StoreError> {
     let (Some(d), Some(stored)) = (&inner.durable, stored.as_deref_mut()) else { return Ok(()) };
     let now = d.now();
@@ -73,7 +77,7 @@ async fn write_held<H>(
     let answered = stored.answered.take();
     let mut ledger: Vec<LedgerWrite<'_>> =
         answered.iter().map(|(key, answer)| LedgerWrite::End { key, answer }).collect();
-    if let Some((hook, key)) = begin {
+    if let Some((hook, key, _)) = begin {
         ledger.push(LedgerWrite::Begin { key, hook });
     }
     let save = Save {
@@ -84,6 +88,9 @@ async fn write_held<H>(
         version: PAYLOAD_VERSION,
         last_code: &last_code,
         attempts: st.history.attempts(),
+        attempt: begin.map_or(0, |(_, _, attempt)| attempt),
+        fence_until: if begin.is_some() { now.after(d.call_margin()) } else { now },
+        wake_on_report: true,
         reference: None,
         ledger: &ledger,
         take_report: std::mem::take(&mut stored.clear_report),
@@ -158,7 +165,7 @@ async fn in_ledger<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>
     make: impl FnOnce() -> F,
 ) -> Result<T, CallError> {
     let key = key();
-    if begin_call(inner, job, st, stored, cell, hook.as_str(), &key).await.is_err() {
+    if begin_call(inner, job, st, stored, cell, hook.as_str(), &key, attempt).await.is_err() {
         return Err(CallError::Aborted);
     }
     let result = call(inner, job, hook, attempt, cell, make).await;

@@ -14,7 +14,7 @@ use super::counters::CounterSnapshot;
 use super::events::Event;
 use super::handle::JobHandle;
 use super::hooks::Hooks;
-use super::job::Job;
+use super::job::{AttemptKey, Job};
 use super::outcome::SuspendedJob;
 use super::parts::Parts;
 use super::registry::Entered;
@@ -25,7 +25,7 @@ use super::walk;
 use crate::classify::catalogue::Downstream;
 use crate::classify::{Callback, Failure};
 use crate::decide::{History, LivePolicies, Policies};
-use crate::store::{JobId, ReportAnswer, ReportTarget, StoreError};
+use crate::store::{JobId, ReportAnswer, ReportTarget, StoreError, Timestamp};
 
 /// Why a job could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,11 +216,18 @@ impl<H: Hooks> Remediator<H> {
 
     /// Hands the host a submitted attempt's result: from its LightFlow callback handler, or its poller.
     ///
-    /// `target` names the attempt by the asset (the attempt under way) or by the reference its hook answered
-    /// `Submitted` with. The answer says what became of the report: applied to the attempt the job awaits;
-    /// kept because the attempt's hook has not answered yet (it is applied when it does); held because no
-    /// attempt has this reference yet; or changing nothing (a duplicate, an older attempt, a finished or
-    /// unknown job). A report is never applied to the wrong attempt.
+    /// `target` names the attempt: best by its key ([`ReportTarget::Attempt`], from the callback URL the host
+    /// made for it), or by the reference its hook answered `Submitted` with, or by the asset and when the
+    /// attempt ended ([`ReportTarget::AssetEndedAt`]). The answer says what became of the report: applied to
+    /// the attempt the job awaits; kept because the attempt's hook has not answered yet (it is applied when it
+    /// does); held because no attempt has this reference yet; or changing nothing (a duplicate, an older
+    /// attempt, a finished or unknown job). On a store, a report by asset alone without an end time could be
+    /// about any attempt of the job: it is answered [`ReportAnswer::Ambiguous`], changes nothing, and a job
+    /// awaiting a result asks the host's `check` at once. A report is never applied to the wrong attempt.
+    ///
+    /// Values a store refuses to keep (an id with a NUL, longer than
+    /// [`MAX_ID_BYTES`](crate::store::MAX_ID_BYTES), a report over
+    /// [`MAX_REPORT_BYTES`](crate::store::MAX_REPORT_BYTES)) are [`StoreError::Invalid`], on every store.
     ///
     /// ```
     /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator, ReportAnswer, ReportTarget, Reported};
@@ -253,13 +260,26 @@ impl<H: Hooks> Remediator<H> {
         if let Some(d) = &self.inner.durable {
             let json = serde_json::to_string(&result).unwrap_or_default();
             let answer = d.store.report(target, &json, d.now()).await?;
-            if matches!(answer, ReportAnswer::Applied { .. }) {
+            if matches!(answer, ReportAnswer::Applied { .. } | ReportAnswer::Ambiguous { .. }) {
                 d.wake.notify_one();
             }
             return Ok(answer);
         }
         Ok(match target {
-            ReportTarget::Asset(asset) => {
+            ReportTarget::Attempt { job, attempt } => {
+                let cell = self.inner.jobs().cells().find(|c| c.id == job).cloned();
+                match cell {
+                    None => ReportAnswer::Unknown,
+                    Some(cell) => match cell.offer(Some(attempt), result) {
+                        Offer::Taken => ReportAnswer::Applied { job },
+                        Offer::Kept => ReportAnswer::Early { job },
+                        Offer::Duplicate => ReportAnswer::Duplicate { job },
+                        Offer::NotAwaited => ReportAnswer::OlderAttempt { job },
+                    },
+                }
+            }
+            // In memory, a report by asset is offered to the attempt under way.
+            ReportTarget::Asset(asset) | ReportTarget::AssetEndedAt(asset, _) => {
                 let cell = self.inner.jobs().get(asset).cloned();
                 match cell {
                     None => ReportAnswer::Unknown,
@@ -278,9 +298,19 @@ impl<H: Hooks> Remediator<H> {
         })
     }
 
-    /// Reports what a LightFlow callback says: by the asset's uuid (the reference its attempt was submitted
-    /// under), or, without one, by the host's own `asset` parameter. A callback that says the asset has not
-    /// ended (`queued`, `running`), or that names no asset, changes nothing (`None`).
+    /// Reports what a LightFlow callback says, addressed as surely as the callback allows:
+    ///
+    /// 1. by the attempt its URL names: the host puts the attempt's key ([`AttemptKey`], its text
+    ///    `asset#job.attempt`, percent-encoded: `#` is `%23`) in the callback URL it gives LightFlow with the
+    ///    attempt, as an `attempt` parameter (`https://host/callbacks?attempt=asset-1%237.2`); a callback of an
+    ///    earlier attempt is then answered [`ReportAnswer::OlderAttempt`] in either of LightFlow's forms;
+    /// 2. else by the asset's uuid (the reference its attempt was submitted under);
+    /// 3. else by the host's own `asset` parameter and the callback's `endDate` (a callback of an attempt that
+    ///    ended before the one under way began is older);
+    /// 4. else by the asset alone (on a store: [`ReportAnswer::Ambiguous`], and `check` decides).
+    ///
+    /// A callback that says the asset has not ended (`queued`, `running`), or that names no asset, changes
+    /// nothing (`None`); an `attempt` parameter that is not a key is [`StoreError::Invalid`].
     ///
     /// ```
     /// # use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Remediator, ReportAnswer};
@@ -303,10 +333,21 @@ impl<H: Hooks> Remediator<H> {
     /// ```
     pub async fn report_callback(&self, callback: &Callback) -> Result<Option<ReportAnswer>, StoreError> {
         let Some(result) = Reported::from_callback(callback.result()) else { return Ok(None) };
-        let target = match (&callback.uuid, &callback.asset) {
-            (Some(uuid), _) => ReportTarget::Reference(uuid),
-            (None, Some(asset)) => ReportTarget::Asset(asset),
-            (None, None) => return Ok(None),
+        let ended = callback.end_time().map(Timestamp::from);
+        let target = match (callback.param("attempt"), &callback.uuid, &callback.asset) {
+            (Some(text), _, _) => {
+                let key = AttemptKey::parse(text).ok_or_else(|| StoreError::Invalid {
+                    field: "attempt",
+                    reason: "it is not an attempt key (asset#job.attempt)".to_owned(),
+                })?;
+                ReportTarget::Attempt { job: key.job, attempt: key.attempt }
+            }
+            (None, Some(uuid), _) => ReportTarget::Reference(uuid),
+            (None, None, Some(asset)) => match ended {
+                Some(at) => ReportTarget::AssetEndedAt(asset, at),
+                None => ReportTarget::Asset(asset),
+            },
+            (None, None, None) => return Ok(None),
         };
         self.report(target, result).await.map(Some)
     }

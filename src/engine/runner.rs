@@ -53,9 +53,14 @@ pub(crate) fn start<H: Hooks>(inner: &Arc<Inner<H>>) -> bool {
 /// It looks when it is told (a job submitted or reported here, a job let go that is due sooner than it would
 /// look, room made for a batch), when the earliest job at rest is due, and at least every poll interval. A
 /// busy replica (less room than a batch) waits for the room, or a poll interval, before it claims again.
+///
+/// When the store fails, it waits before it tries again, longer at each failure in a row (from 50 ms to a
+/// cap of 5 s, or the poll interval if that is longer), so that a store that is down is not asked in a hot
+/// loop; the first claim that works resets the wait.
 async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
     // Whether the claimer has waited a poll interval for room: it then takes what room there is.
     let mut waited = false;
+    let mut backoff = Backoff::default();
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let Some(d) = &inner.durable else { return };
@@ -84,15 +89,29 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
         }
         waited = false;
         let limit = free.min(d.settings.claim_batch.max(1));
-        let mut full = false;
-        match d.store.claim(&d.owner, d.now(), d.settings.lease, limit).await {
+        let full;
+        let sent = Instant::now();
+        let now = d.now();
+        let result = d.store.claim(&d.owner, now, d.settings.lease, limit).await;
+        d.health.note(&result, now);
+        match result {
             Ok(claimed) => {
+                backoff.reset();
                 full = claimed.len() == limit;
                 for c in claimed {
-                    hold(&inner, c);
+                    hold(&inner, c, sent);
                 }
             }
-            Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "claiming due jobs failed"),
+            Err(e) => {
+                let wait = backoff.next(poll);
+                tracing::warn!(store = %d.store.describe(), error = %e, retry_in = ?wait, "claiming due jobs failed");
+                drop(inner);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = woken => {}
+                }
+                continue;
+            }
         }
         d.tell_ended_elsewhere().await;
         if full {
@@ -130,23 +149,50 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
     }
 }
 
-/// Starts the task of a claimed job.
-pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed) {
+/// How long the claimer waits after failures in a row.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// The wait after one more failure: 50 ms, doubled at each, up to 5 s (or `poll` if longer).
+    fn next(&mut self, poll: Duration) -> Duration {
+        let cap = poll.max(Duration::from_secs(5));
+        let wait = Duration::from_millis(50).saturating_mul(1 << self.failures.min(16)).min(cap);
+        self.failures = self.failures.saturating_add(1);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Starts the task of a claimed job, whose claim was sent at `sent` (its lease is counted from then).
+pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed, sent: Instant) {
     let Some(d) = &inner.durable else { return };
     let id = claimed.lease.job;
+    let epoch = claimed.lease.epoch;
     if claimed.taken_over {
         tracing::info!(job = %id, "taking over a job whose lease expired");
         inner.counters.takeover();
     }
     let cell = Arc::new(JobCell::new(id));
-    d.held().insert(id, HeldJob { lease: claimed.lease.clone(), cell: cell.clone(), task: None });
+    let expires = sent + d.settings.lease;
+    d.held().insert(id, HeldJob { lease: claimed.lease.clone(), cell: cell.clone(), task: None, expires });
     let task = tokio::spawn(run_stored(inner.clone(), claimed, cell));
-    if let Some(held) = d.held().get_mut(&id) {
+    if let Some(held) = d.held().get_mut(&id).filter(|h| h.lease.epoch == epoch) {
         held.task = Some(task.abort_handle());
     }
 }
 
 /// Renews the held jobs' leases every third of the lease; a job whose lease is lost stops at once.
+///
+/// A renewal waits at most half that long, and never past the moment the first held job must stop: a job
+/// whose lease could not be renewed in time is stopped a sixth of the lease before it runs out (on this
+/// machine's count, from before the write that last took or renewed it), so that its calls end before another
+/// replica can take it over.
 async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
@@ -154,31 +200,65 @@ async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
         let every = (d.settings.lease / 3).max(Duration::from_millis(10));
         let leases: Vec<Lease> = d.held().values().map(|h| h.lease.clone()).collect();
         if !leases.is_empty() {
-            match d.store.renew(&leases, d.now(), d.settings.lease).await {
+            let sent = Instant::now();
+            let limit = (every / 2).min(stop_at(d).saturating_duration_since(sent)).max(Duration::from_millis(1));
+            let now = d.now();
+            let renewal = tokio::time::timeout(limit, d.store.renew(&leases, now, d.settings.lease)).await;
+            let renewal = renewal.unwrap_or_else(|_| {
+                Err(StoreError::Database {
+                    store: d.store.describe(),
+                    message: format!("no answer to the renewal within {limit:?}"),
+                })
+            });
+            d.health.note(&renewal, now);
+            match renewal {
                 Ok(renewed) => {
-                    let held = d.held();
+                    let mut held = d.held();
                     // Only a job still held under the lease renewed: one that was released and claimed again
                     // while the renewal was under way holds a newer lease, which this renewal said nothing of.
-                    let renewed_lease = |id: &JobId| {
-                        held.get(id).filter(|h| leases.iter().any(|l| l.job == *id && l.epoch == h.lease.epoch))
-                    };
-                    for id in renewed.lost {
-                        if let Some(h) = renewed_lease(&id) {
-                            tracing::warn!(job = %id, "lease lost: another replica holds the job now");
+                    let same = |id: &JobId, h: &HeldJob| leases.iter().any(|l| l.job == *id && l.epoch == h.lease.epoch);
+                    for id in &renewed.lost {
+                        if let Some(h) = held.get(id).filter(|h| same(id, h)) {
+                            tracing::warn!(job = %id, "lease lost: another replica holds the job now, or it ran out");
                             h.cell.raise(LOST);
                         }
                     }
-                    for id in renewed.cancel_requested {
-                        if let Some(h) = renewed_lease(&id) {
+                    for id in &renewed.cancel_requested {
+                        if let Some(h) = held.get(id).filter(|h| same(id, h)) {
                             h.cell.raise(CANCEL);
+                        }
+                    }
+                    for (id, h) in held.iter_mut() {
+                        if same(id, h) && !renewed.lost.contains(id) {
+                            h.expires = h.expires.max(sent + d.settings.lease);
                         }
                     }
                 }
                 Err(e) => tracing::warn!(store = %d.store.describe(), error = %e, "renewing leases failed"),
             }
         }
+        stop_expiring(d);
+        let wait = every.min(stop_at(d).saturating_duration_since(Instant::now())).max(Duration::from_millis(1));
         drop(inner);
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// When the first held job must stop unless its lease is renewed (far off when none is held).
+fn stop_at(d: &Durable) -> Instant {
+    let margin = d.stop_margin();
+    let first = d.held().values().map(|h| h.expires).min();
+    first.map_or_else(|| Instant::now() + d.settings.lease, |at| at.checked_sub(margin).unwrap_or(at))
+}
+
+/// Stops the held jobs whose leases run out within the stop margin: their renewals did not come in time.
+fn stop_expiring(d: &Durable) {
+    let deadline = Instant::now() + d.stop_margin();
+    for (id, h) in d.held().iter() {
+        if h.expires <= deadline && !h.cell.is(LOST) {
+            tracing::warn!(job = %id, "the lease could not be renewed in time: the job stops here before it runs out");
+            h.cell.raise(LOST);
+        }
     }
 }
 
@@ -218,23 +298,31 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
                 version: row.version,
                 last_code: &row.last_code,
                 attempts: row.attempts,
+                attempt: row.attempt,
+                fence_until: d.now(),
+                // Not due again at once for a report on it: this build would only leave it again.
+                wake_on_report: false,
                 reference: row.reference.as_deref(),
                 ledger: &[],
                 take_report: false,
                 outcome: None,
             };
             let _ = d.store.save(&lease, save, d.now()).await;
-            d.let_go(id, None);
+            d.let_go(id, lease.epoch, None);
             return;
         }
     };
     let unanswered = match row.phase {
-        Phase::Calling => d
-            .store
-            .calls(id)
-            .await
-            .ok()
-            .and_then(|calls| calls.into_iter().rev().find(|c| c.answered_at.is_none()).map(|c| c.key)),
+        Phase::Calling => match d.store.calls(id).await {
+            Ok(calls) => calls.into_iter().rev().find(|c| c.answered_at.is_none()).map(|c| c.key),
+            Err(e) => {
+                // Without the ledger, the call that was begun cannot be reconciled: nothing is called; the lease
+                // runs out and the job is taken over again later.
+                tracing::warn!(store = %d.store.describe(), job = %id, error = %e, "a taken-over job's ledger is unreadable: left for later");
+                d.let_go(id, lease.epoch, None);
+                return;
+            }
+        },
         _ => None,
     };
     let first_failure_at = record.first_failure_at;
@@ -267,7 +355,7 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             Entered::Running(_) => {
                 tracing::debug!(job = %id, "a stale claim: the job is active here");
                 // A stale claim: let it go.
-                d.let_go(id, None);
+                d.let_go(id, lease.epoch, None);
                 return;
             }
         }
@@ -295,9 +383,10 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     }
     let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
     let outcome = walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
+    let epoch = lease.epoch;
     if cell.is(LOST) {
         parts.leave();
-        d.let_go(id, None);
+        d.let_go(id, epoch, None);
         return;
     }
     // Out of this replica's registry before the job can be claimed again, here or elsewhere.
@@ -306,16 +395,16 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             // Not written: the lease expires and the job goes on from its last write, here or elsewhere.
             tracing::error!(store = %d.store.describe(), job = %id, error = %e, "writing a job back failed");
             parts.leave();
-            d.let_go(id, None);
+            d.let_go(id, epoch, None);
         }
         Ok(due) if matches!(outcome, Outcome::Suspended { .. }) => {
             parts.leave();
-            d.let_go(id, due);
+            d.let_go(id, epoch, due);
         }
         Ok(_) => {
             d.tell(id, &outcome);
             parts.end(outcome);
-            d.let_go(id, None);
+            d.let_go(id, epoch, None);
         }
     }
     if let Some(fleet) = &d.fleet {
@@ -353,14 +442,21 @@ async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> 
         version: PAYLOAD_VERSION,
         last_code: &last_code,
         attempts: st.history.attempts(),
+        attempt: st.awaiting().map_or(0, |a| a.attempt),
+        fence_until: now,
+        wake_on_report: true,
         reference: st.awaiting().map(|a| a.reference.as_str()),
         ledger: &ledger,
         take_report: std::mem::take(&mut stored.clear_report),
         outcome: outcome_name,
     };
-    let saved = d.store.save(&stored.lease, save, now).await?;
+    let saved = d.store.save(&stored.lease, save, now).await;
+    d.health.note(&saved, now);
+    let saved = saved?;
     Ok(match phase {
         Phase::Finished => None,
+        // A cancellation asked while the job was held is seen at once.
+        _ if saved.cancel_requested => Some(now),
         // A report on the row makes a job awaiting it due at once.
         Phase::Awaiting if saved.report.is_some() => Some(now),
         _ => Some(wake_at),

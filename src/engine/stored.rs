@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::time::Instant;
+
 use super::builder::RemediatorBuilder;
 use super::durable::StoreSettings;
 use super::handle::JobHandle;
@@ -71,6 +73,49 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok(()) }
     /// ```
     pub async fn enqueue(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
+        self.hand_over(job, failure, None).await
+    }
+
+    /// Enqueues a job as [`Remediator::enqueue`] does, made once for `dedupe_key` (e.g. the failed asset's
+    /// LightFlow uuid): the same failure handed over again, by this replica or another, at any time while the
+    /// store keeps the first job (its retention), gives a handle to that job rather than a new one. Without a
+    /// store, as [`Remediator::submit`].
+    ///
+    /// ```
+    /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator, StoreSettings};
+    /// use lightflow_remedy::store::{MemoryStore, Store, TokioClock, Timestamp};
+    /// use lightflow_remedy::{Failure, Policies};
+    /// use serde_json::{Map, Value};
+    /// use std::sync::Arc;
+    ///
+    /// struct Host;
+    /// impl Hooks for Host {
+    ///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+    ///         Ok(Attempt::Succeeded)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Arc::new(MemoryStore::new());
+    /// let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+    /// let remediator = Remediator::builder(Policies::defaults(), Host)
+    ///     .store_with(store.clone(), clock, StoreSettings::default())
+    ///     .build();
+    /// let failure = Failure::asset(2503, "unavailable")?;
+    /// let first = remediator.enqueue_once(Job::new("asset-1"), failure.clone(), "uuid-of-the-failed-asset").await?;
+    /// assert!(matches!(first.await, Outcome::Recovered { .. }));
+    /// // The same failure handed over again (a webhook delivered twice): no second job.
+    /// let again = remediator.enqueue_once(Job::new("asset-1"), failure, "uuid-of-the-failed-asset").await?;
+    /// assert!(matches!(again.await, Outcome::Recovered { .. }));
+    /// assert_eq!(store.stats(Timestamp(0)).await?.by_outcome["recovered"], 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_once(&self, job: Job, failure: Failure, dedupe_key: &str) -> Result<JobHandle, SubmitError> {
+        self.hand_over(job, failure, Some(dedupe_key)).await
+    }
+
+    async fn hand_over(&self, job: Job, failure: Failure, dedupe_key: Option<&str>) -> Result<JobHandle, SubmitError> {
         let Some(d) = &self.inner.durable else { return self.submit(job, failure) };
         if !self.is_accepting() {
             return Err(SubmitError::ShuttingDown);
@@ -81,31 +126,30 @@ impl<H: Hooks> Remediator<H> {
         let now = d.now();
         let key = failure.key().to_string();
         let record = Record::of(&job, &State::new(failure, history), now).encode();
-        let new = NewJob {
-            asset_id: job.asset_id(),
-            payload: &record,
-            version: PAYLOAD_VERSION,
-            last_code: &key,
-            wake_at: now,
-        };
+        let mut new = NewJob::new(job.asset_id(), &record, PAYLOAD_VERSION, &key, now);
+        new.dedupe_key = dedupe_key;
         let store_err = |e: StoreError| SubmitError::Store(e.to_string());
         // With room for it, this replica holds the job from the start, and begins at once.
-        let (submitted, claimed) = if d.has_room() && !d.stopping.load(Ordering::SeqCst) {
+        let room = if d.has_room() && !d.stopping.load(Ordering::SeqCst) { d.reserve() } else { None };
+        let sent = Instant::now();
+        let (submitted, claimed) = if room.is_some() {
             d.store.submit_and_claim(new, &d.owner, d.settings.lease, now).await.map_err(store_err)?
         } else {
             (d.store.submit(new, now).await.map_err(store_err)?, None)
         };
         let (id, joined) = match submitted {
             Submitted::New(id) => (id, false),
-            Submitted::Joined(id) => (id, true),
+            Submitted::Joined(id) | Submitted::Deduplicated(id) => (id, true),
         };
         // Watched before its task starts, which may end it at once.
         let handle = JobHandle::watching(job.id().clone(), d.watch(id), joined);
         match claimed {
-            Some(claimed) => runner::hold(&self.inner, claimed),
+            Some(claimed) => runner::hold(&self.inner, claimed, sent),
             None if !joined => d.wake.notify_one(),
-            None => {}
+            // Perhaps ended already: the claimer reads its outcome.
+            None => d.wake.notify_one(),
         }
+        drop(room);
         Ok(handle)
     }
 

@@ -37,14 +37,27 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
 }
 
+impl From<SystemTime> for Timestamp {
+    /// The milliseconds since the Unix epoch of a time (0 for a time before it).
+    ///
+    /// ```
+    /// use lightflow_remedy::store::Timestamp;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// assert_eq!(Timestamp::from(UNIX_EPOCH + Duration::from_millis(1_500)), Timestamp(1_500));
+    /// ```
+    fn from(time: SystemTime) -> Self {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
 /// The system's clock (one process, or replicas whose clocks agree).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+        Timestamp::from(SystemTime::now())
     }
 }
 

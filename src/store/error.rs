@@ -50,6 +50,31 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// A value handed to the store (an asset id, a reference, a report, a key) that it refuses to keep: too
+    /// long, empty, or with characters no id has. Nothing was written.
+    #[error("{field} refused: {reason}")]
+    Invalid {
+        /// Which value (`asset id`, `reference`, `report`, `dedupe key`).
+        field: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The store's database is gone from under it: its file was deleted or replaced while the store was open.
+    /// Nothing more is written to it; open the store again (and see what became of the file).
+    #[error("{store}: {reason}; nothing more is written to it")]
+    Gone {
+        /// Which store.
+        store: String,
+        /// What happened to it.
+        reason: String,
+    },
+    /// The store was to be opened only if it exists ([`StoreOptions::create`](super::StoreOptions::create) off),
+    /// and it does not.
+    #[error("{store}: no such store (it is not created when opened for reading)")]
+    Missing {
+        /// Which store.
+        store: String,
+    },
     /// The database refused or failed (connection lost, disk full, locked for too long, ...).
     #[error("{store}: {message}")]
     Database {

@@ -1,6 +1,7 @@
 //! A store whose rows live in this process: the same leases, fencing, ledger and reports as the durable
 //! stores, and nothing survives the process. For tests of code that runs on a store, and for trying the
-//! durable mode without a database.
+//! durable mode without a database. One file: every method is a few lines over the same maps, and the maps
+//! are read best beside them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,11 +9,13 @@ use std::time::Duration;
 
 use super::clock::Timestamp;
 use super::error::StoreError;
+use super::judge::{Effect, Reported, judge};
+use super::options::StoreOptions;
 use super::rows::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
     ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
 };
-use super::{Store, StoreFuture};
+use super::{Store, StoreFuture, validate};
 
 /// Job rows in memory.
 ///
@@ -22,7 +25,7 @@ use super::{Store, StoreFuture};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let store = MemoryStore::new();
-/// let new = NewJob { asset_id: "a1", payload: "{}", version: 1, last_code: "2001", wake_at: Timestamp(0) };
+/// let new = NewJob::new("a1", "{}", 1, "2001", Timestamp(0));
 /// let Submitted::New(id) = store.submit(new, Timestamp(0)).await? else { unreachable!() };
 /// assert_eq!(store.submit(new, Timestamp(0)).await?, Submitted::Joined(id), "one active job per asset");
 /// let claimed = store.claim("replica-1", Timestamp(10), Duration::from_secs(30), 10).await?;
@@ -32,9 +35,18 @@ use super::{Store, StoreFuture};
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     rows: Mutex<Rows>,
+    /// The most reports for unknown references held, and for how long (milliseconds).
+    max_held: u64,
+    held_life: i64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_options(&StoreOptions::default())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +62,10 @@ struct Rows {
     references: HashMap<String, JobId>,
     /// Reports for references not known yet, with when they came.
     held: HashMap<String, (String, Timestamp)>,
+    /// Held reports dropped to keep within the cap.
+    held_dropped: u64,
+    /// The job each dedupe key was submitted with.
+    dedupe: HashMap<String, JobId>,
     /// The shared guards' states.
     guards: HashMap<String, GuardRow>,
 }
@@ -86,6 +102,9 @@ impl Rows {
         now: Timestamp,
         holder: Option<(&str, Timestamp)>,
     ) -> (Submitted, Option<Claimed>) {
+        if let Some(id) = new.dedupe_key.and_then(|key| self.dedupe.get(key)) {
+            return (Submitted::Deduplicated(*id), None);
+        }
         if let Some(id) = self.active.get(new.asset_id) {
             return (Submitted::Joined(*id), None);
         }
@@ -102,6 +121,9 @@ impl Rows {
             version: new.version,
             last_code: new.last_code.to_owned(),
             attempts: 0,
+            attempt: 0,
+            attempt_at: None,
+            dedupe_key: new.dedupe_key.map(str::to_owned),
             reference: None,
             report: None,
             cancel_requested: false,
@@ -116,13 +138,37 @@ impl Rows {
             taken_over: false,
         });
         self.active.insert(new.asset_id.to_owned(), id);
+        if let Some(key) = new.dedupe_key {
+            self.dedupe.insert(key.to_owned(), id);
+        }
         self.wakes.insert((row.wake_at, id));
         self.jobs.insert(id, row);
         (Submitted::New(id), claimed)
     }
 
-    fn holds(row: &JobRow, lease: &Lease) -> bool {
-        row.phase != Phase::Finished && row.epoch == lease.epoch && row.lease_owner.as_deref() == Some(&*lease.owner)
+    /// Whether `lease` holds the job of `row`, unexpired until `until` (a held row's `wake_at` is its lease's
+    /// expiry).
+    fn holds(row: &JobRow, lease: &Lease, until: Timestamp) -> bool {
+        row.phase != Phase::Finished
+            && row.epoch == lease.epoch
+            && row.lease_owner.as_deref() == Some(&*lease.owner)
+            && row.wake_at > until
+    }
+
+    /// Holds a report for a reference no job has named yet, within the cap and the life of held reports:
+    /// whether it was held without dropping another.
+    fn hold_report(&mut self, reference: &str, report: &str, now: Timestamp, max: u64, life: i64) -> bool {
+        let oldest_kept = Timestamp(now.0.saturating_sub(life));
+        self.held.retain(|_, (_, at)| *at >= oldest_kept);
+        let mut room = true;
+        while !self.held.contains_key(reference) && self.held.len() as u64 >= max {
+            let Some(oldest) = self.held.iter().min_by_key(|(_, (_, at))| *at).map(|(r, _)| r.clone()) else { break };
+            self.held.remove(&oldest);
+            self.held_dropped += 1;
+            room = false;
+        }
+        self.held.insert(reference.to_owned(), (report.to_owned(), now));
+        room
     }
 }
 
@@ -130,6 +176,17 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// An empty store that holds reports for unknown references as `options` say
+    /// ([`StoreOptions::max_held_reports`], [`StoreOptions::held_report_life`]); its other options are of the
+    /// database stores.
+    pub fn with_options(options: &StoreOptions) -> Self {
+        MemoryStore {
+            rows: Mutex::default(),
+            max_held: options.max_held_reports.max(1),
+            held_life: i64::try_from(options.held_report_life.as_millis()).unwrap_or(i64::MAX),
+        }
     }
 
     fn rows(&self) -> MutexGuard<'_, Rows> {
@@ -147,6 +204,9 @@ impl Store for MemoryStore {
     }
 
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
+        if let Err(e) = validate::new_job(&new) {
+            return ready(Err(e));
+        }
         ready(Ok(self.rows().insert(new, now, None).0))
     }
 
@@ -157,6 +217,9 @@ impl Store for MemoryStore {
         lease: Duration,
         now: Timestamp,
     ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
+        if let Err(e) = validate::new_job(&new) {
+            return ready(Err(e));
+        }
         let holder = (new.wake_at <= now).then(|| (owner, now.after(lease)));
         ready(Ok(self.rows().insert(new, now, holder)))
     }
@@ -193,7 +256,8 @@ impl Store for MemoryStore {
         let mut rows = self.rows();
         let mut renewed = Renewed::default();
         for l in leases {
-            let held = rows.jobs.get(&l.job).is_some_and(|row| Rows::holds(row, l));
+            // An expired lease is not renewed: its job may be claimed by now, or about to be.
+            let held = rows.jobs.get(&l.job).is_some_and(|row| Rows::holds(row, l, now));
             if !held {
                 renewed.lost.push(l.job);
                 continue;
@@ -209,7 +273,8 @@ impl Store for MemoryStore {
     fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
         let mut rows = self.rows();
         let id = lease.job;
-        if !rows.jobs.get(&id).is_some_and(|row| Rows::holds(row, lease)) {
+        let until = save.fence_until.max(now);
+        if !rows.jobs.get(&id).is_some_and(|row| Rows::holds(row, lease, until)) {
             return ready(Err(StoreError::LeaseLost { job: id.0, epoch: lease.epoch }));
         }
         // A report held for the reference this save names is the job's now.
@@ -218,7 +283,8 @@ impl Store for MemoryStore {
             _ => None,
         };
         if let (Phase::Awaiting, Some(reference)) = (save.phase, save.reference) {
-            rows.references.insert(reference.to_owned(), id);
+            // A reference stays with the job that named it first.
+            rows.references.entry(reference.to_owned()).or_insert(id);
         }
         for entry in save.ledger {
             let calls = rows.calls.entry(id).or_default();
@@ -245,6 +311,10 @@ impl Store for MemoryStore {
         row.version = save.version;
         row.last_code = save.last_code.to_owned();
         row.attempts = save.attempts;
+        if row.attempt != save.attempt {
+            row.attempt_at = (save.attempt > 0).then_some(now);
+        }
+        row.attempt = save.attempt;
         row.reference = save.reference.map(str::to_owned);
         row.updated_at = now;
         if save.take_report {
@@ -261,8 +331,9 @@ impl Store for MemoryStore {
         row.phase = save.phase;
         if save.release {
             row.lease_owner = None;
-            // A report already here makes the job due at once.
-            let wake = if saved.report.is_some() && save.phase == Phase::Awaiting { now } else { save.wake_at };
+            // A report already here makes the job due at once, as does a cancellation asked meanwhile.
+            let reported = saved.report.is_some() && save.phase == Phase::Awaiting && save.wake_on_report;
+            let wake = if reported || saved.cancel_requested { now } else { save.wake_at };
             rows.set_wake(id, wake);
         }
         ready(Ok(saved))
@@ -274,9 +345,12 @@ impl Store for MemoryStore {
         result: &'a str,
         now: Timestamp,
     ) -> StoreFuture<'a, ReportAnswer> {
+        if let Err(e) = validate::report(target, result) {
+            return ready(Err(e));
+        }
         let mut rows = self.rows();
         let id = match target {
-            ReportTarget::Asset(asset) => match rows.active.get(asset) {
+            ReportTarget::Asset(asset) | ReportTarget::AssetEndedAt(asset, _) => match rows.active.get(asset) {
                 Some(id) => *id,
                 None => {
                     let finished = rows.jobs.values().rev().find(|r| r.asset_id == asset).map(|r| r.id);
@@ -286,37 +360,47 @@ impl Store for MemoryStore {
             ReportTarget::Reference(reference) => match rows.references.get(reference) {
                 Some(id) => *id,
                 None => {
-                    rows.held.insert(reference.to_owned(), (result.to_owned(), now));
-                    return ready(Ok(ReportAnswer::Held));
+                    let kept = rows.hold_report(reference, result, now, self.max_held, self.held_life);
+                    return ready(Ok(if kept { ReportAnswer::Held } else { ReportAnswer::Unknown }));
                 }
             },
+            ReportTarget::Attempt { job, .. } => job,
         };
         let Some(row) = rows.jobs.get_mut(&id) else { return ready(Ok(ReportAnswer::Unknown)) };
-        let current = match target {
-            ReportTarget::Reference(reference) => row.reference.as_deref() == Some(reference),
-            ReportTarget::Asset(_) => true,
+        let seen = Reported {
+            job: id,
+            phase: row.phase,
+            attempts: row.attempts,
+            attempt: row.attempt,
+            attempt_at: row.attempt_at,
+            reference: row.reference.as_deref(),
+            has_report: row.report.is_some(),
+            held: row.lease_owner.is_some(),
         };
-        let answer = match (row.phase, current) {
-            (Phase::Finished, _) => ReportAnswer::Finished { job: id },
-            (_, false) | (Phase::Waiting, _) => ReportAnswer::OlderAttempt { job: id },
-            _ if row.report.is_some() => ReportAnswer::Duplicate { job: id },
-            (Phase::Awaiting, true) => {
+        let (answer, effect) = judge(target, &seen);
+        let at_rest = row.lease_owner.is_none();
+        match effect {
+            Effect::None => {}
+            Effect::Keep => row.report = Some(result.to_owned()),
+            Effect::Apply => {
                 row.report = Some(result.to_owned());
                 row.updated_at = now;
-                if row.lease_owner.is_none() {
+                if at_rest {
                     rows.set_wake(id, now);
                 }
-                ReportAnswer::Applied { job: id }
             }
-            (_, true) => {
-                row.report = Some(result.to_owned());
-                ReportAnswer::Early { job: id }
+            Effect::Check => {
+                let wake = row.wake_at.min(now);
+                rows.set_wake(id, wake);
             }
-        };
+        }
         ready(Ok(answer))
     }
 
     fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
+        if let Err(e) = validate::id("asset id", asset_id) {
+            return ready(Err(e));
+        }
         let mut rows = self.rows();
         let Some(id) = rows.active.get(asset_id).copied() else { return ready(Ok(CancelAnswer::NoJob)) };
         let Some(row) = rows.jobs.get_mut(&id) else { return ready(Ok(CancelAnswer::NoJob)) };
@@ -330,6 +414,9 @@ impl Store for MemoryStore {
     }
 
     fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
+        if let Err(e) = validate::id("asset id", asset_id) {
+            return ready(Err(e));
+        }
         let mut rows = self.rows();
         let Some(id) = rows.active.get(asset_id).copied() else { return ready(Ok(false)) };
         let at_rest = rows.jobs.get(&id).is_some_and(|r| r.lease_owner.is_none());
@@ -344,6 +431,9 @@ impl Store for MemoryStore {
     }
 
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
+        if let Err(e) = validate::id("asset id", asset_id) {
+            return ready(Err(e));
+        }
         let rows = self.rows();
         let row = match rows.active.get(asset_id) {
             Some(id) => rows.jobs.get(id).cloned(),
@@ -374,7 +464,8 @@ impl Store for MemoryStore {
 
     fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
         let rows = self.rows();
-        let mut stats = Stats { held_reports: rows.held.len() as u64, ..Stats::default() };
+        let mut stats =
+            Stats { held_reports: rows.held.len() as u64, held_reports_dropped: rows.held_dropped, ..Stats::default() };
         for row in rows.jobs.values() {
             match &row.outcome {
                 Some(outcome) => *stats.by_outcome.entry(outcome.clone()).or_default() += 1,
@@ -402,6 +493,7 @@ impl Store for MemoryStore {
             rows.calls.remove(id);
         }
         rows.references.retain(|_, id| !old.contains(id));
+        rows.dedupe.retain(|_, id| !old.contains(id));
         rows.held.retain(|_, (_, at)| *at >= before);
         ready(Ok(old.len() as u64))
     }

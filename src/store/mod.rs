@@ -20,6 +20,7 @@
 
 mod clock;
 mod error;
+pub(crate) mod judge;
 mod memory;
 mod options;
 #[cfg(feature = "postgres")]
@@ -29,6 +30,7 @@ mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
+mod validate;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,6 +49,7 @@ pub use rows::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::open_url;
+pub use validate::{MAX_ID_BYTES, MAX_REPORT_BYTES};
 
 /// What a store method returns: a boxed future, so that stores can be used as `dyn Store`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

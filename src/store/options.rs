@@ -19,6 +19,10 @@ use std::time::Duration;
 /// // Behind PgBouncer in transaction mode, LISTEN does not work: no hints, the claimers poll.
 /// let pooled = StoreOptions::default().wake_hints(false);
 /// assert!(!pooled.wake_hints);
+///
+/// // A reader that must not make an empty store out of a typo.
+/// let reader = StoreOptions::default().create(false);
+/// assert!(!reader.create);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -41,11 +45,36 @@ pub struct StoreOptions {
     /// and the claimers find due jobs by polling alone: turn it off behind PgBouncer in transaction mode, where
     /// `LISTEN` does not work. The other stores have no hints.
     pub wake_hints: bool,
+    /// Whether a SQLite store's file is created when it is missing (on by default). Off, opening a missing
+    /// file is [`StoreError::Missing`](super::StoreError::Missing): readers (`remedy jobs`) never make an
+    /// empty store out of a typo.
+    pub create: bool,
+    /// The most reports for unknown references the store holds (10,000 by default): past it, the oldest is
+    /// dropped (and counted in [`Stats::held_reports_dropped`](super::Stats::held_reports_dropped)), and the
+    /// report that made room is answered [`ReportAnswer::Unknown`](super::ReportAnswer::Unknown).
+    pub max_held_reports: u64,
+    /// How long a report for an unknown reference is held, in case its attempt is being submitted right now
+    /// (10 minutes by default); older ones are dropped.
+    pub held_report_life: Duration,
+    /// How long one database statement may run before the database cancels it (PostgreSQL's
+    /// `statement_timeout`, 30 s by default; its `lock_timeout` and `idle_in_transaction_session_timeout` are set
+    /// from it too), and how long an operation waits for a connection of the pool. No call waits forever on a
+    /// database that has stopped answering.
+    pub statement_timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { pool_size: 10, busy_timeout: Duration::from_secs(5), hold_time: false, wake_hints: true }
+        StoreOptions {
+            pool_size: 10,
+            busy_timeout: Duration::from_secs(5),
+            hold_time: false,
+            wake_hints: true,
+            create: true,
+            max_held_reports: 10_000,
+            held_report_life: Duration::from_secs(600),
+            statement_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -71,6 +100,30 @@ impl StoreOptions {
     /// Whether the store sends and listens for wake hints (PostgreSQL's `LISTEN`/`NOTIFY`).
     pub fn wake_hints(mut self, on: bool) -> Self {
         self.wake_hints = on;
+        self
+    }
+
+    /// Whether a missing SQLite file is created (off: opening it is an error).
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// The most reports for unknown references held (at least 1).
+    pub fn max_held_reports(mut self, n: u64) -> Self {
+        self.max_held_reports = n.max(1);
+        self
+    }
+
+    /// How long a report for an unknown reference is held.
+    pub fn held_report_life(mut self, life: Duration) -> Self {
+        self.held_report_life = life;
+        self
+    }
+
+    /// How long a statement may run, and an operation wait for a connection (at least 1 ms).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 }

@@ -88,6 +88,30 @@ pub struct NewJob<'a> {
     pub last_code: &'a str,
     /// When it is first due.
     pub wake_at: Timestamp,
+    /// What makes this hand-over the same as an earlier one (e.g. the failed asset's LightFlow uuid): a job
+    /// submitted with a key a job of the store already has (active, or finished and not yet pruned) is not
+    /// made again ([`Submitted::Deduplicated`]). `None`: no deduplication beyond one active job per asset.
+    pub dedupe_key: Option<&'a str>,
+}
+
+impl<'a> NewJob<'a> {
+    /// A job for `asset_id` with the engine's `payload` (of `version`), remediating `last_code`, first due at
+    /// `wake_at`, without a dedupe key.
+    ///
+    /// ```
+    /// use lightflow_remedy::store::{NewJob, Timestamp};
+    /// let new = NewJob::new("a1", "{}", 1, "2001", Timestamp(0)).with_dedupe_key("uuid-1");
+    /// assert_eq!(new.dedupe_key, Some("uuid-1"));
+    /// ```
+    pub fn new(asset_id: &'a str, payload: &'a str, version: u32, last_code: &'a str, wake_at: Timestamp) -> Self {
+        NewJob { asset_id, payload, version, last_code, wake_at, dedupe_key: None }
+    }
+
+    /// The same job, deduplicated by `key`.
+    pub fn with_dedupe_key(mut self, key: &'a str) -> Self {
+        self.dedupe_key = Some(key);
+        self
+    }
 }
 
 /// What a submit did.
@@ -97,6 +121,18 @@ pub enum Submitted {
     New(JobId),
     /// The asset already had an active job: this one.
     Joined(JobId),
+    /// A job of the store (active, or finished within the retention) was made with the same dedupe key:
+    /// this one. Nothing was written.
+    Deduplicated(JobId),
+}
+
+impl Submitted {
+    /// The job the submit made or found.
+    pub fn job(self) -> JobId {
+        match self {
+            Submitted::New(id) | Submitted::Joined(id) | Submitted::Deduplicated(id) => id,
+        }
+    }
 }
 
 /// A holder's right to a job: the job and the epoch of its claim.
@@ -144,6 +180,12 @@ pub struct JobRow {
     pub last_code: String,
     /// Resubmissions and re-publications made.
     pub attempts: u32,
+    /// The attempt under way (its hook being called, or its result awaited), 0 when none is.
+    pub attempt: u32,
+    /// When the attempt under way began (its first call), on the store's clock.
+    pub attempt_at: Option<Timestamp>,
+    /// The key the job was submitted with, if any ([`NewJob::dedupe_key`]).
+    pub dedupe_key: Option<String>,
     /// The reference of the attempt under way (e.g. the LightFlow asset uuid of a submitted attempt).
     pub reference: Option<String>,
     /// A report not yet taken by the engine (JSON).
@@ -177,6 +219,18 @@ pub struct Save<'a> {
     pub last_code: &'a str,
     /// Attempts made.
     pub attempts: u32,
+    /// The attempt under way, 0 when none is: the one whose call this save begins, or whose result the job
+    /// awaits. Reports addressed by attempt are judged against it.
+    pub attempt: u32,
+    /// The write is refused ([`StoreError::LeaseLost`](super::StoreError::LeaseLost)) unless the lease is
+    /// unexpired at least until this time on the store's clock: `now` for a plain write, later for the write
+    /// that starts a side-effecting call (a margin for the call's start), so that no call starts under a lease
+    /// about to run out.
+    pub fence_until: Timestamp,
+    /// With `release` to [`Phase::Awaiting`]: whether a report on the row makes the job due at once (the
+    /// engine's normal rest). Off for a row left alone (one this build cannot read), which must not be claimed
+    /// again at once.
+    pub wake_on_report: bool,
     /// The reference of the attempt under way.
     pub reference: Option<&'a str>,
     /// The ledger entries written with this save, in the same transaction, in order (typically the last
@@ -241,12 +295,30 @@ pub struct Renewed {
 }
 
 /// Whom a report is for.
+///
+/// The surest address is the attempt itself ([`ReportTarget::Attempt`]: a callback URL that carries the attempt's
+/// key names it). A report by reference is about the attempt that answered `Submitted` with it. A report by
+/// asset alone is applied only when it cannot be about an earlier attempt: it must say when the attempt it is
+/// about ended ([`ReportTarget::AssetEndedAt`], e.g. a LightFlow callback's `endDate`), and that must not be
+/// before the attempt under way began; one without an end time ([`ReportTarget::Asset`]) could be about any
+/// attempt of the job, and is answered [`ReportAnswer::Ambiguous`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportTarget<'a> {
-    /// The active job of this asset, for its attempt under way.
+    /// The active job of this asset, for its attempt under way, with no word of when the attempt ended: it
+    /// changes nothing ([`ReportAnswer::Ambiguous`]), and a job awaiting a result asks `check` at once.
     Asset(&'a str),
+    /// The active job of this asset, for an attempt that ended at this time (on the reporter's clock): applied
+    /// to the attempt under way unless it ended before that attempt began.
+    AssetEndedAt(&'a str, Timestamp),
     /// The attempt that answered `Submitted` with this reference (e.g. a LightFlow uuid).
     Reference(&'a str),
+    /// The attempt `attempt` of job `job`, as its key names it (`asset#job.attempt`).
+    Attempt {
+        /// The job.
+        job: JobId,
+        /// Which attempt of it, from 1.
+        attempt: u32,
+    },
 }
 
 /// What became of a report.
@@ -283,7 +355,16 @@ pub enum ReportAnswer {
         /// The job.
         job: JobId,
     },
-    /// No job of this asset is known: the report changes nothing.
+    /// The report could be about more than one attempt of the job (it names the asset alone, and says
+    /// nothing of when its attempt ended): it changes nothing. A job awaiting a result asks the host's `check`
+    /// at once, which decides.
+    Ambiguous {
+        /// The job.
+        job: JobId,
+    },
+    /// No job of this asset, reference or attempt is known (or, for a report by reference, the store holds as
+    /// many reports for unknown references as it may, and this one replaced the oldest): the report changes
+    /// nothing.
     Unknown,
 }
 
@@ -340,4 +421,6 @@ pub struct Stats {
     pub held: u64,
     /// Held reports waiting for their reference.
     pub held_reports: u64,
+    /// Held reports this process dropped to keep within the store's cap, since it opened the store.
+    pub held_reports_dropped: u64,
 }

@@ -16,7 +16,7 @@ pub(super) fn at(ms: i64) -> Timestamp {
 }
 
 pub(super) fn job(asset: &str, wake: i64) -> NewJob<'_> {
-    NewJob { asset_id: asset, payload: r#"{"v":1}"#, version: 1, last_code: "2001", wake_at: at(wake) }
+    NewJob::new(asset, r#"{"v":1}"#, 1, "2001", at(wake))
 }
 
 /// A save to `phase`: released to rest until `wake` if `release`.
@@ -29,6 +29,9 @@ pub(super) fn save(phase: Phase, release: bool, wake: i64) -> Save<'static> {
         version: 1,
         last_code: "2001",
         attempts: 1,
+        attempt: u32::from(matches!(phase, Phase::Awaiting | Phase::Calling)),
+        fence_until: Timestamp(0),
+        wake_on_report: true,
         reference: None,
         ledger: &[],
         take_report: false,

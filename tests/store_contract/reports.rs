@@ -14,14 +14,18 @@ pub(super) async fn every_report_gets_its_answer(s: &Subject) {
     let row = s.store.job(a.job).await.unwrap().unwrap();
     assert_eq!((row.report.as_deref(), row.wake_at), (Some("ok-1"), at(500)), "{}: due now", s.name);
     // Duplicate: it already has a report for this attempt.
-    let again = s.store.report(ReportTarget::Asset("applied"), "ok-again", at(600)).await.unwrap();
+    let first = ReportTarget::Attempt { job: a.job, attempt: 1 };
+    let again = s.store.report(first, "ok-again", at(600)).await.unwrap();
     assert_eq!(again, ReportAnswer::Duplicate { job: a.job }, "{}", s.name);
+    // Ambiguous: the asset alone, without an end time, could be about any attempt.
+    let vague = s.store.report(ReportTarget::Asset("applied"), "ok-again", at(600)).await.unwrap();
+    assert_eq!(vague, ReportAnswer::Ambiguous { job: a.job }, "{}", s.name);
     assert_eq!(s.store.job(a.job).await.unwrap().unwrap().report.as_deref(), Some("ok-1"), "{}", s.name);
     // Finished: by asset and by the reference of its last attempt.
     let f = claim_one(s, "r3", 500).await;
     assert_eq!(f.row.report.as_deref(), Some("ok-1"), "{}", s.name);
     s.store.save(&f.lease, finish("recovered"), at(700)).await.unwrap();
-    for target in [ReportTarget::Asset("applied"), ReportTarget::Reference("uuid-1")] {
+    for target in [ReportTarget::Asset("applied"), ReportTarget::Reference("uuid-1"), first] {
         let answer = s.store.report(target, "after the end", at(800)).await.unwrap();
         assert_eq!(answer, ReportAnswer::Finished { job: a.job }, "{}: {target:?}", s.name);
     }
@@ -29,7 +33,7 @@ pub(super) async fn every_report_gets_its_answer(s: &Subject) {
     // Applied while held: kept on the row, the holder still holds the job.
     let h = held(s, "held", "r1").await;
     s.store.save(&h, Save { reference: Some("uuid-h"), ..save(Phase::Awaiting, false, 0) }, at(1)).await.unwrap();
-    let answer = s.store.report(ReportTarget::Asset("held"), "ok-h", at(2)).await.unwrap();
+    let answer = s.store.report(ReportTarget::Attempt { job: h.job, attempt: 1 }, "ok-h", at(2)).await.unwrap();
     assert_eq!(answer, ReportAnswer::Applied { job: h.job }, "{}", s.name);
     let row = s.store.job(h.job).await.unwrap().unwrap();
     assert_eq!((row.report.as_deref(), row.wake_at), (Some("ok-h"), at(0).after(LEASE)), "{}", s.name);
@@ -41,7 +45,7 @@ pub(super) async fn every_report_gets_its_answer(s: &Subject) {
     // Early: the attempt's hook has not answered yet; the report waits for its `Submitted`.
     let e = held(s, "early", "r1").await;
     s.store.save(&e, save(Phase::Calling, false, 0), at(1)).await.unwrap();
-    let answer = s.store.report(ReportTarget::Asset("early"), "ok-e", at(2)).await.unwrap();
+    let answer = s.store.report(ReportTarget::AssetEndedAt("early", at(2)), "ok-e", at(2)).await.unwrap();
     assert_eq!(answer, ReportAnswer::Early { job: e.job }, "{}", s.name);
     let submitted = Save { reference: Some("uuid-e"), ..save(Phase::Awaiting, true, 2 * HOUR) };
     let saved = s.store.save(&e, submitted, at(3)).await.unwrap();

@@ -94,12 +94,17 @@ impl Clock for DatabaseClock {
     }
 }
 
-/// Reads the database's time once.
+/// Reads the database's time once. The round trip is timed from when a connection is in hand: a wait for
+/// one of the pool's is no part of it.
 async fn read(pool: &PgPool) -> Result<(Timestamp, Instant, Instant), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
     let sent = Instant::now();
-    let database: i64 = sqlx::query_scalar(DATABASE_NOW).fetch_one(pool).await?;
+    let database: i64 = sqlx::query_scalar(DATABASE_NOW).fetch_one(&mut *conn).await?;
     Ok((Timestamp(database), sent, Instant::now()))
 }
+
+/// The longest wait before a failed reading is tried again.
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// The clock of `db`'s database, from a first reading, and the task that reads it again when it is stale (it
 /// waits for an answer to find the reading old, not on a timer, so that it never runs on a paused clock).
@@ -118,14 +123,27 @@ pub(super) async fn start(db: &Arc<Db>) -> Result<(Arc<DatabaseClock>, Task), St
 }
 
 async fn keep_reading(db: Weak<Db>, clock: Arc<DatabaseClock>) {
+    let mut retry = Duration::from_millis(500);
     loop {
         clock.stale.notified().await;
-        let Some(db) = db.upgrade() else { return };
-        let _held = db.held();
-        match read(&db.pool).await {
-            Ok((database, sent, received)) => clock.record(database, sent, received),
-            // Counted on from the last reading; asked again at the next answer.
-            Err(e) => tracing::warn!(store = %db.name, error = %e, "reading the database's clock failed"),
+        let Some(store) = db.upgrade() else { return };
+        let read = {
+            let _held = store.held();
+            read(&store.pool).await
+        };
+        match read {
+            Ok((database, sent, received)) => {
+                clock.record(database, sent, received);
+                retry = Duration::from_millis(500);
+            }
+            Err(e) => {
+                // Counted on from the last reading; asked again at the next answer after a wait that grows, so
+                // that a database that is down is not asked at every answer.
+                tracing::warn!(store = %store.name, error = %e, retry_in = ?retry, "reading the database's clock failed");
+                drop(store);
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(MAX_RETRY);
+            }
         }
     }
 }

@@ -21,6 +21,11 @@ pub(super) struct Db {
     /// The channel that writes making a job due send a wake hint on (bound to the statements that send it);
     /// `None`: hints off.
     pub(super) hints: Option<String>,
+    /// Held reports dropped to keep within the cap, since the store was opened.
+    pub(super) held_dropped: std::sync::atomic::AtomicU64,
+    /// The most held reports, and their life in milliseconds.
+    pub(super) max_held: u64,
+    pub(super) held_life: i64,
 }
 
 impl Db {
@@ -52,6 +57,11 @@ pub(super) struct Task(tokio::task::JoinHandle<()>);
 impl Task {
     pub(super) fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) -> Task {
         Task(tokio::spawn(work))
+    }
+
+    /// Ends the task now.
+    pub(super) fn stop(&self) {
+        self.0.abort();
     }
 }
 

@@ -13,7 +13,7 @@ use crate::store::{CallRow, JobId, JobRow, Phase, StoreError, Timestamp};
 /// and the renewal join `jobs` with another relation that has an `id` too.
 macro_rules! job_columns {
     () => {
-        "jobs.id, asset_id, phase, wake_at, lease_owner, epoch, payload, version, last_code, attempts, reference, \
+        "jobs.id, asset_id, phase, wake_at, lease_owner, epoch, payload, version, last_code, attempts, attempt, attempt_at, dedupe_key, reference, \
          report, cancel_requested, created_at, updated_at, finished_at, outcome"
     };
 }
@@ -71,6 +71,9 @@ pub(super) fn job_row(row: &PgRow) -> Result<JobRow, StoreError> {
         version: count(row, "version", job)?,
         last_code: get(row, "last_code", job)?,
         attempts: count(row, "attempts", job)?,
+        attempt: count(row, "attempt", job)?,
+        attempt_at: get::<Option<i64>>(row, "attempt_at", job)?.map(Timestamp),
+        dedupe_key: get(row, "dedupe_key", job)?,
         reference: get(row, "reference", job)?,
         report: get(row, "report", job)?,
         cancel_requested: get(row, "cancel_requested", job)?,

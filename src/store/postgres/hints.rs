@@ -48,7 +48,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub(super) struct Listening {
     pub(super) notify: Arc<Notify>,
-    _task: Task,
+    pub(super) task: Task,
 }
 
 /// Listens on `channel` with a connection made from `connect` (one of its own, outside the store's pool, so
@@ -66,7 +66,7 @@ pub(super) async fn listen(connect: PgConnectOptions, channel: &str, store: &str
     listener.listen(channel).await.map_err(err)?;
     let notify = Arc::new(Notify::new());
     let task = Task::spawn(forward(listener, notify.clone(), store.to_owned()));
-    Ok(Listening { notify, _task: task })
+    Ok(Listening { notify, task })
 }
 
 /// Wakes every waiter, and leaves a permit for the next one to wait (a claimer between its claim and its wait
@@ -86,8 +86,13 @@ async fn forward(mut listener: PgListener, notify: Arc<Notify>, store: String) {
                 wake(&notify);
                 backoff = Duration::from_millis(100);
             }
-            // The connection was lost and made again: hints sent meanwhile are lost, so look now.
-            Ok(None) => wake(&notify),
+            // The connection was lost and is made again at the next receive: hints sent meanwhile are lost, so
+            // look now; and wait a little, so that a connection lost again at once is not remade in a hot loop.
+            Ok(None) => {
+                wake(&notify);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
             Err(e) => {
                 tracing::warn!(store = %store, error = %e, retry_in = ?backoff, "listening for wake hints failed");
                 tokio::time::sleep(backoff).await;

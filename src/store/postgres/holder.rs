@@ -14,13 +14,14 @@ use crate::store::{
     Claimed, Lease, LedgerWrite, NewJob, Phase, Renewed, Save, Saved, StoreError, Submitted, Timestamp,
 };
 
-/// One statement inserts the job unless the asset has an active one (the partial unique index says so), and
-/// hints the other replicas (on channel `$7`) when it did.
+/// One statement inserts the job unless the asset has an active one or a job has its dedupe key (`$8`; the
+/// unique indexes say so), and hints the other replicas (on channel `$7`) when it did.
 pub(super) const INSERT: &str = concat!(
     "WITH inserted AS (\
-         INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
-         VALUES ($1, 'waiting', $2, $3, $4, $5, $6, $6) \
-         ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id) \
+         INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, \
+             dedupe_key) \
+         VALUES ($1, 'waiting', $2, $3, $4, $5, $6, $6, $8) \
+         ON CONFLICT DO NOTHING RETURNING id) \
      SELECT id, CASE WHEN $7::text IS NOT NULL THEN ",
     send_hint!("7"),
     " END AS hinted FROM inserted"
@@ -30,14 +31,16 @@ pub(super) const INSERT: &str = concat!(
 /// job is not due for the other replicas.
 pub(super) const INSERT_HELD: &str = concat!(
     "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, lease_owner, \
-     epoch) VALUES ($1, 'waiting', $2, $3, $4, $5, $6, $6, $7, 1) \
-     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING ",
+     epoch, dedupe_key) VALUES ($1, 'waiting', $2, $3, $4, $5, $6, $6, $7, 1, $8) \
+     ON CONFLICT DO NOTHING RETURNING ",
     job_columns!()
 );
 
 /// Read after an insert that found the asset's active job: a statement of its own, whose snapshot sees the
 /// job that a concurrent submit committed while the insert waited for it.
 pub(super) const ACTIVE_OF_ASSET: &str = "SELECT id FROM jobs WHERE asset_id = $1 AND phase <> 'finished'";
+
+const OF_DEDUPE_KEY: &str = "SELECT id FROM jobs WHERE dedupe_key = $1";
 
 /// How often a submit tries again when the active job it joined ended between its two statements.
 const SUBMIT_TRIES: usize = 3;
@@ -57,11 +60,12 @@ pub(super) const CLAIM: &str = concat!(
     job_columns!()
 );
 
-/// One statement per batch: the leases come as three arrays (ids, epochs, owners), joined on the key.
+/// One statement per batch: the leases come as three arrays (ids, epochs, owners), joined on the key. An
+/// expired lease (`wake_at <= $5`, now) is not renewed: its job is due for another holder.
 pub(super) const RENEW: &str = "UPDATE jobs SET wake_at = $1 \
      FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS held (id, epoch, owner) \
      WHERE jobs.id = held.id AND jobs.epoch = held.epoch AND jobs.lease_owner = held.owner \
-     AND jobs.phase <> 'finished' \
+     AND jobs.phase <> 'finished' AND jobs.wake_at > $5 \
      RETURNING jobs.id, jobs.epoch, jobs.lease_owner, jobs.cancel_requested";
 
 /// Serializes the save that names a reference with a report for it (see [`REFERENCE_LOCKS`]).
@@ -75,29 +79,36 @@ pub(super) const REFERENCE_LOCKS: i32 = 0x4c46_5246;
 
 const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = $1 RETURNING report";
 
-/// The fenced write of a holder. `$11` is a report held for the reference being saved; the row's own report
-/// goes first unless the holder took it. A release to `awaiting` with a report on the row makes the job due
-/// at once. A job released due now hints the other replicas (on channel `$16`).
+/// The fenced write of a holder: refused unless the lease is unexpired until `$17` (a held row's `wake_at` is
+/// its lease's expiry). `$11` is a report held for the reference being saved; the row's own report goes first
+/// unless the holder took it. A release to `awaiting` with a report on the row makes the job due at once (when
+/// `$19`), as does a release of a job asked to cancel meanwhile. `$18` is the attempt under way, and its start
+/// is noted when it changes. A job released due now hints the other replicas (on channel `$16`).
 pub(super) const SAVE: &str = concat!(
     "UPDATE jobs SET payload = $4, version = $5, last_code = $6, attempts = $7, reference = $8, updated_at = $9, \
          report = CASE WHEN $10 THEN $11 ELSE COALESCE(report, $11) END, \
          phase = $12, \
+         attempt_at = CASE WHEN attempt = $18 THEN attempt_at WHEN $18 > 0 THEN $9 ELSE NULL END, \
+         attempt = $18, \
          lease_owner = CASE WHEN $12 = 'finished' OR $13 THEN NULL ELSE lease_owner END, \
          wake_at = CASE \
              WHEN $12 = 'finished' OR NOT $13 THEN wake_at \
-             WHEN $12 = 'awaiting' AND (CASE WHEN $10 THEN $11 ELSE COALESCE(report, $11) END) IS NOT NULL THEN $9 \
+             WHEN cancel_requested THEN $9 \
+             WHEN $12 = 'awaiting' AND $19 AND (CASE WHEN $10 THEN $11 ELSE COALESCE(report, $11) END) IS NOT NULL \
+                 THEN $9 \
              ELSE $14 END, \
          finished_at = CASE WHEN $12 = 'finished' THEN $9 ELSE finished_at END, \
          outcome = CASE WHEN $12 = 'finished' THEN COALESCE($15, 'finished') ELSE outcome END \
-     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished' \
+     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished' AND wake_at > $17 \
      RETURNING cancel_requested, report, \
          CASE WHEN $16::text IS NOT NULL AND lease_owner IS NULL AND phase <> 'finished' AND wake_at <= $9 THEN ",
     send_hint!("16"),
     " END AS hinted"
 );
 
+/// A reference stays with the job that named it first.
 const NAME_REFERENCE: &str = "INSERT INTO job_references (reference, job_id) VALUES ($1, $2) \
-     ON CONFLICT (reference) DO UPDATE SET job_id = excluded.job_id";
+     ON CONFLICT (reference) DO NOTHING";
 
 const BEGIN_CALL: &str = "INSERT INTO calls (job_id, key, hook, started_at) VALUES ($1, $2, $3, $4)";
 
@@ -116,19 +127,15 @@ impl Db {
                 .bind(new.last_code)
                 .bind(now.0)
                 .bind(self.hints.as_deref())
+                .bind(new.dedupe_key)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.err(e))?;
             if let Some(id) = inserted {
                 return Ok(Submitted::New(job_id(id)?));
             }
-            let active: Option<i64> = sqlx::query_scalar(ACTIVE_OF_ASSET)
-                .bind(new.asset_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-            if let Some(id) = active {
-                return Ok(Submitted::Joined(job_id(id)?));
+            if let Some(existing) = self.existing(&new).await? {
+                return Ok(existing);
             }
             // The job it would have joined ended in between: the asset may have a new one now.
         }
@@ -154,6 +161,7 @@ impl Db {
                 .bind(new.last_code)
                 .bind(now.0)
                 .bind(owner)
+                .bind(new.dedupe_key)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.err(e))?;
@@ -162,16 +170,29 @@ impl Db {
                 let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
                 return Ok((Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false })));
             }
-            let active: Option<i64> = sqlx::query_scalar(ACTIVE_OF_ASSET)
-                .bind(new.asset_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-            if let Some(id) = active {
-                return Ok((Submitted::Joined(job_id(id)?), None));
+            if let Some(existing) = self.existing(&new).await? {
+                return Ok((existing, None));
             }
         }
         Err(self.err(format!("submitting for asset `{}`: its active job kept ending and starting", new.asset_id)))
+    }
+
+    /// The job an insert that did nothing met: the one with the same dedupe key, else the asset's active one;
+    /// `None` if it ended (or was pruned) in between.
+    async fn existing(&self, new: &NewJob<'_>) -> Result<Option<Submitted>, StoreError> {
+        if let Some(key) = new.dedupe_key {
+            let same: Option<i64> =
+                sqlx::query_scalar(OF_DEDUPE_KEY).bind(key).fetch_optional(&self.pool).await.map_err(|e| self.err(e))?;
+            if let Some(id) = same {
+                return Ok(Some(Submitted::Deduplicated(job_id(id)?)));
+            }
+        }
+        let active: Option<i64> = sqlx::query_scalar(ACTIVE_OF_ASSET)
+            .bind(new.asset_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        active.map(|id| job_id(id).map(Submitted::Joined)).transpose()
     }
 
     pub(super) async fn claim(
@@ -224,6 +245,7 @@ impl Db {
             .bind(ids)
             .bind(epochs)
             .bind(owners)
+            .bind(now.0)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
@@ -266,6 +288,9 @@ impl Db {
                 .bind(save.wake_at.0)
                 .bind(save.outcome)
                 .bind(self.hints.as_deref())
+                .bind(save.fence_until.max(now).0)
+                .bind(i64::from(save.attempt))
+                .bind(save.wake_on_report)
         };
         if awaiting.is_none() && save.ledger.is_empty() {
             // One statement is a transaction of its own.

@@ -2,19 +2,49 @@
 //! "retry now", and pruning finished jobs past their retention. Each reads the job with its row locked, so
 //! that a holder's save and a report (or a cancel) about one job take turns.
 
+use std::sync::atomic::Ordering;
+
+use sqlx::Transaction;
+use sqlx::postgres::Postgres;
+
 use super::conn::Db;
-use super::decode::{job_id, phase};
+use super::decode::{int, job_id, phase};
 use super::hints::send_hint;
 use super::holder::{LOCK_REFERENCE, REFERENCE_LOCKS};
-use crate::store::{CancelAnswer, Phase, ReportAnswer, ReportTarget, StoreError, Timestamp};
+use crate::store::judge::{Effect, Reported, judge};
+use crate::store::{CancelAnswer, ReportAnswer, ReportTarget, StoreError, Timestamp};
+
+/// The columns a report is judged against ([`judge`]).
+macro_rules! reported_columns {
+    () => {
+        "jobs.id, jobs.phase, jobs.attempts, jobs.attempt, jobs.attempt_at, jobs.reference, \
+         jobs.report IS NOT NULL AS has_report, jobs.lease_owner IS NOT NULL AS held"
+    };
+}
 
 /// The active job of the asset if any, else its newest.
-pub(super) const REPORTED_BY_ASSET: &str = "SELECT id, phase, reference, report IS NOT NULL FROM jobs \
-     WHERE asset_id = $1 ORDER BY phase <> 'finished' DESC, id DESC LIMIT 1 FOR UPDATE";
+pub(super) const REPORTED_BY_ASSET: &str = concat!(
+    "SELECT ",
+    reported_columns!(),
+    " FROM jobs WHERE asset_id = $1 ORDER BY phase <> 'finished' DESC, id DESC LIMIT 1 FOR UPDATE"
+);
 
-pub(super) const REPORTED_BY_REFERENCE: &str = "SELECT jobs.id, jobs.phase, jobs.reference, jobs.report IS NOT NULL \
-     FROM job_references JOIN jobs ON jobs.id = job_references.job_id WHERE job_references.reference = $1 \
-     FOR UPDATE OF jobs";
+pub(super) const REPORTED_BY_REFERENCE: &str = concat!(
+    "SELECT ",
+    reported_columns!(),
+    " FROM job_references JOIN jobs ON jobs.id = job_references.job_id WHERE job_references.reference = $1 \
+     FOR UPDATE OF jobs"
+);
+
+const REPORTED_BY_ID: &str = concat!("SELECT ", reported_columns!(), " FROM jobs WHERE id = $1 FOR UPDATE");
+
+/// Held reports past their life go first; then, past the cap, the oldest others (`$3` of them).
+const EXPIRE_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE at < $1";
+
+const COUNT_HELD_REPORTS: &str = "SELECT COUNT(*) FROM held_reports WHERE reference <> $1";
+
+const DROP_OLDEST_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE reference IN \
+     (SELECT reference FROM held_reports WHERE reference <> $2 ORDER BY at LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
 const HOLD_REPORT: &str = "INSERT INTO held_reports (reference, report, at) VALUES ($1, $2, $3) \
      ON CONFLICT (reference) DO UPDATE SET report = excluded.report, at = excluded.at";
@@ -31,6 +61,14 @@ const APPLY_REPORT: &str = concat!(
 
 /// Kept for when the hook answers `Submitted`.
 const KEEP_EARLY_REPORT: &str = "UPDATE jobs SET report = $2 WHERE id = $1";
+
+/// A job at rest awaiting a result is due at once, to ask `check`, and the other replicas are hinted.
+const CHECK_NOW: &str = concat!(
+    "UPDATE jobs SET wake_at = LEAST(wake_at, $2) WHERE id = $1 AND lease_owner IS NULL AND phase <> 'finished' \
+     RETURNING CASE WHEN $3::text IS NOT NULL THEN ",
+    send_hint!("3"),
+    " END AS hinted"
+);
 
 /// The active job, and whether a live lease holds it.
 const ACTIVE: &str = "SELECT id, lease_owner IS NOT NULL AND wake_at > $2 FROM jobs \
@@ -61,70 +99,92 @@ impl Db {
         now: Timestamp,
     ) -> Result<ReportAnswer, StoreError> {
         let mut tx = self.begin().await?;
-        let (sql, key) = match target {
-            ReportTarget::Asset(asset) => (REPORTED_BY_ASSET, asset),
-            ReportTarget::Reference(reference) => {
-                // Taken turns with the save that names this reference (see `REFERENCE_LOCKS`).
-                sqlx::query(LOCK_REFERENCE)
-                    .bind(REFERENCE_LOCKS)
-                    .bind(reference)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                (REPORTED_BY_REFERENCE, reference)
+        if let ReportTarget::Reference(reference) = target {
+            // Taken turns with the save that names this reference (see `REFERENCE_LOCKS`).
+            sqlx::query(LOCK_REFERENCE)
+                .bind(REFERENCE_LOCKS)
+                .bind(reference)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        let query = match target {
+            ReportTarget::Asset(asset) | ReportTarget::AssetEndedAt(asset, _) => {
+                sqlx::query_as(REPORTED_BY_ASSET).bind(asset.to_owned())
             }
+            ReportTarget::Reference(reference) => sqlx::query_as(REPORTED_BY_REFERENCE).bind(reference.to_owned()),
+            ReportTarget::Attempt { job, .. } => sqlx::query_as(REPORTED_BY_ID).bind(int(job.0)),
         };
-        let found: Option<(i64, String, Option<String>, bool)> =
-            sqlx::query_as(sql).bind(key).fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
-        let Some((id, phase_text, reference, has_report)) = found else {
+        type Found = (i64, String, i64, i64, Option<i64>, Option<String>, bool, bool);
+        let found: Option<Found> = query.fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
+        let Some((id, phase_text, attempts, attempt, attempt_at, reference, has_report, held)) = found else {
             let answer = match target {
-                ReportTarget::Asset(_) => ReportAnswer::Unknown,
-                ReportTarget::Reference(reference) => {
-                    sqlx::query(HOLD_REPORT)
-                        .bind(reference)
-                        .bind(result)
-                        .bind(now.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    ReportAnswer::Held
-                }
+                ReportTarget::Reference(reference) => self.hold_report(&mut tx, reference, result, now).await?,
+                _ => ReportAnswer::Unknown,
             };
             self.commit(tx).await?;
             return Ok(answer);
         };
         let job = job_id(id)?;
-        let current = match target {
-            ReportTarget::Reference(r) => reference.as_deref() == Some(r),
-            ReportTarget::Asset(_) => true,
+        let count = |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
+        let row = Reported {
+            job,
+            phase: phase(&phase_text, job.0)?,
+            attempts: count(attempts)?,
+            attempt: count(attempt)?,
+            attempt_at: attempt_at.map(Timestamp),
+            reference: reference.as_deref(),
+            has_report,
+            held,
         };
-        let answer = match (phase(&phase_text, job.0)?, current) {
-            (Phase::Finished, _) => ReportAnswer::Finished { job },
-            (_, false) | (Phase::Waiting, _) => ReportAnswer::OlderAttempt { job },
-            _ if has_report => ReportAnswer::Duplicate { job },
-            (Phase::Awaiting, true) => {
-                sqlx::query(APPLY_REPORT)
-                    .bind(id)
-                    .bind(result)
-                    .bind(now.0)
-                    .bind(self.hints.as_deref())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                ReportAnswer::Applied { job }
+        let (answer, effect) = judge(target, &row);
+        let update = match effect {
+            Effect::None => None,
+            Effect::Apply => {
+                Some(sqlx::query(APPLY_REPORT).bind(id).bind(result).bind(now.0).bind(self.hints.as_deref()))
             }
-            (Phase::Calling, true) => {
-                sqlx::query(KEEP_EARLY_REPORT)
-                    .bind(id)
-                    .bind(result)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                ReportAnswer::Early { job }
-            }
+            Effect::Keep => Some(sqlx::query(KEEP_EARLY_REPORT).bind(id).bind(result)),
+            Effect::Check => Some(sqlx::query(CHECK_NOW).bind(id).bind(now.0).bind(self.hints.as_deref())),
         };
+        if let Some(update) = update {
+            update.execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
         self.commit(tx).await?;
         Ok(answer)
+    }
+
+    /// Holds a report for a reference no job has named yet, within the cap and life of held reports; answers
+    /// [`ReportAnswer::Unknown`] when it had to drop older ones to make room.
+    async fn hold_report(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        reference: &str,
+        result: &str,
+        now: Timestamp,
+    ) -> Result<ReportAnswer, StoreError> {
+        let oldest_kept = now.0.saturating_sub(self.held_life);
+        sqlx::query(EXPIRE_HELD_REPORTS).bind(oldest_kept).execute(&mut **tx).await.map_err(|e| self.err(e))?;
+        let others: i64 =
+            sqlx::query_scalar(COUNT_HELD_REPORTS).bind(reference).fetch_one(&mut **tx).await.map_err(|e| self.err(e))?;
+        let max = i64::try_from(self.max_held).unwrap_or(i64::MAX);
+        let over = (others + 1).saturating_sub(max);
+        if over > 0 {
+            let dropped = sqlx::query(DROP_OLDEST_HELD_REPORTS)
+                .bind(over)
+                .bind(reference)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            self.held_dropped.fetch_add(dropped.rows_affected(), Ordering::Relaxed);
+        }
+        sqlx::query(HOLD_REPORT)
+            .bind(reference)
+            .bind(result)
+            .bind(now.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(if over > 0 { ReportAnswer::Unknown } else { ReportAnswer::Held })
     }
 
     pub(super) async fn cancel(&self, asset_id: &str, now: Timestamp) -> Result<CancelAnswer, StoreError> {

@@ -44,7 +44,7 @@ pub use clock::DatabaseClock;
 use conn::{Db, Task};
 use hints::Listening;
 
-use crate::store::{
+use crate::store::{validate, 
     CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
     ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp,
 };
@@ -58,7 +58,7 @@ use crate::store::{
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let store = PgStore::open("postgres://remedy@db.internal/remedy?schema=remedy", &StoreOptions::default()).await?;
 /// let clock = store.clock();
-/// let new = NewJob { asset_id: "a1", payload: "{}", version: 1, last_code: "2001", wake_at: clock.now() };
+/// let new = NewJob::new("a1", "{}", 1, "2001", clock.now());
 /// let Submitted::New(id) = store.submit(new, clock.now()).await? else { unreachable!() };
 /// // Any replica may claim it; each claim takes a lease and a new epoch.
 /// let claimed = store.claim("replica-1", clock.now(), Duration::from_secs(30), 64).await?;
@@ -72,7 +72,7 @@ pub struct PgStore {
     db: Arc<Db>,
     clock: Arc<DatabaseClock>,
     /// Reads the database's clock again when a reading has grown old; ends with the store.
-    _reader: Task,
+    reader: Task,
     listening: Option<Listening>,
 }
 
@@ -113,7 +113,7 @@ impl PgStore {
     /// ```
     pub async fn open(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
         let opened = open::open(url, options).await?;
-        Ok(PgStore { db: opened.db, clock: opened.clock, _reader: opened.reader, listening: opened.listening })
+        Ok(PgStore { db: opened.db, clock: opened.clock, reader: opened.reader, listening: opened.listening })
     }
 
     /// The database's clock: the engine's clock for this store, so that every replica's due times and leases
@@ -164,10 +164,14 @@ impl PgStore {
         migrate::known()
     }
 
-    /// Closes the connections, after the work under way, and stops listening. Dropping the store closes them
-    /// too, without waiting.
+    /// Closes the connections, after the work under way, and stops listening for hints and reading the
+    /// database's clock. Dropping the store does the same, without waiting.
     pub async fn close(&self) {
         let _held = self.db.held();
+        if let Some(listening) = &self.listening {
+            listening.task.stop();
+        }
+        self.reader.stop();
         self.db.pool.close().await;
     }
 }
@@ -179,6 +183,7 @@ impl Store for PgStore {
 
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
         Box::pin(async move {
+            validate::new_job(&new)?;
             let _held = self.db.held();
             self.db.submit(new, now).await
         })
@@ -192,6 +197,7 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
         Box::pin(async move {
+            validate::new_job(&new)?;
             let _held = self.db.held();
             self.db.submit_and_claim(new, owner, lease, now).await
         })
@@ -231,6 +237,7 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreFuture<'a, ReportAnswer> {
         Box::pin(async move {
+            validate::report(target, result)?;
             let _held = self.db.held();
             self.db.report(target, result, now).await
         })
@@ -238,6 +245,7 @@ impl Store for PgStore {
 
     fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
         Box::pin(async move {
+            validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.cancel(asset_id, now).await
         })
@@ -245,6 +253,7 @@ impl Store for PgStore {
 
     fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.retry_now(asset_id, now).await
         })
@@ -259,6 +268,7 @@ impl Store for PgStore {
 
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
         Box::pin(async move {
+            validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.job_of(asset_id).await
         })

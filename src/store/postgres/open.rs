@@ -75,6 +75,14 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
     let hold = options.hold_time.then(TimeHold::default);
     let _held = hold.as_ref().map(TimeHold::hold);
     let (connect, schema) = locate(url)?;
+    // No statement waits forever on a database that stopped answering, a lock another session holds, or a
+    // transaction left open by a replica that froze half-way.
+    let limit = options.statement_timeout.as_millis().to_string();
+    let connect = connect.options([
+        ("statement_timeout", limit.as_str()),
+        ("lock_timeout", limit.as_str()),
+        ("idle_in_transaction_session_timeout", limit.as_str()),
+    ]);
     let name = redact(url);
     // A connection of its own first: it fails at once when the server cannot be reached (the pool would try
     // again until its acquire timeout), and holds the migrations' lock.
@@ -88,10 +96,19 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
         .max_lifetime(None)
         // sqlx tests a connection when it is given back; a test before each operation would cost a round trip.
         .test_before_acquire(false)
+        .acquire_timeout(options.statement_timeout)
         .connect_lazy_with(connect.clone());
     migrate(lock, &pool, schema.as_deref(), &name).await?;
     let channel = options.wake_hints.then(|| hints::channel(schema.as_deref()));
-    let db = Arc::new(Db { pool, name, hold, hints: channel });
+    let db = Arc::new(Db {
+        pool,
+        name,
+        hold,
+        hints: channel,
+        held_dropped: Default::default(),
+        max_held: options.max_held_reports.max(1),
+        held_life: i64::try_from(options.held_report_life.as_millis()).unwrap_or(i64::MAX),
+    });
     let (clock, reader) = clock::start(&db).await?;
     let listening = match &db.hints {
         Some(channel) => Some(hints::listen(connect, channel, &db.name).await?),

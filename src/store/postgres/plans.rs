@@ -60,7 +60,12 @@ async fn per_job_statements_use_the_indexes() {
         ("next wake", explain(read::NEXT_WAKE), Some("jobs_due")),
         (
             "renew",
-            explain(holder::RENEW).bind(now).bind(vec![60_i64, 120]).bind(vec![1_i64, 1]).bind(vec!["r1", "r1"]),
+            explain(holder::RENEW)
+                .bind(now)
+                .bind(vec![60_i64, 120])
+                .bind(vec![1_i64, 1])
+                .bind(vec!["r1", "r1"])
+                .bind(now),
             Some("jobs_pkey"),
         ),
         (
@@ -81,7 +86,10 @@ async fn per_job_statements_use_the_indexes() {
                 .bind(true)
                 .bind(now + 60_000)
                 .bind(None::<&str>)
-                .bind(Some(CHANNEL)),
+                .bind(Some(CHANNEL))
+                .bind(now)
+                .bind(1_i64)
+                .bind(true),
             Some("jobs_pkey"),
         ),
         (
@@ -98,7 +106,8 @@ async fn per_job_statements_use_the_indexes() {
                 .bind(1_i64)
                 .bind("2001")
                 .bind(now)
-                .bind(Some(CHANNEL)),
+                .bind(Some(CHANNEL))
+                .bind(None::<&str>),
             None,
         ),
         (
@@ -110,7 +119,8 @@ async fn per_job_statements_use_the_indexes() {
                 .bind(1_i64)
                 .bind("2001")
                 .bind(now)
-                .bind("r2"),
+                .bind("r2")
+                .bind(None::<&str>),
             None,
         ),
         (

@@ -72,7 +72,10 @@ impl Db {
     pub(super) async fn stats(&self, now: Timestamp) -> Result<Stats, StoreError> {
         let rows: Vec<(String, String, i64, i64, i64)> =
             sqlx::query_as(STATS).bind(now.0).fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
-        let mut stats = Stats::default();
+        let mut stats = Stats {
+            held_reports_dropped: self.held_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            ..Stats::default()
+        };
         for (kind, name, count, held, due) in rows {
             match kind.as_str() {
                 "phase" => {

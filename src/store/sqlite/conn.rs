@@ -1,12 +1,16 @@
 //! A SQLite store's connections and what every operation needs around them: one connection for writes
 //! (SQLite lets one writer in at a time, and queueing in the pool is cheaper than its busy handler's sleeps),
 //! a few for reads (WAL lets them read while a write is under way), the store's name for messages, the
-//! clock hold, and `BEGIN IMMEDIATE`.
+//! clock hold, and write transactions that cannot wedge the writer.
 
 use std::fmt::Display;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
 use sqlx::Transaction;
-use sqlx::sqlite::{Sqlite, SqlitePool};
 
 use crate::store::{Held, StoreError, TimeHold};
 
@@ -21,6 +25,72 @@ pub(super) struct Db {
     pub(super) name: String,
     /// Held for the duration of each operation when the store was opened with `hold_time`.
     pub(super) hold: Option<TimeHold>,
+    /// The file and its identity when opened (none for an in-memory database): a write checks that it is still
+    /// the same file, so that a file deleted or replaced under a running store is seen, not written past.
+    pub(super) file: Option<(PathBuf, FileId)>,
+    /// Whether the writer may be inside a transaction nobody finished (a write that failed, or whose future was
+    /// dropped): the next write rolls it back first.
+    pub(super) unfinished: AtomicBool,
+    /// Whether the file was found gone: nothing more is written.
+    pub(super) gone: AtomicBool,
+    /// Held reports dropped to keep within the cap, since the store was opened.
+    pub(super) held_dropped: AtomicU64,
+    /// The most held reports, and their life in milliseconds.
+    pub(super) max_held: u64,
+    pub(super) held_life: i64,
+}
+
+/// What makes a file the same file: its device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileId(u64, u64);
+
+impl FileId {
+    /// The identity of the file at `path`, if it is there.
+    pub(super) fn of(path: &std::path::Path) -> Option<FileId> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileId(meta.dev(), meta.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Some(FileId(0, 0))
+        }
+    }
+}
+
+/// A write transaction on the writer's connection, begun with a plain `BEGIN IMMEDIATE`: finished by
+/// [`Db::commit`] or [`Write::rollback`]; one dropped unfinished is rolled back by the next write.
+pub(super) struct Write {
+    conn: PoolConnection<Sqlite>,
+}
+
+impl Deref for Write {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Write {
+    /// Rolls the transaction back.
+    pub(super) async fn rollback(mut self, db: &Db) -> Result<(), StoreError> {
+        match sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await {
+            Ok(_) => {
+                db.unfinished.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => Err(db.lose(self, e)),
+        }
+    }
 }
 
 impl Db {
@@ -37,8 +107,23 @@ impl Db {
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock at once: a deferred transaction that read
     /// first and wrote later could fail to upgrade its lock (`SQLITE_BUSY`) when another process wrote in
     /// between, without waiting out the busy timeout.
-    pub(super) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(|e| self.err(e))
+    ///
+    /// The transaction is begun and ended with plain statements, not sqlx's transaction, whose bookkeeping
+    /// stays "inside a transaction" after a failed commit (a disk error) and refuses every later one: here a
+    /// write that failed, or was dropped half-way, leaves a mark, and the next write rolls back whatever is
+    /// left before it begins. A connection that cannot even roll back is closed; the pool opens a new one.
+    pub(super) async fn write(&self) -> Result<Write, StoreError> {
+        self.check_file()?;
+        let mut conn = self.writer.acquire().await.map_err(|e| self.err(e))?;
+        if self.unfinished.load(Ordering::SeqCst) {
+            // "no transaction is active" when SQLite already rolled it back (as it does after some I/O errors).
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        }
+        self.unfinished.store(true, Ordering::SeqCst);
+        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            Ok(_) => Ok(Write { conn }),
+            Err(e) => Err(self.lose(Write { conn }, e)),
+        }
     }
 
     /// A read transaction: one snapshot for the statements of one answer.
@@ -46,8 +131,45 @@ impl Db {
         self.reader.begin().await.map_err(|e| self.err(e))
     }
 
-    /// Commits `tx`.
-    pub(super) async fn commit(&self, tx: Transaction<'static, Sqlite>) -> Result<(), StoreError> {
-        tx.commit().await.map_err(|e| self.err(e))
+    /// Commits `tx`. A commit that fails is rolled back (and the connection closed if that fails too).
+    pub(super) async fn commit(&self, mut tx: Write) -> Result<(), StoreError> {
+        match sqlx::raw_sql("COMMIT").execute(&mut *tx.conn).await {
+            Ok(_) => {
+                self.unfinished.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *tx.conn).await;
+                Err(self.lose(tx, e))
+            }
+        }
+    }
+
+    /// The error `e` of a write on `tx`'s connection. The connection is closed (when the database is a file:
+    /// an in-memory one would go with it), so that the next write starts on a fresh one.
+    fn lose(&self, tx: Write, e: impl Display) -> StoreError {
+        if self.file.is_some() {
+            // Closed as the connection drops; SQLite rolls back what it had not committed.
+            drop(tx.conn.detach());
+            self.unfinished.store(false, Ordering::SeqCst);
+        }
+        self.err(e)
+    }
+
+    /// Refuses to write to a file that is no longer the one opened (deleted, or replaced by another).
+    fn check_file(&self) -> Result<(), StoreError> {
+        let Some((path, id)) = &self.file else { return Ok(()) };
+        let gone = |reason: String| StoreError::Gone { store: self.name.clone(), reason };
+        if self.gone.load(Ordering::SeqCst) {
+            return Err(gone(format!("its file {} was deleted or replaced", path.display())));
+        }
+        let reason = match FileId::of(path) {
+            Some(now) if now == *id => return Ok(()),
+            Some(_) => format!("its file {} was replaced by another", path.display()),
+            None => format!("its file {} was deleted", path.display()),
+        };
+        self.gone.store(true, Ordering::SeqCst);
+        tracing::error!(store = %self.name, "{reason}: the store writes no more");
+        Err(gone(reason))
     }
 }

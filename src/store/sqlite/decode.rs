@@ -11,7 +11,7 @@ use crate::store::{CallRow, JobId, JobRow, Phase, StoreError, Timestamp};
 /// The columns of a [`JobRow`], in the order [`job_row`] reads them by name.
 macro_rules! job_columns {
     () => {
-        "id, asset_id, phase, wake_at, lease_owner, epoch, payload, version, last_code, attempts, reference, \
+        "id, asset_id, phase, wake_at, lease_owner, epoch, payload, version, last_code, attempts, attempt, attempt_at, dedupe_key, reference, \
          report, cancel_requested, created_at, updated_at, finished_at, outcome"
     };
 }
@@ -64,6 +64,9 @@ pub(super) fn job_row(row: &SqliteRow) -> Result<JobRow, StoreError> {
         version: count(row, "version", job)?,
         last_code: get(row, "last_code", job)?,
         attempts: count(row, "attempts", job)?,
+        attempt: count(row, "attempt", job)?,
+        attempt_at: get::<Option<i64>>(row, "attempt_at", job)?.map(Timestamp),
+        dedupe_key: get(row, "dedupe_key", job)?,
         reference: get(row, "reference", job)?,
         report: get(row, "report", job)?,
         cancel_requested: get(row, "cancel_requested", job)?,

@@ -5,26 +5,29 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::Db;
+use super::conn::{Db, Write};
 use super::decode::{bind_id, get, job_columns, job_id, job_row};
 use crate::store::{
     Claimed, Lease, LedgerWrite, NewJob, Phase, Renewed, Save, Saved, StoreError, Submitted, Timestamp,
 };
 
-/// One statement inserts the job unless the asset has an active one (the partial unique index says so).
-pub(super) const INSERT: &str = "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
-     VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6) \
-     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id";
+/// One statement inserts the job unless the asset has an active one or a job has its dedupe key (the unique
+/// indexes say so).
+pub(super) const INSERT: &str = "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, \
+     created_at, updated_at, dedupe_key) VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6, ?7) \
+     ON CONFLICT DO NOTHING RETURNING id";
 
 /// The same insert, held by `?7` until `?2` under the job's first epoch, as a claim would leave it.
 pub(super) const INSERT_HELD: &str = concat!(
     "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, lease_owner, \
-     epoch) VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1) \
-     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING ",
+     epoch, dedupe_key) VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8) \
+     ON CONFLICT DO NOTHING RETURNING ",
     job_columns!()
 );
 
 const ACTIVE_OF_ASSET: &str = "SELECT id FROM jobs WHERE asset_id = ?1 AND phase <> 'finished'";
+
+const OF_DEDUPE_KEY: &str = "SELECT id FROM jobs WHERE dedupe_key = ?1";
 
 /// One statement per batch, served by the partial index `jobs_due`: due jobs at rest and expired leases are
 /// both `wake_at <= now`. `taken_over` keeps whether the job still had a holder (whose lease had expired):
@@ -37,34 +40,42 @@ pub(super) const CLAIM: &str = concat!(
     job_columns!()
 );
 
-/// One statement per batch: the leases come as one JSON array of `[id, epoch, owner]`, joined on the key.
+/// One statement per batch: the leases come as one JSON array of `[id, epoch, owner]`, joined on the key. An
+/// expired lease (`wake_at <= ?3`, now) is not renewed: its job is due for another holder.
 pub(super) const RENEW: &str = "UPDATE jobs SET wake_at = ?1 \
      FROM (SELECT value ->> 0 AS id, value ->> 1 AS epoch, value ->> 2 AS owner FROM json_each(?2)) AS held \
      WHERE jobs.id = held.id AND jobs.epoch = held.epoch AND jobs.lease_owner = held.owner \
-     AND jobs.phase <> 'finished' \
+     AND jobs.phase <> 'finished' AND jobs.wake_at > ?3 \
      RETURNING jobs.id, jobs.epoch, jobs.lease_owner, jobs.cancel_requested";
 
 const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = ?1 RETURNING report";
 
-/// The fenced write of a holder. `?11` is a report held for the reference being saved; the row's own report
-/// goes first unless the holder took it. A release to `awaiting` with a report on the row makes the job due
-/// at once.
+/// The fenced write of a holder: refused unless the lease is unexpired until `?16` (a held row's `wake_at` is
+/// its lease's expiry). `?11` is a report held for the reference being saved; the row's own report goes first
+/// unless the holder took it. A release to `awaiting` with a report on the row makes the job due at once (when
+/// `?18`), as does a release of a job asked to cancel meanwhile. `?17` is the attempt under way, and its start
+/// is noted when it changes.
 pub(super) const SAVE: &str = "UPDATE jobs SET payload = ?4, version = ?5, last_code = ?6, attempts = ?7, reference = ?8, \
      updated_at = ?9, \
      report = CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END, \
      phase = ?12, \
+     attempt_at = CASE WHEN attempt = ?17 THEN attempt_at WHEN ?17 > 0 THEN ?9 ELSE NULL END, \
+     attempt = ?17, \
      lease_owner = CASE WHEN ?12 = 'finished' OR ?13 THEN NULL ELSE lease_owner END, \
      wake_at = CASE \
          WHEN ?12 = 'finished' OR NOT ?13 THEN wake_at \
-         WHEN ?12 = 'awaiting' AND (CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END) IS NOT NULL THEN ?9 \
+         WHEN cancel_requested THEN ?9 \
+         WHEN ?12 = 'awaiting' AND ?18 AND (CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END) IS NOT NULL \
+             THEN ?9 \
          ELSE ?14 END, \
      finished_at = CASE WHEN ?12 = 'finished' THEN ?9 ELSE finished_at END, \
      outcome = CASE WHEN ?12 = 'finished' THEN COALESCE(?15, 'finished') ELSE outcome END \
-     WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished' \
+     WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished' AND wake_at > ?16 \
      RETURNING cancel_requested, report";
 
+/// A reference stays with the job that named it first.
 const NAME_REFERENCE: &str = "INSERT INTO job_references (reference, job_id) VALUES (?1, ?2) \
-     ON CONFLICT (reference) DO UPDATE SET job_id = excluded.job_id";
+     ON CONFLICT (reference) DO NOTHING";
 
 const BEGIN_CALL: &str = "INSERT INTO calls (job_id, key, hook, started_at) VALUES (?1, ?2, ?3, ?4)";
 
@@ -87,22 +98,30 @@ impl Db {
             .bind(i64::from(new.version))
             .bind(new.last_code)
             .bind(now.0)
+            .bind(new.dedupe_key)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
         let submitted = match inserted {
             Some(id) => Submitted::New(job_id(id)?),
-            None => {
-                let id: i64 = sqlx::query_scalar(ACTIVE_OF_ASSET)
-                    .bind(new.asset_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                Submitted::Joined(job_id(id)?)
-            }
+            None => self.existing(&mut tx, &new).await?,
         };
         self.commit(tx).await?;
         Ok(submitted)
+    }
+
+    /// The job an insert that did nothing met: the one with the same dedupe key, else the asset's active one.
+    async fn existing(&self, tx: &mut Write, new: &NewJob<'_>) -> Result<Submitted, StoreError> {
+        if let Some(key) = new.dedupe_key {
+            let same: Option<i64> =
+                sqlx::query_scalar(OF_DEDUPE_KEY).bind(key).fetch_optional(&mut **tx).await.map_err(|e| self.err(e))?;
+            if let Some(id) = same {
+                return Ok(Submitted::Deduplicated(job_id(id)?));
+            }
+        }
+        let id: i64 =
+            sqlx::query_scalar(ACTIVE_OF_ASSET).bind(new.asset_id).fetch_one(&mut **tx).await.map_err(|e| self.err(e))?;
+        Ok(Submitted::Joined(job_id(id)?))
     }
 
     pub(super) async fn submit_and_claim(
@@ -124,6 +143,7 @@ impl Db {
             .bind(new.last_code)
             .bind(now.0)
             .bind(owner)
+            .bind(new.dedupe_key)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -133,14 +153,7 @@ impl Db {
                 let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
                 (Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false }))
             }
-            None => {
-                let id: i64 = sqlx::query_scalar(ACTIVE_OF_ASSET)
-                    .bind(new.asset_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                (Submitted::Joined(job_id(id)?), None)
-            }
+            None => (self.existing(&mut tx, &new).await?, None),
         };
         self.commit(tx).await?;
         Ok(held)
@@ -196,6 +209,7 @@ impl Db {
         let rows: Vec<(i64, i64, String, bool)> = sqlx::query_as(RENEW)
             .bind(now.after(lease).0)
             .bind(batch)
+            .bind(now.0)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -247,11 +261,14 @@ impl Db {
             .bind(save.release)
             .bind(save.wake_at.0)
             .bind(save.outcome)
+            .bind(save.fence_until.max(now).0)
+            .bind(i64::from(save.attempt))
+            .bind(save.wake_on_report)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
         let Some((cancel_requested, report)) = saved else {
-            tx.rollback().await.map_err(|e| self.err(e))?;
+            tx.rollback(self).await?;
             return Err(lost());
         };
         if let Some(reference) = awaiting {

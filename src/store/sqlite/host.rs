@@ -1,16 +1,44 @@
 //! What comes from outside the lease holders: reports of attempts that finish later, cancellations,
 //! "retry now", and pruning finished jobs past their retention.
 
-use super::conn::Db;
-use super::decode::{job_id, phase};
-use crate::store::{CancelAnswer, Phase, ReportAnswer, ReportTarget, StoreError, Timestamp};
+use std::sync::atomic::Ordering;
+
+use super::conn::{Db, Write};
+use super::decode::{bind_id, job_id, phase};
+use crate::store::judge::{Effect, Reported, judge};
+use crate::store::{CancelAnswer, ReportAnswer, ReportTarget, StoreError, Timestamp};
+
+/// The columns a report is judged against ([`judge`]).
+macro_rules! reported_columns {
+    () => {
+        "jobs.id, jobs.phase, jobs.attempts, jobs.attempt, jobs.attempt_at, jobs.reference, \
+         jobs.report IS NOT NULL AS has_report, jobs.lease_owner IS NOT NULL AS held"
+    };
+}
 
 /// The active job of the asset if any, else its newest.
-pub(super) const REPORTED_BY_ASSET: &str = "SELECT id, phase, reference, report IS NOT NULL FROM jobs WHERE asset_id = ?1 \
-     ORDER BY phase <> 'finished' DESC, id DESC LIMIT 1";
+pub(super) const REPORTED_BY_ASSET: &str = concat!(
+    "SELECT ",
+    reported_columns!(),
+    " FROM jobs WHERE asset_id = ?1 ORDER BY phase <> 'finished' DESC, id DESC LIMIT 1"
+);
 
-pub(super) const REPORTED_BY_REFERENCE: &str = "SELECT jobs.id, jobs.phase, jobs.reference, jobs.report IS NOT NULL \
-     FROM job_references JOIN jobs ON jobs.id = job_references.job_id WHERE job_references.reference = ?1";
+pub(super) const REPORTED_BY_REFERENCE: &str = concat!(
+    "SELECT ",
+    reported_columns!(),
+    " FROM job_references JOIN jobs ON jobs.id = job_references.job_id WHERE job_references.reference = ?1"
+);
+
+const REPORTED_BY_ID: &str = concat!("SELECT ", reported_columns!(), " FROM jobs WHERE id = ?1");
+
+/// Held reports past their life go first.
+const EXPIRE_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE at < ?1";
+
+const COUNT_HELD_REPORTS: &str = "SELECT COUNT(*) FROM held_reports WHERE reference <> ?1";
+
+/// The oldest held reports, to make room.
+const DROP_OLDEST_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE reference IN \
+     (SELECT reference FROM held_reports WHERE reference <> ?2 ORDER BY at LIMIT ?1)";
 
 const HOLD_REPORT: &str = "INSERT INTO held_reports (reference, report, at) VALUES (?1, ?2, ?3) \
      ON CONFLICT (reference) DO UPDATE SET report = excluded.report, at = excluded.at";
@@ -21,6 +49,9 @@ const APPLY_REPORT: &str = "UPDATE jobs SET report = ?2, updated_at = ?3, \
 
 /// Kept for when the hook answers `Submitted`.
 const KEEP_EARLY_REPORT: &str = "UPDATE jobs SET report = ?2 WHERE id = ?1";
+
+/// A job at rest awaiting a result is due at once, to ask `check`.
+const CHECK_NOW: &str = "UPDATE jobs SET wake_at = MIN(wake_at, ?2) WHERE id = ?1 AND lease_owner IS NULL AND phase <> 'finished'";
 
 /// The active job, and whether a live lease holds it.
 const ACTIVE: &str = "SELECT id, lease_owner IS NOT NULL AND wake_at > ?2 FROM jobs \
@@ -34,10 +65,16 @@ const CANCEL: &str = "UPDATE jobs SET phase = 'finished', outcome = 'cancelled',
 pub(super) const RETRY_NOW: &str =
     "UPDATE jobs SET wake_at = ?2 WHERE asset_id = ?1 AND phase <> 'finished' AND lease_owner IS NULL";
 
-/// Their ledgers and references go with them (`ON DELETE CASCADE`).
-pub(super) const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE phase = 'finished' AND finished_at < ?1";
+/// Their ledgers and references go with them (`ON DELETE CASCADE`): a batch at a time, each its own
+/// transaction, so that the one writer is never taken for long.
+pub(super) const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE id IN \
+     (SELECT id FROM jobs WHERE phase = 'finished' AND finished_at < ?1 LIMIT ?2)";
 
-const PRUNE_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE at < ?1";
+const PRUNE_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE reference IN \
+     (SELECT reference FROM held_reports WHERE at < ?1 LIMIT ?2)";
+
+/// How many rows one pruning transaction deletes.
+const PRUNE_BATCH: i64 = 500;
 
 impl Db {
     pub(super) async fn report(
@@ -47,60 +84,81 @@ impl Db {
         now: Timestamp,
     ) -> Result<ReportAnswer, StoreError> {
         let mut tx = self.write().await?;
-        let (sql, key) = match target {
-            ReportTarget::Asset(asset) => (REPORTED_BY_ASSET, asset),
-            ReportTarget::Reference(reference) => (REPORTED_BY_REFERENCE, reference),
+        let query = match target {
+            ReportTarget::Asset(asset) | ReportTarget::AssetEndedAt(asset, _) => {
+                sqlx::query_as(REPORTED_BY_ASSET).bind(asset)
+            }
+            ReportTarget::Reference(reference) => sqlx::query_as(REPORTED_BY_REFERENCE).bind(reference),
+            ReportTarget::Attempt { job, .. } => sqlx::query_as(REPORTED_BY_ID).bind(bind_id(job)),
         };
-        let found: Option<(i64, String, Option<String>, bool)> =
-            sqlx::query_as(sql).bind(key).fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
-        let Some((id, phase_text, reference, has_report)) = found else {
+        type Found = (i64, String, i64, i64, Option<i64>, Option<String>, bool, bool);
+        let found: Option<Found> = query.fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
+        let Some((id, phase_text, attempts, attempt, attempt_at, reference, has_report, held)) = found else {
             let answer = match target {
-                ReportTarget::Asset(_) => ReportAnswer::Unknown,
-                ReportTarget::Reference(reference) => {
-                    sqlx::query(HOLD_REPORT)
-                        .bind(reference)
-                        .bind(result)
-                        .bind(now.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    ReportAnswer::Held
-                }
+                ReportTarget::Reference(reference) => self.hold_report(&mut tx, reference, result, now).await?,
+                _ => ReportAnswer::Unknown,
             };
             self.commit(tx).await?;
             return Ok(answer);
         };
         let job = job_id(id)?;
-        let current = match target {
-            ReportTarget::Reference(r) => reference.as_deref() == Some(r),
-            ReportTarget::Asset(_) => true,
+        let count = |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
+        let row = Reported {
+            job,
+            phase: phase(&phase_text, job.0)?,
+            attempts: count(attempts)?,
+            attempt: count(attempt)?,
+            attempt_at: attempt_at.map(Timestamp),
+            reference: reference.as_deref(),
+            has_report,
+            held,
         };
-        let answer = match (phase(&phase_text, job.0)?, current) {
-            (Phase::Finished, _) => ReportAnswer::Finished { job },
-            (_, false) | (Phase::Waiting, _) => ReportAnswer::OlderAttempt { job },
-            _ if has_report => ReportAnswer::Duplicate { job },
-            (Phase::Awaiting, true) => {
-                sqlx::query(APPLY_REPORT)
-                    .bind(id)
-                    .bind(result)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                ReportAnswer::Applied { job }
-            }
-            (Phase::Calling, true) => {
-                sqlx::query(KEEP_EARLY_REPORT)
-                    .bind(id)
-                    .bind(result)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                ReportAnswer::Early { job }
-            }
+        let (answer, effect) = judge(target, &row);
+        let update = match effect {
+            Effect::None => None,
+            Effect::Apply => Some(sqlx::query(APPLY_REPORT).bind(id).bind(result).bind(now.0)),
+            Effect::Keep => Some(sqlx::query(KEEP_EARLY_REPORT).bind(id).bind(result)),
+            Effect::Check => Some(sqlx::query(CHECK_NOW).bind(id).bind(now.0)),
         };
+        if let Some(update) = update {
+            update.execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
         self.commit(tx).await?;
         Ok(answer)
+    }
+
+    /// Holds a report for a reference no job has named yet, within the cap and life of held reports; answers
+    /// [`ReportAnswer::Unknown`] when it had to drop older ones to make room.
+    async fn hold_report(
+        &self,
+        tx: &mut Write,
+        reference: &str,
+        result: &str,
+        now: Timestamp,
+    ) -> Result<ReportAnswer, StoreError> {
+        let oldest_kept = now.0.saturating_sub(self.held_life);
+        sqlx::query(EXPIRE_HELD_REPORTS).bind(oldest_kept).execute(&mut **tx).await.map_err(|e| self.err(e))?;
+        let others: i64 =
+            sqlx::query_scalar(COUNT_HELD_REPORTS).bind(reference).fetch_one(&mut **tx).await.map_err(|e| self.err(e))?;
+        let max = i64::try_from(self.max_held).unwrap_or(i64::MAX);
+        let over = (others + 1).saturating_sub(max);
+        if over > 0 {
+            let dropped = sqlx::query(DROP_OLDEST_HELD_REPORTS)
+                .bind(over)
+                .bind(reference)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            self.held_dropped.fetch_add(dropped.rows_affected(), Ordering::Relaxed);
+        }
+        sqlx::query(HOLD_REPORT)
+            .bind(reference)
+            .bind(result)
+            .bind(now.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(if over > 0 { ReportAnswer::Unknown } else { ReportAnswer::Held })
     }
 
     pub(super) async fn cancel(&self, asset_id: &str, now: Timestamp) -> Result<CancelAnswer, StoreError> {
@@ -135,10 +193,27 @@ impl Db {
     }
 
     pub(super) async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let mut tx = self.write().await?;
-        let jobs = sqlx::query(PRUNE_JOBS).bind(before.0).execute(&mut *tx).await.map_err(|e| self.err(e))?;
-        sqlx::query(PRUNE_HELD_REPORTS).bind(before.0).execute(&mut *tx).await.map_err(|e| self.err(e))?;
-        self.commit(tx).await?;
-        Ok(jobs.rows_affected())
+        let mut jobs = 0;
+        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS] {
+            loop {
+                let mut tx = self.write().await?;
+                let done = sqlx::query(sql)
+                    .bind(before.0)
+                    .bind(PRUNE_BATCH)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                self.commit(tx).await?;
+                if sql == PRUNE_JOBS {
+                    jobs += done.rows_affected();
+                }
+                if done.rows_affected() < PRUNE_BATCH as u64 {
+                    break;
+                }
+                // Other writes go between batches.
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(jobs)
     }
 }

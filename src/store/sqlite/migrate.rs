@@ -14,6 +14,7 @@ use crate::store::StoreError;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "jobs", include_str!("../../../migrations/sqlite/0001_jobs.sql")),
     (2, "guards", include_str!("../../../migrations/sqlite/0002_guards.sql")),
+    (3, "attempts and dedupe", include_str!("../../../migrations/sqlite/0003_attempts_and_dedupe.sql")),
 ];
 
 /// Where sqlx records the migrations applied.

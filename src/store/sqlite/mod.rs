@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use conn::Db;
 
-use crate::store::{
+use crate::store::{validate, 
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
     ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp,
 };
@@ -39,7 +39,7 @@ use crate::store::{
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let dir = tempfile::tempdir()?;
 /// let store = SqliteStore::open(dir.path().join("jobs.db"), &StoreOptions::default()).await?;
-/// let new = NewJob { asset_id: "a1", payload: "{}", version: 1, last_code: "2001", wake_at: Timestamp(0) };
+/// let new = NewJob::new("a1", "{}", 1, "2001", Timestamp(0));
 /// let Submitted::New(id) = store.submit(new, Timestamp(0)).await? else { unreachable!() };
 /// let claimed = store.claim("replica-1", Timestamp(10), Duration::from_secs(30), 10).await?;
 /// assert_eq!(claimed[0].lease.job, id);
@@ -110,6 +110,7 @@ impl Store for SqliteStore {
 
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
         Box::pin(async move {
+            validate::new_job(&new)?;
             let _held = self.db.held();
             self.db.submit(new, now).await
         })
@@ -123,6 +124,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
         Box::pin(async move {
+            validate::new_job(&new)?;
             let _held = self.db.held();
             self.db.submit_and_claim(new, owner, lease, now).await
         })
@@ -162,6 +164,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreFuture<'a, ReportAnswer> {
         Box::pin(async move {
+            validate::report(target, result)?;
             let _held = self.db.held();
             self.db.report(target, result, now).await
         })
@@ -169,6 +172,7 @@ impl Store for SqliteStore {
 
     fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
         Box::pin(async move {
+            validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.cancel(asset_id, now).await
         })
@@ -176,6 +180,7 @@ impl Store for SqliteStore {
 
     fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.retry_now(asset_id, now).await
         })
@@ -190,6 +195,7 @@ impl Store for SqliteStore {
 
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
         Box::pin(async move {
+            validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.job_of(asset_id).await
         })

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::conn::Db;
+use super::conn::{Db, FileId};
 use super::migrate::migrate;
 use crate::store::{StoreError, StoreOptions, TimeHold};
 
@@ -35,13 +35,20 @@ fn locate(location: &Path) -> Result<(SqliteConnectOptions, String, bool), Store
     Ok((options, name, false))
 }
 
-/// Opens (creating if missing) and migrates the database at `location`.
+/// Opens (creating if missing, when `options.create`) and migrates the database at `location`.
 pub(super) async fn open(location: &Path, options: &StoreOptions) -> Result<Db, StoreError> {
     let hold = options.hold_time.then(TimeHold::default);
     let _held = hold.as_ref().map(TimeHold::hold);
     let (connect, name, memory) = locate(location)?;
+    let path = (!memory).then(|| connect.get_filename().to_path_buf());
+    if let Some(path) = &path
+        && !options.create
+        && !path.exists()
+    {
+        return Err(StoreError::Missing { store: name });
+    }
     let connect = connect
-        .create_if_missing(true)
+        .create_if_missing(options.create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
@@ -64,5 +71,25 @@ pub(super) async fn open(location: &Path, options: &StoreOptions) -> Result<Db, 
     } else {
         pool(options.pool_size.max(1)).connect_with(connect).await.map_err(err)?
     };
-    Ok(Db { writer, reader, name, hold })
+    // Known once the file exists: a file deleted or replaced later is told apart from it.
+    let file = match path {
+        // Absolute: the process may change its working folder later.
+        Some(path) => match FileId::of(&path) {
+            Some(id) => Some((std::fs::canonicalize(&path).unwrap_or(path), id)),
+            None => return Err(StoreError::Missing { store: name }),
+        },
+        None => None,
+    };
+    Ok(Db {
+        writer,
+        reader,
+        name,
+        hold,
+        file,
+        unfinished: Default::default(),
+        gone: Default::default(),
+        held_dropped: Default::default(),
+        max_held: options.max_held_reports.max(1),
+        held_life: i64::try_from(options.held_report_life.as_millis()).unwrap_or(i64::MAX),
+    })
 }

@@ -75,9 +75,13 @@ impl Db {
         let finished: Vec<(Option<String>, i64)> =
             sqlx::query_as(FINISHED_COUNTS).fetch_all(&mut *tx).await.map_err(|e| self.err(e))?;
         let held_reports: i64 = sqlx::query_scalar(HELD_REPORTS).fetch_one(&mut *tx).await.map_err(|e| self.err(e))?;
-        self.commit(tx).await?;
+        tx.commit().await.map_err(|e| self.err(e))?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        let mut stats = Stats { held_reports: n(held_reports), ..Stats::default() };
+        let mut stats = Stats {
+            held_reports: n(held_reports),
+            held_reports_dropped: self.held_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            ..Stats::default()
+        };
         for (phase, count, held, due) in active {
             stats.by_phase.insert(phase, n(count));
             stats.held += n(held);
