@@ -58,3 +58,18 @@ fn a_crash_test_on_sqlite_then_the_jobs_it_left() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(err(&bad).contains("ftp://x"), "{}", err(&bad));
 }
+
+#[test]
+fn a_store_that_is_not_there_is_an_error_and_no_file_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in [&["stats"][..], &["list"], &["show", "a1"], &["cancel", "a1"], &["retry-now", "a1"]] {
+        let path = dir.path().join("typo.db");
+        let url = format!("sqlite://{}", path.display());
+        let mut args = vec!["jobs", "--store", &url];
+        args.extend_from_slice(command);
+        let o = remedy(&args);
+        assert_eq!(o.status.code(), Some(2), "{command:?}: {}", err(&o));
+        assert!(err(&o).contains("no such store"), "{command:?}: {}", err(&o));
+        assert!(!path.exists(), "{command:?}: no file is made");
+    }
+}

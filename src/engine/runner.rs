@@ -216,7 +216,8 @@ async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
                     let mut held = d.held();
                     // Only a job still held under the lease renewed: one that was released and claimed again
                     // while the renewal was under way holds a newer lease, which this renewal said nothing of.
-                    let same = |id: &JobId, h: &HeldJob| leases.iter().any(|l| l.job == *id && l.epoch == h.lease.epoch);
+                    let same =
+                        |id: &JobId, h: &HeldJob| leases.iter().any(|l| l.job == *id && l.epoch == h.lease.epoch);
                     for id in &renewed.lost {
                         if let Some(h) = held.get(id).filter(|h| same(id, h)) {
                             tracing::warn!(job = %id, "lease lost: another replica holds the job now, or it ran out");

@@ -1,6 +1,6 @@
 //! A store whose rows live in this process: the same leases, fencing, ledger and reports as the durable
 //! stores, and nothing survives the process. For tests of code that runs on a store, and for trying the
-//! durable mode without a database. One file: every method is a few lines over the same maps, and the maps
+//! durable mode without a database. It is one file: every method is a few lines over the same maps, and the maps
 //! are read best beside them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

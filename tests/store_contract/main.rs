@@ -1,9 +1,10 @@
 //! The store contract: what every store guarantees, one function per behaviour, run against every store this
 //! build has (memory; SQLite on a temporary file; PostgreSQL when `DATABASE_URL` names a server and the build
 //! has that store). A store that passes here can carry the engine. The behaviours are in `leases.rs`,
-//! `reports.rs` and `reads.rs`; SQLite's own guarantees are in `tests/store_sqlite.rs`.
+//! `reports.rs`, `reads.rs` and `faults.rs` (what hostile input and expiring leases meet); SQLite's own guarantees are in `tests/store_sqlite.rs`.
 
 mod common;
+mod faults;
 mod guards;
 mod leases;
 #[cfg(feature = "postgres")]
@@ -40,17 +41,22 @@ impl Subject {
 
 /// Every store this build has.
 async fn stores() -> Vec<Subject> {
-    let memory = Arc::new(MemoryStore::new());
+    stores_with(&StoreOptions::default()).await
+}
+
+/// Every store this build has, opened with `options`.
+async fn stores_with(options: &StoreOptions) -> Vec<Subject> {
+    let memory = Arc::new(MemoryStore::with_options(options));
     let mut out = vec![Subject { name: "memory".to_owned(), store: memory, _dir: None, schema: None }];
     #[cfg(feature = "sqlite")]
     {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = lightflow_remedy::store::SqliteStore::open(dir.path().join("jobs.db"), &StoreOptions::default())
+        let store = lightflow_remedy::store::SqliteStore::open(dir.path().join("jobs.db"), options)
             .await
             .expect("a SQLite store on a temporary file");
         out.push(Subject { name: store.describe(), store: Arc::new(store), _dir: Some(dir), schema: None });
     }
-    if let Some(postgres) = postgres().await {
+    if let Some(postgres) = postgres(options).await {
         out.push(postgres);
     }
     out
@@ -59,7 +65,7 @@ async fn stores() -> Vec<Subject> {
 /// The PostgreSQL store, when `DATABASE_URL` names a server and this build has the store, in a schema of its
 /// own (the store's `schema=` parameter creates it): the tests run at once, and must not see each other's
 /// rows.
-async fn postgres() -> Option<Subject> {
+async fn postgres(options: &StoreOptions) -> Option<Subject> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         skipped(
             "DATABASE_URL is not set. To test it:\n***   eval \"$(../shared/tools/pg-test-server start)\" && \
@@ -70,10 +76,10 @@ async fn postgres() -> Option<Subject> {
     #[cfg(feature = "postgres")]
     let (opened, schema) = {
         let schema = pg::unique_schema("contract");
-        (open_url(&pg::in_schema(&url, &schema), &StoreOptions::default()).await, Some((url, schema)))
+        (open_url(&pg::in_schema(&url, &schema), options).await, Some((url, schema)))
     };
     #[cfg(not(feature = "postgres"))]
-    let (opened, schema) = (open_url(&url, &StoreOptions::default()).await, None);
+    let (opened, schema) = (open_url(&url, options).await, None);
     match opened {
         Ok(store) => Some(Subject { name: store.describe(), store: Arc::from(store), _dir: None, schema }),
         Err(StoreError::BadUrl { reason, .. }) => {
@@ -109,6 +115,18 @@ macro_rules! contract {
 
 contract! {
     #[tokio::test]
+    faults::reports_are_applied_only_to_the_attempt_they_name;
+    #[tokio::test]
+    faults::a_fenced_write_needs_a_lease_unexpired_past_its_margin;
+    #[tokio::test]
+    faults::values_no_id_has_are_refused_and_the_store_goes_on;
+    #[tokio::test]
+    faults::a_dedupe_key_makes_one_job_for_as_long_as_the_first_is_kept;
+    #[tokio::test]
+    faults::a_reference_stays_with_the_job_that_named_it_first;
+    #[tokio::test]
+    faults::a_cancel_asked_while_held_makes_the_released_job_due_at_once;
+    #[tokio::test]
     leases::submit_joins_the_active_job_and_a_later_job_gets_a_new_id;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     leases::two_claimers_never_get_the_same_job;
@@ -140,4 +158,14 @@ contract! {
     reads::prune_deletes_finished_jobs_and_held_reports_before_a_time;
     #[tokio::test]
     guards::guards_are_written_compare_and_set;
+}
+
+/// Reports for references no job names are held within a cap and for a short life, on every store.
+#[tokio::test]
+async fn held_reports_are_bounded_in_number_and_in_time() {
+    let options = StoreOptions::default().max_held_reports(3).held_report_life(std::time::Duration::from_secs(60));
+    for subject in stores_with(&options).await {
+        faults::held_reports_are_bounded(&subject).await;
+        subject.clean_up().await;
+    }
 }

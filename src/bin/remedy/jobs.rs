@@ -72,7 +72,9 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return common::bad_input(format!("cannot start a runtime: {e}")),
     };
     runtime.block_on(async {
-        let store: Arc<dyn Store> = match open_url(&args.store, &StoreOptions::default()).await {
+        // A reader: a typo in a SQLite path is an error, not a new, empty store.
+        let options = StoreOptions::default().create(false);
+        let store: Arc<dyn Store> = match open_url(&args.store, &options).await {
             Ok(store) => Arc::from(store),
             Err(e) => return common::bad_input(e),
         };
@@ -84,7 +86,9 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreError> {
-    let now = SystemClock.now();
+    // The store's own clock (PostgreSQL's: the one its replicas write leases on), so that "held", "due" and a
+    // cancel's "at rest" are judged as the replicas judge them, whatever this machine's clock says.
+    let now = store.own_clock().map_or_else(|| SystemClock.now(), |clock| clock.now());
     match &args.command {
         Command::List { state, code, limit } => {
             let mut filter = ListFilter { code: code.clone(), limit: Some(*limit), ..ListFilter::default() };

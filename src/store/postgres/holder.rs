@@ -181,8 +181,11 @@ impl Db {
     /// `None` if it ended (or was pruned) in between.
     async fn existing(&self, new: &NewJob<'_>) -> Result<Option<Submitted>, StoreError> {
         if let Some(key) = new.dedupe_key {
-            let same: Option<i64> =
-                sqlx::query_scalar(OF_DEDUPE_KEY).bind(key).fetch_optional(&self.pool).await.map_err(|e| self.err(e))?;
+            let same: Option<i64> = sqlx::query_scalar(OF_DEDUPE_KEY)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
             if let Some(id) = same {
                 return Ok(Some(Submitted::Deduplicated(job_id(id)?)));
             }

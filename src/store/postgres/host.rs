@@ -126,7 +126,8 @@ impl Db {
             return Ok(answer);
         };
         let job = job_id(id)?;
-        let count = |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
+        let count =
+            |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
         let row = Reported {
             job,
             phase: phase(&phase_text, job.0)?,
@@ -164,8 +165,11 @@ impl Db {
     ) -> Result<ReportAnswer, StoreError> {
         let oldest_kept = now.0.saturating_sub(self.held_life);
         sqlx::query(EXPIRE_HELD_REPORTS).bind(oldest_kept).execute(&mut **tx).await.map_err(|e| self.err(e))?;
-        let others: i64 =
-            sqlx::query_scalar(COUNT_HELD_REPORTS).bind(reference).fetch_one(&mut **tx).await.map_err(|e| self.err(e))?;
+        let others: i64 = sqlx::query_scalar(COUNT_HELD_REPORTS)
+            .bind(reference)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
         let max = i64::try_from(self.max_held).unwrap_or(i64::MAX);
         let over = (others + 1).saturating_sub(max);
         if over > 0 {

@@ -44,9 +44,9 @@ pub use clock::DatabaseClock;
 use conn::{Db, Task};
 use hints::Listening;
 
-use crate::store::{validate, 
+use crate::store::{
     CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
-    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp,
+    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
 };
 
 /// Job rows in a PostgreSQL database, shared by the replicas that open it. See the [module](self) for how.

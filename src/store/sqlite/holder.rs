@@ -119,8 +119,11 @@ impl Db {
                 return Ok(Submitted::Deduplicated(job_id(id)?));
             }
         }
-        let id: i64 =
-            sqlx::query_scalar(ACTIVE_OF_ASSET).bind(new.asset_id).fetch_one(&mut **tx).await.map_err(|e| self.err(e))?;
+        let id: i64 = sqlx::query_scalar(ACTIVE_OF_ASSET)
+            .bind(new.asset_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(Submitted::Joined(job_id(id)?))
     }
 

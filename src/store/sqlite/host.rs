@@ -51,7 +51,8 @@ const APPLY_REPORT: &str = "UPDATE jobs SET report = ?2, updated_at = ?3, \
 const KEEP_EARLY_REPORT: &str = "UPDATE jobs SET report = ?2 WHERE id = ?1";
 
 /// A job at rest awaiting a result is due at once, to ask `check`.
-const CHECK_NOW: &str = "UPDATE jobs SET wake_at = MIN(wake_at, ?2) WHERE id = ?1 AND lease_owner IS NULL AND phase <> 'finished'";
+const CHECK_NOW: &str =
+    "UPDATE jobs SET wake_at = MIN(wake_at, ?2) WHERE id = ?1 AND lease_owner IS NULL AND phase <> 'finished'";
 
 /// The active job, and whether a live lease holds it.
 const ACTIVE: &str = "SELECT id, lease_owner IS NOT NULL AND wake_at > ?2 FROM jobs \
@@ -102,7 +103,8 @@ impl Db {
             return Ok(answer);
         };
         let job = job_id(id)?;
-        let count = |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
+        let count =
+            |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
         let row = Reported {
             job,
             phase: phase(&phase_text, job.0)?,
@@ -138,8 +140,11 @@ impl Db {
     ) -> Result<ReportAnswer, StoreError> {
         let oldest_kept = now.0.saturating_sub(self.held_life);
         sqlx::query(EXPIRE_HELD_REPORTS).bind(oldest_kept).execute(&mut **tx).await.map_err(|e| self.err(e))?;
-        let others: i64 =
-            sqlx::query_scalar(COUNT_HELD_REPORTS).bind(reference).fetch_one(&mut **tx).await.map_err(|e| self.err(e))?;
+        let others: i64 = sqlx::query_scalar(COUNT_HELD_REPORTS)
+            .bind(reference)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
         let max = i64::try_from(self.max_held).unwrap_or(i64::MAX);
         let over = (others + 1).saturating_sub(max);
         if over > 0 {

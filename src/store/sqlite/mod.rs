@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use conn::Db;
 
-use crate::store::{validate, 
+use crate::store::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
-    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp,
+    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
 };
 
 /// Job rows in a SQLite database file.
