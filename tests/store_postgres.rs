@@ -474,3 +474,70 @@ async fn without_hold_time_paused_time_jumps_during_queries() {
     tokio::time::resume();
     pg::drop_schema(&url, &schema).await;
 }
+
+/// Connections terminated by the server (a restart, an operator's `pg_terminate_backend`), with and without a
+/// transaction under way: what failed says so, and the store works again at once, without a new open.
+#[tokio::test]
+async fn connections_terminated_under_the_store_are_replaced() {
+    let Some(server) = server() else { return };
+    let (url, schema) = fresh(&server, "terminated");
+    let app = format!("terminated_{}", std::process::id());
+    let named = format!("{url}&application_name={app}");
+    let store = open(&named, &StoreOptions::default().wake_hints(false).pool_size(2)).await;
+    let clock = store.clock();
+    let Submitted::New(id) = store.submit(job("a1", clock.now()), clock.now()).await.unwrap() else { panic!() };
+    let lease = store.claim("r1", clock.now(), LEASE, 10).await.unwrap().remove(0).lease;
+    let kill = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'");
+    for round in 0..3 {
+        pg::raw(&server, &kill).await;
+        // Each operation either works or fails with the database's error; within a few tries they all work.
+        let mut worked = false;
+        for _ in 0..4 {
+            let begin = LedgerWrite::Begin { key: "a1#1.1", hook: "resubmit" };
+            let ledger = [begin];
+            let saved = store.save(&lease, save(Phase::Calling, false, clock.now(), &ledger), clock.now()).await;
+            let reported = store.report(ReportTarget::Reference("uuid-x"), "ok", clock.now()).await;
+            let read = store.job(id).await;
+            match (&saved, &reported, &read) {
+                (Ok(_), Ok(_), Ok(Some(_))) => {
+                    worked = true;
+                    break;
+                }
+                _ => {
+                    for e in [saved.err(), reported.err(), read.err()].into_iter().flatten() {
+                        assert!(matches!(e, StoreError::Database { .. }), "round {round}: {e:?}");
+                    }
+                }
+            }
+        }
+        assert!(worked, "round {round}: the store works again after its connections were terminated");
+    }
+    assert!(store.renew(std::slice::from_ref(&lease), clock.now(), LEASE).await.unwrap().lost.is_empty());
+    store.close().await;
+    pg::drop_schema(&server, &schema).await;
+}
+
+/// What a callback carries reaches no statement unchecked: a NUL (which PostgreSQL's text cannot hold), a
+/// 20 KB uuid, a large report are refused as such, not as database errors.
+#[tokio::test]
+async fn odd_callback_values_are_refused_before_the_database() {
+    let Some(server) = server() else { return };
+    let (url, schema) = fresh(&server, "odd");
+    let store = open(&url, &StoreOptions::default().wake_hints(false)).await;
+    let now = store.clock().now();
+    let long = "u".repeat(20_000);
+    let report = "r".repeat(100_000);
+    let table: [(ReportTarget<'_>, &str); 4] = [
+        (ReportTarget::Reference("uu\0id"), "ok"),
+        (ReportTarget::Reference(&long), "ok"),
+        (ReportTarget::Asset("as\0set"), "ok"),
+        (ReportTarget::Reference("uuid"), &report),
+    ];
+    for (target, result) in table {
+        let got = store.report(target, result, now).await;
+        assert!(matches!(got, Err(StoreError::Invalid { .. })), "{:?}: {got:?}", &format!("{target:?}")[..40]);
+    }
+    assert_eq!(store.stats(now).await.unwrap().held_reports, 0);
+    store.close().await;
+    pg::drop_schema(&server, &schema).await;
+}

@@ -1,7 +1,9 @@
 //! The SQLite store's own guarantees, besides the store contract: a reopened file keeps its jobs, ledgers and
 //! held reports; two stores on one file take turns; a schema newer than this build, or an edited migration,
 //! is refused; errors name the file; URLs name relative and absolute files and memory; paused time stands
-//! still while the database works.
+//! still while the database works; a write that failed (at a statement or at its commit) leaves the store
+//! working once the cause is gone; a file deleted or replaced under it is seen; a missing file is not made when
+//! the store is opened for reading.
 #![cfg(feature = "sqlite")]
 
 use std::collections::BTreeSet;
@@ -239,4 +241,79 @@ async fn without_hold_time_paused_time_jumps_during_queries() {
     tokio::time::pause();
     // The jump may also time out sqlx's wait for a connection: moved either way.
     assert!(clock_moved(&store).await.0, "the clock should have jumped without the hold");
+}
+
+/// Makes every write that changes a job fail at its commit (a deferred foreign key that the commit finds
+/// broken, which leaves SQLite's transaction open, as a disk error at commit can), and every held report fail
+/// at its statement, while the switch is on.
+const FAULTS: &str = "CREATE TABLE fault_switch (on_ INTEGER); \
+     CREATE TABLE fault_parent (id INTEGER PRIMARY KEY); \
+     CREATE TABLE fault_child (parent INTEGER REFERENCES fault_parent (id) DEFERRABLE INITIALLY DEFERRED); \
+     CREATE TRIGGER fault_at_commit AFTER UPDATE ON jobs WHEN EXISTS (SELECT 1 FROM fault_switch) \
+     BEGIN INSERT INTO fault_child VALUES (-1); END; \
+     CREATE TRIGGER fault_at_statement BEFORE INSERT ON held_reports WHEN EXISTS (SELECT 1 FROM fault_switch) \
+     BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;";
+
+#[tokio::test]
+async fn a_write_that_failed_at_its_commit_or_its_statement_leaves_the_store_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path, &StoreOptions::default()).await.unwrap();
+    raw(&path, FAULTS).await;
+    store.submit(job("a1"), Timestamp(0)).await.unwrap();
+    let lease = store.claim("r1", Timestamp(0), LEASE, 10).await.unwrap().remove(0).lease;
+    raw(&path, "INSERT INTO fault_switch VALUES (1)").await;
+    // Each row: a write while the faults are on; every one fails, none takes the store down with it.
+    for round in 0..3 {
+        let saved = store.save(&lease, calling(&[]), Timestamp(10 + round)).await;
+        assert!(matches!(saved, Err(StoreError::Database { .. })), "{round}: {saved:?}");
+        let claimed = store.claim("r2", Timestamp(10), LEASE, 10).await.map(|c| c.len());
+        assert!(matches!(claimed, Ok(0) | Err(StoreError::Database { .. })), "{round}: {claimed:?}");
+        let held = store.report(ReportTarget::Reference("uuid"), "ok", Timestamp(11)).await;
+        assert!(matches!(&held, Err(StoreError::Database { message, .. }) if message.contains("injected")), "{held:?}");
+    }
+    // Another program writes while the store's writer is idle: the store holds no transaction open.
+    raw(&path, "DELETE FROM fault_switch").await;
+    store.save(&lease, calling(&[]), Timestamp(20)).await.expect("the next write works once the cause is gone");
+    assert_eq!(store.report(ReportTarget::Reference("uuid"), "ok", Timestamp(21)).await.unwrap(), ReportAnswer::Held);
+    let row = store.job_of("a1").await.unwrap().unwrap();
+    assert_eq!((row.phase, row.updated_at), (Phase::Calling, Timestamp(20)), "what failed was not written");
+}
+
+#[tokio::test]
+async fn a_file_deleted_or_replaced_under_the_store_is_seen_and_not_written_to() {
+    for replace in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let store = SqliteStore::open(&path, &StoreOptions::default()).await.unwrap();
+        store.submit(job("a1"), Timestamp(0)).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        if replace {
+            SqliteStore::open(&path, &StoreOptions::default()).await.unwrap().close().await;
+        }
+        for _ in 0..2 {
+            let got = store.submit(job("a2"), Timestamp(1)).await;
+            let Err(StoreError::Gone { reason, .. }) = got else { panic!("replaced {replace}: {got:?}") };
+            assert!(reason.contains(if replace { "replaced" } else { "deleted" }), "{reason}");
+        }
+        assert!(matches!(store.claim("r1", Timestamp(1), LEASE, 1).await, Err(StoreError::Gone { .. })));
+        assert_eq!(path.exists(), replace, "nothing writes a new file in its place");
+    }
+}
+
+#[tokio::test]
+async fn a_store_opened_only_if_it_exists_makes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.db");
+    let reader = StoreOptions::default().create(false);
+    for location in [path.display().to_string(), format!("sqlite://{}", path.display())] {
+        let got = SqliteStore::open(&location, &reader).await;
+        let Err(StoreError::Missing { store }) = got else { panic!("{location}: {got:?}") };
+        assert!(store.contains("typo.db"), "{store}");
+        assert!(!path.exists(), "{location}: not made");
+    }
+    SqliteStore::open(&path, &StoreOptions::default()).await.unwrap().close().await;
+    SqliteStore::open(&path, &reader).await.expect("an existing store opens").close().await;
 }

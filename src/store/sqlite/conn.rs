@@ -62,34 +62,54 @@ impl FileId {
 }
 
 /// A write transaction on the writer's connection, begun with a plain `BEGIN IMMEDIATE`: finished by
-/// [`Db::commit`] or [`Write::rollback`]; one dropped unfinished is rolled back by the next write.
+/// [`Db::commit`] or [`Write::rollback`]. One dropped unfinished (a statement failed, or the future was
+/// dropped) must not keep the write lock from other processes: its connection is closed, which rolls it back
+/// (for an in-memory database, whose data would go with it, the next write rolls it back instead).
 pub(super) struct Write {
-    conn: PoolConnection<Sqlite>,
+    conn: Option<PoolConnection<Sqlite>>,
+    /// Whether dropping it unfinished closes its connection (a file's).
+    closes: bool,
 }
 
 impl Deref for Write {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        &self.conn
+        self.conn.as_deref().expect("a write's connection is there until it ends")
     }
 }
 
 impl DerefMut for Write {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+        self.conn.as_deref_mut().expect("a write's connection is there until it ends")
+    }
+}
+
+impl Drop for Write {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.closes
+        {
+            drop(conn.detach());
+        }
     }
 }
 
 impl Write {
     /// Rolls the transaction back.
     pub(super) async fn rollback(mut self, db: &Db) -> Result<(), StoreError> {
-        match sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await {
+        match sqlx::raw_sql("ROLLBACK").execute(&mut *self).await {
             Ok(_) => {
                 db.unfinished.store(false, Ordering::SeqCst);
+                self.finish();
                 Ok(())
             }
             Err(e) => Err(db.lose(self, e)),
         }
+    }
+
+    /// Gives the connection back to the pool: the transaction ended.
+    fn finish(mut self) {
+        self.conn.take();
     }
 }
 
@@ -120,9 +140,10 @@ impl Db {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
         }
         self.unfinished.store(true, Ordering::SeqCst);
-        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
-            Ok(_) => Ok(Write { conn }),
-            Err(e) => Err(self.lose(Write { conn }, e)),
+        let mut tx = Write { conn: Some(conn), closes: self.file.is_some() };
+        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *tx).await {
+            Ok(_) => Ok(tx),
+            Err(e) => Err(self.lose(tx, e)),
         }
     }
 
@@ -133,26 +154,27 @@ impl Db {
 
     /// Commits `tx`. A commit that fails is rolled back (and the connection closed if that fails too).
     pub(super) async fn commit(&self, mut tx: Write) -> Result<(), StoreError> {
-        match sqlx::raw_sql("COMMIT").execute(&mut *tx.conn).await {
+        match sqlx::raw_sql("COMMIT").execute(&mut *tx).await {
             Ok(_) => {
                 self.unfinished.store(false, Ordering::SeqCst);
+                tx.finish();
                 Ok(())
             }
             Err(e) => {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *tx.conn).await;
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await;
                 Err(self.lose(tx, e))
             }
         }
     }
 
-    /// The error `e` of a write on `tx`'s connection. The connection is closed (when the database is a file:
-    /// an in-memory one would go with it), so that the next write starts on a fresh one.
+    /// The error `e` of a write on `tx`'s connection. The connection is closed as `tx` drops (when the
+    /// database is a file: an in-memory one would go with it), so that the next write starts on a fresh one.
     fn lose(&self, tx: Write, e: impl Display) -> StoreError {
-        if self.file.is_some() {
-            // Closed as the connection drops; SQLite rolls back what it had not committed.
-            drop(tx.conn.detach());
+        if tx.closes {
+            // SQLite rolls back what the closed connection had not committed.
             self.unfinished.store(false, Ordering::SeqCst);
         }
+        drop(tx);
         self.err(e)
     }
 
