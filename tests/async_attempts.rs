@@ -286,3 +286,44 @@ async fn hooks_keep_metadata_on_the_job() {
     assert!(seen[0].0.ends_with(".0") && seen[0].1.is_none(), "{seen:?}");
     assert!(seen[1].0.ends_with(".1") && seen[1].1 == Some(json!("uuid-1")), "{seen:?}");
 }
+
+/// LightFlow's `GET` callback says `error` and no code: the engine asks `check` for the asset's `assetError`
+/// before it decides, and decides on the code `check` found (here a 2404, which the policy fails at once);
+/// when `check` cannot say, on the report as it came (code 1000). In memory and on a store alike.
+#[tokio::test(start_paused = true)]
+async fn an_error_callback_without_a_code_is_checked_for_its_code() {
+    use lightflow_remedy::classify::Callback;
+    use lightflow_remedy::store::{MemoryStore, Timestamp, TokioClock};
+    use std::sync::Arc;
+    let p = || {
+        policies(
+            r#"on(2001, retry(#{ attempts: 3, initial: "1m", multiplier: 1.0 }));
+               on(2404, fail("not found"));
+               on(1000, retry(#{ attempts: 3, initial: "1m", multiplier: 1.0 }));"#,
+        )
+    };
+    for (stored, checked, fails) in [(false, true, true), (true, true, true), (false, false, false)] {
+        let check = if checked { Scripted::Fail(asset(2404)) } else { Scripted::Running };
+        let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1"), Scripted::Succeed]).script(
+            "a",
+            HookName::Check,
+            [check],
+        );
+        let builder = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().await_result(secs(3600));
+        let r = if stored {
+            let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+            builder.store_with(Arc::new(MemoryStore::new()), clock, Default::default()).build()
+        } else {
+            builder.build()
+        };
+        let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+        tokio::time::sleep(secs(61)).await;
+        let callback = Callback::from_query("uuid=u1&status=error&endDate=2026-12-01T10:00:00.000Z").unwrap();
+        let answer = r.report_callback(&callback).await.unwrap();
+        assert!(matches!(answer, Some(ReportAnswer::Applied { .. })), "{answer:?}");
+        let outcome = tokio::time::timeout(secs(600), handle).await.expect("the job ends");
+        let checks = hooks.calls().iter().filter(|c| c.hook == HookName::Check).count();
+        assert_eq!(checks, 1, "stored {stored}: asked once for the code");
+        assert_eq!(matches!(outcome, Outcome::Failed { .. }), fails, "stored {stored}, checked {checked}: {outcome:?}");
+    }
+}

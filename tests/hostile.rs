@@ -317,6 +317,9 @@ on(2402, fail(\"b\"));
 on(2401..=2402, fail(\"hidden\"));
 on(2003, retry());
 on(2600..=2699, retry(#{ attempts: \"unlimited\" }));
+on(2101, republish(\"brightcove\", #{ initial: \"5s\" }));
+on(2102, retry(#{ initial: \"1s\", min_delay: \"10s\" }));
+on(2103, republish(\"brightcove\", #{ initial: \"5s\", min_delay: \"5s\" }));
 ";
     let policies = Policies::builder().source("site.rhai", script).build().unwrap_or_else(|e| panic!("{e}"));
     let warnings: Vec<String> = policies
@@ -329,6 +332,9 @@ on(2600..=2699, retry(#{ attempts: \"unlimited\" }));
         "site.rhai:3:1: warning: `2401..=2402` never applies",
         "site.rhai:4:1: warning: `2003` retries 2003",
         "site.rhai:5:17: warning: unbounded chain",
+        "site.rhai:6:10: warning: `initial` (5s) is shorter than `min_delay` (30s): every wait is at least 30s \
+         (republish waits at least 30 s by default",
+        "site.rhai:7:10: warning: `initial` (1s) is shorter than `min_delay` (10s): every wait is at least 10s",
     ];
     for e in expect {
         assert!(warnings.iter().any(|w| w.starts_with(e)), "missing {e} in {warnings:#?}");

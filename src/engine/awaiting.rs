@@ -92,6 +92,13 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
         }
     };
     let report = match reported {
+        Some(Reported::Failed { failure }) if without_code(&failure) => {
+            match ask_for_the_code(inner, job, st, cell, &awaiting).await {
+                Ok(Some(report)) => report,
+                Ok(None) => Reported::Failed { failure },
+                Err(ended) => return Some(ended),
+            }
+        }
         Some(report) => report,
         None => {
             let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: awaiting.attempt };
@@ -142,5 +149,31 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
             None
         }
         Reported::Canceled => Some(cancelled(st)),
+    }
+}
+
+/// Whether a reported failure carries no code of its own (LightFlow's `GET` callback says `error` and nothing
+/// more): the asset's `assetError` is asked for before deciding on [`Failure::NO_CODE`].
+fn without_code(failure: &Failure) -> bool {
+    failure.kind() == crate::classify::FailureKind::Asset && failure.code() == Failure::NO_CODE
+}
+
+/// Asks the host's `check` what the attempt's asset failed with, for a report that said only that it failed:
+/// the report `check` gives (`None`: it could not say; decide on the report as it came), or the job's end (a
+/// cancellation meanwhile).
+async fn ask_for_the_code<H: Hooks>(
+    inner: &Inner<H>,
+    job: &Job,
+    st: &mut State,
+    cell: &JobCell,
+    awaiting: &Awaiting,
+) -> Result<Option<Reported>, Outcome> {
+    let key = AttemptKey { asset_id: job.asset_id(), job: job.job_id(), attempt: awaiting.attempt };
+    let pending = Pending { key, reference: &awaiting.reference };
+    match call(inner, job, HookName::Check, None, cell, || inner.hooks.check(job, &pending)).await {
+        Ok(Checked::Failed(failure)) => Ok(Some(Reported::Failed { failure })),
+        Ok(Checked::Succeeded) => Ok(Some(Reported::Succeeded)),
+        Err(CallError::Cancelled) => Err(cancelled(st)),
+        _ => Ok(None),
     }
 }

@@ -30,9 +30,15 @@ pub(crate) enum CallError {
     Shutdown,
 }
 
-/// How a hook's answer reads in events.
+/// How a hook's answer reads in events, and whether the engine can take it.
 pub(crate) trait Answer {
     fn describe(&self) -> String;
+
+    /// Why the answer cannot be taken (it would be refused by the store), if it cannot: the call is then a
+    /// hook error.
+    fn refused(&self) -> Option<HookError> {
+        None
+    }
 }
 
 impl Answer for Attempt {
@@ -41,6 +47,16 @@ impl Answer for Attempt {
             Attempt::Succeeded => "succeeded".to_owned(),
             Attempt::Failed(f) => format!("failed {}", f.key()),
             Attempt::Submitted { reference } => format!("submitted {reference}"),
+        }
+    }
+
+    fn refused(&self) -> Option<HookError> {
+        match self {
+            // A reference no store keeps (a NUL, a megabyte) would fail every later write of the job.
+            Attempt::Submitted { reference } => crate::store::validate::id("reference", reference)
+                .err()
+                .map(|e| HookError::new(format!("the hook answered `Submitted` with a {e}"))),
+            _ => None,
         }
     }
 }
@@ -91,11 +107,14 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// What a hook's future came to, panics caught.
 type Caught<T> = std::thread::Result<Result<T, HookError>>;
 
-fn settled<T>(caught: Caught<T>) -> Result<T, CallError> {
+fn settled<T: Answer>(caught: Caught<T>) -> Result<T, CallError> {
     match caught {
         Err(panic) => Err(CallError::Panicked(panic_message(panic.as_ref()))),
         Ok(Err(e)) => Err(CallError::Error(e)),
-        Ok(Ok(answer)) => Ok(answer),
+        Ok(Ok(answer)) => match answer.refused() {
+            Some(e) => Err(CallError::Error(e)),
+            None => Ok(answer),
+        },
     }
 }
 

@@ -349,3 +349,41 @@ impl Durable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, SystemClock};
+
+    fn held(epoch: u64) -> HeldJob {
+        let lease = Lease { job: JobId(7), epoch, owner: Arc::from("one") };
+        HeldJob { lease, cell: Arc::new(JobCell::new(JobId(7))), task: None, expires: Instant::now() }
+    }
+
+    #[test]
+    fn a_task_of_an_older_lease_lets_nothing_go() {
+        let d = Durable::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock), StoreSettings::default());
+        // Each row: the epoch held, the epoch of the task that lets go, whether the job is still held after.
+        for (holding, letting_go, still_held) in [(2, 1, true), (2, 3, true), (2, 2, false), (1, 1, false)] {
+            d.held().insert(JobId(7), held(holding));
+            d.let_go(JobId(7), letting_go, None);
+            assert_eq!(d.held().contains_key(&JobId(7)), still_held, "held {holding}, let go by {letting_go}");
+            d.held().clear();
+        }
+    }
+
+    #[test]
+    fn hand_overs_at_once_take_no_more_room_than_there_is() {
+        let settings = StoreSettings { max_active_jobs: 3, ..StoreSettings::default() };
+        let d = Durable::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock), settings);
+        d.held().insert(JobId(7), held(1));
+        let first = d.reserve();
+        let second = d.reserve();
+        assert!(first.is_some() && second.is_some());
+        assert!(d.reserve().is_none(), "one held and two on their way: full");
+        assert_eq!(d.free(), 0);
+        drop(first);
+        assert_eq!(d.free(), 1);
+        assert!(d.reserve().is_some());
+    }
+}

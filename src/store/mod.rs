@@ -30,7 +30,7 @@ mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
-mod validate;
+pub(crate) mod validate;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -33,6 +33,27 @@ pub(crate) fn lint(file: &Arc<str>, rules: &[Arc<Rule>], first: usize, table: &T
                 ),
             ));
         }
+        for stage in rule.policy().stages() {
+            let Some(b) = stage.backoff() else { continue };
+            if b.min_delay > b.initial {
+                let why = if stage.action().kind() == ActionKind::Republish {
+                    " (republish waits at least 30 s by default, for Brightcove's reference-id lock; set `min_delay` to \
+                     wait less)"
+                } else {
+                    ""
+                };
+                warnings.push(Diagnostic::warning(
+                    file,
+                    stage.pos().or(origin.pos),
+                    format!(
+                        "`initial` ({}) is shorter than `min_delay` ({}): every wait is at least {}{why}",
+                        humantime::format_duration(b.initial),
+                        humantime::format_duration(b.min_delay),
+                        humantime::format_duration(b.min_delay),
+                    ),
+                ));
+            }
+        }
         for stage in rule.policy().stages().iter().filter(|s| s.is_unbounded()) {
             warnings.push(Diagnostic::warning(
                 file,
