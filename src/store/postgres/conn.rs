@@ -14,6 +14,9 @@ pub(super) struct Db {
     /// Every operation takes a connection from it; a statement that is a transaction of its own runs without
     /// `BEGIN` and `COMMIT`.
     pub(super) pool: PgPool,
+    /// A small pool of its own for lease renewals: a renewal never queues behind the jobs' writes for a
+    /// connection, so that a busy replica keeps its leases.
+    pub(super) renewals: PgPool,
     /// `postgres://user@host:port/database` (and `?schema=`), without a password, for messages.
     pub(super) name: String,
     /// Held for the duration of each operation when the store was opened with `hold_time`.

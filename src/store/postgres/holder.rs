@@ -249,7 +249,7 @@ impl Db {
             .bind(epochs)
             .bind(owners)
             .bind(now.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.renewals)
             .await
             .map_err(|e| self.err(e))?;
         // Keyed by the whole lease: a batch may name one job under an old lease and under the new one.

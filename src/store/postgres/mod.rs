@@ -86,7 +86,8 @@ impl PgStore {
     /// connection's `search_path`; without it they are where the role's `search_path` says (`public`). Each
     /// schema is a store of its own: a database can hold several, e.g. one per test. The pool has
     /// [`StoreOptions::pool_size`] connections, opened as they are needed and kept (no idle reaper, no
-    /// lifetime); the listener has one more of its own.
+    /// lifetime); lease renewals have one more of their own, so that they never queue behind the jobs' writes, and
+    /// the listener one.
     ///
     /// # Errors
     ///
@@ -173,6 +174,7 @@ impl PgStore {
         }
         self.reader.stop();
         self.db.pool.close().await;
+        self.db.renewals.close().await;
     }
 }
 

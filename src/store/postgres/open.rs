@@ -89,19 +89,23 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
     let lock = PgConnection::connect_with(&connect)
         .await
         .map_err(|e| StoreError::Database { store: name.clone(), message: format!("connecting: {e}") })?;
-    let pool = PgPoolOptions::new()
-        .max_connections(options.pool_size.max(1))
-        .min_connections(0)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        // sqlx tests a connection when it is given back; a test before each operation would cost a round trip.
-        .test_before_acquire(false)
-        .acquire_timeout(options.statement_timeout)
-        .connect_lazy_with(connect.clone());
+    let pool = |size: u32| {
+        PgPoolOptions::new()
+            .max_connections(size)
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            // sqlx tests a connection when it is given back; a test before each operation would cost a round trip.
+            .test_before_acquire(false)
+            .acquire_timeout(options.statement_timeout)
+            .connect_lazy_with(connect.clone())
+    };
+    let (renewals, pool) = (pool(1), pool(options.pool_size.max(1)));
     migrate(lock, &pool, schema.as_deref(), &name).await?;
     let channel = options.wake_hints.then(|| hints::channel(schema.as_deref()));
     let db = Arc::new(Db {
         pool,
+        renewals,
         name,
         hold,
         hints: channel,
