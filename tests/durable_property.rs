@@ -33,7 +33,10 @@ use lightflow_remedy::engine::{
     OutcomeKind, Pending, Reconciled, Remediator, ReportAnswer, ReportTarget, Reported, StoreSettings, StoredJob,
     Verdict, VerdictKind,
 };
-use lightflow_remedy::store::{CallRow, Clock, JobRow, SqliteStore, Store, StoreOptions, Timestamp, TokioClock};
+use lightflow_remedy::store::{
+    CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobRow, Lease, ListFilter, NewJob, Renewed, Save, Saved,
+    SqliteStore, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, TokioClock,
+};
 use lightflow_remedy::{Action, Context, Failure, History, Policies};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -189,6 +192,12 @@ struct Case {
     kills: Vec<u64>,
     /// How long each restart takes, in turn.
     restarts: Vec<u64>,
+    /// When the store refuses every write (as a database that went away, or a disk that errors), and for how
+    /// long: seconds after the start.
+    outages: Vec<(u64, u64)>,
+    /// When the store's renewals stop answering, and for how long (long enough, often, for leases to run out
+    /// under a replica that still runs).
+    stalls: Vec<(u64, u64)>,
 }
 
 fn asset_id(i: usize) -> String {
@@ -280,10 +289,12 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(plan(), 1..8),
         prop::collection::vec(0u64..4 * 3600, 0..3),
         prop::collection::vec(0u64..10, 8),
+        prop::collection::vec((0u64..3 * 3600, 1u64..120), 0..3),
+        prop::collection::vec((0u64..3 * 3600, 1u64..4 * LEASE.as_secs()), 0..3),
     )
-        .prop_map(|(jobs, mut kills, restarts)| {
+        .prop_map(|(jobs, mut kills, restarts, outages, stalls)| {
             kills.sort_unstable();
-            Case { jobs, kills, restarts }
+            Case { jobs, kills, restarts, outages, stalls }
         })
 }
 
@@ -718,11 +729,147 @@ struct Replicas {
     world: Arc<Mutex<World>>,
     slot: Slot,
     replica: u64,
-    store: Arc<SqliteStore>,
+    store: Arc<Flaky>,
+    faults: Arc<Windows>,
 }
 
-async fn open(path: &Path) -> Arc<SqliteStore> {
-    Arc::new(SqliteStore::open(path, &StoreOptions::default().hold_time(true).pool_size(1)).await.unwrap())
+async fn open(path: &Path, faults: &Arc<Windows>) -> Arc<Flaky> {
+    let sqlite = SqliteStore::open(path, &StoreOptions::default().hold_time(true).pool_size(1)).await.unwrap();
+    Arc::new(Flaky { sqlite, faults: faults.clone() })
+}
+
+/// The times the store fails: writes refused, renewals that do not answer.
+struct Windows {
+    outages: Vec<(Instant, Instant)>,
+    stalls: Vec<(Instant, Instant)>,
+}
+
+impl Windows {
+    fn new(case: &Case, t0: Instant) -> Self {
+        let at = |(start, long): &(u64, u64)| {
+            let start = t0 + Duration::from_secs(*start);
+            (start, start + Duration::from_secs(*long))
+        };
+        Windows { outages: case.outages.iter().map(at).collect(), stalls: case.stalls.iter().map(at).collect() }
+    }
+
+    fn down(&self) -> Result<(), StoreError> {
+        let now = Instant::now();
+        if self.outages.iter().any(|(from, to)| (*from..*to).contains(&now)) {
+            return Err(StoreError::Database { store: "flaky".into(), message: "disk I/O error (injected)".into() });
+        }
+        Ok(())
+    }
+
+    /// When a renewal sent now is answered: at the end of the stall it falls in.
+    fn renewal_answered(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.stalls.iter().filter(|(from, to)| (*from..*to).contains(&now)).map(|(_, to)| *to).max()
+    }
+}
+
+/// The SQLite store, failing in the case's windows.
+struct Flaky {
+    sqlite: SqliteStore,
+    faults: Arc<Windows>,
+}
+
+impl Flaky {
+    async fn close(&self) {
+        self.sqlite.close().await;
+    }
+}
+
+impl Store for Flaky {
+    fn describe(&self) -> String {
+        self.sqlite.describe()
+    }
+    fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
+        Box::pin(async move {
+            self.faults.down()?;
+            self.sqlite.submit(new, now).await
+        })
+    }
+    fn submit_and_claim<'a>(
+        &'a self,
+        new: NewJob<'a>,
+        owner: &'a str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreFuture<'a, (Submitted, Option<Claimed>)> {
+        Box::pin(async move {
+            self.faults.down()?;
+            self.sqlite.submit_and_claim(new, owner, lease, now).await
+        })
+    }
+    fn claim<'a>(&'a self, owner: &'a str, now: Timestamp, lease: Duration, n: usize) -> StoreFuture<'a, Vec<Claimed>> {
+        Box::pin(async move {
+            self.faults.down()?;
+            self.sqlite.claim(owner, now, lease, n).await
+        })
+    }
+    fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed> {
+        Box::pin(async move {
+            if let Some(answered) = self.faults.renewal_answered() {
+                tokio::time::sleep_until(answered).await;
+            }
+            self.faults.down()?;
+            self.sqlite.renew(leases, now, lease).await
+        })
+    }
+    fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
+        Box::pin(async move {
+            self.faults.down()?;
+            self.sqlite.save(lease, save, now).await
+        })
+    }
+    fn report<'a>(
+        &'a self,
+        target: ReportTarget<'a>,
+        result: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ReportAnswer> {
+        Box::pin(async move {
+            self.faults.down()?;
+            self.sqlite.report(target, result, now).await
+        })
+    }
+    fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
+        self.sqlite.cancel(asset_id, now)
+    }
+    fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
+        self.sqlite.retry_now(asset_id, now)
+    }
+    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>> {
+        self.sqlite.job(id)
+    }
+    fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
+        self.sqlite.job_of(asset_id)
+    }
+    fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>> {
+        self.sqlite.list(filter)
+    }
+    fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>> {
+        self.sqlite.calls(id)
+    }
+    fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
+        self.sqlite.stats(now)
+    }
+    fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>> {
+        self.sqlite.next_wake()
+    }
+    fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64> {
+        self.sqlite.prune(before)
+    }
+    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
+        self.sqlite.guard(name)
+    }
+    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.faults.down()?;
+            self.sqlite.set_guard(name, expected, value).await
+        })
+    }
 }
 
 impl Replicas {
@@ -761,7 +908,7 @@ impl Replicas {
         self.store.close().await;
         tokio::time::sleep(restart).await;
         self.replica += 1;
-        self.store = open(&self.path).await;
+        self.store = open(&self.path, &self.faults).await;
         self.start().await;
     }
 }
@@ -776,8 +923,10 @@ async fn run(case: &Case) -> Run {
     let host = Arc::new(Host { plans: case.jobs.clone(), clock: clock.clone(), world: world.clone(), reports, kills });
     let slot: Slot = Arc::default();
     tokio::spawn(pump(intents, slot.clone(), world.clone()));
+    let faults = Arc::new(Windows::new(case, Instant::now()));
     let mut replicas = Replicas {
-        store: open(&path).await,
+        store: open(&path, &faults).await,
+        faults,
         path,
         policies: Policies::defaults().into(),
         host: host.clone(),
@@ -799,8 +948,11 @@ async fn run(case: &Case) -> Run {
     loop {
         let now = Instant::now();
         while let Some((_, i)) = arrivals.next_if(|(at, _)| *at <= now) {
+            // The pipeline hands the failure over until the store takes it.
             let r = live(&slot).unwrap();
-            r.enqueue(Job::new(asset_id(i)), case.jobs[i].first.failure()).await.unwrap();
+            while r.enqueue(Job::new(asset_id(i)), case.jobs[i].first.failure()).await.is_err() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
         if timed_kills.next_if(|at| *at <= now).is_some() {
             replicas.kill(restarts.next().unwrap()).await;
@@ -965,6 +1117,15 @@ fn check(case: &Case, run: &Run) -> Result<(), TestCaseError> {
     let w = &run.world;
     prop_assert!(!w.lagged, "an event collector fell behind");
     let killed_at = |t: Timestamp| w.kill_times.contains(&t);
+    // Within a time the store failed (writes refused, renewals stuck): a call's answer may not have been written,
+    // or its replica may have stopped it for a lease it could not renew; either way its key is repeated.
+    let faulted = |t: Timestamp| {
+        case.outages.iter().chain(&case.stalls).any(|&(start, long)| {
+            let from = START.0 + i64::try_from(start * 1000).unwrap() - 1000;
+            let to = START.0 + i64::try_from((start + long) * 1000).unwrap() + 1000;
+            (from..=to).contains(&t.0)
+        })
+    };
     for (i, plan) in case.jobs.iter().enumerate() {
         let id = asset_id(i);
         let Some((row, stored, ledger)) = &run.rows[i] else {
@@ -1053,7 +1214,13 @@ fn check(case: &Case, run: &Run) -> Result<(), TestCaseError> {
                 let answered: Vec<_> = failed_calls.iter().filter(|c| c.end.is_some()).collect();
                 prop_assert!(!answered.is_empty(), "{}: the failed hook never answered", ctx);
                 for c in &answered[..answered.len() - 1] {
-                    prop_assert!(killed_at(c.end.unwrap()), "{}: the failed hook answered twice: {:?}", ctx, calls);
+                    let end = c.end.unwrap();
+                    prop_assert!(
+                        killed_at(end) || faulted(end),
+                        "{}: the failed hook answered twice: {:?}",
+                        ctx,
+                        calls
+                    );
                 }
             }
             _ => prop_assert!(letters.is_empty() && failed_calls.is_empty(), "{}: a dead letter", ctx),
@@ -1099,7 +1266,8 @@ fn check(case: &Case, run: &Run) -> Result<(), TestCaseError> {
             prop_assert!(n >= highest, "{}: attempt {} after {}", ctx, n, highest);
             if n == highest {
                 let before = attempts[..j].iter().rev().find(|e| e.attempt == Some(n)).unwrap();
-                let cut = before.dropped.is_some_and(|d| d.1) || before.end.is_some_and(killed_at);
+                let cut = before.dropped.is_some_and(|d| d.1 || faulted(d.0))
+                    || before.end.is_some_and(|t| killed_at(t) || faulted(t));
                 prop_assert!(cut, "{}: attempt {} repeated after it answered: {:?}", ctx, n, before);
             }
             highest = n;
