@@ -332,6 +332,14 @@ fn expected(policies: &Policies, asset: usize) -> (OutcomeKind, u32, Option<Stri
                     Reported::Succeeded => return (OutcomeKind::Recovered, n, None),
                     Reported::Canceled => return (OutcomeKind::Cancelled, n, None),
                     Reported::Failed { failure } => {
+                        // A `GET` callback says `error` without a code: the engine asks `check`, which finds the
+                        // encode's own.
+                        let failure = match ends {
+                            Ends::Error(code) if failure.code() == Failure::NO_CODE => {
+                                Failure::asset(code, "checked").unwrap()
+                            }
+                            _ => failure,
+                        };
                         h.record_failure(&failure);
                         f = failure;
                     }
