@@ -165,6 +165,7 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
     }
     let stopped = || if cell.is(ABORT | LOST) { CallError::Aborted } else { CallError::Cancelled };
     inner.counters.hook_call(hook);
+    let began = tokio::time::Instant::now();
     inner.emit(|| Event::HookCalled { asset_id: job.id().clone(), hook, attempt });
     let result = match std::panic::catch_unwind(AssertUnwindSafe(make)) {
         Err(panic) => settled(Err(panic)),
@@ -183,12 +184,14 @@ pub(crate) async fn call<H: Hooks, T: Answer, F: Future<Output = Result<T, HookE
             }
         }
     };
-    match &result {
-        Err(CallError::Timeout) => inner.counters.hook_timeout(),
-        Err(CallError::Error(_)) => inner.counters.hook_error(),
-        Err(CallError::Panicked(_)) => inner.counters.hook_panic(),
-        _ => {}
-    }
+    let answer = match &result {
+        Ok(_) => "ok",
+        Err(CallError::Timeout) => "timeout",
+        Err(CallError::Error(_)) => "error",
+        Err(CallError::Panicked(_)) => "panic",
+        Err(CallError::Cancelled | CallError::Aborted | CallError::Shutdown) => "interrupted",
+    };
+    inner.counters.hook_answered(hook, answer, began.elapsed().as_secs_f64());
     inner.emit(|| Event::HookAnswered {
         asset_id: job.id().clone(),
         hook,

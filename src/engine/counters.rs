@@ -1,4 +1,6 @@
-//! Counters since the remediator was built, and the [`CounterSnapshot`] a host reads.
+//! Counters since the remediator was built, and the [`CounterSnapshot`] a host reads. Each count is also
+//! given to the [`metrics`] facade (names in [`super::metric_names`]), so that a host that installs an exporter
+//! (Prometheus, StatsD, ...) sees them; without one, the facade does nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -10,6 +12,7 @@ use super::breaker::BreakerState;
 use super::counted::{bump, lock};
 use super::decision_counts::DecisionCounts;
 use super::events::HookName;
+use super::metric_names as names;
 use super::outcome::OutcomeKind;
 use crate::classify::FailureKey;
 use crate::classify::catalogue::Downstream;
@@ -39,38 +42,46 @@ fn nonzero<K: Ord, const N: usize>(keys: [K; N], counts: &[AtomicU64; N]) -> BTr
 impl Counters {
     pub(crate) fn decision(&self, key: FailureKey, action: ActionKind) {
         self.decisions.bump(key, action);
+        metrics::counter!(names::DECISIONS, "code" => key.to_string(), "action" => action.as_str()).increment(1);
     }
 
     pub(crate) fn budget_refusal(&self) {
         self.budget_refusals.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::BUDGET_REFUSALS).increment(1);
     }
 
     pub(crate) fn breaker(&self, downstream: Downstream, to: BreakerState) {
         bump(&self.breaker_transitions, (downstream, to));
+        metrics::counter!(names::BREAKER_TRANSITIONS, "downstream" => downstream.as_str(), "to" => to.as_str())
+            .increment(1);
+        let open = if to == BreakerState::Closed { 0.0 } else { 1.0 };
+        metrics::gauge!(names::BREAKER_OPEN, "downstream" => downstream.as_str()).set(open);
     }
 
     pub(crate) fn outcome(&self, kind: OutcomeKind) {
         self.outcomes[kind as usize].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::OUTCOMES, "outcome" => kind.as_str()).increment(1);
     }
 
     pub(crate) fn hook_call(&self, hook: HookName) {
         self.hook_calls[hook as usize].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::HOOK_CALLS, "hook" => hook.as_str()).increment(1);
     }
 
-    pub(crate) fn hook_timeout(&self) {
-        self.hook_timeouts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn hook_error(&self) {
-        self.hook_errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn hook_panic(&self) {
-        self.hook_panics.fetch_add(1, Ordering::Relaxed);
+    /// A hook call's answer (`answer`: `ok`, `timeout`, `error`, `panic`, `interrupted`) after `seconds`.
+    pub(crate) fn hook_answered(&self, hook: HookName, answer: &'static str, seconds: f64) {
+        match answer {
+            "timeout" => self.hook_timeouts.fetch_add(1, Ordering::Relaxed),
+            "error" => self.hook_errors.fetch_add(1, Ordering::Relaxed),
+            "panic" => self.hook_panics.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        metrics::histogram!(names::HOOK_SECONDS, "hook" => hook.as_str(), "answer" => answer).record(seconds);
     }
 
     pub(crate) fn takeover(&self) {
         self.takeovers.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::TAKEOVERS).increment(1);
     }
 
     pub(crate) fn snapshot(&self) -> CounterSnapshot {

@@ -35,6 +35,7 @@ mod health;
 mod hooks;
 mod job;
 mod ledger;
+pub mod metric_names;
 mod outcome;
 mod parts;
 mod record;

@@ -257,6 +257,17 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok(()) }
     /// ```
     pub async fn report(&self, target: ReportTarget<'_>, result: Reported) -> Result<ReportAnswer, StoreError> {
+        let answer = self.take_report(target, result).await;
+        let name = match &answer {
+            Ok(answer) => answer.as_str(),
+            Err(StoreError::Invalid { .. }) => "refused",
+            Err(_) => "store_error",
+        };
+        metrics::counter!(super::metric_names::REPORTS, "answer" => name).increment(1);
+        answer
+    }
+
+    async fn take_report(&self, target: ReportTarget<'_>, result: Reported) -> Result<ReportAnswer, StoreError> {
         if let Some(d) = &self.inner.durable {
             let json = serde_json::to_string(&result).unwrap_or_default();
             let answer = d.store.report(target, &json, d.now()).await?;

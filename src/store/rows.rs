@@ -368,6 +368,28 @@ pub enum ReportAnswer {
     Unknown,
 }
 
+impl ReportAnswer {
+    /// The answer's name, as in its JSON (`applied`, `early`, `held`, `duplicate`, `older_attempt`, `finished`,
+    /// `ambiguous`, `unknown`).
+    ///
+    /// ```
+    /// use lightflow_remedy::store::{JobId, ReportAnswer};
+    /// assert_eq!(ReportAnswer::OlderAttempt { job: JobId(1) }.as_str(), "older_attempt");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReportAnswer::Applied { .. } => "applied",
+            ReportAnswer::Early { .. } => "early",
+            ReportAnswer::Held => "held",
+            ReportAnswer::Duplicate { .. } => "duplicate",
+            ReportAnswer::OlderAttempt { .. } => "older_attempt",
+            ReportAnswer::Finished { .. } => "finished",
+            ReportAnswer::Ambiguous { .. } => "ambiguous",
+            ReportAnswer::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a cancellation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
