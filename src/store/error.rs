@@ -75,6 +75,14 @@ pub enum StoreError {
         /// Which store.
         store: String,
     },
+    /// The store does not keep this kind of record (a store of the host's own that implements only the jobs).
+    #[error("{store} keeps no {what}")]
+    Unsupported {
+        /// Which store.
+        store: String,
+        /// What it does not keep.
+        what: &'static str,
+    },
     /// The database refused or failed (connection lost, disk full, locked for too long, ...).
     #[error("{store}: {message}")]
     Database {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::assets::{AssetRecord, LineageRow};
 use super::clock::Timestamp;
 use super::error::StoreError;
 use super::judge::{Effect, Reported, judge};
@@ -66,6 +67,12 @@ struct Rows {
     held_dropped: u64,
     /// The job each dedupe key was submitted with.
     dedupe: HashMap<String, JobId>,
+    /// Assets as they were created, by id, and their ids by alias.
+    assets: HashMap<String, AssetRecord>,
+    aliases: HashMap<String, String>,
+    /// The attempts that replaced each asset, and the asset of each reference.
+    lineage: HashMap<String, Vec<LineageRow>>,
+    lineage_of: HashMap<String, String>,
     /// The shared guards' states.
     guards: HashMap<String, GuardRow>,
 }
@@ -511,5 +518,66 @@ impl Store for MemoryStore {
         let version = expected.map_or(1, |v| v + 1);
         rows.guards.insert(name.to_owned(), GuardRow { value: value.to_owned(), version });
         ready(Ok(true))
+    }
+
+    fn put_asset<'a>(
+        &'a self,
+        asset_id: &'a str,
+        alias: Option<&'a str>,
+        parameters: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate::asset(asset_id, alias, parameters) {
+            return ready(Err(e));
+        }
+        let mut rows = self.rows();
+        let alias = alias.map(str::to_owned).or_else(|| rows.assets.get(asset_id).and_then(|a| a.alias.clone()));
+        if let Some(alias) = &alias {
+            rows.aliases.entry(alias.clone()).or_insert_with(|| asset_id.to_owned());
+        }
+        let created_at = rows.assets.get(asset_id).map_or(now, |a| a.created_at);
+        let record =
+            AssetRecord { asset_id: asset_id.to_owned(), alias, parameters: parameters.to_owned(), created_at };
+        rows.assets.insert(asset_id.to_owned(), record);
+        ready(Ok(()))
+    }
+
+    fn asset<'a>(&'a self, id_or_alias: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
+        if let Err(e) = validate::id("asset id", id_or_alias) {
+            return ready(Err(e));
+        }
+        let rows = self.rows();
+        let id = rows.aliases.get(id_or_alias).map_or(id_or_alias, String::as_str);
+        ready(Ok(rows.assets.get(id_or_alias).or_else(|| rows.assets.get(id)).cloned()))
+    }
+
+    fn add_lineage<'a>(
+        &'a self,
+        asset_id: &'a str,
+        reference: &'a str,
+        attempt_key: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        let valid = validate::id("asset id", asset_id)
+            .and_then(|()| validate::id("reference", reference))
+            .and_then(|()| validate::id("attempt key", attempt_key));
+        if let Err(e) = valid {
+            return ready(Err(e));
+        }
+        let mut rows = self.rows();
+        if rows.lineage_of.contains_key(reference) {
+            return ready(Ok(()));
+        }
+        rows.lineage_of.insert(reference.to_owned(), asset_id.to_owned());
+        let row = LineageRow { reference: reference.to_owned(), attempt_key: attempt_key.to_owned(), at: now };
+        rows.lineage.entry(asset_id.to_owned()).or_default().push(row);
+        ready(Ok(()))
+    }
+
+    fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
+        if let Err(e) = validate::id("asset id", asset_id) {
+            return ready(Err(e));
+        }
+        ready(Ok(self.rows().lineage.get(asset_id).cloned().unwrap_or_default()))
     }
 }

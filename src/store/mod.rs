@@ -18,6 +18,7 @@
 //! the SQLite store (`sqlite`, on by default: one file, one process) and the PostgreSQL store (`postgres`:
 //! replicas, on the database's clock). The engine's default keeps jobs as tasks in memory and needs no store at all.
 
+mod assets;
 mod clock;
 mod error;
 pub(crate) mod judge;
@@ -36,6 +37,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use assets::{AssetRecord, LineageRow, MAX_PARAMETERS_BYTES};
 pub use clock::{Clock, Held, SystemClock, TimeHold, Timestamp, TokioClock};
 pub use error::StoreError;
 pub use memory::MemoryStore;
@@ -146,6 +148,45 @@ pub trait Store: Send + Sync + 'static {
     /// at once when it is notified, and otherwise polls. `None`: no hints, polling only.
     fn wake_hints(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
+    }
+
+    /// Records the asset `asset_id` (also found by `alias`) with the `parameters` it was created with; a second
+    /// record of one asset replaces its parameters.
+    ///
+    /// The default says the store keeps no assets ([`StoreError::Unsupported`]).
+    fn put_asset<'a>(
+        &'a self,
+        asset_id: &'a str,
+        alias: Option<&'a str>,
+        parameters: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (asset_id, alias, parameters, now);
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
+    }
+
+    /// The asset recorded with this id, or this alias.
+    fn asset<'a>(&'a self, id_or_alias: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
+        let _ = id_or_alias;
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
+    }
+
+    /// Records that the attempt `attempt_key` replaced asset `asset_id` under `reference` (once per reference).
+    fn add_lineage<'a>(
+        &'a self,
+        asset_id: &'a str,
+        reference: &'a str,
+        attempt_key: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (asset_id, reference, attempt_key, now);
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
+    }
+
+    /// The attempts that replaced asset `asset_id`, oldest first.
+    fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
+        let _ = asset_id;
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
     }
 
     /// The clock every replica on this store should read due times and leases from, when the store has one of

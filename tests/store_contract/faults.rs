@@ -210,3 +210,27 @@ pub(super) async fn held_reports_are_bounded(s: &Subject) {
     let saved = s.store.save(&c.lease, to_rest, at(70_001)).await.unwrap();
     assert_eq!(saved.report.as_deref(), Some("ok"), "{}", s.name);
 }
+
+pub(super) async fn assets_keep_their_parameters_and_lineage(s: &Subject) {
+    s.store.put_asset("uuid-a", Some("gw-1"), r#"{"input":{"urlPath":"a.mp4"}}"#, at(1)).await.unwrap();
+    for key in ["uuid-a", "gw-1"] {
+        let found = s.store.asset(key).await.unwrap().unwrap();
+        assert_eq!((found.asset_id.as_str(), found.alias.as_deref()), ("uuid-a", Some("gw-1")), "{}: {key}", s.name);
+    }
+    assert_eq!(s.store.asset("nobody").await.unwrap(), None, "{}", s.name);
+    // A second record replaces the parameters and keeps the alias.
+    s.store.put_asset("uuid-a", None, r#"{"input":{"urlPath":"b.mp4"}}"#, at(2)).await.unwrap();
+    let found = s.store.asset("gw-1").await.unwrap().unwrap();
+    assert!(found.parameters.contains("b.mp4") && found.alias.as_deref() == Some("gw-1"), "{}: {found:?}", s.name);
+    // Lineage: once per reference, oldest first.
+    for (reference, key, when) in [("uuid-b", "uuid-a#1.1", 10), ("uuid-c", "uuid-a#1.2", 20), ("uuid-b", "x#9.9", 30)]
+    {
+        s.store.add_lineage("uuid-a", reference, key, at(when)).await.unwrap();
+    }
+    let lineage = s.store.lineage("uuid-a").await.unwrap();
+    let got: Vec<(&str, &str)> = lineage.iter().map(|l| (l.reference.as_str(), l.attempt_key.as_str())).collect();
+    assert_eq!(got, [("uuid-b", "uuid-a#1.1"), ("uuid-c", "uuid-a#1.2")], "{}", s.name);
+    let big = "x".repeat(lightflow_remedy::store::MAX_PARAMETERS_BYTES + 1);
+    assert!(matches!(s.store.put_asset("uuid-d", None, &big, at(3)).await, Err(StoreError::Invalid { .. })));
+    assert!(matches!(s.store.put_asset("uu\0id", None, "{}", at(3)).await, Err(StoreError::Invalid { .. })));
+}

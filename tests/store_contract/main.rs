@@ -127,6 +127,8 @@ contract! {
     #[tokio::test]
     faults::a_cancel_asked_while_held_makes_the_released_job_due_at_once;
     #[tokio::test]
+    faults::assets_keep_their_parameters_and_lineage;
+    #[tokio::test]
     leases::submit_joins_the_active_job_and_a_later_job_gets_a_new_id;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     leases::two_claimers_never_get_the_same_job;

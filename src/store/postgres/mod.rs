@@ -22,6 +22,7 @@
 //!
 //! Times are `BIGINT` milliseconds on the engine's clock, ids identities that are never reused.
 
+mod assets;
 mod clock;
 mod conn;
 mod decode;
@@ -44,6 +45,7 @@ pub use clock::DatabaseClock;
 use conn::{Db, Task};
 use hints::Listening;
 
+use crate::store::{AssetRecord, LineageRow};
 use crate::store::{
     CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
     ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
@@ -322,6 +324,52 @@ impl Store for PgStore {
         Box::pin(async move {
             let _held = self.db.held();
             self.db.set_guard(name, expected, value).await
+        })
+    }
+
+    fn put_asset<'a>(
+        &'a self,
+        asset_id: &'a str,
+        alias: Option<&'a str>,
+        parameters: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::asset(asset_id, alias, parameters)?;
+            let _held = self.db.held();
+            self.db.put_asset(asset_id, alias, parameters, now).await
+        })
+    }
+
+    fn asset<'a>(&'a self, id_or_alias: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
+        Box::pin(async move {
+            validate::id("asset id", id_or_alias)?;
+            let _held = self.db.held();
+            self.db.asset(id_or_alias).await
+        })
+    }
+
+    fn add_lineage<'a>(
+        &'a self,
+        asset_id: &'a str,
+        reference: &'a str,
+        attempt_key: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::id("asset id", asset_id)?;
+            validate::id("reference", reference)?;
+            validate::id("attempt key", attempt_key)?;
+            let _held = self.db.held();
+            self.db.add_lineage(asset_id, reference, attempt_key, now).await
+        })
+    }
+
+    fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
+        Box::pin(async move {
+            validate::id("asset id", asset_id)?;
+            let _held = self.db.held();
+            self.db.lineage(asset_id).await
         })
     }
 

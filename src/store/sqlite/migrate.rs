@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "jobs", include_str!("../../../migrations/sqlite/0001_jobs.sql")),
     (2, "guards", include_str!("../../../migrations/sqlite/0002_guards.sql")),
     (3, "attempts and dedupe", include_str!("../../../migrations/sqlite/0003_attempts_and_dedupe.sql")),
+    (4, "assets", include_str!("../../../migrations/sqlite/0004_assets.sql")),
 ];
 
 /// Where sqlx records the migrations applied.

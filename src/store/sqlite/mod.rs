@@ -9,6 +9,7 @@
 //! job's `wake_at` is its lease's expiry, so an expired lease is simply due); renewals one statement per
 //! batch; every write of a holder is fenced by `id`, `epoch` and `lease_owner`.
 
+mod assets;
 mod conn;
 mod decode;
 mod guards;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use conn::Db;
 
+use crate::store::{AssetRecord, LineageRow};
 use crate::store::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
     ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
@@ -247,6 +249,52 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let _held = self.db.held();
             self.db.set_guard(name, expected, value).await
+        })
+    }
+
+    fn put_asset<'a>(
+        &'a self,
+        asset_id: &'a str,
+        alias: Option<&'a str>,
+        parameters: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::asset(asset_id, alias, parameters)?;
+            let _held = self.db.held();
+            self.db.put_asset(asset_id, alias, parameters, now).await
+        })
+    }
+
+    fn asset<'a>(&'a self, id_or_alias: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
+        Box::pin(async move {
+            validate::id("asset id", id_or_alias)?;
+            let _held = self.db.held();
+            self.db.asset(id_or_alias).await
+        })
+    }
+
+    fn add_lineage<'a>(
+        &'a self,
+        asset_id: &'a str,
+        reference: &'a str,
+        attempt_key: &'a str,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::id("asset id", asset_id)?;
+            validate::id("reference", reference)?;
+            validate::id("attempt key", attempt_key)?;
+            let _held = self.db.held();
+            self.db.add_lineage(asset_id, reference, attempt_key, now).await
+        })
+    }
+
+    fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
+        Box::pin(async move {
+            validate::id("asset id", asset_id)?;
+            let _held = self.db.held();
+            self.db.lineage(asset_id).await
         })
     }
 }
