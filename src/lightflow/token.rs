@@ -21,12 +21,12 @@ const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 /// use lightflow_remedy::lightflow::TokenSource;
 ///
 /// let source = TokenSource::fixed("eyJhbGciOi.secret.part");
-/// assert!(source.token().is_ok());
+/// assert!(source.check().is_ok());
 /// assert!(!format!("{source:?}").contains("secret"));
 ///
 /// // An unset variable is an error that names it, when the token is first needed.
 /// let missing = TokenSource::env("LIGHTFLOW_TOKEN_THAT_IS_NOT_SET");
-/// let err = missing.token().unwrap_err();
+/// let err = missing.check().unwrap_err();
 /// assert!(err.to_string().contains("LIGHTFLOW_TOKEN_THAT_IS_NOT_SET"), "{err}");
 /// ```
 #[derive(Clone)]
@@ -134,6 +134,12 @@ impl TokenSource {
         }
     }
 
+    /// Whether a token can be had: the one kept, or, the first time, one read from its source now. For a
+    /// check at start-up, so that a missing token is said before the first call needs it.
+    pub fn check(&self) -> Result<(), TokenError> {
+        self.token().map(|_| ())
+    }
+
     /// The token: the one kept, or, the first time, read from its source.
     pub(crate) fn token(&self) -> Result<Secret, TokenError> {
         if let Some(secret) = self.inner.current.read().unwrap_or_else(|e| e.into_inner()).clone() {
@@ -229,7 +235,9 @@ mod tests {
             std::fs::write(&path, content).unwrap();
             let err = TokenSource::file(&path).token().unwrap_err();
             assert!(expected(&err), "{i}: {err:?}");
-            assert!(!err.to_string().contains("def") && !err.to_string().contains("tok"), "{err}");
+            let shown = String::from_utf8_lossy(content);
+            assert!(shown.trim().is_empty() || !err.to_string().contains(shown.as_ref()), "{err}");
+            assert!(!err.to_string().contains("def") && !err.to_string().contains("tokén"), "{err}");
         }
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'a'; MAX_TOKEN_BYTES as usize + 1]).unwrap();
