@@ -29,6 +29,9 @@
 //!   events and counters.
 //! - [`operate`] (`src/operate/`): live reload of the policies directories, decision tests beside the
 //!   policies, replay of a failure log, and (feature `testing`) a simulated fleet.
+//! - `lightflow` (feature `lightflow`, `src/lightflow/`): a client of LightFlow's documented API (bearer token
+//!   from the environment or a file, every failed answer classified, no retries of its own), the callback URLs
+//!   the library makes and checks, and `LightFlowHooks`: the engine's hooks carried out on LightFlow.
 //! - [`testing`] (feature `testing`, `src/testing.rs`): helpers for hosts' tests: inline policies, scripted
 //!   hooks, job timelines. [`diagnostic`]: errors and warnings with their file:line:column.
 //!
@@ -84,6 +87,8 @@ pub mod classify;
 pub mod decide;
 pub mod diagnostic;
 pub mod engine;
+#[cfg(feature = "lightflow")]
+pub mod lightflow;
 mod millis;
 mod names;
 pub mod operate;
