@@ -91,6 +91,8 @@ pub mod engine;
 pub mod lightflow;
 mod millis;
 mod names;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod operate;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -314,3 +314,61 @@ impl fmt::Debug for CallbackUrls {
             .finish()
     }
 }
+
+/// The query parameter of a new asset's callback URL that names the asset (its id in the store, made by the
+/// gateway before LightFlow gives the asset a uuid).
+pub const ASSET_PARAM: &str = "asset";
+
+/// New assets' callbacks: made by the gateway before any job exists, for the asset's first end (its first failure
+/// starts a job).
+impl CallbackUrls {
+    /// The callback entry of a new asset `asset_id`: the URL names the asset and carries an HMAC token of it.
+    ///
+    /// ```
+    /// use lightflow_remedy::classify::Callback;
+    /// use lightflow_remedy::lightflow::{CallbackKey, CallbackUrls};
+    ///
+    /// let urls = CallbackUrls::new("https://remedy.example.com/callbacks/lightflow", CallbackKey::generate()?)?;
+    /// let entry = urls.asset_entry("gw-1f3a");
+    /// let callback = Callback::from_query(&format!("{}&status=error", entry.url))?;
+    /// assert_eq!(urls.authenticate_asset(&callback, []).as_deref(), Ok("gw-1f3a"));
+    /// let forged = Callback::from_query("asset=gw-1f3a&token=AAAA&status=error")?;
+    /// assert!(urls.authenticate_asset(&forged, []).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn asset_entry(&self, asset_id: &str) -> CallbackEntry {
+        let mut url = self.base.clone();
+        url.query_pairs_mut().append_pair(ASSET_PARAM, asset_id).append_pair(TOKEN_PARAM, &self.asset_token(asset_id));
+        CallbackEntry { url: url.into(), method: self.method, headers: self.header_secret.iter().cloned().collect() }
+    }
+
+    /// Asset `asset_id`'s token: as a job's ([`CallbackUrls::token`]), of `lightflow-remedy callback v1 asset <id>`.
+    pub fn asset_token(&self, asset_id: &str) -> String {
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.key.0);
+        let mut mac = <HmacSha256 as KeyInit>::new(&block.into());
+        mac.update(format!("lightflow-remedy callback v1 asset {asset_id}").as_bytes());
+        let mac: [u8; 32] = mac.finalize().into_bytes().into();
+        URL_SAFE_NO_PAD.encode(mac)
+    }
+
+    /// Checks a new asset's callback: its `asset`, its `token` (compared in constant time), and the header
+    /// secret when one is required. Answers the asset's id.
+    pub fn authenticate_asset<'c, 'h>(
+        &self,
+        callback: &'c Callback,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Result<&'c str, Refused> {
+        let header_ok = self.verify_header(headers);
+        let asset = callback.param(ASSET_PARAM).ok_or(Refused::NoAttempt)?;
+        let token = callback.param(TOKEN_PARAM).ok_or(Refused::BadToken)?;
+        let expected = self.asset_token(asset);
+        if expected.len() != token.len() || !bool::from(expected.as_bytes().ct_eq(token.as_bytes())) {
+            return Err(Refused::BadToken);
+        }
+        if !header_ok {
+            return Err(Refused::BadHeader);
+        }
+        Ok(asset)
+    }
+}

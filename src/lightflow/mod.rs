@@ -50,12 +50,13 @@ mod merge_patch;
 mod notify;
 mod query;
 pub mod reconcile;
+mod store_book;
 mod token;
 
 pub use asset::{Asset, AssetPage};
 pub use book::{AssetBook, BookError, BookFuture, MemoryAssetBook};
 pub use callback_url::{
-    ATTEMPT_PARAM, CallbackEntry, CallbackKey, CallbackMethod, CallbackUrls, KeyError, Refused, TOKEN_PARAM,
+    ASSET_PARAM, ATTEMPT_PARAM, CallbackEntry, CallbackKey, CallbackMethod, CallbackUrls, KeyError, Refused, TOKEN_PARAM,
 };
 pub use client::{LightFlowClient, LightFlowClientBuilder};
 pub use error::ClientError;
@@ -63,4 +64,5 @@ pub use hooks::{LightFlowHooks, UUID_META};
 pub use merge_patch::{merge_members, merge_patch};
 pub use notify::Webhook;
 pub use query::{ListQuery, iso_timestamp};
+pub use store_book::StoreBook;
 pub use token::{Reloaded, TokenError, TokenSource};

@@ -11,6 +11,8 @@ mod common;
 mod explain;
 mod jobs;
 mod replay;
+#[cfg(feature = "serve")]
+mod serve;
 mod simulate;
 mod table;
 mod test;
@@ -78,6 +80,10 @@ enum Command {
     Replay(replay::Args),
     /// The jobs a durable store keeps: list, show, cancel, retry-now, stats.
     Jobs(jobs::Args),
+    /// Run the service: LightFlow's callbacks, the gateway for new assets, health, metrics (`--demo`: against a
+    /// simulated LightFlow).
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -122,5 +128,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Jobs(args) => jobs::run(args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(args),
     }
 }

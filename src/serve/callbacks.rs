@@ -1,0 +1,152 @@
+//! The callback receiver: LightFlow's `POST` (JSON body) and `GET` (query) callbacks, checked and handed to the
+//! store at once. The engine does not run inside the request: the report is written, LightFlow gets its answer,
+//! and whichever replica claims the job decides.
+//!
+//! A callback is addressed by what its URL names, which the library made:
+//!
+//! - an attempt (`attempt=asset#job.n&token=..`): its token must be the job's; the report goes to that attempt
+//!   only (a stale one is `older_attempt`);
+//! - a new asset made through the gateway (`asset=ID&token=..`): its token must be the asset's; an `error` starts
+//!   the asset's remediation (once per asset: a duplicate joins it), other ends change nothing.
+//!
+//! Anything else is refused (401) and counted; malformed input is a 400, a body over 64 KiB a 413, never a 5xx.
+//! A store that cannot take the report is a 503, so that LightFlow calls again.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::json;
+use tower::limit::ConcurrencyLimitLayer;
+
+use super::reply::{Reply, reply};
+use crate::classify::{Callback, CallbackResult};
+use crate::engine::{Hooks, Job, Remediator, metric_names};
+use crate::lightflow::{ASSET_PARAM, ATTEMPT_PARAM, CallbackUrls};
+use crate::store::StoreError;
+
+/// The largest callback body taken.
+pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+/// Refused callbacks, by `reason`.
+pub const CALLBACKS_REFUSED: &str = "remedy_callbacks_refused_total";
+
+struct Receiver<H: Hooks> {
+    remediator: Remediator<H>,
+    urls: CallbackUrls,
+}
+
+/// The receiver's router, to mount where the callback URLs point (`remedy serve` mounts it at
+/// `/callbacks/lightflow`): `GET` and `POST` at its root. At most `max_concurrent` callbacks are handled at
+/// once; the others wait their turn (none is dropped).
+///
+/// ```
+/// use axum::Router;
+/// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Remediator};
+/// use lightflow_remedy::lightflow::{CallbackKey, CallbackUrls};
+/// use lightflow_remedy::serve::callback_router;
+/// use lightflow_remedy::Policies;
+/// use serde_json::{Map, Value};
+///
+/// struct Host;
+/// impl Hooks for Host {
+///     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+///         Ok(Attempt::Succeeded)
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let remediator = Remediator::builder(Policies::defaults(), Host).build();
+/// let urls = CallbackUrls::new("https://remedy.example.com/callbacks/lightflow", CallbackKey::generate()?)?;
+/// let app: Router = Router::new().nest("/callbacks/lightflow", callback_router(remediator, urls, 64));
+/// # drop(app);
+/// # Ok(()) }
+/// ```
+pub fn callback_router<H: Hooks>(remediator: Remediator<H>, urls: CallbackUrls, max_concurrent: usize) -> Router {
+    let receiver = Arc::new(Receiver { remediator, urls });
+    Router::new()
+        .route("/", post(receive::<H>).get(receive::<H>))
+        .layer(DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
+        .layer(ConcurrencyLimitLayer::new(max_concurrent.max(1)))
+        .with_state(receiver)
+}
+
+fn refused(reason: &'static str, message: &str) -> Response {
+    metrics::counter!(CALLBACKS_REFUSED, "reason" => reason).increment(1);
+    reply(StatusCode::UNAUTHORIZED, message)
+}
+
+async fn receive<H: Hooks>(
+    State(receiver): State<Arc<Receiver<H>>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match std::str::from_utf8(&body) {
+        Ok("") => None,
+        Ok(text) => Some(text),
+        Err(_) => return reply(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"),
+    };
+    let callback = match Callback::from_request(query.as_deref(), body) {
+        Ok(callback) => callback,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, &format!("not a LightFlow callback: {e}")),
+    };
+    let header_list: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+    if callback.param(ATTEMPT_PARAM).is_some() {
+        if let Err(why) = receiver.urls.authenticate(&callback, header_list) {
+            tracing::warn!(reason = %why, "a callback was refused");
+            return refused("attempt", &why.to_string());
+        }
+        return match receiver.remediator.report_callback(&callback).await {
+            Ok(Some(answer)) => Reply::json(StatusCode::OK, json!(answer)),
+            Ok(None) => Reply::json(StatusCode::OK, json!({ "answer": "not_ended" })),
+            Err(e) => store_error(e),
+        };
+    }
+    if callback.param(ASSET_PARAM).is_some() {
+        let asset = match receiver.urls.authenticate_asset(&callback, header_list) {
+            Ok(asset) => asset.to_owned(),
+            Err(why) => {
+                tracing::warn!(reason = %why, "a callback was refused");
+                return refused("asset", &why.to_string());
+            }
+        };
+        return first_end(&receiver.remediator, &asset, &callback).await;
+    }
+    refused("unaddressed", "the callback names no attempt and no asset of this service")
+}
+
+/// A new asset's end: an error starts its remediation, once.
+async fn first_end<H: Hooks>(remediator: &Remediator<H>, asset: &str, callback: &Callback) -> Response {
+    let failure = match callback.result() {
+        CallbackResult::Failed(failure) => failure,
+        CallbackResult::NotFinished => return Reply::json(StatusCode::OK, json!({ "answer": "not_ended" })),
+        CallbackResult::Succeeded | CallbackResult::Canceled => {
+            return Reply::json(StatusCode::OK, json!({ "answer": "nothing_to_do" }));
+        }
+    };
+    // One job per asset's first failure, whichever replica gets the callback and however often it comes.
+    let dedupe = format!("{asset}#first");
+    match remediator.enqueue_once(Job::new(asset), failure, &dedupe).await {
+        Ok(handle) => {
+            metrics::counter!(metric_names::REPORTS, "answer" => "enqueued").increment(1);
+            let joined = handle.is_joined();
+            Reply::json(StatusCode::ACCEPTED, json!({ "answer": if joined { "joined" } else { "enqueued" } }))
+        }
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, &format!("the job could not be written: {e}")),
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::Invalid { .. } => reply(StatusCode::BAD_REQUEST, &e.to_string()),
+        e => {
+            tracing::error!(error = %e, "a callback could not be written to the store");
+            reply(StatusCode::SERVICE_UNAVAILABLE, "the store cannot take the report now: call again later")
+        }
+    }
+}

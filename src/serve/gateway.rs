@@ -1,0 +1,165 @@
+//! The gateway for new assets: `POST /assets` through the service. The caller's request goes to LightFlow as it
+//! came, with one callback entry added (the asset's, which reports its first end to the service), and the asset's
+//! parameters are kept in the store, so that when the asset fails the service can resubmit it.
+//!
+//! Who may create assets through it: a caller with one of the service's gateway tokens (`Authorization: Bearer
+//! ..`, compared in constant time). The LightFlow token the service calls LightFlow with is its own; a caller's
+//! LightFlow token is never taken or passed on.
+//!
+//! The asset gets an id of the service's (`a-` and 32 hex digits, in the `x-remedy-asset` header of the answer):
+//! the id of its jobs, made before LightFlow answers, so that a callback that comes at once finds it. Its uuids
+//! (the first, and those of the attempts that replace it) are its lineage.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+
+use super::reply::{Reply, reply};
+use crate::classify::FailureKind;
+use crate::lightflow::{CallbackUrls, ClientError, LightFlowClient};
+use crate::store::{Clock, MAX_PARAMETERS_BYTES, Store};
+
+/// The header that names the asset's id in the service.
+pub const ASSET_HEADER: &str = "x-remedy-asset";
+
+struct Gateway {
+    client: LightFlowClient,
+    urls: CallbackUrls,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    tokens: Vec<String>,
+}
+
+/// The gateway's router (`POST /` creates an asset), to mount at `/assets`. `tokens`: the bearer tokens a caller
+/// must present (none: every request is refused).
+///
+/// ```no_run
+/// use axum::Router;
+/// use lightflow_remedy::lightflow::{CallbackKey, CallbackUrls, LightFlowClient, TokenSource};
+/// use lightflow_remedy::serve::gateway_router;
+/// use lightflow_remedy::store::{MemoryStore, Store, SystemClock};
+/// use std::sync::Arc;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = LightFlowClient::new(TokenSource::env("LIGHTFLOW_TOKEN"))?;
+/// let urls = CallbackUrls::new("https://remedy.example.com/callbacks/lightflow", CallbackKey::generate()?)?;
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let tokens = vec![std::env::var("REMEDY_GATEWAY_TOKEN")?];
+/// let app: Router = Router::new().nest("/assets", gateway_router(client, urls, store, Arc::new(SystemClock), tokens));
+/// # drop(app);
+/// # Ok(()) }
+/// ```
+pub fn gateway_router(
+    client: LightFlowClient,
+    urls: CallbackUrls,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    tokens: Vec<String>,
+) -> Router {
+    let tokens = tokens.into_iter().filter(|t| !t.is_empty()).collect();
+    let gateway = Arc::new(Gateway { client, urls, store, clock, tokens });
+    Router::new()
+        .route("/", post(create))
+        .layer(DefaultBodyLimit::max(MAX_PARAMETERS_BYTES + 1024))
+        .with_state(gateway)
+}
+
+/// Whether `headers` carry one of `tokens` as a bearer token.
+pub(crate) fn bearer_ok(headers: &HeaderMap, tokens: &[String]) -> bool {
+    let Some(given) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Every token is compared, so that the time taken says nothing of which one nearly matched.
+    tokens.iter().fold(false, |ok, t| ok | (t.len() == given.len() && bool::from(t.as_bytes().ct_eq(given.as_bytes()))))
+}
+
+async fn create(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    if gateway.tokens.is_empty() {
+        return reply(StatusCode::FORBIDDEN, "the gateway takes no requests: no gateway token is configured");
+    }
+    if !bearer_ok(&headers, &gateway.tokens) {
+        return reply(StatusCode::UNAUTHORIZED, "a gateway token is needed: Authorization: Bearer <token>");
+    }
+    let mut parameters = match read_parameters(&body) {
+        Ok(parameters) => parameters,
+        Err(why) => return reply(StatusCode::BAD_REQUEST, &why),
+    };
+    let Some(asset_id) = new_asset_id() else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "no random numbers to make the asset's id: try again");
+    };
+    if let Err(why) = add_callback(&mut parameters, &gateway.urls, &asset_id) {
+        return reply(StatusCode::BAD_REQUEST, &why);
+    }
+    let text = Value::Object(parameters.clone()).to_string();
+    if let Err(e) = gateway.store.put_asset(&asset_id, None, &text, gateway.clock.now()).await {
+        tracing::error!(error = %e, "a new asset's parameters could not be recorded");
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "the store cannot record the asset now: nothing was created");
+    }
+    let created = match gateway.client.create_asset(&parameters).await {
+        Ok(created) => created,
+        Err(ClientError::Failed(failure)) => {
+            let status = match failure.kind() {
+                FailureKind::Api => StatusCode::from_u16(failure.code()).unwrap_or(StatusCode::BAD_GATEWAY),
+                FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                FailureKind::Asset => StatusCode::BAD_GATEWAY,
+            };
+            let body = json!({ "message": failure.message(), "failure": failure });
+            return Reply::json(status, body);
+        }
+        Err(e) => return reply(StatusCode::BAD_GATEWAY, &format!("LightFlow's answer could not be read: {e}")),
+    };
+    let uuid = created.uuid().to_owned();
+    if let Err(e) = gateway.store.add_lineage(&asset_id, &uuid, &format!("{asset_id}#created"), gateway.clock.now()).await
+    {
+        tracing::warn!(asset = %asset_id, uuid, error = %e, "the new asset's uuid could not be recorded");
+    }
+    tracing::info!(asset = %asset_id, uuid, "asset created through the gateway");
+    let mut response = Reply::json(StatusCode::CREATED, Value::Object(created.document().clone()));
+    if let Ok(value) = HeaderValue::from_str(&asset_id) {
+        response.headers_mut().insert(ASSET_HEADER, value);
+    }
+    response.into_response()
+}
+
+/// The `parameters` object of a `POST /assets` body.
+fn read_parameters(body: &[u8]) -> Result<Map<String, Value>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    match value {
+        Value::Object(mut body) => match body.remove("parameters") {
+            Some(Value::Object(parameters)) => Ok(parameters),
+            Some(_) => Err("`parameters` is not an object".to_owned()),
+            None => Err("the body has no `parameters` (LightFlow takes {\"parameters\": {...}})".to_owned()),
+        },
+        _ => Err("the body is not a JSON object".to_owned()),
+    }
+}
+
+/// Adds the asset's callback entry to `parameters.callbacks`, beside the caller's own.
+fn add_callback(parameters: &mut Map<String, Value>, urls: &CallbackUrls, asset_id: &str) -> Result<(), String> {
+    let callbacks = parameters.entry("callbacks").or_insert_with(|| Value::Array(Vec::new()));
+    if callbacks.is_null() {
+        *callbacks = Value::Array(Vec::new());
+    }
+    let Value::Array(list) = callbacks else { return Err("`parameters.callbacks` is not an array".to_owned()) };
+    list.push(urls.asset_entry(asset_id).to_json());
+    Ok(())
+}
+
+/// A new asset's id: `a-` and 128 random bits in hex, from the OS.
+fn new_asset_id() -> Option<String> {
+    use rand::TryRng as _;
+    let mut bytes = [0u8; 16];
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes).ok()?;
+    Some(format!("a-{:032x}", u128::from_be_bytes(bytes)))
+}
