@@ -146,7 +146,7 @@ impl<B: AssetBook> LightFlowHooks<B> {
         if let Some(reference_id) = reference_id {
             params.insert(self.reference_id_field.clone(), Value::String(reference_id));
         }
-        set_callback(&mut params, self.callbacks.entry(job.job_id(), key), &self.callbacks)
+        set_callback(&mut params, self.callbacks.entry(key.job, key), &self.callbacks)
             .map_err(|what| HookError::new(format!("asset {asset}: {what}")))?;
         let created = match self.client.create_asset(&params).await {
             Ok(created) => created,
