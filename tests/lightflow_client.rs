@@ -167,6 +167,8 @@ async fn an_unreachable_lightflow_is_a_timeout_failure() {
     assert_eq!(f.kind(), FailureKind::Timeout);
     assert_eq!(f.message(), "POST /assets: LightFlow could not be reached");
     assert!(!format!("{f:?}").contains("THE-SECRET"));
+    // The note says why, without the URL (a search's query may carry an input URL's signature).
+    assert!(f.notes().iter().all(|n| !n.contains("127.0.0.1")), "{:?}", f.notes());
 }
 
 #[tokio::test]

@@ -1,10 +1,5 @@
 //! What LightFlow answers about assets: an [`Asset`] and a page of them ([`AssetPage`]), read from JSON with
 //! only the fields LightFlow documents taken as known.
-//!
-//! LightFlow documents an asset's `uuid`, `status` and `assetError`, and the list's page shape
-//! (`totalItems`, `pageIndex`, `pageSize`, `pages`, `items`); the schema of an item and the body of a
-//! `POST /assets` answer are **not seen** in the documentation we have. So an asset keeps its whole JSON object
-//! ([`Asset::document`]) and is read for the documented fields only; the one we must have is `uuid`.
 
 use std::time::SystemTime;
 
@@ -13,6 +8,11 @@ use serde_json::{Map, Value};
 use crate::classify::{AssetStatus, ClassifyError, Failure, UnknownStatus};
 
 /// A LightFlow asset, as an answer carried it.
+///
+/// LightFlow documents an asset's `uuid`, `status` and `assetError`, and the list's page shape
+/// (`totalItems`, `pageIndex`, `pageSize`, `pages`, `items`); the schema of an item and the body of a
+/// `POST /assets` answer are **not seen** in the documentation we have. So an asset keeps its whole JSON object
+/// ([`Asset::document`]) and is read for the documented fields only; the one we must have is `uuid`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Asset {
     uuid: String,

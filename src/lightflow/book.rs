@@ -21,7 +21,10 @@ pub type BookFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BookError>> +
 #[error("the asset book failed: {0}")]
 pub struct BookError(pub String);
 
-/// Where the parameters and attempts of assets are kept. See the [module](self).
+/// Where the parameters and attempts of assets are kept: what the hooks must know of an asset that LightFlow
+/// does not give back. LightFlow documents no way to read an asset's parameters back, so whoever creates an
+/// asset records them (the service's gateway does, for every `POST /assets` it forwards); each attempt's
+/// LightFlow uuid is recorded by the hooks, and makes the asset's lineage.
 ///
 /// `asset_id` is the job's asset id ([`Job::asset_id`](crate::engine::Job::asset_id)); `attempt_key` is an
 /// attempt key's text (`asset#job.attempt`, [`AttemptKey`](crate::engine::AttemptKey)'s `Display`).

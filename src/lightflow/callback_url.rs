@@ -1,23 +1,5 @@
 //! The callback URLs the library gives LightFlow: [`CallbackUrls`] makes each attempt's entry of
 //! `parameters.callbacks`, and checks the token a callback comes back with.
-//!
-//! LightFlow signs nothing: a callback entry is a URL, a method and headers we choose (LightFlow's callbacks
-//! guide), and LightFlow calls that URL when the asset ends. So the URL names the attempt and carries a token
-//! only the holder of the key can make:
-//!
-//! ```text
-//! {base}?attempt=<asset#job.attempt, percent-encoded>&token=<base64url(HMAC-SHA256(key, "lightflow-remedy callback v1 job <id>"))>
-//! ```
-//!
-//! The token is 256 bits, derived from the key and the job's id: nothing is stored per job, and replicas that
-//! share the key agree. It is compared in constant time. A static header secret can be required besides: it
-//! goes in the entry's `headers`, which LightFlow sends back with the call.
-//!
-//! The entry's JSON is LightFlow's documented shape: `{"url": ..., "method": "POST", "headers": [{"name": ...,
-//! "value": ...}]}` (`method` `GET` or `POST`, `headers` optional). With `POST` LightFlow sends a JSON body
-//! (`uuid`, `assetName`, `inputUrl`, `username`, `startDate`, and, **assumed**, `endDate`, `status` and
-//! `assetError`: the rest of the documented sample is cut off in our copy); with `GET` it appends `status` and
-//! `endDate` to the query. [`Callback::from_request`](crate::classify::Callback::from_request) reads both.
 
 use std::fmt;
 
@@ -35,8 +17,8 @@ use crate::engine::{AttemptKey, JobId};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// The query parameter naming the attempt (what [`Remediator::report_callback`]
-/// (crate::engine::Remediator::report_callback) reads).
+/// The query parameter naming the attempt (what
+/// [`Remediator::report_callback`](crate::engine::Remediator::report_callback) reads).
 pub const ATTEMPT_PARAM: &str = "attempt";
 /// The query parameter carrying the job's token.
 pub const TOKEN_PARAM: &str = "token";
@@ -175,6 +157,24 @@ pub enum Refused {
 }
 
 /// Makes the callback entry of each attempt, and checks the callbacks that come back.
+///
+/// LightFlow signs nothing: a callback entry is a URL, a method and headers we choose (LightFlow's callbacks
+/// guide), and LightFlow calls that URL when the asset ends. So the URL names the attempt and carries a token
+/// only the holder of the key can make:
+///
+/// ```text
+/// {base}?attempt=<asset#job.attempt, percent-encoded>&token=<base64url(HMAC-SHA256(key, "lightflow-remedy callback v1 job <id>"))>
+/// ```
+///
+/// The token is 256 bits, derived from the key and the job's id: nothing is stored per job, and replicas that
+/// share the key agree. It is compared in constant time. A static header secret can be required besides: it
+/// goes in the entry's `headers`, which LightFlow sends back with the call.
+///
+/// The entry's JSON is LightFlow's documented shape: `{"url": ..., "method": "POST", "headers": [{"name": ...,
+/// "value": ...}]}` (`method` `GET` or `POST`, `headers` optional). With `POST` LightFlow sends a JSON body
+/// (`uuid`, `assetName`, `inputUrl`, `username`, `startDate`, and, **assumed**, `endDate`, `status` and
+/// `assetError`: the rest of the documented sample is cut off in our copy); with `GET` it appends `status` and
+/// `endDate` to the query. [`Callback::from_request`](crate::classify::Callback::from_request) reads both.
 ///
 /// ```
 /// use lightflow_remedy::classify::Callback;

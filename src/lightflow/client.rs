@@ -183,12 +183,12 @@ impl LightFlowClient {
             .map_err(|_| TokenError::NotAHeaderValue(self.token.describe()))?;
         auth.set_sensitive(true);
         let request = request.header(AUTHORIZATION, auth).header(ACCEPT, "application/json").timeout(self.timeout);
-        let mut response = request.send().await.map_err(|e| self.unanswered(call, &e))?;
+        let mut response = request.send().await.map_err(|e| self.unanswered(call, e))?;
         let status = response.status().as_u16();
         let retry_after =
             response.headers().get(RETRY_AFTER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.unanswered(call, &e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unanswered(call, e))? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 let what = format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20);
                 return Err(ClientError::Undocumented { call, status, what });
@@ -216,9 +216,11 @@ impl LightFlowClient {
         })
     }
 
-    /// A call that got no answer (or only part of one): a failure of kind `timeout`, whose notes say why.
-    fn unanswered(&self, call: &str, e: &reqwest::Error) -> ClientError {
-        let why = chain(e);
+    /// A call that got no answer (or only part of one): a failure of kind `timeout`, whose notes say why
+    /// (without the URL: a search's query may hold an input URL with a signature).
+    fn unanswered(&self, call: &str, e: reqwest::Error) -> ClientError {
+        let e = e.without_url();
+        let why = chain(&e);
         let (message, note) = if e.is_timeout() {
             (format!("{call} did not answer within {}", humantime::format_duration(self.timeout)), why)
         } else if e.is_connect() {

@@ -1,19 +1,4 @@
 //! [`LightFlowHooks`]: the engine's [`Hooks`] carried out on LightFlow's documented API.
-//!
-//! | hook | what it does at LightFlow |
-//! |---|---|
-//! | `resubmit` | `POST /assets` with the recorded parameters, the decision's `amend` merged (RFC 7386), and this attempt's callback entry |
-//! | `republish` | the same post, with a new reference id when asked: LightFlow documents no publish call |
-//! | `check` | `GET /assets?uuid=<the attempt's uuid>`, its status mapped |
-//! | `reconcile` | list filters only; see [`reconcile`](super::reconcile) for how an attempt is matched |
-//! | `fix_credentials` | `api`: the token read again; other scopes cannot be fixed from here |
-//! | `notify`, `failed` | `tracing`, and the [`Webhook`] if one is set |
-//!
-//! What LightFlow answers decides between the two kinds of error the engine knows: a failed API call (an HTTP
-//! error, a timeout, no connection) is `Attempt::Failed(failure)`, which the policies decide on (API 401 and
-//! 403 go to `fix_credentials("api")`, 429, 5xx and timeouts to the API profile); what no policy can repair
-//! (no recorded parameters, an unreadable token, an answer LightFlow does not document, a book that fails)
-//! is a [`HookError`], which ends the job with a verdict that says so.
 
 use std::fmt;
 use std::time::Duration;
@@ -36,7 +21,22 @@ use crate::engine::{
 /// The job metadata key under which the uuid of the attempt's LightFlow asset is kept.
 pub const UUID_META: &str = "lightflow_uuid";
 
-/// [`Hooks`] on LightFlow's API: see the [module](self).
+/// [`Hooks`] on LightFlow's API.
+///
+/// | hook | what it does at LightFlow |
+/// |---|---|
+/// | `resubmit` | `POST /assets` with the recorded parameters, the decision's `amend` merged (RFC 7386), and this attempt's callback entry |
+/// | `republish` | the same post, with a new reference id when asked: LightFlow documents no publish call |
+/// | `check` | `GET /assets?uuid=<the attempt's uuid>`, its status mapped |
+/// | `reconcile` | list filters only; see [`reconcile`](crate::lightflow::reconcile) for how an attempt is matched |
+/// | `fix_credentials` | `api`: the token read again; other scopes cannot be fixed from here |
+/// | `notify`, `failed` | `tracing`, and the [`Webhook`] if one is set |
+///
+/// What LightFlow answers decides between the two kinds of error the engine knows: a failed API call (an HTTP
+/// error, a timeout, no connection) is `Attempt::Failed(failure)`, which the policies decide on (API 401 and
+/// 403 go to `fix_credentials("api")`, 429, 5xx and timeouts to the API profile); what no policy can repair
+/// (no recorded parameters, an unreadable token, an answer LightFlow does not document, a book that fails)
+/// is a [`HookError`], which ends the job with a verdict that says so.
 ///
 /// ```
 /// use lightflow_remedy::lightflow::{
@@ -146,7 +146,7 @@ impl<B: AssetBook> LightFlowHooks<B> {
         if let Some(reference_id) = reference_id {
             params.insert(self.reference_id_field.clone(), Value::String(reference_id));
         }
-        set_callback(&mut params, self.callbacks.entry(job.job_id(), key), &self.callbacks)
+        set_callback(&mut params, self.callbacks.entry(key.job, key), &self.callbacks)
             .map_err(|what| HookError::new(format!("asset {asset}: {what}")))?;
         let created = match self.client.create_asset(&params).await {
             Ok(created) => created,

@@ -1,5 +1,5 @@
-//! LightFlow (feature `lightflow`): a client of LightFlow's documented API, and the engine's [`Hooks`]
-//! (crate::engine::Hooks) carried out on it.
+//! LightFlow (feature `lightflow`): a client of LightFlow's documented API, and the engine's
+//! [`Hooks`](crate::engine::Hooks) carried out on it.
 //!
 //! - [`LightFlowClient`] (`client.rs`): `POST /assets`, `GET /assets` with its documented filters
 //!   ([`ListQuery`]), one asset by the `uuid` filter. A bearer token from a [`TokenSource`] (an environment
@@ -18,7 +18,7 @@
 //! - `creationDateFrom` takes a time of day, and the first page is `pageIndex` 0 ([`ListQuery`]);
 //! - a callback `POST` body carries `status` and `assetError` ([`CallbackUrls`]);
 //! - a reference id is the parameters' `referenceId` ([`LightFlowHooks::DEFAULT_REFERENCE_ID_FIELD`]);
-//! - how a lost attempt is found again ([`reconcile`](self::reconcile)).
+//! - how a lost attempt is found again ([`reconcile`]).
 //!
 //! ```
 //! use lightflow_remedy::classify::Callback;

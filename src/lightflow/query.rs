@@ -1,27 +1,28 @@
 //! [`ListQuery`]: the filters and paging of `GET /assets`, as LightFlow documents them (API 2.0.1).
-//!
-//! | parameter | here |
-//! |---|---|
-//! | `uuid` | [`ListQuery::uuid`] |
-//! | `status` (comma-separated) | [`ListQuery::status`] |
-//! | `creationDateFrom`, `creationDateTo` (ISO date) | [`ListQuery::created_from`], [`ListQuery::created_to`] |
-//! | `referenceId` | [`ListQuery::reference_id`] |
-//! | `inputUrlPath` | [`ListQuery::input_url_path`] |
-//! | `name`, `label`, `tags` | [`ListQuery::name`], [`ListQuery::label`], [`ListQuery::tags`] |
-//! | `features` (comma-separated) | [`ListQuery::features`] |
-//! | `showDemo` | [`ListQuery::show_demo`] |
-//! | `pageIndex`, `pageSize` | [`ListQuery::page`] |
-//!
-//! Not documented, and so not relied on: how filters match (exact, prefix or substring), the default and
-//! largest page size, and the sort order. The sample shows `pageIndex` 0 for the first page. Dates are sent as
-//! RFC 3339 timestamps in UTC with milliseconds (`2019-02-14T20:32:48.898Z`, the form of LightFlow's callback
-//! dates); that LightFlow takes a time of day there, and not only a date, is **assumed**.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::classify::AssetStatus;
 
-/// The filters and paging of a `GET /assets` call. Unset filters are not sent.
+/// The filters and paging of a `GET /assets` call, as LightFlow documents them (API 2.0.1). Unset filters are
+/// not sent.
+///
+/// | parameter | here |
+/// |---|---|
+/// | `uuid` | [`ListQuery::uuid`] |
+/// | `status` (comma-separated) | [`ListQuery::status`] |
+/// | `creationDateFrom`, `creationDateTo` (ISO date) | [`ListQuery::created_from`], [`ListQuery::created_to`] |
+/// | `referenceId` | [`ListQuery::reference_id`] |
+/// | `inputUrlPath` | [`ListQuery::input_url_path`] |
+/// | `name`, `label`, `tags` | [`ListQuery::name`], [`ListQuery::label`], [`ListQuery::tags`] |
+/// | `features` (comma-separated) | [`ListQuery::features`] |
+/// | `showDemo` | [`ListQuery::show_demo`] |
+/// | `pageIndex`, `pageSize` | [`ListQuery::page`] |
+///
+/// Not documented, and so not relied on: how filters match (exact, prefix or substring), the default and
+/// largest page size, and the sort order. The sample shows `pageIndex` 0 for the first page. Dates are sent as
+/// RFC 3339 timestamps in UTC with milliseconds (`2019-02-14T20:32:48.898Z`, the form of LightFlow's callback
+/// dates); that LightFlow takes a time of day there, and not only a date, is **assumed**.
 ///
 /// ```
 /// use lightflow_remedy::classify::AssetStatus;

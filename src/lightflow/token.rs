@@ -224,7 +224,8 @@ mod tests {
     #[test]
     fn bad_tokens_are_refused_without_being_shown() {
         let dir = tempfile::tempdir().unwrap();
-        let table: &[(&[u8], fn(&TokenError) -> bool)] = &[
+        type IsExpected = fn(&TokenError) -> bool;
+        let table: &[(&[u8], IsExpected)] = &[
             (b"  \n", |e| matches!(e, TokenError::Empty(_))),
             (b"abc\x07def", |e| matches!(e, TokenError::NotAHeaderValue(_))),
             ("tokén".as_bytes(), |e| matches!(e, TokenError::NotAHeaderValue(_))),
