@@ -206,7 +206,7 @@ impl CallbackUrls {
     /// parameters are kept (but not `attempt` or `token`, which are the library's).
     pub fn new(base: &str, key: CallbackKey) -> Result<CallbackUrls, ClientError> {
         let base = checked_url(base, "callback base URL", true)?;
-        if base.query_pairs().any(|(name, _)| name == ATTEMPT_PARAM || name == TOKEN_PARAM) {
+        if base.query_pairs().any(|(name, _)| name == ATTEMPT_PARAM || name == TOKEN_PARAM || name == ASSET_PARAM) {
             return Err(ClientError::BadBaseUrl {
                 what: "callback base URL",
                 url: base.to_string(),
@@ -360,7 +360,8 @@ impl CallbackUrls {
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> Result<&'c str, Refused> {
         let header_ok = self.verify_header(headers);
-        let asset = callback.param(ASSET_PARAM).ok_or(Refused::NoAttempt)?;
+        // The callback reader takes `asset` as the host's own asset parameter.
+        let asset = callback.asset.as_deref().ok_or(Refused::NoAttempt)?;
         let token = callback.param(TOKEN_PARAM).ok_or(Refused::BadToken)?;
         let expected = self.asset_token(asset);
         if expected.len() != token.len() || !bool::from(expected.as_bytes().ct_eq(token.as_bytes())) {

@@ -26,7 +26,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use super::reply::{Reply, reply};
 use crate::classify::{Callback, CallbackResult};
 use crate::engine::{Hooks, Job, Remediator, metric_names};
-use crate::lightflow::{ASSET_PARAM, ATTEMPT_PARAM, CallbackUrls};
+use crate::lightflow::{ATTEMPT_PARAM, CallbackUrls};
 use crate::store::StoreError;
 
 /// The largest callback body taken.
@@ -107,7 +107,7 @@ async fn receive<H: Hooks>(
             Err(e) => store_error(e),
         };
     }
-    if callback.param(ASSET_PARAM).is_some() {
+    if callback.asset.is_some() {
         let asset = match receiver.urls.authenticate_asset(&callback, header_list) {
             Ok(asset) => asset.to_owned(),
             Err(why) => {
