@@ -91,9 +91,9 @@ pub mod engine;
 pub mod lightflow;
 mod millis;
 mod names;
+pub mod operate;
 #[cfg(feature = "serve")]
 pub mod serve;
-pub mod operate;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

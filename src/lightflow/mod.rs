@@ -56,7 +56,8 @@ mod token;
 pub use asset::{Asset, AssetPage};
 pub use book::{AssetBook, BookError, BookFuture, MemoryAssetBook};
 pub use callback_url::{
-    ASSET_PARAM, ATTEMPT_PARAM, CallbackEntry, CallbackKey, CallbackMethod, CallbackUrls, KeyError, Refused, TOKEN_PARAM,
+    ASSET_PARAM, ATTEMPT_PARAM, CallbackEntry, CallbackKey, CallbackMethod, CallbackUrls, KeyError, Refused,
+    TOKEN_PARAM,
 };
 pub use client::{LightFlowClient, LightFlowClientBuilder};
 pub use error::ClientError;

@@ -70,9 +70,9 @@ impl AssetBook for StoreBook {
     }
 
     fn record_attempt<'a>(&'a self, asset_id: &'a str, attempt_key: &'a str, uuid: &'a str) -> BookFuture<'a, ()> {
-        Box::pin(async move {
-            self.store.add_lineage(asset_id, uuid, attempt_key, self.clock.now()).await.map_err(failed)
-        })
+        Box::pin(
+            async move { self.store.add_lineage(asset_id, uuid, attempt_key, self.clock.now()).await.map_err(failed) },
+        )
     }
 
     fn attempt<'a>(&'a self, asset_id: &'a str, attempt_key: &'a str) -> BookFuture<'a, Option<String>> {

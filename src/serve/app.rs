@@ -88,18 +88,32 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// What a service is built with besides its configuration.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct BuildOptions {
+    /// LightFlow's token (`None`: as the configuration says, from its environment variable or file).
+    pub token: Option<TokenSource>,
+    /// A policy script over the defaults and under the configured directories: its name and text.
+    pub policy: Option<(String, String)>,
+}
+
 impl Service {
-    /// Builds the service of `config`, reading secrets from `secrets`, with LightFlow's token from `token`
-    /// (`None`: as the configuration says). Must run inside a tokio runtime (the remediator starts there).
+    /// Builds the service of `config`, reading secrets from `secrets`. Must run inside a tokio runtime (the
+    /// remediator starts there).
     pub async fn build(
         config: &ServeConfig,
         secrets: &dyn Secrets,
-        token: Option<TokenSource>,
+        options: BuildOptions,
     ) -> Result<Service, ServeError> {
+        let BuildOptions { token, policy } = options;
         let _ = prometheus();
         let store: Arc<dyn Store> = Arc::from(open_url(&config.store, &StoreOptions::default()).await?);
         let clock: Arc<dyn Clock> = store.own_clock().unwrap_or_else(|| Arc::new(SystemClock));
         let mut builder = Policies::builder();
+        if let Some((name, text)) = policy {
+            builder = builder.source(name, text);
+        }
         for dir in &config.policies {
             builder = builder.directory(dir);
         }
@@ -179,7 +193,11 @@ impl Service {
 
 /// The key callback tokens are made with: from the environment, else the one kept in the store (made there
 /// once, by whichever replica comes first).
-async fn callback_key(config: &ServeConfig, secrets: &dyn Secrets, store: &dyn Store) -> Result<CallbackKey, ServeError> {
+async fn callback_key(
+    config: &ServeConfig,
+    secrets: &dyn Secrets,
+    store: &dyn Store,
+) -> Result<CallbackKey, ServeError> {
     let bad = |e: &dyn std::fmt::Display| ServeError::LightFlow(format!("the callback key: {e}"));
     if let Some(text) = secrets.get(&config.callbacks.key_env) {
         return CallbackKey::from_base64(text.trim()).map_err(|e| bad(&e));
@@ -190,7 +208,10 @@ async fn callback_key(config: &ServeConfig, secrets: &dyn Secrets, store: &dyn S
         }
         let key = CallbackKey::generate().map_err(|e| bad(&e))?;
         if store.set_guard(KEY_GUARD, None, &key.to_base64()).await? {
-            tracing::info!("a callback key was made and kept in the store (set {} to give one)", config.callbacks.key_env);
+            tracing::info!(
+                "a callback key was made and kept in the store (set {} to give one)",
+                config.callbacks.key_env
+            );
             return Ok(key);
         }
     }

@@ -270,7 +270,9 @@ impl ServeConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         ServeConfig::from_toml(&text).map_err(|e| match e {
-            ConfigError::Invalid { message, .. } => ConfigError::Invalid { origin: path.display().to_string(), message },
+            ConfigError::Invalid { message, .. } => {
+                ConfigError::Invalid { origin: path.display().to_string(), message }
+            }
             other => other,
         })
     }
@@ -301,7 +303,8 @@ impl ServeConfig {
             self.policies = v.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
         }
         if let Some((name, v)) = get("REMEDY_JSON_LOGS") {
-            self.json_logs = v.parse().map_err(|_| ConfigError::Env { name, message: format!("`{v}` is not true or false") })?;
+            self.json_logs =
+                v.parse().map_err(|_| ConfigError::Env { name, message: format!("`{v}` is not true or false") })?;
         }
         if let Some((_, v)) = get("REMEDY_LIGHTFLOW_URL") {
             self.lightflow.base_url = v;

@@ -6,7 +6,7 @@
 //! ..`, compared in constant time). The LightFlow token the service calls LightFlow with is its own; a caller's
 //! LightFlow token is never taken or passed on.
 //!
-//! The asset gets an id of the service's (`a-` and 32 hex digits, in the `x-remedy-asset` header of the answer):
+//! The asset gets an id of the service's (`a-` and 22 characters of 128 random bits, in the `x-remedy-asset` header of the answer):
 //! the id of its jobs, made before LightFlow answers, so that a callback that comes at once finds it. Its uuids
 //! (the first, and those of the attempts that replace it) are its lineage.
 
@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
@@ -37,7 +38,8 @@ struct Gateway {
     tokens: Vec<String>,
 }
 
-/// The gateway's router (`POST /` creates an asset), to mount at `/assets`. `tokens`: the bearer tokens a caller
+/// The gateway's router (`POST /` creates an asset; `GET /{id}` reads what the service knows of one: its
+/// parameters, its lineage and its latest job), to mount at `/assets`. `tokens`: the bearer tokens a caller
 /// must present (none: every request is refused).
 ///
 /// ```no_run
@@ -67,6 +69,7 @@ pub fn gateway_router(
     let gateway = Arc::new(Gateway { client, urls, store, clock, tokens });
     Router::new()
         .route("/", post(create))
+        .route("/{id}", get(read))
         .layer(DefaultBodyLimit::max(MAX_PARAMETERS_BYTES + 1024))
         .with_state(gateway)
 }
@@ -120,7 +123,8 @@ async fn create(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: B
         Err(e) => return reply(StatusCode::BAD_GATEWAY, &format!("LightFlow's answer could not be read: {e}")),
     };
     let uuid = created.uuid().to_owned();
-    if let Err(e) = gateway.store.add_lineage(&asset_id, &uuid, &format!("{asset_id}#created"), gateway.clock.now()).await
+    if let Err(e) =
+        gateway.store.add_lineage(&asset_id, &uuid, &format!("{asset_id}#created"), gateway.clock.now()).await
     {
         tracing::warn!(asset = %asset_id, uuid, error = %e, "the new asset's uuid could not be recorded");
     }
@@ -130,6 +134,37 @@ async fn create(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: B
         response.headers_mut().insert(ASSET_HEADER, value);
     }
     response.into_response()
+}
+
+/// What the service knows of an asset it created: its parameters, the uuids of its lineage (the first is the
+/// asset LightFlow made; the others, the attempts that replaced it), and its latest job.
+async fn read(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if gateway.tokens.is_empty() || !bearer_ok(&headers, &gateway.tokens) {
+        return reply(StatusCode::UNAUTHORIZED, "a gateway token is needed: Authorization: Bearer <token>");
+    }
+    let found = async {
+        let Some(asset) = gateway.store.asset(&id).await? else { return Ok(None) };
+        let lineage = gateway.store.lineage(&asset.asset_id).await?;
+        let job = gateway.store.job_of(&asset.asset_id).await?;
+        Ok::<_, crate::store::StoreError>(Some((asset, lineage, job)))
+    };
+    match found.await {
+        Ok(Some((asset, lineage, job))) => {
+            let parameters: Value = serde_json::from_str(&asset.parameters).unwrap_or(Value::Null);
+            let job = job.map(|j| {
+                json!({ "job": j.id, "phase": j.phase, "outcome": j.outcome, "code": j.last_code,
+                                          "attempts": j.attempts })
+            });
+            Reply::json(
+                StatusCode::OK,
+                json!({ "asset": asset.asset_id, "parameters": parameters,
+                                                 "lineage": lineage, "job": job }),
+            )
+        }
+        Ok(None) => reply(StatusCode::NOT_FOUND, &format!("no asset `{id}` was created through this service")),
+        Err(crate::store::StoreError::Invalid { reason, .. }) => reply(StatusCode::BAD_REQUEST, &reason),
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, &format!("the store cannot answer now: {e}")),
+    }
 }
 
 /// The `parameters` object of a `POST /assets` body.
@@ -156,10 +191,11 @@ fn add_callback(parameters: &mut Map<String, Value>, urls: &CallbackUrls, asset_
     Ok(())
 }
 
-/// A new asset's id: `a-` and 128 random bits in hex, from the OS.
+/// A new asset's id: `a-` and 128 random bits from the OS, in URL-safe base64 (24 characters in all).
 fn new_asset_id() -> Option<String> {
+    use base64::Engine as _;
     use rand::TryRng as _;
     let mut bytes = [0u8; 16];
     rand::rngs::SysRng.try_fill_bytes(&mut bytes).ok()?;
-    Some(format!("a-{:032x}", u128::from_be_bytes(bytes)))
+    Some(format!("a-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }

@@ -19,7 +19,7 @@ mod gateway;
 mod observe;
 mod reply;
 
-pub use app::{Environment, Secrets, ServeError, Service, ServiceHooks};
+pub use app::{BuildOptions, Environment, Secrets, ServeError, Service, ServiceHooks};
 pub use callbacks::{CALLBACKS_REFUSED, MAX_CALLBACK_BYTES, callback_router};
 pub use config::{
     CallbacksConfig, ConfigError, ENV_OVERRIDES, EngineConfig, GatewayConfig, LightFlowConfig, MetricsConfig,

@@ -48,6 +48,19 @@ pub(crate) fn report(target: ReportTarget<'_>, result: &str) -> Result<(), Store
     Ok(())
 }
 
+/// Refuses an asset record whose id, alias or parameters would be refused.
+pub(crate) fn asset(asset_id: &str, alias: Option<&str>, parameters: &str) -> Result<(), StoreError> {
+    id("asset id", asset_id)?;
+    alias.map_or(Ok(()), |alias| id("alias", alias))?;
+    if parameters.len() > super::MAX_PARAMETERS_BYTES {
+        return Err(StoreError::Invalid {
+            field: "parameters",
+            reason: format!("they are {} bytes long, more than {}", parameters.len(), super::MAX_PARAMETERS_BYTES),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,17 +91,4 @@ mod tests {
         let big = "x".repeat(MAX_REPORT_BYTES + 1);
         assert!(matches!(report(ReportTarget::Reference("u"), &big), Err(StoreError::Invalid { field: "report", .. })));
     }
-}
-
-/// Refuses an asset record whose id, alias or parameters would be refused.
-pub(crate) fn asset(asset_id: &str, alias: Option<&str>, parameters: &str) -> Result<(), StoreError> {
-    id("asset id", asset_id)?;
-    alias.map_or(Ok(()), |alias| id("alias", alias))?;
-    if parameters.len() > super::MAX_PARAMETERS_BYTES {
-        return Err(StoreError::Invalid {
-            field: "parameters",
-            reason: format!("they are {} bytes long, more than {}", parameters.len(), super::MAX_PARAMETERS_BYTES),
-        });
-    }
-    Ok(())
 }

@@ -127,6 +127,12 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
         Command::Show { asset, policies } => {
             let Some(row) = store.job_of(asset).await? else { return Ok(no_job(asset)) };
             let calls = store.calls(row.id).await?;
+            // The uuids that replaced the asset, where the store keeps assets (a store of a host's own may not).
+            let lineage = match store.lineage(asset).await {
+                Ok(lineage) => lineage,
+                Err(StoreError::Unsupported { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
             let stored = StoredJob::from_row(&row);
             let next = match (&stored, row.phase) {
                 (Ok(job), phase) if phase != Phase::Finished => next_decision(job, policies),
@@ -138,11 +144,18 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
                     "job": stored.as_ref().ok(),
                     "payload_error": stored.as_ref().err().map(|e| e.to_string()),
                     "calls": calls.iter().map(call_json).collect::<Vec<_>>(),
+                    "lineage": lineage,
                     "next": next,
                 });
                 println!("{out}");
             } else {
                 print_job(&row, stored.as_ref(), &calls, next.as_ref(), now);
+                if !lineage.is_empty() {
+                    println!("  lineage ({}):", lineage.len());
+                    for l in &lineage {
+                        println!("    {} ({}) at {}", l.reference, l.attempt_key, l.at);
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 use lightflow_remedy::lightflow::{CallbackKey, TokenSource};
-use lightflow_remedy::serve::{Environment, Secrets, ServeConfig, Service, demo};
+use lightflow_remedy::serve::{BuildOptions, Environment, Secrets, ServeConfig, Service, demo};
 
 use crate::common;
 
@@ -108,7 +108,12 @@ async fn serve(mut config: ServeConfig, args: &Args) -> ExitCode {
     } else {
         (&Environment, None)
     };
-    let service = match Service::build(&config, secrets, token).await {
+    let mut options = BuildOptions::default();
+    options.token = token;
+    if args.demo {
+        options.policy = Some(("demo.rhai".to_owned(), demo::POLICY.to_owned()));
+    }
+    let service = match Service::build(&config, secrets, options).await {
         Ok(service) => service,
         Err(e) => return common::bad_input(e),
     };
@@ -120,7 +125,10 @@ async fn serve(mut config: ServeConfig, args: &Args) -> ExitCode {
     if args.demo {
         println!("  LightFlow  simulated at {}", config.lightflow.base_url);
         println!("  gateway token (demo)  {}", secrets.get(&config.gateway.tokens_env).unwrap_or_default());
-        println!("  metrics    curl -H 'Authorization: Bearer {}' {url}/metrics", secrets.get(&config.metrics.tokens_env).unwrap_or_default());
+        println!(
+            "  metrics    curl -H 'Authorization: Bearer {}' {url}/metrics",
+            secrets.get(&config.metrics.tokens_env).unwrap_or_default()
+        );
         println!("  jobs       remedy jobs --store {} list", config.store);
         let gateway = secrets.get(&config.gateway.tokens_env).unwrap_or_default();
         tokio::spawn(demo::drive(url.clone(), gateway, args.demo_assets));
