@@ -5,9 +5,11 @@ CREATE TABLE assets (
     -- Another name it is found by: the id the gateway put in its callback URL before LightFlow gave it a uuid.
     alias      TEXT   UNIQUE,
     parameters TEXT   NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- Whether its first end is known (a callback came, or LightFlow was asked): until then, the service asks.
+    settled    INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX assets_created ON assets (created_at);
+CREATE INDEX assets_open ON assets (created_at) WHERE NOT settled;
 
 CREATE TABLE lineage (
     reference   TEXT   PRIMARY KEY,

@@ -12,6 +12,7 @@ use super::callbacks::callback_router;
 use super::config::ServeConfig;
 use super::gateway::gateway_router;
 use super::observe::{observe_router, prometheus, watch_store};
+use super::sweeper::sweep;
 use crate::decide::{LivePolicies, Policies};
 use crate::engine::{Remediator, StoreSettings};
 use crate::lightflow::{
@@ -159,6 +160,9 @@ impl Service {
             .store_with(store.clone(), clock.clone(), settings)
             .build();
         watch_store(Arc::downgrade(&store), clock.clone(), Duration::from_secs(15));
+        let sweep_after = config.gateway.sweep_after;
+        let every = (sweep_after / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        sweep(remediator.clone(), store.clone(), clock.clone(), client.clone(), sweep_after, every);
         let tokens = |name: &str| -> Vec<String> {
             secrets.get(name).map(|v| v.split(',').map(|t| t.trim().to_owned()).collect()).unwrap_or_default()
         };

@@ -24,6 +24,7 @@ use serde_json::json;
 use tower::limit::ConcurrencyLimitLayer;
 
 use super::reply::{Reply, reply};
+use super::sweeper::first_failure_key;
 use crate::classify::{Callback, CallbackResult};
 use crate::engine::{Hooks, Job, Remediator, metric_names};
 use crate::lightflow::{ATTEMPT_PARAM, CallbackUrls};
@@ -126,18 +127,29 @@ async fn first_end<H: Hooks>(remediator: &Remediator<H>, asset: &str, callback: 
         CallbackResult::Failed(failure) => failure,
         CallbackResult::NotFinished => return Reply::json(StatusCode::OK, json!({ "answer": "not_ended" })),
         CallbackResult::Succeeded | CallbackResult::Canceled => {
+            settle(remediator, asset).await;
             return Reply::json(StatusCode::OK, json!({ "answer": "nothing_to_do" }));
         }
     };
     // One job per asset's first failure, whichever replica gets the callback and however often it comes.
-    let dedupe = format!("{asset}#first");
+    let dedupe = first_failure_key(asset);
     match remediator.enqueue_once(Job::new(asset), failure, &dedupe).await {
         Ok(handle) => {
+            settle(remediator, asset).await;
             metrics::counter!(metric_names::REPORTS, "answer" => "enqueued").increment(1);
             let joined = handle.is_joined();
             Reply::json(StatusCode::ACCEPTED, json!({ "answer": if joined { "joined" } else { "enqueued" } }))
         }
         Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, &format!("the job could not be written: {e}")),
+    }
+}
+
+/// Notes that the asset's first end is known (the sweeper stops asking LightFlow for it).
+async fn settle<H: Hooks>(remediator: &Remediator<H>, asset: &str) {
+    if let Some(store) = remediator.store()
+        && let Err(e) = store.settle_asset(asset).await
+    {
+        tracing::debug!(asset, error = %e, "the asset could not be settled: the sweeper will look it up");
     }
 }
 

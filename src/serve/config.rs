@@ -144,11 +144,15 @@ pub struct GatewayConfig {
     /// The environment variable that holds the bearer tokens a caller of the gateway must present, separated by
     /// commas. Unset or empty: the gateway refuses every request.
     pub tokens_env: String,
+    /// How long after its creation an asset whose end no callback told of is looked up in LightFlow (its
+    /// callback may have been lost). Default 10 min.
+    #[serde(deserialize_with = "duration")]
+    pub sweep_after: Duration,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { tokens_env: "REMEDY_GATEWAY_TOKENS".to_owned() }
+        GatewayConfig { tokens_env: "REMEDY_GATEWAY_TOKENS".to_owned(), sweep_after: Duration::from_secs(600) }
     }
 }
 

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
 use super::reply::{Reply, reply};
+use super::sweeper::CREATED;
 use crate::classify::FailureKind;
 use crate::lightflow::{CallbackUrls, ClientError, LightFlowClient};
 use crate::store::{Clock, MAX_PARAMETERS_BYTES, Store};
@@ -124,7 +125,7 @@ async fn create(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: B
     };
     let uuid = created.uuid().to_owned();
     if let Err(e) =
-        gateway.store.add_lineage(&asset_id, &uuid, &format!("{asset_id}#created"), gateway.clock.now()).await
+        gateway.store.add_lineage(&asset_id, &uuid, &format!("{asset_id}{CREATED}"), gateway.clock.now()).await
     {
         tracing::warn!(asset = %asset_id, uuid, error = %e, "the new asset's uuid could not be recorded");
     }

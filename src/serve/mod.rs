@@ -18,6 +18,7 @@ pub mod demo;
 mod gateway;
 mod observe;
 mod reply;
+mod sweeper;
 
 pub use app::{BuildOptions, Environment, Secrets, ServeError, Service, ServiceHooks};
 pub use callbacks::{CALLBACKS_REFUSED, MAX_CALLBACK_BYTES, callback_router};

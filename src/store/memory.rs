@@ -67,8 +67,9 @@ struct Rows {
     held_dropped: u64,
     /// The job each dedupe key was submitted with.
     dedupe: HashMap<String, JobId>,
-    /// Assets as they were created, by id, and their ids by alias.
+    /// Assets as they were created, by id, and their ids by alias; those whose first end is known.
     assets: HashMap<String, AssetRecord>,
+    settled: std::collections::HashSet<String>,
     aliases: HashMap<String, String>,
     /// The attempts that replaced each asset, and the asset of each reference.
     lineage: HashMap<String, Vec<LineageRow>>,
@@ -571,6 +572,27 @@ impl Store for MemoryStore {
         rows.lineage_of.insert(reference.to_owned(), asset_id.to_owned());
         let row = LineageRow { reference: reference.to_owned(), attempt_key: attempt_key.to_owned(), at: now };
         rows.lineage.entry(asset_id.to_owned()).or_default().push(row);
+        ready(Ok(()))
+    }
+
+    fn open_assets(&self, created_before: Timestamp, limit: usize) -> StoreFuture<'_, Vec<AssetRecord>> {
+        let rows = self.rows();
+        let mut open: Vec<AssetRecord> = rows
+            .assets
+            .values()
+            .filter(|a| a.created_at < created_before && !rows.settled.contains(&a.asset_id))
+            .cloned()
+            .collect();
+        open.sort_by_key(|a| a.created_at);
+        open.truncate(limit);
+        ready(Ok(open))
+    }
+
+    fn settle_asset<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate::id("asset id", asset_id) {
+            return ready(Err(e));
+        }
+        self.rows().settled.insert(asset_id.to_owned());
         ready(Ok(()))
     }
 

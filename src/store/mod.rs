@@ -183,6 +183,19 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
     }
 
+    /// Up to `limit` assets whose first end is not known yet ([`Store::settle_asset`]), recorded before
+    /// `created_before`, oldest first.
+    fn open_assets(&self, created_before: Timestamp, limit: usize) -> StoreFuture<'_, Vec<AssetRecord>> {
+        let _ = (created_before, limit);
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
+    }
+
+    /// Notes that asset `asset_id`'s first end is known (its callback came, or LightFlow was asked).
+    fn settle_asset<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, ()> {
+        let _ = asset_id;
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
+    }
+
     /// The attempts that replaced asset `asset_id`, oldest first.
     fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
         let _ = asset_id;

@@ -365,6 +365,21 @@ impl Store for PgStore {
         })
     }
 
+    fn open_assets(&self, created_before: Timestamp, limit: usize) -> StoreFuture<'_, Vec<AssetRecord>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.open_assets(created_before, limit).await
+        })
+    }
+
+    fn settle_asset<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::id("asset id", asset_id)?;
+            let _held = self.db.held();
+            self.db.settle_asset(asset_id).await
+        })
+    }
+
     fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
         Box::pin(async move {
             validate::id("asset id", asset_id)?;

@@ -14,6 +14,11 @@ const ASSET: &str = "SELECT asset_id, alias, parameters, created_at FROM assets 
 const ADD_LINEAGE: &str = "INSERT INTO lineage (reference, asset_id, attempt_key, at) VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (reference) DO NOTHING";
 
+const OPEN_ASSETS: &str = "SELECT asset_id, alias, parameters, created_at FROM assets \
+     WHERE NOT settled AND created_at < ?1 ORDER BY created_at LIMIT ?2";
+
+const SETTLE_ASSET: &str = "UPDATE assets SET settled = 1 WHERE asset_id = ?1";
+
 const LINEAGE: &str = "SELECT reference, attempt_key, at FROM lineage WHERE asset_id = ?1 ORDER BY at, reference";
 
 impl Db {
@@ -75,5 +80,34 @@ impl Db {
             .into_iter()
             .map(|(reference, attempt_key, at)| LineageRow { reference, attempt_key, at: Timestamp(at) })
             .collect())
+    }
+
+    pub(super) async fn open_assets(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<AssetRecord>, StoreError> {
+        let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(OPEN_ASSETS)
+            .bind(created_before.0)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(asset_id, alias, parameters, at)| AssetRecord {
+                asset_id,
+                alias,
+                parameters,
+                created_at: Timestamp(at),
+            })
+            .collect())
+    }
+
+    pub(super) async fn settle_asset(&self, asset_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(SETTLE_ASSET).bind(asset_id).execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        self.commit(tx).await?;
+        Ok(())
     }
 }
