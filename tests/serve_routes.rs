@@ -224,6 +224,12 @@ async fn an_asset_made_through_the_gateway_is_remediated_through_the_callbacks_t
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert!(recovered_with_a_new_uuid > 0, "at least one asset recovered through a resubmission");
+    let metrics = http.get(format!("http://{addr}/metrics")).bearer_auth(METRICS).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for name in ["remedy_decisions_total", "remedy_outcomes_total", "remedy_hook_seconds", "remedy_reports_total"] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
+    assert!(metrics.contains(r#"outcome="recovered""#), "{metrics}");
     let stats = store.stats(lightflow_remedy::store::Timestamp(i64::MAX / 2)).await.unwrap();
     let ended: u64 = stats.by_outcome.values().sum();
     assert_eq!(stats.by_phase.values().sum::<u64>(), 0, "{stats:?}");
