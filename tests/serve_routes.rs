@@ -168,12 +168,23 @@ async fn every_hostile_request_gets_a_4xx_that_names_what_was_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asset_made_through_the_gateway_is_remediated_through_the_callbacks_the_service_made() {
+    remediated_through("POST").await;
+}
+
+/// LightFlow's `GET` callbacks carry no code: the service asks LightFlow for each failed asset's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_callbacks_without_a_code_are_remediated_on_the_assets_own_code() {
+    remediated_through("GET").await;
+}
+
+async fn remediated_through(method: &str) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let lightflow = demo::start_lightflow("lf-token", 7, Duration::from_millis(300)).await.unwrap();
     let config = ServeConfig::from_toml(&format!(
-        "listen = \"{addr}\"\nstore = \"sqlite://{}\"\n[lightflow]\nbase_url = \"{lightflow}\"\n[engine]\nawait_result = \"20s\"",
+        "listen = \"{addr}\"\nstore = \"sqlite://{}\"\n[lightflow]\nbase_url = \"{lightflow}\"\n\
+         [callbacks]\nmethod = \"{method}\"\n[engine]\nawait_result = \"20s\"",
         dir.path().join("jobs2.db").display()
     ))
     .unwrap()
@@ -234,4 +245,6 @@ async fn an_asset_made_through_the_gateway_is_remediated_through_the_callbacks_t
     let ended: u64 = stats.by_outcome.values().sum();
     assert_eq!(stats.by_phase.values().sum::<u64>(), 0, "{stats:?}");
     assert!(ended as usize <= assets.len(), "one job per failed asset at most: {stats:?}");
+    let rows = store.list(&lightflow_remedy::store::ListFilter::default()).await.unwrap();
+    assert!(rows.iter().all(|r| r.last_code != "1000"), "every job on its asset's own code: {rows:?}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use super::callbacks::callback_router;
+use super::callbacks::callback_router_asking;
 use super::config::ServeConfig;
 use super::gateway::gateway_router;
 use super::observe::{observe_router, prometheus, watch_store};
@@ -169,7 +169,12 @@ impl Service {
         let router = Router::new()
             .nest(
                 "/callbacks/lightflow",
-                callback_router(remediator.clone(), urls.clone(), config.callbacks.max_concurrent),
+                callback_router_asking(
+                    remediator.clone(),
+                    urls.clone(),
+                    config.callbacks.max_concurrent,
+                    client.clone(),
+                ),
             )
             .nest(
                 "/assets",

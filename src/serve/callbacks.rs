@@ -24,10 +24,10 @@ use serde_json::json;
 use tower::limit::ConcurrencyLimitLayer;
 
 use super::reply::{Reply, reply};
-use super::sweeper::first_failure_key;
+use super::sweeper::{first_failure_key, look_up};
 use crate::classify::{Callback, CallbackResult};
 use crate::engine::{Hooks, Job, Remediator, metric_names};
-use crate::lightflow::{ATTEMPT_PARAM, CallbackUrls};
+use crate::lightflow::{ATTEMPT_PARAM, CallbackUrls, LightFlowClient};
 use crate::store::StoreError;
 
 /// The largest callback body taken.
@@ -39,6 +39,8 @@ pub const CALLBACKS_REFUSED: &str = "remedy_callbacks_refused_total";
 struct Receiver<H: Hooks> {
     remediator: Remediator<H>,
     urls: CallbackUrls,
+    /// Asks LightFlow for a new asset's `assetError` when its error callback carries none.
+    client: Option<LightFlowClient>,
 }
 
 /// The receiver's router, to mount where the callback URLs point (`remedy serve` mounts it at
@@ -68,7 +70,23 @@ struct Receiver<H: Hooks> {
 /// # Ok(()) }
 /// ```
 pub fn callback_router<H: Hooks>(remediator: Remediator<H>, urls: CallbackUrls, max_concurrent: usize) -> Router {
-    let receiver = Arc::new(Receiver { remediator, urls });
+    router(Receiver { remediator, urls, client: None }, max_concurrent)
+}
+
+/// [`callback_router`], which also asks LightFlow (through `client`) for the `assetError` of a new asset whose
+/// error callback carries no code (LightFlow's `GET` form never does), so that its remediation starts from the
+/// asset's real failure rather than code 1000. `remedy serve` mounts this one.
+pub fn callback_router_asking<H: Hooks>(
+    remediator: Remediator<H>,
+    urls: CallbackUrls,
+    max_concurrent: usize,
+    client: LightFlowClient,
+) -> Router {
+    router(Receiver { remediator, urls, client: Some(client) }, max_concurrent)
+}
+
+fn router<H: Hooks>(receiver: Receiver<H>, max_concurrent: usize) -> Router {
+    let receiver = Arc::new(receiver);
     Router::new()
         .route("/", post(receive::<H>).get(receive::<H>))
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
@@ -116,13 +134,14 @@ async fn receive<H: Hooks>(
                 return refused("asset", &why.to_string());
             }
         };
-        return first_end(&receiver.remediator, &asset, &callback).await;
+        return first_end(&receiver, &asset, &callback).await;
     }
     refused("unaddressed", "the callback names no attempt and no asset of this service")
 }
 
 /// A new asset's end: an error starts its remediation, once.
-async fn first_end<H: Hooks>(remediator: &Remediator<H>, asset: &str, callback: &Callback) -> Response {
+async fn first_end<H: Hooks>(receiver: &Receiver<H>, asset: &str, callback: &Callback) -> Response {
+    let remediator = &receiver.remediator;
     let failure = match callback.result() {
         CallbackResult::Failed(failure) => failure,
         CallbackResult::NotFinished => return Reply::json(StatusCode::OK, json!({ "answer": "not_ended" })),
@@ -131,6 +150,19 @@ async fn first_end<H: Hooks>(remediator: &Remediator<H>, asset: &str, callback: 
             return Reply::json(StatusCode::OK, json!({ "answer": "nothing_to_do" }));
         }
     };
+    if let (Some(client), Some(store)) = (&receiver.client, remediator.store())
+        && without_code(&failure)
+    {
+        // The asset's own failure is asked of LightFlow, off the request; until it is known the asset stays open,
+        // and the sweeper asks again.
+        let (remediator, store, client, asset) = (remediator.clone(), store.clone(), client.clone(), asset.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = look_up(&remediator, &*store, &client, &asset).await {
+                tracing::warn!(asset, error = %e, "the asset's failure could not be asked of LightFlow");
+            }
+        });
+        return Reply::json(StatusCode::ACCEPTED, json!({ "answer": "looking_up" }));
+    }
     // One job per asset's first failure, whichever replica gets the callback and however often it comes.
     let dedupe = first_failure_key(asset);
     match remediator.enqueue_once(Job::new(asset), failure, &dedupe).await {
@@ -161,4 +193,9 @@ fn store_error(e: StoreError) -> Response {
             reply(StatusCode::SERVICE_UNAVAILABLE, "the store cannot take the report now: call again later")
         }
     }
+}
+
+/// Whether a reported failure carries no code of its own.
+fn without_code(failure: &crate::Failure) -> bool {
+    failure.kind() == crate::classify::FailureKind::Asset && failure.code() == crate::Failure::NO_CODE
 }

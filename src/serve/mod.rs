@@ -21,7 +21,7 @@ mod reply;
 mod sweeper;
 
 pub use app::{BuildOptions, Environment, Secrets, ServeError, Service, ServiceHooks};
-pub use callbacks::{CALLBACKS_REFUSED, MAX_CALLBACK_BYTES, callback_router};
+pub use callbacks::{CALLBACKS_REFUSED, MAX_CALLBACK_BYTES, callback_router, callback_router_asking};
 pub use config::{
     CallbacksConfig, ConfigError, ENV_OVERRIDES, EngineConfig, GatewayConfig, LightFlowConfig, MetricsConfig,
     NotifyConfig, ServeConfig,

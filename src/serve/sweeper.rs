@@ -49,7 +49,8 @@ pub(crate) fn sweep<H: Hooks>(
     });
 }
 
-async fn look_up<H: Hooks>(
+/// Learns asset `asset_id`'s first end from LightFlow: an error starts its remediation (once), any end settles it.
+pub(crate) async fn look_up<H: Hooks>(
     remediator: &Remediator<H>,
     store: &dyn Store,
     client: &LightFlowClient,
