@@ -11,6 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lightflow_remedy::serve::demo;
+
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod pg;
 use serde_json::{Value, json};
 
 const GATEWAY: &str = "gw-process-test";
@@ -40,17 +44,14 @@ fn start(config: &std::path::Path, lightflow_token: &str) -> Child {
     child
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_killed_mid_run_ends_every_failed_asset_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let lightflow_token = "lf-process-test";
-    let lightflow = demo::start_lightflow(lightflow_token, 11, Duration::from_millis(700)).await.unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
+/// A configuration of `remedy serve` on `store`, listening on a free port, against `lightflow`: its file and
+/// the service's URL.
+fn configure(dir: &std::path::Path, name: &str, store: &str, lightflow: &str) -> (std::path::PathBuf, String) {
+    let policies = dir.join("policies");
+    let _ = std::fs::create_dir(&policies);
     std::fs::write(policies.join("fast.rhai"), demo::POLICY).unwrap();
     let port = free_port();
-    let store = format!("sqlite://{}", dir.path().join("remedy.db").display());
-    let config = dir.path().join("remedy.toml");
+    let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
@@ -61,9 +62,45 @@ async fn a_service_killed_mid_run_ends_every_failed_asset_once() {
         ),
     )
     .unwrap();
-    let service = format!("http://127.0.0.1:{port}");
+    (config, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_mid_run_ends_every_failed_asset_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("remedy.db").display());
+    run(dir.path(), &store, 1, 11).await;
+}
+
+/// Two replicas on one PostgreSQL store, one killed mid-run and started again: the other takes its jobs and
+/// the assets whose callbacks went to it.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_one_killed_mid_run_end_every_failed_asset_once() {
+    let Some(url) = std::env::var("DATABASE_URL").ok() else {
+        assert!(
+            std::env::var_os("REMEDY_REQUIRE_POSTGRES").is_none(),
+            "REMEDY_REQUIRE_POSTGRES is set: no DATABASE_URL"
+        );
+        eprintln!("\n*** serve_process: the PostgreSQL replicas were NOT tested: DATABASE_URL is not set\n");
+        return;
+    };
+    let schema = pg::unique_schema("serve");
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &pg::in_schema(&url, &schema), 2, 13).await;
+    pg::drop_schema(&url, &schema).await;
+}
+
+/// Runs `replicas` services on `store`, creates assets through the first, kills it mid-run and starts it again,
+/// and checks that every failed asset ended once.
+async fn run(dir: &std::path::Path, store: &str, replicas: usize, seed: u64) {
+    let lightflow_token = "lf-process-test";
+    let lightflow = demo::start_lightflow(lightflow_token, seed, Duration::from_millis(700)).await.unwrap();
+    let configs: Vec<_> = (0..replicas).map(|i| configure(dir, &format!("replica-{i}"), store, &lightflow)).collect();
+    let (config, service) = configs[0].clone();
     let http = reqwest::Client::new();
     let mut child = start(&config, lightflow_token);
+    let mut others: Vec<Child> = configs[1..].iter().map(|(c, _)| start(c, lightflow_token)).collect();
 
     let mut assets = Vec::new();
     for i in 0..16 {
@@ -125,10 +162,14 @@ async fn a_service_killed_mid_run_ends_every_failed_asset_once() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    for mut other in others.drain(..) {
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
 
     // One job per failed asset: none was made twice.
     let list = Command::new(env!("CARGO_BIN_EXE_remedy"))
-        .args(["jobs", "--store", &store, "--json", "list", "--limit", "1000"])
+        .args(["jobs", "--store", store, "--json", "list", "--limit", "1000"])
         .output()
         .unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
