@@ -70,6 +70,8 @@ pub enum Scripted {
     Submit(String),
     /// `check`: still running.
     Running,
+    /// `check`: cancelled where it runs.
+    Canceled,
     /// `fix_credentials`: repaired.
     Fixed,
     /// `fix_credentials`: cannot.
@@ -250,6 +252,7 @@ impl Hooks for FakeHooks {
             Scripted::Succeed => Some(Checked::Succeeded),
             Scripted::Fail(f) => Some(Checked::Failed(f)),
             Scripted::Running => Some(Checked::Running),
+            Scripted::Canceled => Some(Checked::Canceled),
             _ => None,
         })
         .await

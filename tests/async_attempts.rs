@@ -327,3 +327,21 @@ async fn an_error_callback_without_a_code_is_checked_for_its_code() {
         assert_eq!(matches!(outcome, Outcome::Failed { .. }), fails, "stored {stored}, checked {checked}: {outcome:?}");
     }
 }
+
+/// `check` finds the attempt cancelled where it ran (canceled at LightFlow by its owner): the job ends cancelled,
+/// as a report of the cancellation would end it.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_check_finds_cancelled_ends_the_job_cancelled() {
+    let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1")]).script(
+        "a",
+        HookName::Check,
+        [Scripted::Canceled],
+    );
+    let r = Remediator::builder(once(), hooks.clone()).without_circuit_breaker().await_result(secs(600)).build();
+    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    match handle.await {
+        Outcome::Cancelled { attempts } => assert_eq!(attempts, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(hooks.calls().iter().filter(|c| c.hook == HookName::Check).count(), 1);
+}

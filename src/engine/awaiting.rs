@@ -106,6 +106,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
             match call(inner, job, HookName::Check, None, cell, || inner.hooks.check(job, &pending)).await {
                 Ok(Checked::Succeeded) => Reported::Succeeded,
                 Ok(Checked::Failed(failure)) => Reported::Failed { failure },
+                Ok(Checked::Canceled) => Reported::Canceled,
                 Ok(Checked::Running) => {
                     if let Some(a) = st.awaiting_mut() {
                         a.left = a.wait_or(inner.await_result);
@@ -173,6 +174,7 @@ async fn ask_for_the_code<H: Hooks>(
     match call(inner, job, HookName::Check, None, cell, || inner.hooks.check(job, &pending)).await {
         Ok(Checked::Failed(failure)) => Ok(Some(Reported::Failed { failure })),
         Ok(Checked::Succeeded) => Ok(Some(Reported::Succeeded)),
+        Ok(Checked::Canceled) => Ok(Some(Reported::Canceled)),
         Err(CallError::Cancelled) => Err(cancelled(st)),
         _ => Ok(None),
     }

@@ -67,6 +67,7 @@ impl Answer for Checked {
             Checked::Succeeded => "succeeded".to_owned(),
             Checked::Failed(f) => format!("failed {}", f.key()),
             Checked::Running => "running".to_owned(),
+            Checked::Canceled => "canceled".to_owned(),
             Checked::Unknown => "unknown".to_owned(),
         }
     }

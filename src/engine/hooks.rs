@@ -37,6 +37,9 @@ pub enum Checked {
     Failed(Failure),
     /// It is still running: wait another `await_result`.
     Running,
+    /// It was cancelled where it runs (e.g. canceled at LightFlow by its owner): the job ends cancelled, as a
+    /// report of the cancellation would end it.
+    Canceled,
     /// No answer: the engine decides on a `timeout` failure.
     Unknown,
 }

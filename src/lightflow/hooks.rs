@@ -284,13 +284,8 @@ impl<B: AssetBook> Hooks for LightFlowHooks<B> {
             Some(Ok(AssetStatus::Finished)) => Checked::Succeeded,
             Some(Ok(AssetStatus::Error)) => Checked::Failed(found.error_failure()),
             Some(Ok(AssetStatus::Queued | AssetStatus::Running)) => Checked::Running,
-            Some(Ok(AssetStatus::Canceled)) => {
-                return Err(HookError::new(format!(
-                    "asset {uuid} ({attempt}) was canceled at LightFlow: `check` has no answer for a cancellation \
-                     (a callback ends the job cancelled), and posting again what someone canceled is not for \
-                     the engine to decide, so the job ends here"
-                )));
-            }
+            // Posting again what someone canceled is not for the engine to decide: the job ends cancelled.
+            Some(Ok(AssetStatus::Canceled)) => Checked::Canceled,
             Some(Err(e)) => {
                 tracing::warn!(asset, attempt, uuid, error = %e, "check: the asset's status is not documented");
                 Checked::Unknown
