@@ -180,7 +180,13 @@ impl Service {
                 "/assets",
                 gateway_router(client, urls.clone(), store.clone(), clock, tokens(&config.gateway.tokens_env)),
             )
-            .merge(observe_router(remediator.clone(), tokens(&config.metrics.tokens_env)));
+            .merge(observe_router(remediator.clone(), tokens(&config.metrics.tokens_env)))
+            // No request holds a connection for long: a slow or stalled client gets a 408, and the work it began
+            // (a report written, an asset created) stands.
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                config.lightflow.timeout + Duration::from_secs(10),
+            ));
         Ok(Service { router, remediator, store, callbacks: urls, policies, _watching: watching })
     }
 
