@@ -502,6 +502,21 @@ impl Store for MemoryStore {
         }
         rows.references.retain(|_, id| !old.contains(id));
         rows.dedupe.retain(|_, id| !old.contains(id));
+        let active: std::collections::HashSet<String> = rows.active.keys().cloned().collect();
+        let gone: Vec<String> = rows
+            .assets
+            .values()
+            .filter(|a| a.created_at < before && rows.settled.contains(&a.asset_id) && !active.contains(&a.asset_id))
+            .map(|a| a.asset_id.clone())
+            .collect();
+        for id in &gone {
+            rows.assets.remove(id);
+            rows.settled.remove(id);
+            rows.aliases.retain(|_, of| of != id);
+            for l in rows.lineage.remove(id).unwrap_or_default() {
+                rows.lineage_of.remove(&l.reference);
+            }
+        }
         rows.held.retain(|_, (_, at)| *at >= before);
         ready(Ok(old.len() as u64))
     }

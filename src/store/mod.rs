@@ -132,7 +132,8 @@ pub trait Store: Send + Sync + 'static {
     /// lease expires (it can be taken over then).
     fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>>;
 
-    /// Deletes jobs that finished before `before`, with their ledgers, and held reports older than it.
+    /// Deletes jobs that finished before `before`, with their ledgers, held reports older than it, and assets
+    /// recorded before it whose end is known and that have no active job, with their lineage.
     fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64>;
 
     /// The state of a guard the replicas share (the retry budget, a downstream's circuit breaker), by name,

@@ -230,6 +230,18 @@ pub(super) async fn assets_keep_their_parameters_and_lineage(s: &Subject) {
     let lineage = s.store.lineage("uuid-a").await.unwrap();
     let got: Vec<(&str, &str)> = lineage.iter().map(|l| (l.reference.as_str(), l.attempt_key.as_str())).collect();
     assert_eq!(got, [("uuid-b", "uuid-a#1.1"), ("uuid-c", "uuid-a#1.2")], "{}", s.name);
+    // Open until settled; pruned once settled, recorded before the cutoff, and without an active job.
+    s.store.put_asset("uuid-e", None, "{}", at(5)).await.unwrap();
+    let open: Vec<String> = s.store.open_assets(at(10), 10).await.unwrap().into_iter().map(|a| a.asset_id).collect();
+    assert_eq!(open, ["uuid-a", "uuid-e"], "{}", s.name);
+    s.store.settle_asset("uuid-a").await.unwrap();
+    s.store.settle_asset("uuid-e").await.unwrap();
+    submit(s, "uuid-e", HOUR).await;
+    assert!(s.store.open_assets(at(10), 10).await.unwrap().is_empty(), "{}", s.name);
+    s.store.prune(at(100)).await.unwrap();
+    assert_eq!(s.store.asset("uuid-a").await.unwrap(), None, "{}: settled, no job: pruned", s.name);
+    assert!(s.store.lineage("uuid-a").await.unwrap().is_empty(), "{}: its lineage with it", s.name);
+    assert!(s.store.asset("uuid-e").await.unwrap().is_some(), "{}: an active job keeps its asset", s.name);
     let big = "x".repeat(lightflow_remedy::store::MAX_PARAMETERS_BYTES + 1);
     assert!(matches!(s.store.put_asset("uuid-d", None, &big, at(3)).await, Err(StoreError::Invalid { .. })));
     assert!(matches!(s.store.put_asset("uu\0id", None, "{}", at(3)).await, Err(StoreError::Invalid { .. })));

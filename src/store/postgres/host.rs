@@ -88,7 +88,13 @@ pub(super) const RETRY_NOW: &str = concat!(
 
 /// Finished jobs, with their ledgers and references (`ON DELETE CASCADE`), and held reports, in one
 /// statement.
-pub(super) const PRUNE: &str = "WITH held AS (DELETE FROM held_reports WHERE at < $1) \
+/// Assets recorded before the same time whose end is known and that have no active job go too, with their
+/// lineage.
+pub(super) const PRUNE: &str = "WITH held AS (DELETE FROM held_reports WHERE at < $1), \
+     gone AS (DELETE FROM assets WHERE created_at < $1 AND settled \
+         AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.asset_id = assets.asset_id AND jobs.phase <> 'finished') \
+         RETURNING asset_id), \
+     lineage AS (DELETE FROM lineage WHERE asset_id IN (SELECT asset_id FROM gone)) \
      DELETE FROM jobs WHERE phase = 'finished' AND finished_at < $1";
 
 impl Db {

@@ -74,6 +74,15 @@ pub(super) const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE id IN \
 const PRUNE_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE reference IN \
      (SELECT reference FROM held_reports WHERE at < ?1 LIMIT ?2)";
 
+/// Assets recorded before the time whose end is known and that have no active job, with their lineage.
+const PRUNE_LINEAGE: &str = "DELETE FROM lineage WHERE asset_id IN (SELECT asset_id FROM assets WHERE created_at < ?1 \
+     AND settled AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.asset_id = assets.asset_id AND jobs.phase <> 'finished') \
+     LIMIT ?2)";
+
+const PRUNE_ASSETS: &str = "DELETE FROM assets WHERE asset_id IN (SELECT asset_id FROM assets WHERE created_at < ?1 \
+     AND settled AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.asset_id = assets.asset_id AND jobs.phase <> 'finished') \
+     LIMIT ?2)";
+
 /// How many rows one pruning transaction deletes.
 const PRUNE_BATCH: i64 = 500;
 
@@ -199,7 +208,7 @@ impl Db {
 
     pub(super) async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut jobs = 0;
-        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS] {
+        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS, PRUNE_LINEAGE, PRUNE_ASSETS] {
             loop {
                 let mut tx = self.write().await?;
                 let done = sqlx::query(sql)
