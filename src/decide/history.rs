@@ -255,12 +255,6 @@ impl History {
         self.repaired.insert(scope);
     }
 
-    /// One read in each part of the history, so that a job woken after a long sleep asks for all of its lines
-    /// at once rather than one after another (see the engine's `warm`).
-    pub(crate) fn touch(&self) -> impl Copy {
-        (self.elapsed, self.attempts, self.seen.len(), self.positions.len(), self.repaired)
-    }
-
     /// The position in `rule`'s chain, moved to the end (the most recently used).
     fn position_mut(&mut self, rule: &RuleKey) -> &mut Position {
         let index = match self.positions.iter().position(|p| p.rule == *rule) {

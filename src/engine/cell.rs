@@ -34,9 +34,7 @@ pub(crate) const AWAITING: u8 = 2;
 /// Its hook is being called and a report came early: the report is in the outcome slot.
 const KEPT: u8 = 3;
 
-// In this order: the flags and the job's waker, read on every wake of the job, share a cache line.
 #[derive(Debug, Default)]
-#[repr(C)]
 pub(crate) struct JobCell {
     flags: AtomicU8,
     /// Where the job's attempt stands: [`IDLE`], [`CALLING`], [`KEPT`] or [`AWAITING`].

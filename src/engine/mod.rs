@@ -44,8 +44,6 @@ mod remediator;
 mod report;
 mod runner;
 mod shared;
-#[cfg(test)]
-mod sizes;
 mod state;
 mod steps;
 mod stored;

@@ -54,7 +54,6 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
     async move {
         // Fields reached through `parts` rather than bound to locals: a local that lives across an await is kept
         // in the job's future, and a fleet keeps a hundred thousand of them.
-        warm(parts);
         // The job's elapsed time was read off the clock as it was handed to this task: a decision on the first
         // turn takes that reading (reading the clock costs a lock when time is paused); any later turn follows a
         // step that took time.
@@ -160,7 +159,6 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                             return suspended(&parts.job, parts.state.clone());
                         }
                     }
-                    warm(parts);
                     let attempted = Box::pin(attempt(parts, &decision)).await;
                     if let Some(end) = attempted {
                         return end;
@@ -169,20 +167,6 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
             }
         }
     }
-}
-
-/// Reads one value from each part of a job's state and from its cell. A job wakes after a long sleep with
-/// all of these out of the cache; the steps that follow would wait for them one by one, each read a few hundred
-/// instructions after the last. Asked for together here, they arrive together.
-fn warm<H>(parts: &Parts<H>) {
-    let st = &parts.state;
-    std::hint::black_box((
-        st.history.touch(),
-        st.failure.key(),
-        parts.job.seed(),
-        parts.started,
-        parts.delivery.cell.is(CANCEL),
-    ));
 }
 
 fn note_decision<H: Hooks>(inner: &Inner<H>, job: &Job, failure: &Failure, decision: &Decision<'_>) {
