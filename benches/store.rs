@@ -22,8 +22,11 @@
 //!   1 ms (see there). It makes the same writes, but claims as the engine does (a job is held from its
 //!   submission when the replica has room; a job at rest is claimed when it is due, with whatever else is).
 //!
+//! - Limit (SQLite): the bare loop with group commit (the inserts of a batch, the starts of a claimed batch,
+//!   and their results, each in one transaction): what the schema and its durability allow.
+//!
 //! Printed: wall time and attempts per second of each, over the whole run (inserts included), and each
-//! engine's attempts per second over its bare loop's (target: at least 0.5×); the PostgreSQL store twice, with
+//! engine's attempts per second over its bare loop's and, on SQLite, over the limit's (target: at least 0.5×); the PostgreSQL store twice, with
 //! wake hints (the default) and without. Then criterion times SQLite's three on 2,000 jobs.
 //! `cargo bench --bench store` runs the full size (`--all-features` and `DATABASE_URL` for PostgreSQL:
 //! `eval "$(../shared/tools/pg-test-server start)"`); `cargo test --benches` (no `--bench` flag) a small
@@ -70,8 +73,19 @@ async fn schema(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// The bare loop; returns the attempts made.
+/// The bare loop, a transaction per write; returns the attempts made.
 fn bare_loop(jobs: usize) -> u64 {
+    sqlite_loop(jobs, false)
+}
+
+/// The limit: the same transitions with group commit (the inserts of a batch in one transaction, the starts of a
+/// claimed batch in one, their results in one), as fast as the schema and its durability allow.
+fn limit_loop(jobs: usize) -> u64 {
+    sqlite_loop(jobs, true)
+}
+
+/// The bare loop, each write a transaction of its own, or with group commit (`grouped`).
+fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
     runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = schema(dir.path()).await;
@@ -90,19 +104,22 @@ fn bare_loop(jobs: usize) -> u64 {
             .expect("a pool");
         let owner = "bench";
         let mut now: i64 = 0;
-        for i in 0..jobs {
+        let per_insert = if grouped { BATCH } else { 1 };
+        for chunk in (0..jobs).collect::<Vec<_>>().chunks(per_insert) {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
-            sqlx::query(
-                "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
-                 VALUES (?1, 'waiting', ?2, ?3, 1, '2001', ?2, ?2) \
-                 ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id",
-            )
-            .bind(format!("asset-{i}"))
-            .bind(now)
-            .bind(PAYLOAD)
-            .fetch_one(&mut *tx)
-            .await
-            .expect("insert");
+            for i in chunk {
+                sqlx::query(
+                    "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
+                     VALUES (?1, 'waiting', ?2, ?3, 1, '2001', ?2, ?2) \
+                     ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id",
+                )
+                .bind(format!("asset-{i}"))
+                .bind(now)
+                .bind(PAYLOAD)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("insert");
+            }
             tx.commit().await.expect("commit");
         }
         let mut attempts = 0u64;
@@ -135,11 +152,13 @@ fn bare_loop(jobs: usize) -> u64 {
                     None => break,
                 }
             }
-            for (id, epoch, done) in claimed {
+            // The attempts' starts, then their results: each a transaction, or each phase of the batch one.
+            let mut group = if grouped { Some(pool.begin_with("BEGIN IMMEDIATE").await.expect("begin")) } else { None };
+            for &(id, epoch, done) in &claimed {
                 let attempt = done + 1;
                 let key = format!("asset#{id}.{attempt}");
-                // The attempt's start: the job to `calling`, its ledger entry.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+                let mut own = if grouped { None } else { Some(pool.begin_with("BEGIN IMMEDIATE").await.expect("begin")) };
+                let tx = group.as_mut().or(own.as_mut()).expect("a transaction");
                 let fenced = sqlx::query(
                     "UPDATE jobs SET phase = 'calling', payload = ?4, attempts = ?5, updated_at = ?6 \
                      WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished'",
@@ -150,7 +169,7 @@ fn bare_loop(jobs: usize) -> u64 {
                 .bind(PAYLOAD)
                 .bind(attempt)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .expect("start");
                 assert_eq!(fenced.rows_affected(), 1, "the lease holds");
@@ -158,14 +177,25 @@ fn bare_loop(jobs: usize) -> u64 {
                     .bind(id)
                     .bind(&key)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .expect("ledger");
-                tx.commit().await.expect("commit");
+                if let Some(own) = own {
+                    own.commit().await.expect("commit");
+                }
                 attempts += 1;
+            }
+            if let Some(group) = group.take() {
+                group.commit().await.expect("commit");
+            }
+            let mut group = if grouped { Some(pool.begin_with("BEGIN IMMEDIATE").await.expect("begin")) } else { None };
+            for &(id, epoch, done) in &claimed {
+                let attempt = done + 1;
+                let key = format!("asset#{id}.{attempt}");
                 // Its result: the ledger entry answered; the job released until its next attempt, or finished.
                 let recovered = attempt >= i64::from(ATTEMPTS);
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+                let mut own = if grouped { None } else { Some(pool.begin_with("BEGIN IMMEDIATE").await.expect("begin")) };
+                let tx = group.as_mut().or(own.as_mut()).expect("a transaction");
                 sqlx::query(
                     "UPDATE calls SET answered_at = ?3, answer = ?4 WHERE id = \
                      (SELECT id FROM calls WHERE job_id = ?1 AND key = ?2 AND answered_at IS NULL ORDER BY id DESC LIMIT 1)",
@@ -174,7 +204,7 @@ fn bare_loop(jobs: usize) -> u64 {
                 .bind(&key)
                 .bind(now)
                 .bind(if recovered { "succeeded" } else { "failed: 2001" })
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .expect("ledger");
                 let fenced = sqlx::query(
@@ -191,11 +221,16 @@ fn bare_loop(jobs: usize) -> u64 {
                 .bind(now)
                 .bind(recovered)
                 .bind(now + RETRY_DELAY_MS)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .expect("result");
                 assert_eq!(fenced.rows_affected(), 1, "the lease holds");
-                tx.commit().await.expect("commit");
+                if let Some(own) = own {
+                    own.commit().await.expect("commit");
+                }
+            }
+            if let Some(group) = group.take() {
+                group.commit().await.expect("commit");
             }
         }
         let recovered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE outcome = 'recovered'")
@@ -329,8 +364,11 @@ fn main() {
     });
     // Each engine right after its bare loop: this machine's speed drifts over minutes.
     let bare = ("sqlite bare sqlx", report("sqlite bare sqlx", jobs, bare_loop));
+    let limit = ("sqlite limit (group commit)", report("sqlite limit (group commit)", jobs, limit_loop));
     let one = "sqlite engine, 1 replica";
-    ratio((one, report(one, jobs, engine::on_sqlite)), bare);
+    let engine_one = report(one, jobs, engine::on_sqlite);
+    ratio((one, engine_one), bare);
+    ratio((one, engine_one), limit);
     let four = "sqlite engine, 4 replicas";
     ratio((four, report(four, jobs, |n| engine::on_sqlite_replicas(n, 4))), bare);
     report("sqlite store", jobs, through_store);
