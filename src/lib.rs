@@ -78,7 +78,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The language, the default table and the command `remedy` are described in README.md.
+//! The language and the default table are described in `docs/policies.md`, the command `remedy` in
+//! `docs/operating.md`: the user's guide, in `docs/`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -86,6 +87,8 @@
 pub mod classify;
 pub mod decide;
 pub mod diagnostic;
+#[cfg(doctest)]
+mod doc_tests;
 pub mod engine;
 #[cfg(feature = "lightflow")]
 pub mod lightflow;
