@@ -45,7 +45,7 @@ pub struct StoreSettings {
     pub owner: Option<String>,
     /// Whether the retry budget and the circuit breakers are one for every replica on the store (their state
     /// in the store's guard rows, brought in before each stored step and written after it), rather than each
-    /// replica's own. Default on. See README's "Shared fleet guards" for what it costs.
+    /// replica's own. Default on. See "Shared fleet guards" in docs/stores.md for what it costs.
     pub shared_guards: bool,
 }
 

@@ -38,7 +38,7 @@ pub(crate) fn usage(name: &str) -> &'static str {
         "reconcile" => "use reconcile()",
         "notify" => "use notify(message) or notify(channel, message)",
         "fail" => "use fail(reason)",
-        _ => "see the policy language reference in README.md",
+        _ => "see the policy language reference in docs/policies.md",
     }
 }
 

@@ -1,4 +1,4 @@
-//! Sandbox limits, in one place so that README's sandbox paragraph can quote them.
+//! Sandbox limits, in one place so that the sandbox section of docs/policies.md can quote them.
 //!
 //! They are sized for the smallest stack a script may run on: a tokio worker's 2 MiB, in a debug build, where
 //! Rhai's evaluator takes tens of kilobytes per nested call. Nested calls times expression depth bound the
