@@ -43,6 +43,13 @@ fn a_crash_test_on_sqlite_then_the_jobs_it_left() {
         assert_eq!(line.find("sim-"), Some(column), "{text}");
     }
 
+    // The dead letters: every failed job, with the verdict its `failed` hook was given.
+    let letters = remedy(&["jobs", "--store", &url, "--json", "dead-letters", "--limit", "1000"]);
+    assert_eq!(letters.status.code(), Some(0), "{}", err(&letters));
+    let letters: Vec<serde_json::Value> = serde_json::from_str(&out(&letters)).unwrap();
+    assert_eq!(letters.len() as u64, stats["by_outcome"]["failed"].as_u64().unwrap_or(0));
+    assert!(!letters.is_empty() && letters.iter().all(|l| l["reason"].as_str().is_some_and(|r| !r.is_empty())));
+
     let show = remedy(&["jobs", "--store", &url, "show", "sim-3", "--json"]);
     assert_eq!(show.status.code(), Some(0), "{}", err(&show));
     let job: serde_json::Value = serde_json::from_str(&out(&show)).unwrap();

@@ -62,6 +62,12 @@ enum Command {
     },
     /// Counts by state and outcome.
     Stats,
+    /// The dead letters: jobs that failed for good, newest first, with the verdict the `failed` hook was given.
+    DeadLetters {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// Runs `remedy jobs`. Exit codes: 0 done; 1 no such job; 2 bad arguments, or the store cannot be opened or
@@ -197,6 +203,48 @@ async fn command(store: Arc<dyn Store>, args: &Args) -> Result<ExitCode, StoreEr
                 }
                 _ => Ok(no_job(asset)),
             }
+        }
+        Command::DeadLetters { limit } => {
+            let filter =
+                ListFilter { outcome: Some("failed".to_owned()), limit: Some(*limit), ..ListFilter::default() };
+            let rows = store.list(&filter).await?;
+            let letters: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    let verdict = match StoredJob::from_row(row) {
+                        Ok(StoredJob {
+                            outcome: Some(lightflow_remedy::engine::Outcome::Failed { verdict }), ..
+                        }) => Some(verdict),
+                        _ => None,
+                    };
+                    serde_json::json!({
+                        "job": row.id,
+                        "asset": row.asset_id,
+                        "code": row.last_code,
+                        "attempts": row.attempts,
+                        "finished_at": row.finished_at.map(|t| t.to_string()),
+                        "kind": verdict.as_ref().map(|v| v.kind.as_str()),
+                        "reason": verdict.as_ref().map(|v| v.reason.clone()),
+                    })
+                })
+                .collect();
+            if args.json {
+                println!("{}", serde_json::Value::Array(letters));
+            } else {
+                for l in &letters {
+                    println!(
+                        "{} {} ({}, {} attempt(s), {}): {}",
+                        l["job"],
+                        l["asset"].as_str().unwrap_or_default(),
+                        l["code"].as_str().unwrap_or_default(),
+                        l["attempts"],
+                        l["kind"].as_str().unwrap_or("?"),
+                        l["reason"].as_str().unwrap_or("(payload unreadable)")
+                    );
+                }
+                println!("{} dead letter(s)", letters.len());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Stats => {
             let stats = store.stats(now).await?;
