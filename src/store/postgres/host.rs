@@ -88,7 +88,8 @@ pub(super) const RETRY_NOW: &str = concat!(
 
 /// Finished jobs, with their ledgers and references (`ON DELETE CASCADE`), and held reports, in one
 /// statement.
-pub(super) const PRUNE: &str = "WITH held AS (DELETE FROM held_reports WHERE at < $1) \
+pub(super) const PRUNE: &str = "WITH held AS (DELETE FROM held_reports WHERE at < $1), \
+     acted AS (DELETE FROM actions WHERE at < $1) \
      DELETE FROM jobs WHERE phase = 'finished' AND finished_at < $1";
 
 impl Db {

@@ -74,6 +74,8 @@ pub(super) const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE id IN \
 const PRUNE_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE reference IN \
      (SELECT reference FROM held_reports WHERE at < ?1 LIMIT ?2)";
 
+const PRUNE_ACTIONS: &str = "DELETE FROM actions WHERE id IN (SELECT id FROM actions WHERE at < ?1 LIMIT ?2)";
+
 /// How many rows one pruning transaction deletes.
 const PRUNE_BATCH: i64 = 500;
 
@@ -199,7 +201,7 @@ impl Db {
 
     pub(super) async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut jobs = 0;
-        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS] {
+        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS, PRUNE_ACTIONS] {
             loop {
                 let mut tx = self.write().await?;
                 let done = sqlx::query(sql)
