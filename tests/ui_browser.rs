@@ -127,7 +127,8 @@ async fn an_operator_sees_every_page_filters_the_jobs_and_cancels_and_retries_fr
     // The recovered job's: its resubmission in the ledger, the uuid LightFlow gave it, the rule that decided.
     open(&client, &running, "/jobs/recovered-1").await;
     let page = main_text(&client).await;
-    for word in ["Call resubmit started, key recovered-1#", "LightFlow uuid", "browser-tests.rhai", "Ended: recovered"] {
+    for word in ["Call resubmit started, key recovered-1#", "LightFlow uuid", "browser-tests.rhai", "Ended: recovered"]
+    {
         assert!(page.contains(word), "the recovered job's page shows {word}: {page}");
     }
     screenshot(&client, "ui-job.png").await;
@@ -178,12 +179,18 @@ async fn without_a_token_nothing_is_shown_and_a_forged_post_is_refused() {
     let secret_words = ["wait-1", "failed-2404", HOSTILE_ASSET, "2404", "awaiting"];
     for path in ["", "/", "/jobs", "/jobs/wait-1", "/policies", "/jobs?state=failed", "/nothing-here/x"] {
         let (status, headers, body) = running.get(path, None, None).await;
-        assert!(status == 401 || (status == 404 && path == "/nothing-here/x") || (status == 308 && path == "/"), "{path}: {status}");
+        assert!(
+            status == 401 || (status == 404 && path == "/nothing-here/x") || (status == 308 && path == "/"),
+            "{path}: {status}"
+        );
         for word in secret_words {
             assert!(!body.contains(word), "{path} shows {word} without a token");
         }
         if status == 401 {
-            assert_eq!(headers.get("content-security-policy").and_then(|v| v.to_str().ok()), Some(CONTENT_SECURITY_POLICY));
+            assert_eq!(
+                headers.get("content-security-policy").and_then(|v| v.to_str().ok()),
+                Some(CONTENT_SECURITY_POLICY)
+            );
         }
     }
     // Wrong tokens, as a bearer or at sign-in.
@@ -224,7 +231,8 @@ async fn without_a_token_nothing_is_shown_and_a_forged_post_is_refused() {
     assert!(running.store.actions(None, 10).await.unwrap().is_empty(), "no action was taken");
     // With its own CSRF token, the operator's action goes through, and is logged with who did it.
     let csrf = running.csrf_of(&session).await;
-    let (status, location) = running.post("/actions", Some(&session), &format!("csrf={csrf}&action=cancel&asset=wait-1")).await;
+    let (status, location) =
+        running.post("/actions", Some(&session), &format!("csrf={csrf}&action=cancel&asset=wait-1")).await;
     assert_eq!(status, 303, "{location}");
     let acted = running.store.actions(Some("wait-1"), 10).await.unwrap();
     assert_eq!(acted.len(), 1);
@@ -245,6 +253,12 @@ async fn until_url(client: &Client, part: &str) {
 /// `text` as one segment of a URL path.
 fn urlencode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

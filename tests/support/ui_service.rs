@@ -87,11 +87,13 @@ impl Running {
         for asset in ["wait-1", "wait-2", "wait-3"] {
             enqueue(Job::new(asset), Failure::asset(2001, "Error downloading input file").unwrap()).await;
         }
-        let hostile = Job::new(HOSTILE_ASSET).with_context(Context::new().with("tenant", "<img src=x onerror=alert(3)>"));
+        let hostile =
+            Job::new(HOSTILE_ASSET).with_context(Context::new().with("tenant", "<img src=x onerror=alert(3)>"));
         enqueue(hostile, Failure::asset(2001, HOSTILE_MESSAGE).unwrap()).await;
         enqueue(Job::new("failed-2404"), Failure::asset(2404, "Not found").unwrap()).await;
         for asset in ["awaiting-1", "recovered-1"] {
-            let parameters = format!(r#"{{"name": "{asset}", "input": {{"urlPath": "https://m.example/{asset}.mp4"}}}}"#);
+            let parameters =
+                format!(r#"{{"name": "{asset}", "input": {{"urlPath": "https://m.example/{asset}.mp4"}}}}"#);
             store.put_asset(asset, None, &parameters, now()).await.unwrap();
             enqueue(Job::new(asset), Failure::asset(2503, "Service unavailable").unwrap()).await;
         }
@@ -101,7 +103,9 @@ impl Running {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let waiting = phase_of("wait-3").await.is_some_and(|(p, _, _, wake)| p == Phase::Waiting && wake.0 > now().0 + 1_800_000);
+            let waiting = phase_of("wait-3")
+                .await
+                .is_some_and(|(p, _, _, wake)| p == Phase::Waiting && wake.0 > now().0 + 1_800_000);
             let failed = phase_of("failed-2404").await.is_some_and(|(_, o, _, _)| o.as_deref() == Some("failed"));
             let awaiting = phase_of("awaiting-1").await.is_some_and(|(p, ..)| p == Phase::Awaiting);
             let second = phase_of("recovered-1").await;
@@ -119,7 +123,8 @@ impl Running {
         let payload = store.job_of("wait-3").await.unwrap().unwrap().payload;
         let t = now();
         let new = NewJob::new("calling-1", &payload, 1, "2001", t);
-        let (_, claimed) = store.submit_and_claim(new, "replica-elsewhere", Duration::from_secs(3600), t).await.unwrap();
+        let (_, claimed) =
+            store.submit_and_claim(new, "replica-elsewhere", Duration::from_secs(3600), t).await.unwrap();
         let lease = claimed.expect("claimed at once").lease;
         let key = format!("calling-1#{}.1", lease.job);
         let ledger = [LedgerWrite::Begin { key: &key, hook: "resubmit" }];
@@ -145,7 +150,12 @@ impl Running {
     }
 
     /// `GET` of `path` under the view, with a bearer token or a session cookie: the status, headers and body.
-    pub async fn get(&self, path: &str, bearer: Option<&str>, cookie: Option<&str>) -> (u16, reqwest::header::HeaderMap, String) {
+    pub async fn get(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        cookie: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
@@ -185,7 +195,8 @@ impl Running {
     /// The CSRF token the pages give the session `cookie`.
     pub async fn csrf_of(&self, cookie: &str) -> String {
         let (_, _, page) = self.get("/jobs", None, Some(cookie)).await;
-        let at = page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
+        let at =
+            page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
         page[at..].split('"').next().unwrap().to_owned()
     }
 }
@@ -203,12 +214,12 @@ impl Browser {
     pub async fn start() -> Option<Browser> {
         let found = |names: &[&str]| {
             names.iter().find_map(|name| {
-                std::env::var_os("PATH").and_then(|paths| {
-                    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
-                })
+                std::env::var_os("PATH")
+                    .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
             })
         };
-        let (Some(driver), Some(chromium)) = (found(&["chromedriver"]), found(&["chromium", "chromium-browser"])) else {
+        let (Some(driver), Some(chromium)) = (found(&["chromedriver"]), found(&["chromium", "chromium-browser"]))
+        else {
             let why = "chromium or chromedriver is missing (apt-get install chromium chromium-driver)";
             assert!(std::env::var_os("REMEDY_REQUIRE_BROWSER").is_none(), "REMEDY_REQUIRE_BROWSER is set: {why}");
             eprintln!("\n*** the web view's browser test was SKIPPED: {why}\n");

@@ -48,7 +48,7 @@ impl Default for UiOptions {
 ///
 /// ```
 /// use axum::Router;
-/// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Remediator};
+/// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Remediator, StoreSettings};
 /// use lightflow_remedy::serve::{UiAccess, UiOptions, ui_router};
 /// use lightflow_remedy::store::{MemoryStore, Store, SystemClock};
 /// use lightflow_remedy::Policies;
@@ -65,9 +65,12 @@ impl Default for UiOptions {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-/// let remediator = Remediator::builder(Policies::defaults(), Host).store(store.clone()).build();
+/// let clock = Arc::new(SystemClock);
+/// let remediator = Remediator::builder(Policies::defaults(), Host)
+///     .store_with(store.clone(), clock.clone(), StoreSettings::default())
+///     .build();
 /// let access = UiAccess::new(vec![std::env::var("VIEWER_TOKEN").unwrap_or_default()], vec![])?;
-/// let app: Router = Router::new().nest("/ui", ui_router(remediator, store, Arc::new(SystemClock), access, UiOptions::default()));
+/// let app: Router = Router::new().nest("/ui", ui_router(remediator, store, clock, access, UiOptions::default()));
 /// # drop(app);
 /// # Ok(()) }
 /// ```
