@@ -13,6 +13,7 @@ use super::config::ServeConfig;
 use super::gateway::gateway_router;
 use super::observe::{observe_router, prometheus, watch_store};
 use super::sweeper::sweep;
+use super::ui::{UiAccess, UiOptions, ui_router};
 use crate::decide::{LivePolicies, Policies};
 use crate::engine::{Remediator, StoreSettings};
 use crate::lightflow::{
@@ -58,6 +59,9 @@ pub enum ServeError {
     /// The LightFlow client or the callback URLs could not be made.
     #[error("LightFlow: {0}")]
     LightFlow(String),
+    /// The web view's access could not be set up (its session key).
+    #[error("the web view: {0}")]
+    Ui(String),
     /// The listener could not be bound, or failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -70,7 +74,8 @@ pub enum ServeError {
 
 /// A service ready to serve: its router and its remediator.
 pub struct Service {
-    /// Everything the service answers: `/callbacks/lightflow`, `/assets`, `/healthz`, `/readyz`, `/metrics`.
+    /// Everything the service answers: `/callbacks/lightflow`, `/assets`, `/healthz`, `/readyz`, `/metrics`, and
+    /// the web view at `/ui` (unless `[ui] enabled = false`).
     pub router: Router,
     /// The remediator (for a host that adds routes of its own, e.g. the web view).
     pub remediator: Remediator<ServiceHooks>,
@@ -178,15 +183,24 @@ impl Service {
             )
             .nest(
                 "/assets",
-                gateway_router(client, urls.clone(), store.clone(), clock, tokens(&config.gateway.tokens_env)),
+                gateway_router(client, urls.clone(), store.clone(), clock.clone(), tokens(&config.gateway.tokens_env)),
             )
-            .merge(observe_router(remediator.clone(), tokens(&config.metrics.tokens_env)))
-            // No request holds a connection for long: a slow or stalled client gets a 408, and the work it began
-            // (a report written, an asset created) stands.
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                config.lightflow.timeout + Duration::from_secs(10),
-            ));
+            .merge(observe_router(remediator.clone(), tokens(&config.metrics.tokens_env)));
+        let router = if config.ui.enabled {
+            let access = ui_access(config, secrets, &*store, tokens).await?;
+            let options = UiOptions { refresh: config.ui.refresh, ..UiOptions::default() };
+            router
+                .nest("/ui", ui_router(remediator.clone(), store.clone(), clock, access, options))
+                .route("/ui/", axum::routing::get(|| async { axum::response::Redirect::permanent("/ui") }))
+        } else {
+            router
+        };
+        // No request holds a connection for long: a slow or stalled client gets a 408, and the work it began (a
+        // report written, an asset created) stands.
+        let router = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            config.lightflow.timeout + Duration::from_secs(10),
+        ));
         Ok(Service { router, remediator, store, callbacks: urls, policies, _watching: watching })
     }
 
@@ -204,6 +218,37 @@ impl Service {
         self.remediator.shutdown(deadline).await;
         served.map_err(|source| ServeError::Listen { addr, source })
     }
+}
+
+/// Where the web view's session key is kept in the store when the environment gives none.
+const UI_KEY_GUARD: &str = "remedy-ui-session-key";
+
+/// The web view's tokens, from the variables `[ui]` names, and its session key: from the environment, else the
+/// one kept in the store (made there once, so that every replica signs sessions alike).
+async fn ui_access(
+    config: &ServeConfig,
+    secrets: &dyn Secrets,
+    store: &dyn Store,
+    tokens: impl Fn(&str) -> Vec<String>,
+) -> Result<UiAccess, ServeError> {
+    let ui = |e: &dyn std::fmt::Display| ServeError::Ui(e.to_string());
+    let access = UiAccess::new(tokens(&config.ui.viewer_tokens_env), tokens(&config.ui.operator_tokens_env))
+        .map_err(|e| ui(&e))?
+        .session_lifetime(config.ui.session)
+        .secure_cookie(config.public_url().starts_with("https://"));
+    if let Some(text) = secrets.get(&config.ui.session_key_env) {
+        return access.with_key(&text).map_err(|e| ServeError::Ui(format!("{}: {e}", config.ui.session_key_env)));
+    }
+    for _ in 0..3 {
+        if let Some(kept) = store.guard(UI_KEY_GUARD).await? {
+            return access.with_key(&kept.value).map_err(|e| ui(&e));
+        }
+        let key = CallbackKey::generate().map_err(|e| ui(&e))?.to_base64();
+        if store.set_guard(UI_KEY_GUARD, None, &key).await? {
+            return access.with_key(&key).map_err(|e| ui(&e));
+        }
+    }
+    Err(ServeError::Ui("the session key kept in the store could not be read".to_owned()))
 }
 
 /// The key callback tokens are made with: from the environment, else the one kept in the store (made there

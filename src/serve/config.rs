@@ -58,6 +58,8 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     /// `/metrics`.
     pub metrics: MetricsConfig,
+    /// The operator's web view at `/ui`.
+    pub ui: UiConfig,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +76,7 @@ impl Default for ServeConfig {
             notify: NotifyConfig::default(),
             engine: EngineConfig::default(),
             metrics: MetricsConfig::default(),
+            ui: UiConfig::default(),
         }
     }
 }
@@ -169,6 +172,53 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { tokens_env: "REMEDY_METRICS_TOKENS".to_owned() }
+    }
+}
+
+/// `[ui]`: the operator's web view at `/ui`. Every page needs a token: a viewer's to look, an operator's to act
+/// (cancel, retry now). Without any token configured, every page is refused.
+///
+/// ```
+/// use lightflow_remedy::serve::ServeConfig;
+/// let config = ServeConfig::from_toml("[ui]\nviewer_tokens_env = \"TEAM_VIEW_TOKENS\"\nrefresh = \"30s\"")?;
+/// assert_eq!(config.ui.viewer_tokens_env, "TEAM_VIEW_TOKENS");
+/// assert_eq!(config.ui.operator_tokens_env, "REMEDY_UI_OPERATOR_TOKENS");
+/// assert_eq!(config.ui.refresh, std::time::Duration::from_secs(30));
+/// # Ok::<(), lightflow_remedy::serve::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct UiConfig {
+    /// Whether `/ui` is served. Default true.
+    pub enabled: bool,
+    /// The environment variable that holds the viewers' tokens (read only), separated by commas. Default
+    /// `REMEDY_UI_VIEWER_TOKENS`.
+    pub viewer_tokens_env: String,
+    /// The environment variable that holds the operators' tokens (read, cancel, retry now), separated by
+    /// commas. Default `REMEDY_UI_OPERATOR_TOKENS`.
+    pub operator_tokens_env: String,
+    /// The environment variable that holds the key sessions are signed with (32 bytes, base64). Unset or empty:
+    /// a key is made once and kept in the store, where every replica finds it. Default `REMEDY_UI_SESSION_KEY`.
+    pub session_key_env: String,
+    /// How long a sign-in lasts. Default 12 h.
+    #[serde(deserialize_with = "duration")]
+    pub session: Duration,
+    /// How often the overview reloads itself. Default 15 s.
+    #[serde(deserialize_with = "duration")]
+    pub refresh: Duration,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            viewer_tokens_env: "REMEDY_UI_VIEWER_TOKENS".to_owned(),
+            operator_tokens_env: "REMEDY_UI_OPERATOR_TOKENS".to_owned(),
+            session_key_env: "REMEDY_UI_SESSION_KEY".to_owned(),
+            session: Duration::from_secs(12 * 3600),
+            refresh: Duration::from_secs(15),
+        }
     }
 }
 
@@ -337,6 +387,9 @@ impl ServeConfig {
         if self.engine.lease < Duration::from_secs(1) {
             return Err(bad("engine.lease: at least 1s".to_owned()));
         }
+        if self.ui.refresh < Duration::from_secs(1) || self.ui.session < Duration::from_secs(60) {
+            return Err(bad("ui.refresh: at least 1s; ui.session: at least 1m".to_owned()));
+        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -362,6 +415,8 @@ mod tests {
             ("public_url = \"ftp://x\"", "public_url"),
             ("[lightflow]\ntoken = \"plain\"", "token"),
             ("store = ", "store"),
+            ("[ui]\nrefresh = \"0s\"", "ui.refresh"),
+            ("[ui]\nviewer_tokens = \"plain\"", "viewer_tokens"),
         ];
         for (text, named) in table {
             let e = ServeConfig::from_toml(text).and_then(|c| c.with_env(|_| None)).unwrap_err().to_string();

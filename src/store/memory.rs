@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::actions::{ActionRow, NewAction};
 use super::assets::{AssetRecord, LineageRow};
+use super::category::category_of;
 use super::clock::Timestamp;
 use super::error::StoreError;
 use super::judge::{Effect, Reported, judge};
@@ -16,6 +18,7 @@ use super::rows::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, LedgerWrite, ListFilter, NewJob, Phase, Renewed,
     ReportAnswer, ReportTarget, Save, Saved, Stats, Submitted,
 };
+use super::tally::{TallyRow, state_of};
 use super::{Store, StoreFuture, validate};
 
 /// Job rows in memory.
@@ -76,6 +79,8 @@ struct Rows {
     lineage_of: HashMap<String, String>,
     /// The shared guards' states.
     guards: HashMap<String, GuardRow>,
+    /// Operators' actions, oldest first.
+    actions: Vec<ActionRow>,
 }
 
 impl Rows {
@@ -460,6 +465,9 @@ impl Store for MemoryStore {
             .filter(|r| filter.phase.is_none_or(|p| r.phase == p))
             .filter(|r| filter.outcome.as_deref().is_none_or(|o| r.outcome.as_deref() == Some(o)))
             .filter(|r| filter.code.as_deref().is_none_or(|c| r.last_code == c))
+            .filter(|r| filter.asset.as_deref().is_none_or(|a| r.asset_id.contains(a)))
+            .filter(|r| filter.category.is_none_or(|c| category_of(&r.last_code) == Some(c)))
+            .skip(filter.offset)
             .take(limit)
             .cloned()
             .collect();
@@ -518,6 +526,7 @@ impl Store for MemoryStore {
             }
         }
         rows.held.retain(|_, (_, at)| *at >= before);
+        rows.actions.retain(|a| a.at >= before);
         ready(Ok(old.len() as u64))
     }
 
@@ -616,5 +625,57 @@ impl Store for MemoryStore {
             return ready(Err(e));
         }
         ready(Ok(self.rows().lineage.get(asset_id).cloned().unwrap_or_default()))
+    }
+
+    fn log_action<'a>(&'a self, action: NewAction<'a>, now: Timestamp) -> StoreFuture<'a, ()> {
+        if let Err(e) = validate::action(&action) {
+            return ready(Err(e));
+        }
+        let mut rows = self.rows();
+        let id = rows.actions.last().map_or(1, |a| a.id + 1);
+        rows.actions.push(ActionRow {
+            id,
+            at: now,
+            asset_id: action.asset_id.to_owned(),
+            job: action.job,
+            action: action.action.to_owned(),
+            role: action.role.to_owned(),
+            who: action.who.to_owned(),
+            answer: action.answer.to_owned(),
+        });
+        ready(Ok(()))
+    }
+
+    fn actions<'a>(&'a self, asset_id: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<ActionRow>> {
+        let rows = self.rows();
+        let found = rows
+            .actions
+            .iter()
+            .rev()
+            .filter(|a| asset_id.is_none_or(|id| a.asset_id == id))
+            .take(limit)
+            .cloned()
+            .collect();
+        ready(Ok(found))
+    }
+
+    fn tally(&self, since: Timestamp, bucket: Duration) -> StoreFuture<'_, Vec<TallyRow>> {
+        let width = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let rows = self.rows();
+        let mut counts: BTreeMap<(i64, &str, &str), u64> = BTreeMap::new();
+        for row in rows.jobs.values().filter(|r| r.created_at >= since) {
+            let at = row.created_at.0.div_euclid(width) * width;
+            *counts.entry((at, &row.last_code, state_of(row.outcome.as_deref()))).or_default() += 1;
+        }
+        let tally = counts
+            .into_iter()
+            .map(|((at, code, state), jobs)| TallyRow {
+                bucket: Timestamp(at),
+                code: code.to_owned(),
+                state: state.to_owned(),
+                jobs,
+            })
+            .collect();
+        ready(Ok(tally))
     }
 }

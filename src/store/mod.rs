@@ -18,10 +18,14 @@
 //! the SQLite store (`sqlite`, on by default: one file, one process) and the PostgreSQL store (`postgres`:
 //! replicas, on the database's clock). The engine's default keeps jobs as tasks in memory and needs no store at all.
 
+mod actions;
 mod assets;
+mod category;
 mod clock;
 mod error;
 pub(crate) mod judge;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod list_sql;
 mod memory;
 mod options;
 #[cfg(feature = "postgres")]
@@ -30,6 +34,7 @@ mod redact;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod tally;
 mod url;
 pub(crate) mod validate;
 
@@ -37,6 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use actions::{ActionRow, NewAction};
 pub use assets::{AssetRecord, LineageRow, MAX_PARAMETERS_BYTES};
 pub use clock::{Clock, Held, SystemClock, TimeHold, Timestamp, TokioClock};
 pub use error::StoreError;
@@ -50,6 +56,7 @@ pub use rows::{
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use tally::{RUNNING, TallyRow};
 pub use url::open_url;
 pub use validate::{MAX_ID_BYTES, MAX_REPORT_BYTES};
 
@@ -201,6 +208,30 @@ pub trait Store: Send + Sync + 'static {
     fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
         let _ = asset_id;
         Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "assets" }) })
+    }
+
+    /// Logs an operator's action (the web view's cancel and retry now), at `now`. Actions are pruned with the
+    /// jobs, after the retention period.
+    ///
+    /// The default says the store keeps no actions ([`StoreError::Unsupported`]).
+    fn log_action<'a>(&'a self, action: NewAction<'a>, now: Timestamp) -> StoreFuture<'a, ()> {
+        let _ = (action, now);
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "actions" }) })
+    }
+
+    /// The actions logged on `asset_id` (every asset's with `None`), newest first, at most `limit`.
+    fn actions<'a>(&'a self, asset_id: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<ActionRow>> {
+        let _ = (asset_id, limit);
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "actions" }) })
+    }
+
+    /// The jobs submitted since `since`, counted by interval of `bucket` (rounded down from the Unix epoch), by
+    /// the failure they remediate and by how they stand ([`TallyRow`]), in no particular order.
+    ///
+    /// The default says the store cannot count them so ([`StoreError::Unsupported`]).
+    fn tally(&self, since: Timestamp, bucket: Duration) -> StoreFuture<'_, Vec<TallyRow>> {
+        let _ = (since, bucket);
+        Box::pin(async move { Err(StoreError::Unsupported { store: self.describe(), what: "tallies" }) })
     }
 
     /// The clock every replica on this store should read due times and leases from, when the store has one of

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::clock::Timestamp;
+use crate::classify::catalogue::Category;
 
 /// The store's id of one remediation of one asset: a later job of the same asset gets another, so that
 /// idempotency keys (which carry it) are never reused.
@@ -419,6 +420,12 @@ pub struct ListFilter {
     pub code: Option<String>,
     /// At most this many (default 100).
     pub limit: Option<usize>,
+    /// Only of an asset whose id contains this text (as written: case counts).
+    pub asset: Option<String>,
+    /// Only remediating a failure of this category (the catalogue's: `2404` is storage, `http:503` api).
+    pub category: Option<Category>,
+    /// Skips this many of the jobs that match, newest first (a page further on).
+    pub offset: usize,
 }
 
 /// A shared guard's state as a store keeps it.

@@ -61,6 +61,15 @@ pub(crate) fn asset(asset_id: &str, alias: Option<&str>, parameters: &str) -> Re
     Ok(())
 }
 
+/// Refuses an action whose fields would be refused (each is short text, as an id is).
+pub(crate) fn action(action: &super::NewAction<'_>) -> Result<(), StoreError> {
+    id("asset id", action.asset_id)?;
+    id("action", action.action)?;
+    id("role", action.role)?;
+    id("who", action.who)?;
+    id("answer", action.answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! `remedy serve`: the service (callbacks, gateway, health, metrics) from a configuration file and the
-//! environment; `--demo` runs it against a simulated LightFlow over loopback HTTP.
+//! `remedy serve`: the service (callbacks, gateway, health, metrics, the web view) from a configuration file and
+//! the environment; `--demo` runs it against a simulated LightFlow over loopback HTTP, and prints an operator's
+//! token for the web view (a sign-in link that carries it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ pub struct Args {
 struct DemoSecrets {
     gateway: String,
     metrics: String,
+    operator: String,
 }
 
 impl Secrets for DemoSecrets {
@@ -45,6 +47,7 @@ impl Secrets for DemoSecrets {
         match name {
             "REMEDY_GATEWAY_TOKENS" => Some(self.gateway.clone()),
             "REMEDY_METRICS_TOKENS" => Some(self.metrics.clone()),
+            "REMEDY_UI_OPERATOR_TOKENS" => Some(self.operator.clone()),
             _ => Environment.get(name),
         }
     }
@@ -103,7 +106,8 @@ async fn serve(mut config: ServeConfig, args: &Args) -> ExitCode {
             Ok(base) => config.lightflow.base_url = base,
             Err(e) => return common::bad_input(format!("starting the simulated LightFlow: {e}")),
         }
-        demo_secrets = DemoSecrets { gateway: made_up_token("gw"), metrics: made_up_token("mx") };
+        demo_secrets =
+            DemoSecrets { gateway: made_up_token("gw"), metrics: made_up_token("mx"), operator: made_up_token("op") };
         (&demo_secrets, Some(TokenSource::fixed(lightflow_token)))
     } else {
         (&Environment, None)
@@ -122,6 +126,12 @@ async fn serve(mut config: ServeConfig, args: &Args) -> ExitCode {
     println!("  callbacks  {url}/callbacks/lightflow");
     println!("  gateway    POST {url}/assets");
     println!("  health     {url}/healthz, {url}/readyz");
+    if config.ui.enabled {
+        println!(
+            "  web view   {url}/ui (tokens from {} and {})",
+            config.ui.viewer_tokens_env, config.ui.operator_tokens_env
+        );
+    }
     if args.demo {
         println!("  LightFlow  simulated at {}", config.lightflow.base_url);
         println!("  gateway token (demo)  {}", secrets.get(&config.gateway.tokens_env).unwrap_or_default());
@@ -130,6 +140,11 @@ async fn serve(mut config: ServeConfig, args: &Args) -> ExitCode {
             secrets.get(&config.metrics.tokens_env).unwrap_or_default()
         );
         println!("  jobs       remedy jobs --store {} list", config.store);
+        if config.ui.enabled {
+            let operator = secrets.get(&config.ui.operator_tokens_env).unwrap_or_default();
+            println!("  operator token (demo)  {operator}");
+            println!("  web view, signed in as the operator:  {url}/ui/login?token={operator}");
+        }
         let gateway = secrets.get(&config.gateway.tokens_env).unwrap_or_default();
         tokio::spawn(demo::drive(url.clone(), gateway, args.demo_assets));
     }

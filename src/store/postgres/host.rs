@@ -94,7 +94,8 @@ pub(super) const PRUNE: &str = "WITH held AS (DELETE FROM held_reports WHERE at 
      gone AS (DELETE FROM assets WHERE created_at < $1 AND settled \
          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.asset_id = assets.asset_id AND jobs.phase <> 'finished') \
          RETURNING asset_id), \
-     lineage AS (DELETE FROM lineage WHERE asset_id IN (SELECT asset_id FROM gone)) \
+     lineage AS (DELETE FROM lineage WHERE asset_id IN (SELECT asset_id FROM gone)), \
+     acted AS (DELETE FROM actions WHERE at < $1) \
      DELETE FROM jobs WHERE phase = 'finished' AND finished_at < $1";
 
 impl Db {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "guards", include_str!("../../../migrations/postgres/0002_guards.sql")),
     (3, "attempts and dedupe", include_str!("../../../migrations/postgres/0003_attempts_and_dedupe.sql")),
     (4, "assets", include_str!("../../../migrations/postgres/0004_assets.sql")),
+    (5, "actions", include_str!("../../../migrations/postgres/0005_actions.sql")),
 ];
 
 /// The key space of the advisory lock taken around migrating (the two-key form), per schema: replicas that

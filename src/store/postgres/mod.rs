@@ -22,6 +22,7 @@
 //!
 //! Times are `BIGINT` milliseconds on the engine's clock, ids identities that are never reused.
 
+mod actions;
 mod assets;
 mod clock;
 mod conn;
@@ -35,6 +36,7 @@ mod open;
 #[cfg(test)]
 mod plans;
 mod read;
+mod tally;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +47,7 @@ pub use clock::DatabaseClock;
 use conn::{Db, Task};
 use hints::Listening;
 
-use crate::store::{AssetRecord, LineageRow};
+use crate::store::{ActionRow, AssetRecord, LineageRow, NewAction, TallyRow};
 use crate::store::{
     CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
     ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
@@ -385,6 +387,28 @@ impl Store for PgStore {
             validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.lineage(asset_id).await
+        })
+    }
+
+    fn log_action<'a>(&'a self, action: NewAction<'a>, now: Timestamp) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::action(&action)?;
+            let _held = self.db.held();
+            self.db.log_action(action, now).await
+        })
+    }
+
+    fn actions<'a>(&'a self, asset_id: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<ActionRow>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.actions(asset_id, limit).await
+        })
+    }
+
+    fn tally(&self, since: Timestamp, bucket: Duration) -> StoreFuture<'_, Vec<TallyRow>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.tally(since, bucket).await
         })
     }
 

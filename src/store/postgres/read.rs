@@ -3,6 +3,7 @@
 
 use super::conn::Db;
 use super::decode::{call_row, int, job_columns, job_row, n};
+use crate::store::list_sql::{Dialect, ListSql};
 use crate::store::{CallRow, JobId, JobRow, ListFilter, Stats, StoreError, Timestamp};
 
 const JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
@@ -14,13 +15,24 @@ pub(super) const JOB_OF: &str = concat!(
     " FROM jobs WHERE asset_id = $1 ORDER BY phase <> 'finished' DESC, id DESC LIMIT 1"
 );
 
-/// Each filter is off when its parameter is NULL.
-pub(super) const LIST: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM jobs WHERE ($1::text IS NULL OR phase = $1) AND ($2::text IS NULL OR outcome = $2) \
-     AND ($3::text IS NULL OR last_code = $3) ORDER BY id DESC LIMIT $4"
-);
+/// How PostgreSQL writes a list's conditions: codes compared in binary order, whatever the database's collation.
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("${n}"),
+    contains: |p| format!("strpos(asset_id, {p}) > 0"),
+    code_text: "last_code COLLATE \"C\"",
+};
+
+/// The jobs of a filter, newest first: only the conditions it sets (see [`ListSql`]).
+pub(super) fn list_sql(filter: &ListFilter) -> (String, Vec<String>) {
+    let sql = ListSql::of(filter, &DIALECT);
+    let text = format!(
+        "SELECT {} FROM jobs WHERE true{} ORDER BY id DESC {}",
+        job_columns!(),
+        sql.conditions,
+        sql.limit_offset(&DIALECT)
+    );
+    (text, sql.binds)
+}
 
 pub(super) const CALLS: &str =
     "SELECT key, hook, started_at, answered_at, answer FROM calls WHERE job_id = $1 ORDER BY id";
@@ -53,11 +65,14 @@ impl Db {
     }
 
     pub(super) async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRow>, StoreError> {
-        let rows = sqlx::query(LIST)
-            .bind(filter.phase.map(|p| p.as_str()))
-            .bind(filter.outcome.as_deref())
-            .bind(filter.code.as_deref())
+        let (sql, binds) = list_sql(filter);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query
             .bind(int(filter.limit.unwrap_or(DEFAULT_LIMIT)))
+            .bind(int(filter.offset))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;

@@ -83,6 +83,8 @@ const PRUNE_ASSETS: &str = "DELETE FROM assets WHERE asset_id IN (SELECT asset_i
      AND settled AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.asset_id = assets.asset_id AND jobs.phase <> 'finished') \
      LIMIT ?2)";
 
+const PRUNE_ACTIONS: &str = "DELETE FROM actions WHERE id IN (SELECT id FROM actions WHERE at < ?1 LIMIT ?2)";
+
 /// How many rows one pruning transaction deletes.
 const PRUNE_BATCH: i64 = 500;
 
@@ -208,7 +210,7 @@ impl Db {
 
     pub(super) async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut jobs = 0;
-        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS, PRUNE_LINEAGE, PRUNE_ASSETS] {
+        for sql in [PRUNE_JOBS, PRUNE_HELD_REPORTS, PRUNE_LINEAGE, PRUNE_ASSETS, PRUNE_ACTIONS] {
             loop {
                 let mut tx = self.write().await?;
                 let done = sqlx::query(sql)

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "guards", include_str!("../../../migrations/sqlite/0002_guards.sql")),
     (3, "attempts and dedupe", include_str!("../../../migrations/sqlite/0003_attempts_and_dedupe.sql")),
     (4, "assets", include_str!("../../../migrations/sqlite/0004_assets.sql")),
+    (5, "actions", include_str!("../../../migrations/sqlite/0005_actions.sql")),
 ];
 
 /// Where sqlx records the migrations applied.

@@ -9,6 +9,7 @@
 //! job's `wake_at` is its lease's expiry, so an expired lease is simply due); renewals one statement per
 //! batch; every write of a holder is fenced by `id`, `epoch` and `lease_owner`.
 
+mod actions;
 mod assets;
 mod conn;
 mod decode;
@@ -20,13 +21,14 @@ mod open;
 #[cfg(test)]
 mod plans;
 mod read;
+mod tally;
 
 use std::path::Path;
 use std::time::Duration;
 
 use conn::Db;
 
-use crate::store::{AssetRecord, LineageRow};
+use crate::store::{ActionRow, AssetRecord, LineageRow, NewAction, TallyRow};
 use crate::store::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
     ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
@@ -310,6 +312,28 @@ impl Store for SqliteStore {
             validate::id("asset id", asset_id)?;
             let _held = self.db.held();
             self.db.lineage(asset_id).await
+        })
+    }
+
+    fn log_action<'a>(&'a self, action: NewAction<'a>, now: Timestamp) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate::action(&action)?;
+            let _held = self.db.held();
+            self.db.log_action(action, now).await
+        })
+    }
+
+    fn actions<'a>(&'a self, asset_id: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<ActionRow>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.actions(asset_id, limit).await
+        })
+    }
+
+    fn tally(&self, since: Timestamp, bucket: Duration) -> StoreFuture<'_, Vec<TallyRow>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.tally(since, bucket).await
         })
     }
 }

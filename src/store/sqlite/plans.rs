@@ -1,7 +1,7 @@
 //! The statements that run per job or per batch are served by the indexes (no scan of `jobs`): claims and
 //! the next wake by the partial index of active jobs by `wake_at`, the rest by key.
 
-use super::{holder, host, open, read};
+use super::{actions, holder, host, open, read, tally};
 use crate::store::StoreOptions;
 
 /// What SQLite's planner does for `sql` on the store's schema.
@@ -37,5 +37,27 @@ async fn per_job_statements_use_the_indexes() {
         if let Some(index) = index {
             assert!(plan.iter().any(|step| step.contains(index)), "{what} does not use {index}: {plan:?}");
         }
+    }
+}
+
+/// The web view's reads over many jobs: a list by state or code walks its index newest first, the chart reads
+/// the covering index of submission times (never the payloads), a job's actions their own index.
+#[tokio::test]
+async fn the_web_views_reads_use_their_indexes() {
+    use crate::store::{ListFilter, Phase};
+    let by_phase = read::list_sql(&ListFilter { phase: Some(Phase::Waiting), ..ListFilter::default() }).0;
+    let by_code = read::list_sql(&ListFilter { code: Some("2404".into()), ..ListFilter::default() }).0;
+    let by_outcome = read::list_sql(&ListFilter { outcome: Some("failed".into()), ..ListFilter::default() }).0;
+    let table = [
+        ("list by phase", by_phase.as_str(), "jobs_by_phase"),
+        ("list by code", by_code.as_str(), "jobs_by_code"),
+        ("list by outcome", by_outcome.as_str(), "jobs_by_outcome"),
+        ("tally", tally::TALLY, "COVERING INDEX jobs_created"),
+        ("actions of an asset", actions::OF_ASSET, "actions_of_asset"),
+    ];
+    for (what, sql, index) in table {
+        let plan = plan(sql).await;
+        assert!(plan.iter().any(|step| step.contains(index)), "{what} does not use {index}: {plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE FOR ORDER BY")), "{what} sorts: {plan:?}");
     }
 }

@@ -3,6 +3,7 @@
 
 use super::conn::Db;
 use super::decode::{bind_id, call_row, job_columns, job_row};
+use crate::store::list_sql::{Dialect, ListSql};
 use crate::store::{CallRow, JobId, JobRow, ListFilter, Stats, StoreError, Timestamp};
 
 const JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
@@ -14,13 +15,24 @@ pub(super) const JOB_OF: &str = concat!(
     " FROM jobs WHERE asset_id = ?1 ORDER BY phase <> 'finished' DESC, id DESC LIMIT 1"
 );
 
-/// Each filter is off when its parameter is NULL.
-pub(super) const LIST: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM jobs WHERE (?1 IS NULL OR phase = ?1) AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR last_code = ?3) \
-     ORDER BY id DESC LIMIT ?4"
-);
+/// How SQLite writes a list's conditions.
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("?{n}"),
+    contains: |p| format!("instr(asset_id, {p}) > 0"),
+    code_text: "last_code",
+};
+
+/// The jobs of a filter, newest first: only the conditions it sets (see [`ListSql`]).
+pub(super) fn list_sql(filter: &ListFilter) -> (String, Vec<String>) {
+    let sql = ListSql::of(filter, &DIALECT);
+    let text = format!(
+        "SELECT {} FROM jobs WHERE 1 = 1{} ORDER BY id DESC {}",
+        job_columns!(),
+        sql.conditions,
+        sql.limit_offset(&DIALECT)
+    );
+    (text, sql.binds)
+}
 
 const CALLS: &str = "SELECT key, hook, started_at, answered_at, answer FROM calls WHERE job_id = ?1 ORDER BY id";
 
@@ -52,14 +64,13 @@ impl Db {
 
     pub(super) async fn list(&self, filter: &ListFilter) -> Result<Vec<JobRow>, StoreError> {
         let limit = i64::try_from(filter.limit.unwrap_or(DEFAULT_LIMIT)).unwrap_or(i64::MAX);
-        let rows = sqlx::query(LIST)
-            .bind(filter.phase.map(|p| p.as_str()))
-            .bind(filter.outcome.as_deref())
-            .bind(filter.code.as_deref())
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|e| self.err(e))?;
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let (sql, binds) = list_sql(filter);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit).bind(offset).fetch_all(&self.reader).await.map_err(|e| self.err(e))?;
         rows.iter().map(job_row).collect()
     }
 
