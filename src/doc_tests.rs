@@ -37,3 +37,7 @@ mod performance {}
 
 #[doc = include_str!("../docs/development.md")]
 mod development {}
+
+#[cfg(feature = "serve")]
+#[doc = include_str!("../docs/web-view.md")]
+mod web_view {}
