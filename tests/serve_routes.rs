@@ -247,4 +247,10 @@ async fn remediated_through(method: &str) {
     assert!(ended as usize <= assets.len(), "one job per failed asset at most: {stats:?}");
     let rows = store.list(&lightflow_remedy::store::ListFilter::default()).await.unwrap();
     assert!(rows.iter().all(|r| r.last_code != "1000"), "every job on its asset's own code: {rows:?}");
+    // Each job's callbacks are on its timeline: the first failure's, and its attempts'.
+    for row in &rows {
+        let logged = store.actions(Some(&row.asset_id), 100).await.unwrap();
+        let callbacks = logged.iter().filter(|a| a.role == lightflow_remedy::serve::CALLBACK_ROLE).count();
+        assert!(callbacks >= 1 + usize::from(row.attempts > 0), "{}: {logged:?}", row.asset_id);
+    }
 }

@@ -28,10 +28,13 @@ use super::sweeper::{first_failure_key, look_up};
 use crate::classify::{Callback, CallbackResult};
 use crate::engine::{Hooks, Job, Remediator, metric_names};
 use crate::lightflow::{ATTEMPT_PARAM, CallbackUrls, LightFlowClient};
-use crate::store::StoreError;
+use crate::store::{Clock, StoreError};
 
 /// The largest callback body taken.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+/// The role under which LightFlow's callbacks are logged beside the operators' actions (for a job's timeline).
+pub const CALLBACK_ROLE: &str = "lightflow";
 
 /// Refused callbacks, by `reason`.
 pub const CALLBACKS_REFUSED: &str = "remedy_callbacks_refused_total";
@@ -121,7 +124,13 @@ async fn receive<H: Hooks>(
             return refused("attempt", &why.to_string());
         }
         return match receiver.remediator.report_callback(&callback).await {
-            Ok(Some(answer)) => Reply::json(StatusCode::OK, json!(answer)),
+            Ok(Some(answer)) => {
+                if let (Some(job), Some(key)) = (answer_job(&answer), callback.param(ATTEMPT_PARAM)) {
+                    let asset = key.rsplit_once('#').map_or(key, |(asset, _)| asset);
+                    log_callback(&receiver.remediator, asset, Some(job), &callback, answer.as_str()).await;
+                }
+                Reply::json(StatusCode::OK, json!(answer))
+            }
             Ok(None) => Reply::json(StatusCode::OK, json!({ "answer": "not_ended" })),
             Err(e) => store_error(e),
         };
@@ -153,6 +162,7 @@ async fn first_end<H: Hooks>(receiver: &Receiver<H>, asset: &str, callback: &Cal
     if let (Some(client), Some(store)) = (&receiver.client, remediator.store())
         && without_code(&failure)
     {
+        log_callback(remediator, asset, None, callback, "its code asked of LightFlow").await;
         // The asset's own failure is asked of LightFlow, off the request; until it is known the asset stays open,
         // and the sweeper asks again.
         let (remediator, store, client, asset) = (remediator.clone(), store.clone(), client.clone(), asset.to_owned());
@@ -168,11 +178,48 @@ async fn first_end<H: Hooks>(receiver: &Receiver<H>, asset: &str, callback: &Cal
     match remediator.enqueue_once(Job::new(asset), failure, &dedupe).await {
         Ok(handle) => {
             settle(remediator, asset).await;
+            log_callback(remediator, asset, None, callback, if handle.is_joined() { "joined" } else { "enqueued" })
+                .await;
             metrics::counter!(metric_names::REPORTS, "answer" => "enqueued").increment(1);
             let joined = handle.is_joined();
             Reply::json(StatusCode::ACCEPTED, json!({ "answer": if joined { "joined" } else { "enqueued" } }))
         }
         Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, &format!("the job could not be written: {e}")),
+    }
+}
+
+/// The job a report's answer names, if any.
+fn answer_job(answer: &crate::store::ReportAnswer) -> Option<crate::store::JobId> {
+    use crate::store::ReportAnswer as A;
+    match *answer {
+        A::Applied { job }
+        | A::Early { job }
+        | A::Duplicate { job }
+        | A::OlderAttempt { job }
+        | A::Finished { job }
+        | A::Ambiguous { job } => Some(job),
+        A::Held | A::Unknown => None,
+    }
+}
+
+/// Logs a callback that reached a job, for its timeline (what it said, and what became of it).
+async fn log_callback<H: Hooks>(
+    remediator: &Remediator<H>,
+    asset: &str,
+    job: Option<crate::store::JobId>,
+    callback: &Callback,
+    answer: &str,
+) {
+    let Some(store) = remediator.store() else { return };
+    let said = match &callback.failure {
+        Some(failure) => format!("{} {}", callback.status.as_str(), failure.key()),
+        None => callback.status.as_str().to_owned(),
+    };
+    let action =
+        crate::store::NewAction { asset_id: asset, job, action: "callback", role: CALLBACK_ROLE, who: &said, answer };
+    let now = store.own_clock().map_or_else(|| crate::store::SystemClock.now(), |c| c.now());
+    if let Err(e) = store.log_action(action, now).await {
+        tracing::debug!(asset, error = %e, "a callback could not be logged for the job's timeline");
     }
 }
 

@@ -24,7 +24,7 @@ mod sweeper;
 mod ui;
 
 pub use app::{BuildOptions, Environment, Secrets, ServeError, Service, ServiceHooks};
-pub use callbacks::{CALLBACKS_REFUSED, MAX_CALLBACK_BYTES, callback_router, callback_router_asking};
+pub use callbacks::{CALLBACK_ROLE, CALLBACKS_REFUSED, MAX_CALLBACK_BYTES, callback_router, callback_router_asking};
 pub use config::{
     CallbacksConfig, ConfigError, ENV_OVERRIDES, EngineConfig, GatewayConfig, LightFlowConfig, MetricsConfig,
     NotifyConfig, ServeConfig, UiConfig,

@@ -19,6 +19,7 @@ use super::state::View;
 use crate::classify::FailureKey;
 use crate::classify::catalogue::Downstream;
 use crate::engine::BreakerState;
+use crate::serve::callbacks::CALLBACK_ROLE;
 use crate::store::{Stats, TallyRow, Timestamp};
 
 /// The hours the chart and the tables cover.
@@ -34,8 +35,10 @@ pub(crate) async fn page(State(view): State<Arc<View>>, seen: Seen) -> Response 
     let (stats, tally, actions) = tokio::join!(
         view.store.stats(now),
         view.store.tally(since, Duration::from_millis(HOUR_MS as u64)),
-        view.store.actions(None, 8),
+        view.store.actions(None, 32),
     );
+    // LightFlow's callbacks are logged beside the operators' actions, for the jobs' timelines; not listed here.
+    let actions = actions.map(|all| all.into_iter().filter(|a| a.role != CALLBACK_ROLE).take(8).collect::<Vec<_>>());
     let csrf = view.access.csrf(&who);
     let refresh = Some(view.refresh.as_secs().max(1));
     let frame =

@@ -7,6 +7,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::layout::at;
+use crate::serve::callbacks::CALLBACK_ROLE;
 use crate::store::{ActionRow, CallRow, JobRow, LineageRow, Timestamp};
 
 /// One moment of the timeline.
@@ -50,7 +51,14 @@ pub(crate) fn timeline(row: &JobRow, calls: &[CallRow], lineage: &[LineageRow], 
             what: html! { "LightFlow uuid " code { (l.reference) } " (attempt " code { (l.attempt_key) } ")" },
         });
     }
-    for a in actions.iter().filter(|a| a.at >= row.created_at) {
+    for a in actions.iter().filter(|a| a.at >= row.created_at && a.role == CALLBACK_ROLE) {
+        moments.push(Moment {
+            at: a.at,
+            kind: "",
+            what: html! { "Callback from LightFlow, " strong { (a.who) } ": " (a.answer) },
+        });
+    }
+    for a in actions.iter().filter(|a| a.at >= row.created_at && a.role != CALLBACK_ROLE) {
         moments.push(Moment {
             at: a.at,
             kind: "action",
