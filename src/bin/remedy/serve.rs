@@ -97,6 +97,12 @@ async fn serve(mut config: ServeConfig, args: &Args) -> ExitCode {
     };
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{addr}"));
+        if !args.demo {
+            tracing::warn!(
+                "public_url is not set: callback URLs point at http://{addr}, which LightFlow reaches only if it is \
+                 this machine's public address; set public_url (or REMEDY_PUBLIC_URL) to the URL LightFlow calls"
+            );
+        }
     }
     let url = config.public_url();
     let demo_secrets;
