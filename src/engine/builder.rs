@@ -41,6 +41,7 @@ pub struct RemediatorBuilder<H> {
     breaker: Option<BreakerConfig>,
     event_capacity: usize,
     await_result: Duration,
+    metrics: bool,
     pub(super) store: Option<StoreChoice>,
 }
 
@@ -55,8 +56,31 @@ impl<H: Hooks> RemediatorBuilder<H> {
             breaker: Some(BreakerConfig::default()),
             event_capacity: 1024,
             await_result: DEFAULT_AWAIT_RESULT,
+            metrics: false,
             store: None,
         }
+    }
+
+    /// Gives the remediator's counts to the [`metrics`] facade as well ([`metric_names`](super::metric_names)),
+    /// for a host that installs an exporter; off by default (labels are made for every decision and hook call).
+    /// `remedy serve` turns it on.
+    ///
+    /// ```
+    /// # use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Remediator};
+    /// # use lightflow_remedy::Policies;
+    /// # use serde_json::{Map, Value};
+    /// # struct Host;
+    /// # impl Hooks for Host {
+    /// #     async fn resubmit(&self, _: &Job, _: &Map<String, Value>, _: &AttemptKey<'_>) -> Result<Attempt, HookError> {
+    /// #         Ok(Attempt::Succeeded)
+    /// #     }
+    /// # }
+    /// let remediator = Remediator::builder(Policies::defaults(), Host).metrics(true).build();
+    /// # drop(remediator);
+    /// ```
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
     }
 
     /// How long a hook call may take; longer is a failure of kind `timeout`, which policies can match.
@@ -122,7 +146,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 hook_slots: Semaphore::new(self.max_concurrent_hook_calls),
                 budget: self.budget,
                 breakers: self.breaker.map(Breakers::new),
-                counters: Counters::default(),
+                counters: Counters::new(self.metrics),
                 events,
                 listened: AtomicBool::new(false),
                 jobs: Mutex::new(Registry::default()),

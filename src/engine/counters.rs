@@ -1,6 +1,6 @@
-//! Counters since the remediator was built, and the [`CounterSnapshot`] a host reads. Each count is also
-//! given to the [`metrics`] facade (names in [`super::metric_names`]), so that a host that installs an exporter
-//! (Prometheus, StatsD, ...) sees them; without one, the facade does nothing.
+//! Counters since the remediator was built, and the [`CounterSnapshot`] a host reads. With
+//! [`RemediatorBuilder::metrics`](super::RemediatorBuilder::metrics), each count is also given to the [`metrics`]
+//! facade (names in [`super::metric_names`]), for a host that installs an exporter (Prometheus, StatsD, ...).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -32,6 +32,8 @@ pub(crate) struct Counters {
     hook_errors: AtomicU64,
     hook_panics: AtomicU64,
     takeovers: AtomicU64,
+    /// Whether the counts go to the `metrics` facade too.
+    metrics: bool,
 }
 
 /// The counts that are not zero, by key; `keys` in the order of `counts`.
@@ -40,32 +42,47 @@ fn nonzero<K: Ord, const N: usize>(keys: [K; N], counts: &[AtomicU64; N]) -> BTr
 }
 
 impl Counters {
+    /// Counters, given to the `metrics` facade too when `metrics`.
+    pub(crate) fn new(metrics: bool) -> Self {
+        Counters { metrics, ..Counters::default() }
+    }
+
     pub(crate) fn decision(&self, key: FailureKey, action: ActionKind) {
         self.decisions.bump(key, action);
-        metrics::counter!(names::DECISIONS, "code" => key.to_string(), "action" => action.as_str()).increment(1);
+        if self.metrics {
+            metrics::counter!(names::DECISIONS, "code" => key.to_string(), "action" => action.as_str()).increment(1);
+        }
     }
 
     pub(crate) fn budget_refusal(&self) {
         self.budget_refusals.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(names::BUDGET_REFUSALS).increment(1);
+        if self.metrics {
+            metrics::counter!(names::BUDGET_REFUSALS).increment(1);
+        }
     }
 
     pub(crate) fn breaker(&self, downstream: Downstream, to: BreakerState) {
         bump(&self.breaker_transitions, (downstream, to));
-        metrics::counter!(names::BREAKER_TRANSITIONS, "downstream" => downstream.as_str(), "to" => to.as_str())
-            .increment(1);
-        let open = if to == BreakerState::Closed { 0.0 } else { 1.0 };
-        metrics::gauge!(names::BREAKER_OPEN, "downstream" => downstream.as_str()).set(open);
+        if self.metrics {
+            metrics::counter!(names::BREAKER_TRANSITIONS, "downstream" => downstream.as_str(), "to" => to.as_str())
+                .increment(1);
+            let open = if to == BreakerState::Closed { 0.0 } else { 1.0 };
+            metrics::gauge!(names::BREAKER_OPEN, "downstream" => downstream.as_str()).set(open);
+        }
     }
 
     pub(crate) fn outcome(&self, kind: OutcomeKind) {
         self.outcomes[kind as usize].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(names::OUTCOMES, "outcome" => kind.as_str()).increment(1);
+        if self.metrics {
+            metrics::counter!(names::OUTCOMES, "outcome" => kind.as_str()).increment(1);
+        }
     }
 
     pub(crate) fn hook_call(&self, hook: HookName) {
         self.hook_calls[hook as usize].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(names::HOOK_CALLS, "hook" => hook.as_str()).increment(1);
+        if self.metrics {
+            metrics::counter!(names::HOOK_CALLS, "hook" => hook.as_str()).increment(1);
+        }
     }
 
     /// A hook call's answer (`answer`: `ok`, `timeout`, `error`, `panic`, `interrupted`) after `seconds`.
@@ -76,12 +93,23 @@ impl Counters {
             "panic" => self.hook_panics.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
-        metrics::histogram!(names::HOOK_SECONDS, "hook" => hook.as_str(), "answer" => answer).record(seconds);
+        if self.metrics {
+            metrics::histogram!(names::HOOK_SECONDS, "hook" => hook.as_str(), "answer" => answer).record(seconds);
+        }
+    }
+
+    /// A report handed to the remediator, and its answer.
+    pub(crate) fn report(&self, answer: &'static str) {
+        if self.metrics {
+            metrics::counter!(names::REPORTS, "answer" => answer).increment(1);
+        }
     }
 
     pub(crate) fn takeover(&self) {
         self.takeovers.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(names::TAKEOVERS).increment(1);
+        if self.metrics {
+            metrics::counter!(names::TAKEOVERS).increment(1);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> CounterSnapshot {

@@ -1,5 +1,6 @@
-//! The names of the metrics the engine gives to the [`metrics`] facade, and their labels. A host installs any
-//! exporter (`remedy serve` serves Prometheus' text at `/metrics`); without one, recording does nothing.
+//! The names of the metrics the engine gives to the [`metrics`] facade when built with
+//! [`RemediatorBuilder::metrics`](super::RemediatorBuilder::metrics), and their labels. A host installs any
+//! exporter (`remedy serve` serves Prometheus' text at `/metrics`).
 //!
 //! ```
 //! use lightflow_remedy::engine::metric_names;

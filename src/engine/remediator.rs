@@ -263,7 +263,7 @@ impl<H: Hooks> Remediator<H> {
             Err(StoreError::Invalid { .. }) => "refused",
             Err(_) => "store_error",
         };
-        metrics::counter!(super::metric_names::REPORTS, "answer" => name).increment(1);
+        self.inner.counters.report(name);
         answer
     }
 

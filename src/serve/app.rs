@@ -160,6 +160,7 @@ impl Service {
             ..StoreSettings::default()
         };
         let remediator = Remediator::builder(policies.clone(), hooks)
+            .metrics(true)
             .hook_timeout(config.engine.hook_timeout)
             .await_result(config.engine.await_result)
             .store_with(store.clone(), clock.clone(), settings)
