@@ -65,6 +65,19 @@ impl Failure {
         .with_note(format!("no assetError code was given: {} stands for \"no code\"", Failure::NO_CODE))
     }
 
+    /// Whether this is an asset failure that came without a code ([`Failure::asset_without_code`]): LightFlow's
+    /// `GET` callback says `error` and nothing more, and the asset's own `assetError` is worth asking for.
+    ///
+    /// ```
+    /// use lightflow_remedy::Failure;
+    /// assert!(Failure::asset_without_code("no assetError").carries_no_code());
+    /// assert!(!Failure::asset(2404, "not found")?.carries_no_code());
+    /// # Ok::<(), lightflow_remedy::ClassifyError>(())
+    /// ```
+    pub fn carries_no_code(&self) -> bool {
+        self.key == FailureKey::asset(Failure::NO_CODE)
+    }
+
     /// A failure of an asset with the given `assetError.code`.
     ///
     /// ```

@@ -92,7 +92,7 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
         }
     };
     let report = match reported {
-        Some(Reported::Failed { failure }) if without_code(&failure) => {
+        Some(Reported::Failed { failure }) if failure.carries_no_code() => {
             match ask_for_the_code(inner, job, st, cell, &awaiting).await {
                 Ok(Some(report)) => report,
                 Ok(None) => Reported::Failed { failure },
@@ -151,12 +151,6 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
         }
         Reported::Canceled => Some(cancelled(st)),
     }
-}
-
-/// Whether a reported failure carries no code of its own (LightFlow's `GET` callback says `error` and nothing
-/// more): the asset's `assetError` is asked for before deciding on [`Failure::NO_CODE`].
-fn without_code(failure: &Failure) -> bool {
-    failure.kind() == crate::classify::FailureKind::Asset && failure.code() == Failure::NO_CODE
 }
 
 /// Asks the host's `check` what the attempt's asset failed with, for a report that said only that it failed:

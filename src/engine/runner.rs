@@ -268,8 +268,7 @@ async fn pruner<H: Hooks>(weak: Weak<Inner<H>>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let Some(d) = &inner.durable else { return };
-        let before =
-            Timestamp(d.now().0.saturating_sub(i64::try_from(d.settings.retention.as_millis()).unwrap_or(i64::MAX)));
+        let before = d.now().before(d.settings.retention);
         if let Err(e) = d.store.prune(before).await {
             tracing::warn!(store = %d.store.describe(), error = %e, "pruning finished jobs failed");
         }

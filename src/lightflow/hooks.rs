@@ -184,16 +184,22 @@ impl<B: AssetBook> LightFlowHooks<B> {
 /// Puts `entry` in `parameters.callbacks`, in place of the entries of `urls` an earlier attempt left there;
 /// the host's own entries stay.
 fn set_callback(params: &mut Map<String, Value>, entry: CallbackEntry, urls: &CallbackUrls) -> Result<(), String> {
+    let list = callbacks_of(params).map_err(|e| format!("its recorded {e}"))?;
+    list.retain(|e| !e.get("url").and_then(Value::as_str).is_some_and(|url| urls.is_ours(url)));
+    list.push(entry.to_json());
+    Ok(())
+}
+
+/// The `callbacks` array of LightFlow's `parameters` (made if missing or null); `Err` when it is something else.
+pub(crate) fn callbacks_of(params: &mut Map<String, Value>) -> Result<&mut Vec<Value>, String> {
     let callbacks = params.entry("callbacks").or_insert_with(|| Value::Array(Vec::new()));
     if callbacks.is_null() {
         *callbacks = Value::Array(Vec::new());
     }
-    let Value::Array(list) = callbacks else {
-        return Err("its recorded `parameters.callbacks` is not an array".to_owned());
-    };
-    list.retain(|e| !e.get("url").and_then(Value::as_str).is_some_and(|url| urls.is_ours(url)));
-    list.push(entry.to_json());
-    Ok(())
+    match callbacks {
+        Value::Array(list) => Ok(list),
+        _ => Err("`parameters.callbacks` is not an array".to_owned()),
+    }
 }
 
 impl<B: AssetBook> Hooks for LightFlowHooks<B> {

@@ -61,6 +61,7 @@ pub use callback_url::{
 };
 pub use client::{LightFlowClient, LightFlowClientBuilder};
 pub use error::ClientError;
+pub(crate) use hooks::callbacks_of;
 pub use hooks::{LightFlowHooks, UUID_META};
 pub use merge_patch::{merge_members, merge_patch};
 pub use notify::Webhook;

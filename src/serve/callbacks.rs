@@ -160,7 +160,7 @@ async fn first_end<H: Hooks>(receiver: &Receiver<H>, asset: &str, callback: &Cal
         }
     };
     if let (Some(client), Some(store)) = (&receiver.client, remediator.store())
-        && without_code(&failure)
+        && failure.carries_no_code()
     {
         log_callback(remediator, asset, None, callback, "its code asked of LightFlow").await;
         // The asset's own failure is asked of LightFlow, off the request; until it is known the asset stays open,
@@ -240,9 +240,4 @@ fn store_error(e: StoreError) -> Response {
             reply(StatusCode::SERVICE_UNAVAILABLE, "the store cannot take the report now: call again later")
         }
     }
-}
-
-/// Whether a reported failure carries no code of its own.
-fn without_code(failure: &crate::Failure) -> bool {
-    failure.kind() == crate::classify::FailureKind::Asset && failure.code() == crate::Failure::NO_CODE
 }

@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 use super::reply::{Reply, reply};
 use super::sweeper::CREATED;
 use crate::classify::FailureKind;
-use crate::lightflow::{CallbackUrls, ClientError, LightFlowClient};
+use crate::lightflow::{CallbackUrls, ClientError, LightFlowClient, callbacks_of};
 use crate::store::{Clock, MAX_PARAMETERS_BYTES, Store};
 
 /// The header that names the asset's id in the service.
@@ -183,12 +183,7 @@ fn read_parameters(body: &[u8]) -> Result<Map<String, Value>, String> {
 
 /// Adds the asset's callback entry to `parameters.callbacks`, beside the caller's own.
 fn add_callback(parameters: &mut Map<String, Value>, urls: &CallbackUrls, asset_id: &str) -> Result<(), String> {
-    let callbacks = parameters.entry("callbacks").or_insert_with(|| Value::Array(Vec::new()));
-    if callbacks.is_null() {
-        *callbacks = Value::Array(Vec::new());
-    }
-    let Value::Array(list) = callbacks else { return Err("`parameters.callbacks` is not an array".to_owned()) };
-    list.push(urls.asset_entry(asset_id).to_json());
+    callbacks_of(parameters)?.push(urls.asset_entry(asset_id).to_json());
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::classify::AssetStatus;
 use crate::engine::{Hooks, Job, Remediator};
 use crate::lightflow::LightFlowClient;
-use crate::store::{Clock, Store, Timestamp};
+use crate::store::{Clock, Store};
 
 /// The lineage row the gateway writes for an asset it made: its first uuid.
 pub(crate) const CREATED: &str = "#created";
@@ -31,8 +31,7 @@ pub(crate) fn sweep<H: Hooks>(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-            let before = Timestamp(clock.now().0.saturating_sub(after_ms));
+            let before = clock.now().before(after);
             let open = match store.open_assets(before, 100).await {
                 Ok(open) => open,
                 Err(e) => {

@@ -18,6 +18,17 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
+    /// This moment minus `d` (saturating).
+    ///
+    /// ```
+    /// use lightflow_remedy::store::Timestamp;
+    /// use std::time::Duration;
+    /// assert_eq!(Timestamp(10_000).before(Duration::from_secs(3)), Timestamp(7_000));
+    /// ```
+    pub fn before(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
     /// How long from `earlier` to this moment (zero if `earlier` is later).
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

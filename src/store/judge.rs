@@ -2,7 +2,10 @@
 //! Each store finds the job the report names (by asset, by reference, or by id) and its row's few columns;
 //! [`judge`] says what the report does; the store does it in the same transaction.
 
+use std::str::FromStr;
+
 use super::clock::Timestamp;
+use super::error::StoreError;
 use super::rows::{JobId, Phase, ReportAnswer, ReportTarget};
 
 /// The columns of a job's row a report is judged against.
@@ -22,6 +25,32 @@ pub(crate) struct Reported<'a> {
     pub(crate) has_report: bool,
     /// Whether a holder's lease is on the row (a job at rest has none).
     pub(crate) held: bool,
+}
+
+/// The columns a database store reads for a report, as its driver gives them: id, phase, attempts, attempt,
+/// attempt_at, reference, whether a report is on the row, whether a lease is.
+pub(crate) type ReportedColumns = (i64, String, i64, i64, Option<i64>, Option<String>, bool, bool);
+
+impl<'a> Reported<'a> {
+    /// The row a database store read; a value this build cannot read is [`StoreError::Corrupt`].
+    pub(crate) fn from_columns(columns: &'a ReportedColumns) -> Result<Reported<'a>, StoreError> {
+        let (id, phase, attempts, attempt, attempt_at, reference, has_report, held) = columns;
+        let job = u64::try_from(*id)
+            .map(JobId)
+            .map_err(|_| StoreError::Corrupt { job: 0, reason: format!("job id {id}") })?;
+        let corrupt = |reason: String| StoreError::Corrupt { job: job.0, reason };
+        let count = |v: i64| u32::try_from(v).map_err(|_| corrupt(format!("attempt {v}")));
+        Ok(Reported {
+            job,
+            phase: Phase::from_str(phase).map_err(|e| corrupt(format!("column `phase`: {e}")))?,
+            attempts: count(*attempts)?,
+            attempt: count(*attempt)?,
+            attempt_at: attempt_at.map(Timestamp),
+            reference: reference.as_deref(),
+            has_report: *has_report,
+            held: *held,
+        })
+    }
 }
 
 /// What a store does with a report, beside its answer.

@@ -44,7 +44,7 @@ pub struct MemoryStore {
     rows: Mutex<Rows>,
     /// The most reports for unknown references held, and for how long (milliseconds).
     max_held: u64,
-    held_life: i64,
+    held_life: Duration,
 }
 
 impl Default for MemoryStore {
@@ -170,8 +170,8 @@ impl Rows {
 
     /// Holds a report for a reference no job has named yet, within the cap and the life of held reports:
     /// whether it was held without dropping another.
-    fn hold_report(&mut self, reference: &str, report: &str, now: Timestamp, max: u64, life: i64) -> bool {
-        let oldest_kept = Timestamp(now.0.saturating_sub(life));
+    fn hold_report(&mut self, reference: &str, report: &str, now: Timestamp, max: u64, life: Duration) -> bool {
+        let oldest_kept = now.before(life);
         self.held.retain(|_, (_, at)| *at >= oldest_kept);
         let mut room = true;
         while !self.held.contains_key(reference) && self.held.len() as u64 >= max {
@@ -198,7 +198,7 @@ impl MemoryStore {
         MemoryStore {
             rows: Mutex::default(),
             max_held: options.max_held_reports.max(1),
-            held_life: i64::try_from(options.held_report_life.as_millis()).unwrap_or(i64::MAX),
+            held_life: options.held_report_life,
         }
     }
 

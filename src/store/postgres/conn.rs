@@ -28,7 +28,7 @@ pub(super) struct Db {
     pub(super) held_dropped: std::sync::atomic::AtomicU64,
     /// The most held reports, and their life in milliseconds.
     pub(super) max_held: u64,
-    pub(super) held_life: i64,
+    pub(super) held_life: std::time::Duration,
 }
 
 impl Db {

@@ -8,10 +8,10 @@ use sqlx::Transaction;
 use sqlx::postgres::Postgres;
 
 use super::conn::Db;
-use super::decode::{int, job_id, phase};
+use super::decode::{int, job_id};
 use super::hints::send_hint;
 use super::holder::{LOCK_REFERENCE, REFERENCE_LOCKS};
-use crate::store::judge::{Effect, Reported, judge};
+use crate::store::judge::{Effect, Reported, ReportedColumns, judge};
 use crate::store::{CancelAnswer, ReportAnswer, ReportTarget, StoreError, Timestamp};
 
 /// The columns a report is judged against ([`judge`]).
@@ -122,9 +122,8 @@ impl Db {
             ReportTarget::Reference(reference) => sqlx::query_as(REPORTED_BY_REFERENCE).bind(reference.to_owned()),
             ReportTarget::Attempt { job, .. } => sqlx::query_as(REPORTED_BY_ID).bind(int(job.0)),
         };
-        type Found = (i64, String, i64, i64, Option<i64>, Option<String>, bool, bool);
-        let found: Option<Found> = query.fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
-        let Some((id, phase_text, attempts, attempt, attempt_at, reference, has_report, held)) = found else {
+        let found: Option<ReportedColumns> = query.fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
+        let Some(columns) = found else {
             let answer = match target {
                 ReportTarget::Reference(reference) => self.hold_report(&mut tx, reference, result, now).await?,
                 _ => ReportAnswer::Unknown,
@@ -132,19 +131,8 @@ impl Db {
             self.commit(tx).await?;
             return Ok(answer);
         };
-        let job = job_id(id)?;
-        let count =
-            |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { job: job.0, reason: format!("attempt {v}") });
-        let row = Reported {
-            job,
-            phase: phase(&phase_text, job.0)?,
-            attempts: count(attempts)?,
-            attempt: count(attempt)?,
-            attempt_at: attempt_at.map(Timestamp),
-            reference: reference.as_deref(),
-            has_report,
-            held,
-        };
+        let row = Reported::from_columns(&columns)?;
+        let id = columns.0;
         let (answer, effect) = judge(target, &row);
         let update = match effect {
             Effect::None => None,
@@ -170,7 +158,7 @@ impl Db {
         result: &str,
         now: Timestamp,
     ) -> Result<ReportAnswer, StoreError> {
-        let oldest_kept = now.0.saturating_sub(self.held_life);
+        let oldest_kept = now.before(self.held_life).0;
         sqlx::query(EXPIRE_HELD_REPORTS).bind(oldest_kept).execute(&mut **tx).await.map_err(|e| self.err(e))?;
         let others: i64 = sqlx::query_scalar(COUNT_HELD_REPORTS)
             .bind(reference)

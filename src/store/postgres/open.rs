@@ -111,7 +111,7 @@ pub(super) async fn open(url: &str, options: &StoreOptions) -> Result<Opened, St
         hints: channel,
         held_dropped: Default::default(),
         max_held: options.max_held_reports.max(1),
-        held_life: i64::try_from(options.held_report_life.as_millis()).unwrap_or(i64::MAX),
+        held_life: options.held_report_life,
     });
     let (clock, reader) = clock::start(&db).await?;
     let listening = match &db.hints {

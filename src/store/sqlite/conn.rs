@@ -37,7 +37,7 @@ pub(super) struct Db {
     pub(super) held_dropped: AtomicU64,
     /// The most held reports, and their life in milliseconds.
     pub(super) max_held: u64,
-    pub(super) held_life: i64,
+    pub(super) held_life: std::time::Duration,
 }
 
 /// What makes a file the same file: its device and inode.

@@ -90,6 +90,6 @@ pub(super) async fn open(location: &Path, options: &StoreOptions) -> Result<Db, 
         gone: Default::default(),
         held_dropped: Default::default(),
         max_held: options.max_held_reports.max(1),
-        held_life: i64::try_from(options.held_report_life.as_millis()).unwrap_or(i64::MAX),
+        held_life: options.held_report_life,
     })
 }
