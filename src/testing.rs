@@ -325,7 +325,7 @@ pub fn run_job_with(
         // The fake's clock starts with the job.
         let hooks = FakeHooks { start: Instant::now(), script: hooks.script };
         let remediator = setup(Remediator::builder(policies, hooks.clone()).without_circuit_breaker()).build();
-        let handle = remediator.submit(job, failure).unwrap_or_else(|e| panic!("{e}"));
+        let handle = remediator.enqueue(job, failure).await.unwrap_or_else(|e| panic!("{e}"));
         let outcome = handle.await;
         Run { outcome, calls: hooks.calls() }
     })

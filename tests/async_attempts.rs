@@ -39,13 +39,17 @@ async fn a_submitted_attempt_waits_for_its_report_without_a_hook_slot() {
     }
     // One hook slot for five jobs: they all get submitted, since none holds a slot while it waits.
     let r = Remediator::builder(once(), hooks.clone()).without_circuit_breaker().max_concurrent_hook_calls(1).build();
-    let handles: Vec<_> = (0..5).map(|i| r.submit(Job::new(format!("a{i}")), asset(2001)).unwrap()).collect();
+    let mut handles = Vec::new();
+    for i in 0..5 {
+        handles.push(r.enqueue(Job::new(format!("a{i}")), asset(2001)).await.unwrap());
+    }
     tokio::time::sleep(secs(120)).await;
     assert_eq!(hooks.calls().iter().filter(|c| c.hook == HookName::Resubmit).count(), 5);
     for i in 0..5 {
         let reference = format!("uuid-{i}");
         let id = format!("a{i}");
-        let target = if i % 2 == 0 { ReportTarget::Reference(&reference) } else { ReportTarget::Asset(&id) };
+        let target =
+            if i % 2 == 0 { ReportTarget::Reference(&reference) } else { ReportTarget::AssetEndedAt(&id, r.now()) };
         let answer = r.report(target, Reported::Succeeded).await.unwrap();
         assert!(matches!(answer, ReportAnswer::Applied { .. }), "a{i}: {answer:?}");
     }
@@ -58,7 +62,7 @@ async fn a_submitted_attempt_waits_for_its_report_without_a_hook_slot() {
 async fn a_reported_failure_is_decided_on() {
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1"), submit("u2")]);
     let r = remediator(once(), hooks.clone());
-    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(61)).await;
     let answer = r.report(ReportTarget::Reference("u1"), Reported::Failed { failure: asset(2001) }).await.unwrap();
     assert!(matches!(answer, ReportAnswer::Applied { .. }));
@@ -67,7 +71,8 @@ async fn a_reported_failure_is_decided_on() {
     // A late duplicate of u1's result is about an older attempt now.
     let late = r.report(ReportTarget::Reference("u1"), Reported::Succeeded).await.unwrap();
     assert!(matches!(late, ReportAnswer::OlderAttempt { .. }), "{late:?}");
-    let answer = r.report(ReportTarget::Asset("a"), Reported::Failed { failure: asset(2404) }).await.unwrap();
+    let answer =
+        r.report(ReportTarget::AssetEndedAt("a", r.now()), Reported::Failed { failure: asset(2404) }).await.unwrap();
     assert!(matches!(answer, ReportAnswer::Applied { .. }));
     match handle.await {
         Outcome::Failed { verdict } => assert_eq!(verdict.kind, VerdictKind::Policy),
@@ -83,10 +88,11 @@ async fn a_reported_failure_is_decided_on() {
 async fn duplicate_reports_change_nothing() {
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1")]);
     let r = remediator(once(), hooks);
-    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(61)).await;
     let first = r.report(ReportTarget::Reference("u1"), Reported::Succeeded).await.unwrap();
-    let second = r.report(ReportTarget::Asset("a"), Reported::Failed { failure: asset(2404) }).await.unwrap();
+    let by_asset = ReportTarget::AssetEndedAt("a", r.now());
+    let second = r.report(by_asset, Reported::Failed { failure: asset(2404) }).await.unwrap();
     assert!(matches!(first, ReportAnswer::Applied { .. }));
     assert!(matches!(second, ReportAnswer::Duplicate { .. } | ReportAnswer::Finished { .. }), "{second:?}");
     assert!(matches!(handle.await, Outcome::Recovered { .. }), "the first report stands");
@@ -97,16 +103,16 @@ async fn a_report_that_comes_before_submitted_is_not_lost() {
     // By asset, while the hook is still being called: kept, and applied when it answers.
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Delay(secs(10), Box::new(submit("u1")))]);
     let r = remediator(once(), hooks);
-    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(65)).await;
-    let early = r.report(ReportTarget::Asset("a"), Reported::Succeeded).await.unwrap();
+    let early = r.report(ReportTarget::AssetEndedAt("a", r.now()), Reported::Succeeded).await.unwrap();
     assert!(matches!(early, ReportAnswer::Early { .. }), "{early:?}");
     assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
 
     // By reference, before any attempt has it: held, and applied when an attempt answers with it.
     let hooks = FakeHooks::new().script("b", HookName::Resubmit, [submit("u9")]);
     let r = remediator(once(), hooks);
-    let handle = r.submit(Job::new("b"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("b"), asset(2001)).await.unwrap();
     assert_eq!(r.report(ReportTarget::Reference("u9"), Reported::Succeeded).await.unwrap(), ReportAnswer::Held);
     assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
 }
@@ -120,7 +126,7 @@ async fn without_a_report_the_engine_asks_check() {
         [Scripted::Running, Scripted::Succeed],
     );
     let r = remediator(once(), hooks.clone());
-    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     assert!(matches!(outcome, Outcome::Recovered { attempts: 1, .. }), "{outcome:?}");
     let checks: Vec<Duration> =
         hooks.calls_for("a").iter().filter(|c| c.hook == HookName::Check).map(|c| c.at).collect();
@@ -130,7 +136,7 @@ async fn without_a_report_the_engine_asks_check() {
     let hooks = FakeHooks::new().script("b", HookName::Resubmit, [submit("u1"), Scripted::Succeed]);
     let p = policies(r#"on("timeout", retry(#{ attempts: 1, initial: "10s" }));"#);
     let r = remediator(p, hooks.clone());
-    let outcome = r.submit(Job::new("b"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("b"), asset(2001)).await.unwrap().await;
     assert!(matches!(outcome, Outcome::Recovered { attempts: 2, .. }), "{outcome:?}");
 }
 
@@ -138,7 +144,7 @@ async fn without_a_report_the_engine_asks_check() {
 async fn a_job_awaiting_a_report_is_suspended_and_resumed() {
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1")]);
     let before = remediator(once(), hooks.clone());
-    let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = before.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(600)).await;
     let suspended = before.shutdown(secs(5)).await;
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
@@ -149,7 +155,7 @@ async fn a_job_awaiting_a_report_is_suspended_and_resumed() {
     assert_eq!(awaiting.left, secs(3600 - 540), "what was left of await_result");
 
     let after = remediator(once(), hooks.clone());
-    let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
+    let handle = after.resume(state.into_iter().next().unwrap()).await.unwrap();
     tokio::task::yield_now().await;
     let answer = after.report(ReportTarget::Reference("u1"), Reported::Succeeded).await.unwrap();
     assert!(matches!(answer, ReportAnswer::Applied { .. }), "{answer:?}");
@@ -207,10 +213,10 @@ async fn a_report_that_came_during_a_call_the_shutdown_cut_off_is_resumed_with_t
         let answers = std::iter::once(Scripted::Delay(secs(600), Box::new(Scripted::Succeed))).chain(repeated);
         let hooks = FakeHooks::new().script("a", HookName::Resubmit, answers);
         let before = remediator(once(), hooks.clone());
-        let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+        let handle = before.enqueue(Job::new("a"), asset(2001)).await.unwrap();
         tokio::time::sleep(secs(61)).await;
         if let Some(report) = &report {
-            let early = before.report(ReportTarget::Asset("a"), report.clone()).await.unwrap();
+            let early = before.report(ReportTarget::AssetEndedAt("a", before.now()), report.clone()).await.unwrap();
             assert!(matches!(early, ReportAnswer::Early { .. }), "{name}: {early:?}");
         }
         let suspended = before.shutdown(secs(5)).await;
@@ -221,7 +227,7 @@ async fn a_report_that_came_during_a_call_the_shutdown_cut_off_is_resumed_with_t
         assert_eq!(state[0].early_report, report, "{name}");
 
         let after = remediator(once(), hooks.clone());
-        let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
+        let handle = after.resume(state.into_iter().next().unwrap()).await.unwrap();
         if let Some(reference) = awaited {
             // This attempt awaits a report of its own: the early one was not taken for it.
             tokio::time::sleep(secs(61)).await;
@@ -241,7 +247,7 @@ async fn a_report_that_came_during_a_call_the_shutdown_cut_off_is_resumed_with_t
 async fn a_canceled_asset_ends_its_job_cancelled() {
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [submit("u1")]);
     let r = remediator(once(), hooks);
-    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(61)).await;
     r.report(ReportTarget::Reference("u1"), Reported::Canceled).await.unwrap();
     assert!(matches!(handle.await, Outcome::Cancelled { attempts: 1 }));
@@ -278,7 +284,7 @@ async fn hooks_keep_metadata_on_the_job() {
     let host = Host::default();
     let r = Remediator::builder(p, host.clone()).without_circuit_breaker().build();
     let job = Job::new("a");
-    let _ = r.submit(job, asset(2001)).unwrap().await;
+    let _ = r.enqueue(job, asset(2001)).await.unwrap().await;
     let seen = host.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     // Before the first attempt: about the host's own submission (attempt 0), no metadata yet; before the
@@ -338,7 +344,7 @@ async fn an_attempt_check_finds_cancelled_ends_the_job_cancelled() {
         [Scripted::Canceled],
     );
     let r = Remediator::builder(once(), hooks.clone()).without_circuit_breaker().await_result(secs(600)).build();
-    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     match handle.await {
         Outcome::Cancelled { attempts } => assert_eq!(attempts, 1),
         other => panic!("{other:?}"),

@@ -163,7 +163,10 @@ async fn the_engine_checks_at_the_stages_wait_or_else_at_the_builders() {
         );
     }
     let r = Remediator::builder(staged(), hooks.clone()).without_circuit_breaker().await_result(BUILDER_WAIT).build();
-    let handles: Vec<_> = table.iter().map(|(id, code, _)| r.submit(Job::new(*id), asset(*code)).unwrap()).collect();
+    let mut handles = Vec::new();
+    for (id, code, _) in table.iter() {
+        handles.push(r.enqueue(Job::new(*id), asset(*code)).await.unwrap());
+    }
     for ((id, _, expected), handle) in table.iter().zip(handles) {
         let outcome = handle.await;
         assert!(matches!(outcome, Outcome::Recovered { attempts: 1, .. }), "{id}: {outcome:?}");
@@ -180,7 +183,7 @@ async fn an_unanswered_check_is_a_timeout_that_names_the_stages_wait() {
     )
     .unwrap();
     let r = Remediator::builder(p, hooks.clone()).without_circuit_breaker().await_result(BUILDER_WAIT).build();
-    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     // `check` does not know (the fake's default): a timeout failure, decided on.
     let Outcome::Failed { verdict } = &outcome else { panic!("{outcome:?}") };
     assert_eq!(verdict.reason, "no result");
@@ -197,7 +200,7 @@ async fn a_suspended_job_keeps_its_stages_wait() {
         [Scripted::Running, Scripted::Succeed],
     );
     let before = Remediator::builder(staged(), hooks.clone()).without_circuit_breaker().build();
-    let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = before.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(60 + 240)).await;
     let state = before.shutdown(secs(5)).await;
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
@@ -210,7 +213,7 @@ async fn a_suspended_job_keeps_its_stages_wait() {
     let after =
         Remediator::builder(staged(), hooks.clone()).without_circuit_breaker().await_result(secs(86_400)).build();
     let resumed_at = tokio::time::Instant::now();
-    let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
+    let handle = after.resume(state.into_iter().next().unwrap()).await.unwrap();
     assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
     assert_eq!(resumed_at.elapsed(), secs(360 + 600), "the rest of the wait, then a whole stage wait after Running");
 }
@@ -269,14 +272,14 @@ async fn a_resumed_job_counts_the_time_its_result_took_against_max_elapsed() {
         .script("a", HookName::Resubmit, [Scripted::Submit("u1".into()), Scripted::Succeed])
         .script("a", HookName::Check, [Scripted::Fail(asset(2001))]);
     let before = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
-    let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = before.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(120)).await;
     let state = before.shutdown(secs(5)).await;
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
     assert!(state[0].awaiting.is_some(), "suspended while its attempt is out");
 
     let after = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
-    let outcome = after.resume(state.into_iter().next().unwrap()).unwrap().await;
+    let outcome = after.resume(state.into_iter().next().unwrap()).await.unwrap().await;
     let Outcome::Failed { verdict } = &outcome else { panic!("the 30 minutes are long gone: {outcome:?}") };
     assert_eq!(verdict.reason, "gave up", "{verdict:?}");
     assert_eq!(hooks.calls_for("a").iter().filter(|c| c.hook == HookName::Resubmit).count(), 1);

@@ -196,7 +196,7 @@ async fn submit_refuses_and_enqueue_joins_an_active_job() {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
     let r = on_store(once(), FakeHooks::new(), &store, &clock, "one");
-    assert!(r.submit(Job::new("a"), asset(2001)).is_err(), "a store's jobs are enqueued");
+    assert!(r.enqueue(Job::new("a"), asset(2001)).await.is_err(), "a store's jobs are enqueued");
     let first = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     let second = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
     assert!(!first.is_joined() && second.is_joined());

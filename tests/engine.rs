@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use lightflow_remedy::classify::catalogue::Downstream;
 use lightflow_remedy::engine::{
     Attempt, AttemptKey, BreakerConfig, BreakerState, Event, HookError, HookName, Hooks, Job, Outcome, OutcomeKind,
@@ -99,8 +101,8 @@ async fn a_second_report_joins_the_running_job() {
     let hooks = FakeHooks::new();
     let r = remediator(Policies::defaults(), hooks.clone());
     let mut events = r.subscribe();
-    let first = r.submit(Job::new("a"), asset(2503)).unwrap();
-    let second = r.submit(Job::new("a"), asset(2503)).unwrap();
+    let first = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
+    let second = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
     assert!(!first.is_joined() && second.is_joined());
     assert_eq!(r.active_jobs(), 1);
     let (a, b) = (first.await, second.await);
@@ -112,7 +114,7 @@ async fn a_second_report_joins_the_running_job() {
     }
     assert!(joined);
     // Once it is over, a new report starts a new job.
-    let third = r.submit(Job::new("a"), asset(2503)).unwrap();
+    let third = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
     assert!(!third.is_joined());
     third.await;
 }
@@ -139,8 +141,10 @@ async fn a_hook_error_or_panic_ends_that_job_alone() {
         .script("err", HookName::Resubmit, [Scripted::Error("storage API down".into())])
         .script("panic", HookName::Resubmit, [Scripted::Panic("host bug".into())]);
     let r = remediator(Policies::defaults(), hooks.clone());
-    let handles: Vec<_> =
-        ["err", "panic", "fine"].iter().map(|a| r.submit(Job::new(*a), asset(2001)).unwrap()).collect();
+    let mut handles = Vec::new();
+    for a in ["err", "panic", "fine"].iter() {
+        handles.push(r.enqueue(Job::new(*a), asset(2001)).await.unwrap());
+    }
     let mut outcomes = Vec::new();
     for h in handles {
         outcomes.push(h.await);
@@ -183,8 +187,8 @@ async fn a_hook_that_panics_before_its_future_is_a_hook_panic_and_gives_the_guar
         .without_circuit_breaker()
         .retry_budget(RetryBudget::aws_standard())
         .build();
-    let bad = r.submit(Job::new("bad"), asset(2001)).unwrap();
-    let fine = r.submit(Job::new("fine"), asset(2001)).unwrap();
+    let bad = r.enqueue(Job::new("bad"), asset(2001)).await.unwrap();
+    let fine = r.enqueue(Job::new("fine"), asset(2001)).await.unwrap();
     match bad.await {
         Outcome::Failed { verdict } => {
             assert_eq!(verdict.kind, VerdictKind::HookPanicked);
@@ -201,9 +205,9 @@ async fn a_hook_that_panics_before_its_future_is_a_hook_panic_and_gives_the_guar
 #[tokio::test(start_paused = true)]
 async fn cancellation_of_one_job_and_of_all() {
     let r = remediator(Policies::defaults(), FakeHooks::new());
-    let a = r.submit(Job::new("a"), asset(2503)).unwrap();
-    let b = r.submit(Job::new("b"), asset(2503)).unwrap();
-    let c = r.submit(Job::new("c"), asset(2503)).unwrap();
+    let a = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
+    let b = r.enqueue(Job::new("b"), asset(2503)).await.unwrap();
+    let c = r.enqueue(Job::new("c"), asset(2503)).await.unwrap();
     tokio::task::yield_now().await;
     a.cancel();
     assert_eq!(a.await, Outcome::Cancelled { attempts: 0 });
@@ -221,23 +225,23 @@ async fn shutdown_then_resume_ends_like_an_uninterrupted_run() {
     let f = asset(2001);
     let script = || FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2002)), Scripted::Succeed]);
 
-    let straight = remediator(Policies::defaults(), script()).submit(Job::new("a"), f.clone()).unwrap().await;
+    let straight = remediator(Policies::defaults(), script()).enqueue(Job::new("a"), f.clone()).await.unwrap().await;
 
     let hooks = script();
     let first = remediator(Policies::defaults(), hooks.clone());
-    let handle = first.submit(Job::new("a"), f.clone()).unwrap();
+    let handle = first.enqueue(Job::new("a"), f.clone()).await.unwrap();
     tokio::time::sleep(secs(90)).await; // after the first resubmission, during the second wait
     let suspended = first.shutdown(secs(5)).await;
     assert_eq!(suspended.len(), 1);
     assert_eq!(suspended[0].history.elapsed(), secs(90), "the time spent so far goes with the state");
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
-    assert_eq!(first.submit(Job::new("z"), f).map(|_| ()), Err(SubmitError::ShuttingDown));
+    assert_eq!(first.enqueue(Job::new("z"), f).await.map(|_| ()), Err(SubmitError::ShuttingDown));
 
     // The state survives JSON, as a host would store it.
     let stored = serde_json::to_string(&suspended[0]).unwrap();
     let state = serde_json::from_str(&stored).unwrap();
     let second = remediator(Policies::defaults(), hooks.clone());
-    let resumed = second.resume(state).unwrap().await;
+    let resumed = second.resume(state).await.unwrap().await;
     assert_eq!(resumed.kind(), straight.kind());
     match (&resumed, &straight) {
         (Outcome::Recovered { attempts: a, .. }, Outcome::Recovered { attempts: b, .. }) => assert_eq!(a, b),
@@ -254,7 +258,7 @@ async fn shutdown_lets_a_call_in_flight_finish_within_the_deadline() {
     let r = Remediator::builder(policies(r#"on(2001, retry(#{ initial: "0s" }));"#), hooks.clone())
         .without_circuit_breaker()
         .build();
-    let handle = r.submit(Job::new("slow"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("slow"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(1)).await;
     assert!(r.shutdown(secs(10)).await.is_empty());
     assert_eq!(handle.await.kind(), OutcomeKind::Recovered);
@@ -265,7 +269,7 @@ async fn shutdown_lets_a_call_in_flight_finish_within_the_deadline() {
     let r = Remediator::builder(policies(r#"on(2001, retry(#{ initial: "0s" }));"#), hooks)
         .without_circuit_breaker()
         .build();
-    let handle = r.submit(Job::new("slow"), asset(2001)).unwrap();
+    let handle = r.enqueue(Job::new("slow"), asset(2001)).await.unwrap();
     tokio::time::sleep(secs(1)).await;
     let suspended = r.shutdown(secs(10)).await;
     assert_eq!(suspended.len(), 1);
@@ -287,7 +291,7 @@ async fn an_exhausted_budget_is_its_own_outcome() {
         .retry_budget(RetryBudget::grpc(6, 0.1).unwrap())
         .build();
     let mut events = r.subscribe();
-    let a = r.submit(Job::new("a"), f.clone()).unwrap().await;
+    let a = r.enqueue(Job::new("a"), f.clone()).await.unwrap().await;
     // Each failure the policy retries takes a token, the submitted one included: after three failures (two
     // attempts) the bucket is at half, and the third retry is refused when it is decided.
     match a {
@@ -308,7 +312,7 @@ async fn the_aws_quota_refunds_a_retry_that_succeeds() {
         .without_circuit_breaker()
         .retry_budget(RetryBudget::aws_standard())
         .build();
-    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     assert_eq!(outcome.kind(), OutcomeKind::Recovered);
     assert_eq!(r.budget().unwrap().available(), 500.0);
 }
@@ -323,7 +327,10 @@ async fn a_breaker_stops_the_fleet_from_hammering_a_downstream() {
     }
     let config = BreakerConfig { failure_threshold: 3, open_for: secs(30), ..BreakerConfig::default() };
     let r = Remediator::builder(p, hooks.clone()).circuit_breaker(config).build();
-    let handles: Vec<_> = (0..6).map(|i| r.submit(Job::new(format!("a{i}")), down.clone()).unwrap()).collect();
+    let mut handles = Vec::new();
+    for i in 0..6 {
+        handles.push(r.enqueue(Job::new(format!("a{i}")), down.clone()).await.unwrap());
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Three resubmissions failed and opened the breaker; the other jobs wait instead of calling.
     assert_eq!(r.breaker_state(Downstream::Brightcove), BreakerState::Open);
@@ -345,7 +352,8 @@ async fn a_breaker_stops_the_fleet_from_hammering_a_downstream() {
 #[tokio::test(start_paused = true)]
 async fn outside_a_runtime_submit_is_an_error_not_a_panic() {
     let r = remediator(Policies::defaults(), FakeHooks::new());
-    let result = std::thread::spawn(move || r.submit(Job::new("a"), asset(2001)).map(|_| ())).join().unwrap();
+    let enqueued = move || r.enqueue(Job::new("a"), asset(2001)).now_or_never().map(|r| r.map(|_| ()));
+    let result = std::thread::spawn(enqueued).join().unwrap().expect("answered at once");
     assert_eq!(result, Err(SubmitError::NoRuntime));
 }
 
@@ -354,13 +362,13 @@ async fn a_reconcile_cut_off_by_the_deadline_is_asked_again_on_resume() {
     let hooks =
         FakeHooks::new().script("a", HookName::Reconcile, [Scripted::Delay(secs(60), Box::new(Scripted::Done))]);
     let first = remediator(Policies::defaults(), hooks.clone());
-    let handle = first.submit(Job::new("a"), asset(3003)).unwrap();
+    let handle = first.enqueue(Job::new("a"), asset(3003)).await.unwrap();
     tokio::time::sleep(secs(1)).await;
     let suspended = first.shutdown(secs(5)).await;
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
     assert_eq!(suspended[0].history.decisions(), 0, "the lost reconcile left no trace");
     let second = remediator(Policies::defaults(), hooks.clone());
-    second.resume(suspended[0].clone()).unwrap().await;
+    second.resume(suspended[0].clone()).await.unwrap().await;
     let asked: Vec<HookName> = hooks.calls().iter().map(|c| c.hook).collect();
     assert_eq!(asked, [HookName::Reconcile, HookName::Reconcile, HookName::Republish]);
 }
@@ -372,8 +380,8 @@ async fn a_job_suspended_while_a_breaker_holds_it_does_not_wait_its_delay_again(
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(down.clone())]);
     let p = policies(r#"on(3001, retry(#{ attempts: 3, initial: "1m", multiplier: 1.0 }));"#);
     let first = Remediator::builder(p, hooks.clone()).circuit_breaker(config).build();
-    let b = first.submit(Job::new("b"), down.clone()).unwrap();
-    let a = first.submit(Job::new("a"), down.clone()).unwrap();
+    let b = first.enqueue(Job::new("b"), down.clone()).await.unwrap();
+    let a = first.enqueue(Job::new("a"), down.clone()).await.unwrap();
     // At 1 m both retry: "a" fails again and opens the breaker, "b" recovers; at 2 m "a" meets the open breaker.
     tokio::time::sleep(secs(200)).await;
     assert_eq!(first.breaker_state(Downstream::Brightcove), BreakerState::Open);
@@ -394,9 +402,7 @@ fn a_runtime_dropped_mid_call_gives_the_guards_back() {
         .hook_timeout(secs(3600))
         .build();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    let guard = runtime.enter();
-    let handle = r.submit(Job::new("a"), asset(2001)).unwrap();
-    drop(guard);
+    let handle = runtime.block_on(r.enqueue(Job::new("a"), asset(2001))).unwrap();
     runtime.block_on(async {
         // The first retry fails (14 tokens spent), the second hangs in its call (14 more held).
         tokio::time::sleep(secs(10 * 60)).await;
@@ -414,16 +420,18 @@ fn a_dropped_runtime_leaves_no_job_behind() {
     let r = remediator(Policies::defaults(), FakeHooks::new());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     // The handle is carried out of the runtime on purpose: it is awaited on the next one.
-    let guard = runtime.enter();
-    let handle = r.submit(Job::new("a"), asset(2503)).unwrap();
-    drop(guard);
+    let handle = runtime.block_on(async {
+        let handle = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
+        tokio::task::yield_now().await; // the job's task begins
+        handle
+    });
     assert_eq!(r.active_jobs(), 1);
     drop(runtime); // the job's task is dropped with it
     assert_eq!(r.active_jobs(), 0);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     runtime.block_on(async {
         assert_eq!(handle.await, Outcome::Cancelled { attempts: 0 });
-        let again = r.submit(Job::new("a"), asset(2503)).unwrap();
+        let again = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
         assert!(!again.is_joined(), "a new report starts a new job");
         assert_eq!(r.shutdown(secs(1)).await.len(), 1, "the new job, waiting, is suspended");
     });

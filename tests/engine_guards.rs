@@ -79,7 +79,7 @@ async fn grpc_throttling_counts_as_grpc_go_does() {
             r.record_first_try_success();
             true
         } else {
-            let handle = r.submit(Job::new(format!("rpc-{n}")), Failure::api(503, "").unwrap()).unwrap();
+            let handle = r.enqueue(Job::new(format!("rpc-{n}")), Failure::api(503, "").unwrap()).await.unwrap();
             match handle.await {
                 Outcome::Recovered { .. } => true,
                 other => {
@@ -110,7 +110,7 @@ async fn aws_costs_by_class_through_the_engine() {
         let key = failure.key();
         let r =
             Remediator::builder(policies(""), FakeHooks::new()).without_circuit_breaker().retry_budget(budget).build();
-        let handle = r.submit(Job::new("a"), failure).unwrap();
+        let handle = r.enqueue(Job::new("a"), failure).await.unwrap();
         tokio::task::yield_now().await;
         assert_eq!(r.budget().unwrap().available(), while_waiting, "{key}: taken when the retry is decided");
         assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }), "{key}");
@@ -128,7 +128,7 @@ async fn a_refused_retry_ends_its_job_at_once() {
         .retry_budget(RetryBudget::new(tiny).unwrap())
         .build();
     let start = Instant::now();
-    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     assert_eq!(verdict_kind(&outcome), Some(VerdictKind::BudgetExhausted));
     assert_eq!(start.elapsed(), Duration::ZERO, "no backoff waited");
     let calls = hooks.calls_for("a");
@@ -148,7 +148,7 @@ async fn a_refused_retry_reconciles_first_when_its_stage_asks() {
             .without_circuit_breaker()
             .retry_budget(RetryBudget::new(empty).unwrap())
             .build();
-        let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+        let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
         let hooks_called: Vec<HookName> = hooks.calls_for("a").iter().map(|c| c.hook).collect();
         if done {
             assert!(
@@ -170,7 +170,7 @@ async fn a_step_waits_then_reconciles_then_passes_the_breaker() {
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(3001))]);
     let config = BreakerConfig { failure_threshold: 1, open_for: secs(600), ..BreakerConfig::default() };
     let r = Remediator::builder(p, hooks.clone()).circuit_breaker(config).build();
-    let outcome = r.submit(Job::new("a"), asset(3001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(3001)).await.unwrap().await;
     assert!(matches!(outcome, Outcome::Recovered { attempts: 2, reconciles: 2, .. }), "{outcome:?}");
     let calls: Vec<(HookName, u64)> = hooks.calls_for("a").iter().map(|c| (c.hook, c.at.as_secs())).collect();
     // The first attempt fails and opens the breaker; the second reconciles at 2 m, before waiting for the
@@ -193,9 +193,12 @@ async fn a_closing_breaker_releases_its_waiting_jobs_spread_out() {
     let config =
         BreakerConfig { failure_threshold: 1, open_for: secs(600), release_over: secs(10), ..BreakerConfig::default() };
     let r = Remediator::builder(p, hooks.clone()).circuit_breaker(config).build();
-    let first = r.submit(Job::new("first"), asset(3001)).unwrap();
+    let first = r.enqueue(Job::new("first"), asset(3001)).await.unwrap();
     tokio::time::sleep(secs(30)).await;
-    let waiting: Vec<_> = (0..n).map(|i| r.submit(Job::new(format!("w{i}")), asset(3001)).unwrap()).collect();
+    let mut waiting = Vec::new();
+    for i in 0..n {
+        waiting.push(r.enqueue(Job::new(format!("w{i}")), asset(3001)).await.unwrap());
+    }
     // At 1 m "first" fails and opens the breaker until 11 m; the others reach it at 1 m 30 s and wait, and
     // "first" at 2 m. At 11 m one of them probes and closes it; the rest go spread over 10 s.
     assert!(matches!(first.await, Outcome::Recovered { .. }));
@@ -225,7 +228,7 @@ async fn keys_are_unique_across_successive_jobs_of_an_asset() {
     let hooks = FakeHooks::new();
     let r = Remediator::builder(policies(""), hooks.clone()).without_circuit_breaker().build();
     for _ in 0..3 {
-        assert!(matches!(r.submit(Job::new("a"), asset(2001)).unwrap().await, Outcome::Recovered { .. }));
+        assert!(matches!(r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await, Outcome::Recovered { .. }));
     }
     let keys: Vec<String> = hooks.calls_for("a").into_iter().filter_map(|c| c.key).collect();
     assert_eq!(keys.len(), 3);
@@ -236,7 +239,7 @@ async fn keys_are_unique_across_successive_jobs_of_an_asset() {
     assert!(keys.iter().all(|k| k.starts_with("a#") && k.ends_with(".1")), "{keys:?}");
     // A second remediator (a restart) starts elsewhere too.
     let again = Remediator::builder(policies(""), hooks.clone()).without_circuit_breaker().build();
-    again.submit(Job::new("a"), asset(2001)).unwrap().await;
+    again.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     let last = hooks.calls_for("a").into_iter().filter_map(|c| c.key).next_back().unwrap();
     assert!(!keys.contains(&last), "{last} repeats {keys:?}");
 }
@@ -247,7 +250,7 @@ async fn reconciles_are_counted_apart_from_attempts() {
     let p = policies(r#"on(2001, reconcile().then(retry(#{ attempts: 2, initial: "1m", reconcile_first: true })));"#);
     let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Fail(asset(2001)), Scripted::Succeed]);
     let r = Remediator::builder(p, hooks).without_circuit_breaker().build();
-    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     // reconcile (stage 1), then per attempt a reconcile and a resubmission, twice.
     assert!(matches!(outcome, Outcome::Recovered { attempts: 2, reconciles: 3, reconciled: false, .. }), "{outcome:?}");
 }
@@ -277,7 +280,7 @@ async fn a_policy_that_makes_no_progress_ends_its_job() {
         .unwrap();
     let hooks = FakeHooks::new();
     let r = Remediator::builder(p, hooks.clone()).without_circuit_breaker().build();
-    let outcome = r.submit(Job::new("a"), asset(2001)).unwrap().await;
+    let outcome = r.enqueue(Job::new("a"), asset(2001)).await.unwrap().await;
     assert_eq!(verdict_kind(&outcome), Some(VerdictKind::NoProgress), "{outcome:?}");
     let notes = hooks.calls_for("a").iter().filter(|c| c.hook == HookName::Notify).count();
     assert_eq!(notes, 128, "the bound on steps without a new failure");

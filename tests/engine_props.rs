@@ -231,7 +231,7 @@ proptest! {
             let mut handles = Vec::new();
             for (i, p) in plans.iter().enumerate() {
                 let job = Job::new(format!("asset-{i}"));
-                let handle = first.submit(job, failure(p.first)).unwrap();
+                let handle = first.enqueue(job, failure(p.first)).await.unwrap();
                 if let Some(at) = p.cancel_at {
                     let r = first.clone();
                     let id = format!("asset-{i}");
@@ -252,7 +252,7 @@ proptest! {
                 let second = remediator(Policies::defaults(), hooks.clone());
                 for state in states {
                     let id = state.job.asset_id().to_owned();
-                    resumed.insert(id, second.resume(state).unwrap());
+                    resumed.insert(id, second.resume(state).await.unwrap());
                     resumed_count += 1;
                 }
                 let mut outcomes = Vec::new();

@@ -29,7 +29,7 @@ async fn job(policies: Policies, asset: String) -> Option<Outcome> {
     let live: Arc<LivePolicies> = policies.into();
     let remediator = Remediator::builder(live, Host).without_circuit_breaker().build();
     let failure = Failure::asset(2404, "not found").expect("a valid failure");
-    let handle = remediator.submit(Job::new(asset), failure).expect("submitted");
+    let handle = remediator.enqueue(Job::new(asset), failure).await.expect("submitted");
     tokio::time::timeout(Duration::from_secs(20), handle).await.ok()
 }
 
@@ -90,7 +90,7 @@ fn a_decide_policy_with_changing_text_advances_through_the_engine() {
     let outcome = rt.block_on(async move {
         let remediator =
             Remediator::builder(Arc::<LivePolicies>::from(policies), Failing).without_circuit_breaker().build();
-        let handle = remediator.submit(Job::new("changing"), Failure::asset(2404, "").unwrap()).unwrap();
+        let handle = remediator.enqueue(Job::new("changing"), Failure::asset(2404, "").unwrap()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(20), handle).await
     });
     match outcome {

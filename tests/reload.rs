@@ -119,7 +119,7 @@ fn a_remediator_follows_a_reload() {
         let down = Failure::asset(2001, "").unwrap();
         let hooks = FakeHooks::new().script("a", HookName::Resubmit, vec![Scripted::Fail(down.clone()); 5]);
         let remediator = Remediator::builder(live.clone(), hooks).without_circuit_breaker().build();
-        let handle = remediator.submit(Job::new("a"), down).unwrap();
+        let handle = remediator.enqueue(Job::new("a"), down).await.unwrap();
         tokio::time::sleep(Duration::from_secs(90)).await; // one retry done, the second one waiting
         std::fs::write(&file, r#"on(2001, fail("switched off"));"#).unwrap();
         live.reload().unwrap();

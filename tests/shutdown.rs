@@ -45,7 +45,10 @@ async fn every_failed_job_is_dead_lettered_once_across_a_shutdown() {
         };
     }
     let before = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
-    let handles: Vec<_> = (0..n).map(|i| before.submit(Job::new(format!("a{i}")), asset(2001)).unwrap()).collect();
+    let mut handles = Vec::new();
+    for i in 0..n {
+        handles.push(before.enqueue(Job::new(format!("a{i}")), asset(2001)).await.unwrap());
+    }
     // At 1 m every attempt starts; the third kind fails at once and its slow `failed` hooks run until 1 m 5 s.
     tokio::time::sleep(secs(62)).await;
     let suspended = before.shutdown(secs(30)).await;
@@ -80,7 +83,7 @@ async fn every_failed_job_is_dead_lettered_once_across_a_shutdown() {
     let stored = serde_json::to_string(&suspended).unwrap();
     let after = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
     for state in serde_json::from_str::<Vec<SuspendedJob>>(&stored).unwrap() {
-        let outcome = after.resume(state).unwrap().await;
+        let outcome = after.resume(state).await.unwrap().await;
         assert_eq!(outcome.kind(), OutcomeKind::Failed);
     }
     let delivered = failed_calls(&hooks);
@@ -99,7 +102,10 @@ async fn a_shutdown_starts_no_new_hook_call() {
         hooks = hooks.script(&format!("a{i}"), HookName::Reconcile, [delayed(secs(30), Scripted::NotDone)]);
     }
     let r = Remediator::builder(p, hooks.clone()).without_circuit_breaker().max_concurrent_hook_calls(2).build();
-    let handles: Vec<_> = (0..10).map(|i| r.submit(Job::new(format!("a{i}")), asset(2001)).unwrap()).collect();
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        handles.push(r.enqueue(Job::new(format!("a{i}")), asset(2001)).await.unwrap());
+    }
     // At 1 m two reconciles start (two slots); the other eight wait for a slot.
     tokio::time::sleep(secs(61)).await;
     let began = Instant::now();
@@ -115,7 +121,7 @@ async fn a_shutdown_starts_no_new_hook_call() {
     let after = Remediator::builder(Policies::defaults(), hooks.clone()).without_circuit_breaker().build();
     let mut recovered = 0;
     for state in suspended {
-        if let Outcome::Recovered { attempts: 1, .. } = after.resume(state).unwrap().await {
+        if let Outcome::Recovered { attempts: 1, .. } = after.resume(state).await.unwrap().await {
             recovered += 1;
         }
     }
@@ -130,14 +136,14 @@ async fn a_call_cut_off_by_the_deadline_is_repeated_with_the_same_key() {
         .without_circuit_breaker()
         .hook_timeout(secs(3600))
         .build();
-    let handle = before.submit(Job::new("a"), asset(2001)).unwrap();
+    let handle = before.enqueue(Job::new("a"), asset(2001)).await.unwrap();
     // The first retry (about a minute after the failure) hangs in its call.
     tokio::time::sleep(secs(120)).await;
     let suspended = before.shutdown(secs(5)).await;
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
     let after = Remediator::builder(Policies::defaults(), hooks.clone()).without_circuit_breaker().build();
     let state = suspended.into_iter().next().unwrap();
-    assert!(matches!(after.resume(state).unwrap().await, Outcome::Recovered { attempts: 1, .. }));
+    assert!(matches!(after.resume(state).await.unwrap().await, Outcome::Recovered { attempts: 1, .. }));
     let keys: Vec<String> = hooks.calls_for("a").into_iter().filter_map(|c| c.key).collect();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0], keys[1], "the same attempt, the same key");

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::call::{CallError, call};
-use super::cell::{CANCEL, JobCell, REPORT, SUSPEND};
+use super::cell::{JobCell, REPORT};
 use super::ending::{cancelled, recovered, suspended};
 use super::events::HookName;
 use super::guards::{Probe, give_back, settle};
@@ -23,20 +21,16 @@ use super::unanswered::call_failed;
 use crate::classify::Failure;
 
 /// The attempt was submitted: the job awaits its result, for its stage's `await_result` (`wait`) or else the
-/// remediator's. A report that came while its hook was being called, or that was held for its reference, is the
-/// job's at once.
+/// remediator's. A report the claim found on the job's row for this attempt is the job's at once.
 pub(super) fn submitted<H>(
     inner: &Inner<H>,
-    job: &Job,
     st: &mut State,
     cell: &Arc<JobCell>,
     attempt: u32,
     reference: String,
     wait: Option<Duration>,
 ) {
-    let early = cell.await_attempt(attempt);
-    let held = inner.remember_reference(&reference, job.job_id(), attempt, cell);
-    if let Some(report) = early.or(held) {
+    if let Some(report) = cell.await_attempt(attempt) {
         cell.offer(Some(attempt), report);
     }
     let left = wait.unwrap_or(inner.await_result);
@@ -49,47 +43,16 @@ pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outco
     let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     let awaiting = st.awaiting().cloned()?;
-    if !cell.awaits() {
-        // Resumed: the attempt's reference is known again here, and a report held for it is the job's.
-        let held = inner.remember_reference(&awaiting.reference, job.job_id(), awaiting.attempt, &delivery.cell);
-        if let Some(report) = cell.await_attempt(awaiting.attempt).or(held) {
-            cell.offer(Some(awaiting.attempt), report);
-        }
-    }
-    let began = Instant::now();
-    let deadline = super::wait::later(began, awaiting.left);
-    let reported = if let Some(stored) = stored.as_deref_mut() {
-        // In a durable store the job does not wait here: it rests as a row until a report comes or it is time
-        // to check. Claimed again, it has its report, or it checks now. The claim woke the attempt it found
-        // awaited, this first wait after it: a later attempt submitted while the job is held waits as well.
-        let woke = std::mem::take(&mut stored.woke_awaiting);
-        if cell.is(REPORT) {
-            cell.take_report()
-        } else if woke {
-            None
-        } else {
-            return Some(suspended(job, st.clone()));
-        }
+    // The job does not wait here: it rests as a row until a report comes or it is time to check. Claimed
+    // again, it has its report, or it checks now. The claim woke the attempt it found awaited, this first wait
+    // after it: a later attempt submitted while the job is held waits as well.
+    let woke = std::mem::take(&mut stored.woke_awaiting);
+    let reported = if cell.is(REPORT) {
+        cell.take_report()
+    } else if woke {
+        None
     } else {
-        tokio::select! {
-        biased;
-        _ = cell.raised(REPORT | CANCEL | SUSPEND) => {
-            if cell.is(CANCEL) {
-                return Some(cancelled(st));
-            }
-            match cell.take_report() {
-                Some(report) => Some(report),
-                None => {
-                    // Shutting down: what is left of the wait goes with the suspended job.
-                    if let Some(a) = st.awaiting_mut() {
-                        a.left = deadline.saturating_duration_since(Instant::now());
-                    }
-                    return Some(suspended(job, st.clone()));
-                }
-            }
-        }
-        _ = tokio::time::sleep_until(deadline) => None,
-        }
+        return Some(suspended(job, st.clone()));
     };
     let report = match reported {
         Some(Reported::Failed { failure }) if failure.carries_no_code() => {

@@ -29,8 +29,8 @@ pub struct BreakerConfig {
     pub half_open_probes: u32,
     /// How long one job waits for a breaker before it fails with `CircuitOpen`. Default 1 h.
     pub max_wait: Duration,
-    /// When a breaker closes, the jobs that waited for it go spread evenly over this long, not all at once
-    /// (a closing breaker would otherwise let a herd through). Zero releases them at once. Default 5 s.
+    /// The jobs that wait for a breaker come back spread evenly over this long after it may let them through,
+    /// not all at once (a closing breaker would otherwise let a herd through). Zero: all at once. Default 5 s.
     #[serde(default = "default_release_over")]
     pub release_over: Duration,
 }
@@ -99,18 +99,6 @@ struct Breaker {
     probes: u32,
     /// Counts half-open periods, so that a probe of an earlier one does not decide the current one.
     generation: u64,
-    /// Jobs waiting for this breaker now.
-    waiting: u32,
-    /// The release of the jobs that waited, after the breaker closed.
-    release: Option<Release>,
-}
-
-/// Jobs that waited for a breaker, released one after another after it closed.
-#[derive(Debug, Clone, Copy)]
-struct Release {
-    from: Instant,
-    total: u32,
-    next: u32,
 }
 
 /// One breaker per downstream.
@@ -140,8 +128,6 @@ impl Breakers {
                         changed_at: None,
                         probes: 0,
                         generation: 0,
-                        waiting: 0,
-                        release: None,
                     })
                 })
                 .collect(),
@@ -214,7 +200,6 @@ impl Breakers {
                 b.state = BreakerState::Closed;
                 b.changed_at = Some(now);
                 b.failures = 0;
-                b.release = Some(Release { from: now, total: b.waiting, next: 0 });
             }
             (BreakerState::HalfOpen, false) if probe => {
                 b.state = BreakerState::Open;
@@ -252,15 +237,13 @@ impl Breakers {
         b.state = BreakerState::Open;
         b.changed_at = Some(at);
         b.open_until = until;
-        b.release = None;
         drop(b);
         self.changed(d).notify_waiters();
         (from != BreakerState::Open).then_some(Transition { downstream: d, from, to: BreakerState::Open })
     }
 
-    /// Another replica's probe closed `d`'s breaker at `at`: one that opened before then is closed here too,
-    /// and the jobs waiting for it are released as after a close of its own.
-    pub(crate) fn adopt_closed(&self, d: Downstream, at: Instant, now: Instant) -> Option<Transition> {
+    /// Another replica's probe closed `d`'s breaker at `at`: one that opened before then is closed here too.
+    pub(crate) fn adopt_closed(&self, d: Downstream, at: Instant) -> Option<Transition> {
         let mut b = self.lock(d);
         let from = b.state;
         if from == BreakerState::Closed || b.changed_at >= Some(at) {
@@ -269,38 +252,9 @@ impl Breakers {
         b.state = BreakerState::Closed;
         b.changed_at = Some(at);
         b.failures = 0;
-        b.release = Some(Release { from: now, total: b.waiting, next: 0 });
         drop(b);
         self.changed(d).notify_waiters();
         Some(Transition { downstream: d, from, to: BreakerState::Closed })
-    }
-
-    /// A job starts waiting for `d`'s breaker; [`Breakers::wait_ended`] when it stops.
-    pub(crate) fn wait_started(&self, d: Downstream) {
-        let mut b = self.lock(d);
-        b.waiting = b.waiting.saturating_add(1);
-    }
-
-    /// A job stopped waiting for `d`'s breaker.
-    pub(crate) fn wait_ended(&self, d: Downstream) {
-        let mut b = self.lock(d);
-        b.waiting = b.waiting.saturating_sub(1);
-    }
-
-    /// When a job that waited for `d`'s breaker may go, now that it has closed: the jobs that waited at the
-    /// closing are spread evenly over `release_over`, in the order they ask. `None`: at once.
-    pub(crate) fn released_at(&self, d: Downstream, now: Instant) -> Option<Instant> {
-        let mut b = self.lock(d);
-        let spread = self.config.release_over;
-        let release = b.release.as_mut()?;
-        let end = release.from.checked_add(spread)?;
-        if release.next >= release.total || now >= end {
-            b.release = None;
-            return None;
-        }
-        let at = release.from + spread.mul_f64(f64::from(release.next) / f64::from(release.total));
-        release.next += 1;
-        (at > now).then_some(at)
     }
 
     /// Frees a probe slot whose call never finished (the job was cancelled or suspended).
@@ -356,25 +310,6 @@ mod tests {
         let now = Instant::now();
         assert_eq!(b.record(D, false, None, now).unwrap().to, BreakerState::Open);
         assert!(matches!(b.gate(D, now).0, Gate::Until(_)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_closing_breaker_releases_its_waiting_jobs_spread_out() {
-        let b = Breakers::new(BreakerConfig { failure_threshold: 1, ..BreakerConfig::default() });
-        let now = Instant::now();
-        b.record(D, false, None, now);
-        for _ in 0..10 {
-            b.wait_started(D);
-        }
-        let later = now + Duration::from_secs(30);
-        assert_eq!(b.gate(D, later).0, Gate::Pass { probe: Some(1) });
-        assert_eq!(b.record(D, true, Some(1), later).unwrap().to, BreakerState::Closed);
-        let times: Vec<Option<Instant>> = (0..10).map(|_| b.released_at(D, later)).collect();
-        assert_eq!(times[0], None, "the first goes at once");
-        for (k, t) in times.iter().enumerate().skip(1) {
-            assert_eq!(*t, Some(later + Duration::from_millis(500 * k as u64)), "job {k}");
-        }
-        assert_eq!(b.released_at(D, later), None, "a job that did not wait at the closing goes at once");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,7 +1,7 @@
 //! Building a [`Remediator`]: its hook settings, fleet guards, events, and (see
 //! [`stored`](super::stored)) its store.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,10 +12,9 @@ use super::budget::RetryBudget;
 use super::counters::Counters;
 use super::durable::{Durable, StoreSettings};
 use super::hooks::Hooks;
-use super::job::first_job_id;
 use super::registry::Registry;
 use super::remediator::Remediator;
-use super::shared::{Inner, References};
+use super::shared::Inner;
 use crate::decide::LivePolicies;
 use crate::store::{Clock, Store};
 
@@ -30,8 +29,10 @@ pub const DEFAULT_AWAIT_RESULT: Duration = Duration::from_secs(6 * 3600);
 /// A durable store, the clock its due times and leases are read from, and the settings.
 pub(super) type StoreChoice = (Arc<dyn Store>, Arc<dyn Clock>, StoreSettings);
 
-/// Builds a [`Remediator`]. Defaults: hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook calls at once, a circuit breaker per
-/// downstream ([`BreakerConfig::default`]), no retry budget, room for 1024 unread events per subscriber.
+/// Builds a [`Remediator`]. Defaults: the jobs in a [`MemoryStore`](crate::store::MemoryStore) of its own
+/// (see [`RemediatorBuilder::store`] for a durable one), hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook
+/// calls at once, a circuit breaker per downstream ([`BreakerConfig::default`]), no retry budget, room for 1024
+/// unread events per subscriber.
 pub struct RemediatorBuilder<H> {
     policies: Arc<LivePolicies>,
     hooks: H,
@@ -137,7 +138,10 @@ impl<H: Hooks> RemediatorBuilder<H> {
     /// runtime (or, built outside one, at the first [`Remediator::start`] or [`Remediator::enqueue`]).
     pub fn build(self) -> Remediator<H> {
         let (events, _) = broadcast::channel(self.event_capacity);
-        let durable = self.store.map(|(store, clock, settings)| Durable::new(store, clock, settings));
+        let durable = match self.store {
+            Some((store, clock, settings)) => Durable::new(store, clock, settings),
+            None => Durable::private(),
+        };
         let remediator = Remediator {
             inner: Arc::new(Inner {
                 policies: self.policies,
@@ -152,10 +156,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
                 jobs: Mutex::new(Registry::default()),
                 accepting: AtomicBool::new(true),
                 idle: Notify::new(),
-                suspended: Mutex::new(Vec::new()),
-                job_ids: AtomicU64::new(first_job_id()),
                 await_result: self.await_result,
-                references: Mutex::new(References::default()),
                 durable,
             }),
         };

@@ -11,7 +11,6 @@ use smallvec::SmallVec;
 
 use super::outcome::Outcome;
 use super::report::Reported;
-use crate::store::JobId;
 
 /// The job was cancelled.
 pub(crate) const CANCEL: u8 = 1;
@@ -39,8 +38,6 @@ pub(crate) struct JobCell {
     flags: AtomicU8,
     /// Where the job's attempt stands: [`IDLE`], [`CALLING`], [`KEPT`] or [`AWAITING`].
     attempt: AtomicU8,
-    /// The job's id, for the answers to reports.
-    pub(crate) id: JobId,
     /// The job's task, while it waits for a signal (it is the only one that does).
     job: AtomicWaker,
     outcome: Mutex<OutcomeSlot>,
@@ -70,11 +67,6 @@ pub(crate) enum Offer {
 }
 
 impl JobCell {
-    /// The cell of job `job`.
-    pub(crate) fn new(job: JobId) -> Self {
-        JobCell { id: job, ..JobCell::default() }
-    }
-
     /// Raises a stop signal.
     pub(crate) fn raise(&self, flag: u8) {
         self.flags.fetch_or(flag, Ordering::SeqCst);
@@ -103,11 +95,6 @@ impl JobCell {
     /// Where the job's attempt stands now.
     pub(crate) fn set_attempt(&self, phase: u8) {
         self.attempt.store(phase, Ordering::Release);
-    }
-
-    /// Whether the job awaits a submitted attempt's result.
-    pub(crate) fn awaits(&self) -> bool {
-        self.attempt.load(Ordering::Acquire) == AWAITING
     }
 
     /// The job awaits the result of submitted attempt `n`; returns a report that came early, if any.
@@ -155,15 +142,6 @@ impl JobCell {
             self.raise(REPORT);
         }
         offer
-    }
-
-    /// Takes a report kept for the call under way (one that came by asset before the call answered).
-    pub(crate) fn take_kept(&self) -> Option<Reported> {
-        let mut shared = self.lock();
-        if self.attempt.load(Ordering::Acquire) != KEPT {
-            return None;
-        }
-        shared.report.take().map(|r| *r)
     }
 
     /// Takes the report the job awaited.

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use super::cell::{JobCell, LOST};
 use super::fleet::Fleet;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, SuspendedJob};
 use super::record::Record;
-use crate::store::{Clock, JobId, Lease, Phase, Store, StoreError, Timestamp};
+use crate::store::{Clock, JobId, Lease, MemoryStore, Phase, Store, StoreError, Timestamp, TokioClock};
 
 /// How a remediator works with its durable store.
 ///
@@ -37,6 +37,10 @@ pub struct StoreSettings {
     /// interval: one claim per job that ends would cost the store a write each. The room it waits for is a
     /// batch, or a quarter of `max_active_jobs` if that is less.
     pub claim_batch: usize,
+    /// A job whose next step is due within this stays held and waits in its task, rather than being written to
+    /// rest and claimed back (two writes and a claim saved for a short retry delay); a longer delay rests in
+    /// the store. Default 1 s.
+    pub hold_within: Duration,
     /// How often the claimer looks for due jobs when nothing tells it sooner. Default 1 s.
     pub poll_every: Duration,
     /// How long finished jobs are kept before they are pruned. Default 7 days.
@@ -55,6 +59,7 @@ impl Default for StoreSettings {
             lease: Duration::from_secs(30),
             max_active_jobs: 256,
             claim_batch: 64,
+            hold_within: Duration::from_secs(1),
             poll_every: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
             owner: None,
@@ -66,6 +71,9 @@ impl Default for StoreSettings {
 /// What a remediator on a durable store shares.
 pub(crate) struct Durable {
     pub(crate) store: Arc<dyn Store>,
+    /// The remediator's own store, when it was built without one: no other replica can reach it, so
+    /// `shutdown` hands its unfinished jobs back.
+    pub(crate) private: Option<Arc<MemoryStore>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) owner: Arc<str>,
     pub(crate) settings: StoreSettings,
@@ -178,10 +186,22 @@ impl Stored {
 }
 
 impl Durable {
+    /// A store of the remediator's own, in memory, on tokio's clock (so that paused time moves its due times),
+    /// with the fleet guards kept here: no other replica shares them.
+    pub(crate) fn private() -> Self {
+        let store = Arc::new(MemoryStore::new().numbered_after(super::job::first_job_id()));
+        let clock = Arc::new(TokioClock::starting_at(Timestamp::from(std::time::SystemTime::now())));
+        let settings = StoreSettings { shared_guards: false, ..StoreSettings::default() };
+        let mut durable = Durable::new(store.clone(), clock, settings);
+        durable.private = Some(store);
+        durable
+    }
+
     pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: StoreSettings) -> Self {
         let owner = settings.owner.clone().unwrap_or_else(|| format!("replica-{:016x}", super::job::first_job_id()));
         Durable {
             store,
+            private: None,
             clock,
             owner: Arc::from(owner),
             fleet: settings.shared_guards.then(Fleet::default),
@@ -237,7 +257,7 @@ impl Durable {
 
     /// A handle's cell for job `id`: given the outcome when it ends.
     pub(crate) fn watch(&self, id: JobId) -> Arc<JobCell> {
-        let cell = Arc::new(JobCell::new(id));
+        let cell = Arc::new(JobCell::default());
         self.watchers().entry(id).or_default().push(Arc::downgrade(&cell));
         cell
     }
@@ -277,6 +297,40 @@ impl Durable {
                 _ => {}
             }
         }
+    }
+
+    /// At the end of a shutdown: every handle of a job that did not end is given [`Outcome::Suspended`], with
+    /// the job as it was left; the remediator's own store hands back every unfinished job (on a store given to
+    /// it, the jobs stay there and none is handed back).
+    pub(crate) async fn suspend_watchers(&self) -> Vec<SuspendedJob> {
+        let now = self.now();
+        let rows = match &self.private {
+            Some(own) => own.active_rows(),
+            None => {
+                let ids: Vec<JobId> = self.watchers().keys().copied().collect();
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Ok(Some(row)) = self.store.job(id).await {
+                        rows.push(row);
+                    }
+                }
+                rows
+            }
+        };
+        let mut unfinished = Vec::with_capacity(rows.len());
+        for row in rows.iter().filter(|row| row.phase != Phase::Finished) {
+            match Record::suspended(row, now) {
+                Ok(job) => {
+                    self.tell(row.id, &Outcome::Suspended { state: Box::new(job.clone()) });
+                    unfinished.push(job);
+                }
+                Err(e) => tracing::error!(store = %self.store.describe(), job = %row.id, error = %e, "a job this build cannot read is left in the store"),
+            }
+        }
+        if self.private.is_none() {
+            unfinished.clear();
+        }
+        unfinished
     }
 
     /// Gives the watchers of `id` its outcome.
@@ -357,7 +411,7 @@ mod tests {
 
     fn held(epoch: u64) -> HeldJob {
         let lease = Lease { job: JobId(7), epoch, owner: Arc::from("one") };
-        HeldJob { lease, cell: Arc::new(JobCell::new(JobId(7))), task: None, expires: Instant::now() }
+        HeldJob { lease, cell: Arc::new(JobCell::default()), task: None, expires: Instant::now() }
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Fleet {
         let instant = |t: i64| instant_of(now, at, Timestamp(t));
         match row {
             BreakerRow::Open { at, until } => breakers.adopt_open(downstream, instant(at), instant(until), now),
-            BreakerRow::Closed { at } => breakers.adopt_closed(downstream, instant(at), now),
+            BreakerRow::Closed { at } => breakers.adopt_closed(downstream, instant(at)),
         }
     }
 

@@ -5,7 +5,6 @@ use tokio::time::Instant;
 
 use super::breaker::{Breakers, Gate};
 use super::budget::{ErrorClass, Refused, RetryBudget, Withdrawal};
-use super::cell::{CANCEL, JobCell, SUSPEND};
 use super::events::Event;
 use super::job::Job;
 use super::shared::Inner;
@@ -80,114 +79,49 @@ impl Drop for Probe<'_> {
 
 /// Why a job did not get past its breaker.
 pub(super) enum Held {
-    Cancelled,
-    Suspended,
     /// It would wait longer than the breaker's `max_wait`.
     TooLong(String),
-    /// It must wait this long, and the job lives in a durable store: it rests there meanwhile.
+    /// It must wait this long: it rests in the store meanwhile, and decides again when it is due.
     Rest(std::time::Duration),
 }
 
-/// The breaker asked without listening for its changes (listening costs a lock to start and another to stop):
-/// a probe when it lets the job through now, `None` when the job must wait for it.
-pub(super) fn breaker_now<'a, H>(inner: &'a Inner<H>, st: &State) -> Option<Probe<'a>> {
+/// Asks the downstream's breaker: a probe when it lets the job through now, else how long the job rests before
+/// it asks again (or why it does not wait at all).
+///
+/// A job rests until the breaker half-opens; one that finds it half-open, until its probe's call must have
+/// answered (the hook timeout, at most `open_for`). To that each job adds its place in the release, spread
+/// over `release_over` by its id, so that the jobs that waited do not all come back at once.
+pub(super) fn pass_breaker<'a, H>(inner: &'a Inner<H>, job: &Job, st: &State) -> Result<Probe<'a>, Held> {
     let downstream = st.failure.downstream();
-    let Some(breakers) = &inner.breakers else { return Some(Probe::none(downstream)) };
-    let (gate, transition) = breakers.gate(downstream, Instant::now());
+    let Some(breakers) = &inner.breakers else { return Ok(Probe::none(downstream)) };
+    let now = Instant::now();
+    let (gate, transition) = breakers.gate(downstream, now);
     if let Some(t) = transition {
         inner.breaker_changed(t);
     }
-    match gate {
+    let until = match gate {
         Gate::Pass { probe: Some(generation) } => {
-            Some(Probe { downstream, generation: Some(generation), breakers: Some(breakers) })
+            return Ok(Probe { downstream, generation: Some(generation), breakers: Some(breakers) });
         }
-        Gate::Pass { probe: None } => Some(Probe::none(downstream)),
-        Gate::Until(_) | Gate::ForProbes => None,
+        Gate::Pass { probe: None } => return Ok(Probe::none(downstream)),
+        Gate::Until(until) => until,
+        Gate::ForProbes => later(now, inner.hook_timeout.min(breakers.config().open_for)),
+    };
+    if until > later(now, breakers.config().max_wait) {
+        return Err(Held::TooLong(format!(
+            "the {downstream} circuit breaker stayed open longer than the engine waits ({})",
+            humantime::format_duration(breakers.config().max_wait)
+        )));
     }
+    inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
+    let place = breakers.config().release_over.mul_f64(release_place(job.job_id().0));
+    Err(Held::Rest(until.saturating_duration_since(now) + place))
 }
 
-/// Waits until the downstream's breaker lets the job through, asking it again while listening for its changes,
-/// so that a change since [`breaker_now`] asked is not missed. A job that waited for a breaker that then closed
-/// goes at its place in the release, spread over `release_over`.
-pub(super) async fn wait_for_breaker<'a, H>(
-    inner: &'a Inner<H>,
-    job: &Job,
-    st: &State,
-    cell: &JobCell,
-) -> Result<Probe<'a>, Held> {
-    let downstream = st.failure.downstream();
-    let Some(breakers) = &inner.breakers else { return Ok(Probe::none(downstream)) };
-    let began = Instant::now();
-    let mut waiting: Option<Waiting<'_>> = None;
-    let mut released = false;
-    loop {
-        let changed = breakers.changed(downstream).notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let now = Instant::now();
-        let (gate, transition) = breakers.gate(downstream, now);
-        if let Some(t) = transition {
-            inner.breaker_changed(t);
-        }
-        let until = match gate {
-            Gate::Pass { probe: Some(generation) } => {
-                return Ok(Probe { downstream, generation: Some(generation), breakers: Some(breakers) });
-            }
-            Gate::Pass { probe: None } => match waiting.is_some() && !released {
-                true => match breakers.released_at(downstream, now) {
-                    Some(at) => {
-                        released = true;
-                        at
-                    }
-                    None => return Ok(Probe::none(downstream)),
-                },
-                false => return Ok(Probe::none(downstream)),
-            },
-            Gate::Until(until) => until,
-            Gate::ForProbes => later(now, breakers.config().open_for),
-        };
-        if until > later(began, breakers.config().max_wait) {
-            return Err(Held::TooLong(format!(
-                "the {downstream} circuit breaker stayed open longer than the engine waits ({})",
-                humantime::format_duration(breakers.config().max_wait)
-            )));
-        }
-        if inner.durable.is_some() {
-            inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
-            return Err(Held::Rest(until.saturating_duration_since(now)));
-        }
-        if waiting.is_none() {
-            inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
-            waiting = Some(Waiting::new(breakers, downstream));
-        }
-        tokio::select! {
-            biased;
-            _ = cell.raised(CANCEL | SUSPEND) => {
-                return Err(if cell.is(CANCEL) { Held::Cancelled } else { Held::Suspended });
-            }
-            _ = tokio::time::sleep_until(until) => {}
-            _ = changed, if !released => {}
-        }
-    }
-}
-
-/// A job counted among a breaker's waiting jobs while it lives.
-struct Waiting<'a> {
-    breakers: &'a Breakers,
-    downstream: Downstream,
-}
-
-impl<'a> Waiting<'a> {
-    fn new(breakers: &'a Breakers, downstream: Downstream) -> Self {
-        breakers.wait_started(downstream);
-        Waiting { breakers, downstream }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.breakers.wait_ended(self.downstream);
-    }
+/// A job's place in a breaker's release, in `[0, 1)`: the fractional parts of multiples of the golden ratio,
+/// which spread any run of consecutive ids evenly.
+fn release_place(id: u64) -> f64 {
+    ((id % (1 << 32)) as f64 * 0.618_033_988_749_894_9).fract()
 }
 
 /// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt

@@ -2,10 +2,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use super::cell::{CANCEL, JobCell};
+use super::cell::JobCell;
 use super::outcome::Outcome;
 
 /// A running job: await it (it is a future) for the outcome, or cancel it.
@@ -15,16 +15,20 @@ pub struct JobHandle {
     joined: bool,
     /// Where this handle waits in the job's cell, once it has waited.
     slot: Option<usize>,
+    /// The remediator, for a cancellation, while it lives.
+    canceller: Weak<dyn Cancel>,
+}
+
+/// What a handle cancels its job through: its remediator.
+pub(crate) trait Cancel: Send + Sync {
+    /// Cancels the active job of `asset_id`, held here or at rest in the store; whether one was found.
+    fn cancel_asset(&self, asset_id: &str) -> bool;
 }
 
 impl JobHandle {
-    /// A handle on a job kept in a durable store, through a cell that is given its outcome.
-    pub(super) fn watching(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool) -> Self {
-        JobHandle::new(asset_id, cell, joined)
-    }
-
-    pub(super) fn new(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool) -> Self {
-        JobHandle { asset_id, cell, joined, slot: None }
+    /// A handle on a job in the store, through a cell that is given its outcome.
+    pub(super) fn watching(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool, canceller: Weak<dyn Cancel>) -> Self {
+        JobHandle { asset_id, cell, joined, slot: None, canceller }
     }
 
     /// The asset.
@@ -37,13 +41,15 @@ impl JobHandle {
         self.joined
     }
 
-    /// Cancels the job (every handle of it sees [`Outcome::Cancelled`]).
+    /// Cancels the job (every handle of it sees [`Outcome::Cancelled`]), wherever it is in the remediator's
+    /// store: held by its replica, or at rest.
     pub fn cancel(&self) {
-        self.cell.raise(CANCEL);
+        if let Some(remediator) = self.canceller.upgrade() {
+            remediator.cancel_asset(&self.asset_id);
+        }
     }
 
-    /// The outcome, once the job has one (the same as awaiting the handle). If the tokio runtime stops before
-    /// the job ends, `Cancelled`.
+    /// The outcome, once the job has one (the same as awaiting the handle).
     pub async fn outcome(self) -> Outcome {
         self.await
     }

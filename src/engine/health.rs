@@ -69,17 +69,7 @@ impl<H: Hooks> Remediator<H> {
     /// # }
     /// ```
     pub fn health(&self) -> Health {
-        let Some(d) = &self.inner.durable else {
-            return Health {
-                store: None,
-                store_reachable: true,
-                last_write: None,
-                failures: 0,
-                error: None,
-                claimer_running: false,
-                held_jobs: 0,
-            };
-        };
+        let d = &self.inner.durable;
         let failures = d.health.failures.load(Ordering::SeqCst);
         let last = d.health.last_write.load(Ordering::SeqCst);
         let claimer_running = !d.stopping.load(Ordering::SeqCst)

@@ -5,8 +5,6 @@
 
 use std::future::Future;
 
-use futures_util::future::Either;
-
 use super::call::{Answer, CallError, call};
 use super::cell::{CANCEL, JobCell, LOST};
 use super::durable::Stored;
@@ -26,7 +24,7 @@ pub(crate) async fn begin_call<H>(
     inner: &Inner<H>,
     job: &Job,
     st: &State,
-    stored: &mut Option<Box<Stored>>,
+    stored: &mut Stored,
     cell: &JobCell,
     hook: &str,
     key: &str,
@@ -43,10 +41,10 @@ pub(crate) async fn write_answer<H>(
     inner: &Inner<H>,
     job: &Job,
     st: &State,
-    stored: &mut Option<Box<Stored>>,
+    stored: &mut Stored,
     cell: &JobCell,
 ) -> Result<(), StoreError> {
-    if stored.as_deref().is_none_or(|s| s.answered.is_none()) {
+    if stored.answered.is_none() {
         return Ok(());
     }
     write_held(inner, job, st, stored, cell, None).await
@@ -60,11 +58,11 @@ async fn write_held<H>(
     inner: &Inner<H>,
     job: &Job,
     st: &State,
-    stored: &mut Option<Box<Stored>>,
+    stored: &mut Stored,
     cell: &JobCell,
     begin: Option<(&str, &str, u32)>,
 ) -> Result<(), StoreError> {
-    let (Some(d), Some(stored)) = (&inner.durable, stored.as_deref_mut()) else { return Ok(()) };
+    let d = &inner.durable;
     let now = d.now();
     let mut record = Record::of(job, st, stored.first_failure_at);
     record.unanswered = stored.unanswered.clone();
@@ -112,52 +110,26 @@ async fn write_held<H>(
 }
 
 /// After a side-effecting hook call: its answer, written with the job's next write.
-pub(crate) fn answered(stored: &mut Option<Box<Stored>>, key: String, answer: String) {
-    if let Some(stored) = stored.as_deref_mut() {
-        stored.answered = Some((key, answer));
-    }
+pub(crate) fn answered(stored: &mut Stored, key: String, answer: String) {
+    stored.answered = Some((key, answer));
 }
 
 /// The job's attempt has settled without the report its row may hold (its call answered at once, or `check`
 /// answered): such a report is of this attempt, and the next write clears it, so that it is never taken for the
 /// result of a later attempt. That write comes before the next hook call (`begin_call`), so no report of a later
 /// attempt can be on the row yet.
-pub(crate) fn attempt_settled(stored: &mut Option<Box<Stored>>) {
-    if let Some(stored) = stored.as_deref_mut() {
-        stored.clear_report = true;
-    }
+pub(crate) fn attempt_settled(stored: &mut Stored) {
+    stored.clear_report = true;
 }
 
-/// A side-effecting hook call: in the ledger when the job lives in a durable store (its key from `key`,
-/// asked only then), as a plain call when it lives in memory.
+/// A side-effecting hook call: begun in the ledger (its key from `key`), made, and its answer noted for the
+/// job's next write.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn ledgered<'a, H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
-    inner: &'a Inner<H>,
-    job: &'a Job,
-    st: &'a State,
-    stored: &'a mut Option<Box<Stored>>,
-    cell: &'a JobCell,
-    hook: HookName,
-    attempt: Option<u32>,
-    key: impl FnOnce() -> String,
-    make: impl FnOnce() -> F,
-) -> impl Future<Output = Result<T, CallError>> {
-    // The plain call itself, not a future around it, for a job in memory: one state machine less on every call.
-    // The ledger's future is boxed: it would make the future of every attempt larger, also in memory.
-    match stored {
-        None => Either::Left(call(inner, job, hook, attempt, cell, make)),
-        Some(_) => Either::Right(Box::pin(in_ledger(inner, job, st, stored, cell, hook, attempt, key, make))),
-    }
-}
-
-/// A side-effecting hook call of a job in a durable store: begun in the ledger, made, and its answer noted for
-/// the job's next write.
-#[allow(clippy::too_many_arguments)]
-async fn in_ledger<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
+pub(crate) async fn ledgered<H: Hooks, T: Answer, F: Future<Output = Result<T, HookError>>>(
     inner: &Inner<H>,
     job: &Job,
     st: &State,
-    stored: &mut Option<Box<Stored>>,
+    stored: &mut Stored,
     cell: &JobCell,
     hook: HookName,
     attempt: Option<u32>,

@@ -1,12 +1,15 @@
 //! What a job's task owns, and how it ends: counted, told and delivered once, even when the task is dropped.
 
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
+use super::cell::LOST;
 use super::durable::Stored;
 use super::events::Event;
 use super::guards::give_back;
 use super::job::Job;
 use super::outcome::Outcome;
+use super::runner::write_back;
 use super::shared::Delivery;
 use super::state::State;
 
@@ -29,18 +32,28 @@ impl<H> Parts<H> {
 }
 
 impl<H> Drop for Parts<H> {
-    /// A job whose task is dropped before it ends (its runtime shut down) ends cancelled, so that no handle
-    /// waits forever and `shutdown` does not wait for a job that is gone. A job of a durable store is not
-    /// over: it stays in the store, and goes on from its last write once its lease expires.
+    /// A job whose task is dropped before it ends (its runtime shut down, or the replica crashed) leaves the
+    /// registry, so that `shutdown` does not wait for a job that is gone. On a store the job is not over: it
+    /// stays there, and goes on from its last write once its lease expires. In the remediator's own memory
+    /// store, which nothing else reads, it would never go on: it ends cancelled, so that no handle waits
+    /// forever.
     fn drop(&mut self) {
         if self.delivery.is_finished() {
             return;
         }
-        if self.stored.is_some() {
+        let inner = self.delivery.inner.clone();
+        let d = &inner.durable;
+        if d.private.is_none() || self.delivery.cell.is(LOST) {
             self.leave();
-        } else {
-            self.end(Outcome::Cancelled { attempts: self.state.history.attempts() });
+            return;
         }
+        let outcome = Outcome::Cancelled { attempts: self.state.history.attempts() };
+        let (id, epoch) = (self.stored.lease.job, self.stored.lease.epoch);
+        // The memory store answers without waiting.
+        let _ = write_back(d, self, &outcome).now_or_never();
+        d.tell(id, &outcome);
+        self.end(outcome);
+        d.let_go(id, epoch, None);
     }
 }
 
@@ -51,6 +64,6 @@ pub(crate) struct Parts<H> {
     /// When the job's first failure happened, on the engine's clock.
     pub(crate) started: Instant,
     pub(crate) delivery: Delivery<H>,
-    /// With a durable store: the job's lease and what goes with its next write.
-    pub(crate) stored: Option<Box<Stored>>,
+    /// The job's lease and what goes with its next write.
+    pub(crate) stored: Box<Stored>,
 }

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::Withdrawal;
 use super::job::Job;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, SuspendedJob};
 use super::state::{Awaiting, More, State};
 use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
-use crate::store::{JobRow, StoreError, Timestamp};
+use crate::store::{JobRow, Phase, StoreError, Timestamp};
 
 /// The version of the payload this build writes. A build reads every version up to its own, and refuses a
 /// newer one ([`StoreError::PayloadTooNew`]): during a rolling deploy, an older replica leaves a newer
@@ -51,6 +51,10 @@ pub(crate) struct Record {
     /// and waits its delay. A row written before this field was kept is taken as having waited.
     #[serde(with = "crate::millis::opt", default = "waited")]
     pub(crate) remaining: Option<Duration>,
+    /// A report that came during a call a shutdown cut off, handed back with the job and resumed: the result
+    /// of the call's repetition if it answers `Submitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) early_report: Option<super::report::Reported>,
 }
 
 fn waited() -> Option<Duration> {
@@ -74,6 +78,7 @@ impl Record {
             outcome: None,
             unanswered: None,
             remaining: st.remaining(),
+            early_report: st.more_ref().and_then(|m| m.early_report.clone()),
         }
     }
 
@@ -86,8 +91,7 @@ impl Record {
             reconciles: self.reconciles,
             verdict: self.verdict,
             awaiting: self.awaiting,
-            // A job in a store keeps an early report in its row.
-            early_report: None,
+            early_report: self.early_report,
         };
         let mut state = State::new(self.failure, self.history).with_more(more);
         state.steps = self.steps;
@@ -109,6 +113,34 @@ impl Record {
             .map_err(|e| StoreError::Corrupt { job: row.id.0, reason: e.to_string() })?;
         record.job.set_job_id(row.id);
         Ok(record)
+    }
+}
+
+impl Record {
+    /// A job at rest (or left in the middle of a call by a shutdown's deadline) as [`SuspendedJob`], at `now`:
+    /// what was left of its wait goes with it, and a report its row kept for the attempt under way.
+    pub(crate) fn suspended(row: &JobRow, now: Timestamp) -> Result<SuspendedJob, StoreError> {
+        let record = Record::decode(row)?;
+        let first_failure_at = record.first_failure_at;
+        let rested = record.remaining.is_some();
+        let (job, mut state) = record.into_state();
+        let left = row.wake_at.since(now);
+        match row.phase {
+            Phase::Waiting => state.set_remaining(rested.then_some(left)),
+            Phase::Awaiting => {
+                if let Some(a) = state.awaiting_mut() {
+                    a.left = left;
+                }
+            }
+            // Cut off in its call: repeated at once on resume, with the same key.
+            Phase::Calling => state.set_remaining(Some(Duration::ZERO)),
+            Phase::Finished => {}
+        }
+        if let Some(report) = row.report.as_deref().and_then(|r| serde_json::from_str(r).ok()) {
+            state.more().early_report = Some(report);
+        }
+        state.history.set_elapsed(now.since(first_failure_at));
+        Ok(super::ending::suspended_job(&job, state))
     }
 }
 

@@ -1,31 +1,28 @@
 //! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tracing::Instrument;
+use futures_util::FutureExt;
 
 use super::breaker::BreakerState;
 use super::budget::RetryBudget;
-use super::cell::{ABORT, CANCEL, JobCell, Offer, SUSPEND};
+use super::cell::{ABORT, CANCEL, SUSPEND};
 use super::counters::CounterSnapshot;
 use super::events::Event;
-use super::handle::JobHandle;
+use super::handle::{Cancel, JobHandle};
 use super::hooks::Hooks;
 use super::job::{AttemptKey, Job};
 use super::outcome::SuspendedJob;
-use super::parts::Parts;
-use super::registry::Entered;
 use super::report::Reported;
-use super::shared::{Delivery, Inner};
+use super::shared::Inner;
 use super::state::{More, State};
-use super::walk;
 use crate::classify::catalogue::Downstream;
 use crate::classify::{Callback, Failure};
-use crate::decide::{History, LivePolicies, Policies};
-use crate::store::{JobId, ReportAnswer, ReportTarget, StoreError, Timestamp};
+use crate::decide::{LivePolicies, Policies};
+use crate::store::{CancelAnswer, ReportAnswer, ReportTarget, StoreError, Timestamp};
 
 /// Why a job could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +43,33 @@ pub enum SubmitError {
     /// The store could not take the job.
     #[error("the store refused the job: {0}")]
     Store(String),
+}
+
+impl<H: Hooks> Cancel for Inner<H> {
+    fn cancel_asset(&self, asset_id: &str) -> bool {
+        let held = self.jobs().get(asset_id).cloned();
+        if let Some(cell) = &held {
+            cell.raise(CANCEL);
+        }
+        let d = &self.durable;
+        let now = d.now();
+        if d.private.is_some() {
+            // The remediator's own memory store answers without waiting.
+            let answer = d.store.cancel(asset_id, now).now_or_never().and_then(Result::ok);
+            d.wake.notify_one();
+            return held.is_some() || answer.is_some_and(|a| a != CancelAnswer::NoJob);
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, wake, asset) = (d.store.clone(), d.wake.clone(), asset_id.to_owned());
+            drop(runtime.spawn(async move {
+                if let Err(e) = store.cancel(&asset, now).await {
+                    tracing::warn!(store = %store.describe(), asset, error = %e, "cancelling a job failed");
+                }
+                wake.notify_one();
+            }));
+        }
+        held.is_some()
+    }
 }
 
 /// Drives the host's hooks for every submitted job, on tokio.
@@ -82,18 +106,27 @@ impl<H> Clone for Remediator<H> {
 }
 
 impl<H: Hooks> Remediator<H> {
-    /// Starts remediating `job`, which failed with `failure`. If the asset is already being remediated, the
-    /// report joins the running job and the handle gives that job's outcome.
+    /// Starts remediating `job` as [`Remediator::enqueue`] does, without waiting: only on a remediator built
+    /// without a store (whose own memory store takes a job at once); on a database it is
+    /// [`SubmitError::UseEnqueue`].
+    #[deprecated(
+        since = "0.2.0",
+        note = "hand jobs over with `enqueue(job, failure).await`: every job is written to the remediator's store \
+                (a memory store by default) before it starts"
+    )]
     pub fn submit(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
-        if self.inner.durable.is_some() {
+        tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
+        if self.inner.durable.private.is_none() {
             return Err(SubmitError::UseEnqueue);
         }
-        let mut history = History::new(job.seed());
-        history.record_failure(&failure);
-        self.spawn_job(job, State::new(failure, history))
+        // The remediator's own memory store answers without waiting.
+        self.enqueue(job, failure).now_or_never().unwrap_or(Err(SubmitError::UseEnqueue))
     }
 
-    /// Continues a job that a shutdown suspended.
+    /// Hands over a job that a shutdown suspended, to go on where it stopped: what was left of its wait, the
+    /// attempt it awaited, the verdict it had not delivered. Returns once it is written to the store, as
+    /// [`Remediator::enqueue`]. The job gets a new id in this store: a callback addressed by the attempt key of
+    /// the earlier run is answered [`ReportAnswer::Unknown`], one by the attempt's reference still reaches it.
     ///
     /// ```
     /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator};
@@ -111,7 +144,7 @@ impl<H: Hooks> Remediator<H> {
     /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?.block_on(async {
     /// let failure = Failure::asset(2001, "download failed")?;
     /// let before = Remediator::builder(Policies::defaults(), Host).build();
-    /// let handle = before.submit(Job::new("asset-42"), failure)?;
+    /// let handle = before.enqueue(Job::new("asset-42"), failure).await?;
     /// // The process is about to stop: the job (waiting a minute before its retry) is suspended.
     /// let suspended = before.shutdown(Duration::from_secs(5)).await;
     /// assert_eq!(handle.await.kind(), lightflow_remedy::engine::OutcomeKind::Suspended);
@@ -120,13 +153,13 @@ impl<H: Hooks> Remediator<H> {
     /// // After the restart: each job goes on where it stopped.
     /// let after = Remediator::builder(Policies::defaults(), Host).build();
     /// for state in serde_json::from_str::<Vec<_>>(&stored)? {
-    ///     assert!(matches!(after.resume(state)?.await, Outcome::Recovered { attempts: 1, .. }));
+    ///     assert!(matches!(after.resume(state).await?.await, Outcome::Recovered { attempts: 1, .. }));
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
+    pub async fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
         let SuspendedJob {
             job,
             failure,
@@ -142,45 +175,8 @@ impl<H: Hooks> Remediator<H> {
         let more = More { remaining: remaining_delay, lent: None, paid, reconciles, verdict, awaiting, early_report };
         let mut state = State::new(failure, history).with_more(more);
         state.steps = steps;
-        self.spawn_job(job, state)
-    }
-
-    fn spawn_job(&self, mut job: Job, state: State) -> Result<JobHandle, SubmitError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
-        let id = job.id().clone();
-        let mut jobs = self.inner.jobs();
-        if !self.inner.accepting.load(Ordering::SeqCst) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        if job.job_id() == JobId::default() {
-            job.set_job_id(self.inner.next_job_id());
-        }
-        let cell = Arc::new(JobCell::new(job.job_id()));
-        let hash = match jobs.enter(&id, &cell) {
-            Entered::New { hash } => hash,
-            Entered::Running(running) => {
-                drop(jobs);
-                self.inner.emit(|| Event::Joined { asset_id: id.clone(), failure: state.failure.key() });
-                return Ok(JobHandle::new(id, running, true));
-            }
-        };
-        drop(jobs);
-        self.inner.emit(|| Event::Submitted { asset_id: id.clone(), failure: state.failure.key() });
-
-        let now = tokio::time::Instant::now();
-        let started = now.checked_sub(state.history.elapsed()).unwrap_or(now);
-        let delivery = Delivery { inner: self.inner.clone(), hash, cell: cell.clone(), finished: false };
-        let task = walk::run(Parts { job, state, started, delivery, stored: None });
-        // Detached: the registry knows the running jobs, and every job delivers its outcome to its cell. The
-        // span only when someone records it: a disabled one would cost every job its room and every poll. With
-        // no subscriber set at all nothing can record it, and it is not even built (tracing's `log` fallback,
-        // which a dependency turns on, would format it on every submission).
-        let span = tracing::dispatcher::has_been_set().then(|| tracing::info_span!("remediation", asset = %id));
-        match span {
-            Some(span) if !span.is_disabled() => drop(runtime.spawn(task.instrument(span))),
-            _ => drop(runtime.spawn(task)),
-        }
-        Ok(JobHandle::new(id, cell, false))
+        let due_in = remaining_delay.unwrap_or_default();
+        self.hand_over(job, state, due_in, None).await
     }
 
     /// Resolves when no job is running.
@@ -203,15 +199,17 @@ impl<H: Hooks> Remediator<H> {
         }
     }
 
-    /// Cancels the job of `asset_id`; `false` when there is none.
+    /// Cancels the job of `asset_id`: at once if this replica holds it or it rests in the remediator's own
+    /// memory store; on a store given to it, a job at rest is cancelled by a write that follows (wait for it
+    /// with [`Remediator::cancel_job`]). `false` when no job was found here.
     pub fn cancel(&self, asset_id: &str) -> bool {
-        match self.inner.jobs().get(asset_id) {
-            Some(cell) => {
-                cell.raise(CANCEL);
-                true
-            }
-            None => false,
-        }
+        self.inner.cancel_asset(asset_id)
+    }
+
+    /// A handle's way to cancel its job.
+    pub(super) fn canceller(&self) -> Weak<dyn Cancel> {
+        let inner: Arc<dyn Cancel> = self.inner.clone();
+        Arc::downgrade(&inner)
     }
 
     /// Hands the host a submitted attempt's result: from its LightFlow callback handler, or its poller.
@@ -268,45 +266,13 @@ impl<H: Hooks> Remediator<H> {
     }
 
     async fn take_report(&self, target: ReportTarget<'_>, result: Reported) -> Result<ReportAnswer, StoreError> {
-        if let Some(d) = &self.inner.durable {
-            let json = serde_json::to_string(&result).unwrap_or_default();
-            let answer = d.store.report(target, &json, d.now()).await?;
-            if matches!(answer, ReportAnswer::Applied { .. } | ReportAnswer::Ambiguous { .. }) {
-                d.wake.notify_one();
-            }
-            return Ok(answer);
+        let d = &self.inner.durable;
+        let json = serde_json::to_string(&result).unwrap_or_default();
+        let answer = d.store.report(target, &json, d.now()).await?;
+        if matches!(answer, ReportAnswer::Applied { .. } | ReportAnswer::Ambiguous { .. }) {
+            d.wake.notify_one();
         }
-        Ok(match target {
-            ReportTarget::Attempt { job, attempt } => {
-                let cell = self.inner.jobs().cells().find(|c| c.id == job).cloned();
-                match cell {
-                    None => ReportAnswer::Unknown,
-                    Some(cell) => match cell.offer(Some(attempt), result) {
-                        Offer::Taken => ReportAnswer::Applied { job },
-                        Offer::Kept => ReportAnswer::Early { job },
-                        Offer::Duplicate => ReportAnswer::Duplicate { job },
-                        Offer::NotAwaited => ReportAnswer::OlderAttempt { job },
-                    },
-                }
-            }
-            // In memory, a report by asset is offered to the attempt under way.
-            ReportTarget::Asset(asset) | ReportTarget::AssetEndedAt(asset, _) => {
-                let cell = self.inner.jobs().get(asset).cloned();
-                match cell {
-                    None => ReportAnswer::Unknown,
-                    Some(cell) => {
-                        let job = cell.id;
-                        match cell.offer(None, result) {
-                            Offer::Taken => ReportAnswer::Applied { job },
-                            Offer::Kept => ReportAnswer::Early { job },
-                            Offer::Duplicate => ReportAnswer::Duplicate { job },
-                            Offer::NotAwaited => ReportAnswer::OlderAttempt { job },
-                        }
-                    }
-                }
-            }
-            ReportTarget::Reference(reference) => self.inner.report_by_reference(reference, result),
-        })
+        Ok(answer)
     }
 
     /// Reports what a LightFlow callback says, addressed as surely as the callback allows:
@@ -363,20 +329,25 @@ impl<H: Hooks> Remediator<H> {
         self.report(target, result).await.map(Some)
     }
 
-    /// Cancels every running job.
+    /// Cancels every job this replica holds (jobs at rest in the store are cancelled by
+    /// [`Remediator::cancel_job`]).
     pub fn cancel_all(&self) {
         self.raise_all(CANCEL);
+        if let Some(own) = &self.inner.durable.private {
+            for asset in own.active_assets() {
+                self.inner.cancel_asset(&asset);
+            }
+        }
     }
 
-    /// Stops taking new jobs, lets hook calls in flight finish within `deadline`, and returns every
-    /// unfinished job's state for [`Remediator::resume`]. Each of those jobs' handles gives
-    /// [`Outcome::Suspended`]; jobs whose calls finish in time may still end otherwise. See
-    /// [`Remediator::resume`] for the round trip.
+    /// Stops taking new jobs and claiming, lets hook calls in flight finish within `deadline`, and writes every
+    /// job it holds back to the store. Each handle of a job that did not end meanwhile gives
+    /// [`Outcome::Suspended`]. A remediator built without a store (its own memory store, which nothing outlives)
+    /// returns the state of every unfinished job, for [`Remediator::resume`] after the restart; on a store
+    /// given to it the jobs stay in the store, and the list is empty.
     pub async fn shutdown(&self, deadline: Duration) -> Vec<SuspendedJob> {
-        if let Some(d) = &self.inner.durable {
-            // The store keeps every job: the claimer stops, and the jobs held here go back to it.
-            d.stop();
-        }
+        let d = &self.inner.durable;
+        d.stop();
         {
             let jobs = self.inner.jobs();
             self.inner.accepting.store(false, Ordering::SeqCst);
@@ -388,12 +359,18 @@ impl<H: Hooks> Remediator<H> {
             self.raise_all(ABORT);
             self.idle().await;
         }
-        std::mem::take(&mut *self.inner.suspended.lock().unwrap_or_else(|e| e.into_inner()))
+        d.suspend_watchers().await
     }
 
     /// Whether it takes new jobs (it stops at `shutdown`).
     pub(super) fn is_accepting(&self) -> bool {
         self.inner.accepting.load(Ordering::SeqCst)
+    }
+
+    /// Now, on the clock of the remediator's store: for a report of an attempt that ended just now
+    /// ([`ReportTarget::AssetEndedAt`]).
+    pub fn now(&self) -> Timestamp {
+        self.inner.durable.now()
     }
 
     /// The event stream, from now on.
@@ -426,9 +403,9 @@ impl<H: Hooks> Remediator<H> {
         self.inner.breakers.as_ref().map_or(BreakerState::Closed, |b| b.state(downstream))
     }
 
-    /// How many jobs are running.
+    /// How many jobs this replica holds (works on, or waits for a short delay of).
     pub fn active_jobs(&self) -> usize {
-        self.inner.jobs().len()
+        self.inner.durable.held().len()
     }
 
     /// The policies decisions are made with now.

@@ -29,18 +29,22 @@ use super::shared::{Delivery, Inner};
 use super::walk::walk;
 use crate::store::{Claimed, JobId, Lease, LedgerWrite, Phase, Save, StoreError, Timestamp};
 
-/// Starts the claimer, the heartbeat and the pruner, once, on the current runtime.
+/// Starts the claimer, the heartbeat and the pruner on the current runtime, unless they run: once, or again
+/// after the runtime they ran on was shut down.
 pub(crate) fn start<H: Hooks>(inner: &Arc<Inner<H>>) -> bool {
-    let Some(d) = &inner.durable else { return false };
+    let d = &inner.durable;
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
-    if d.started.swap(true, Ordering::SeqCst) {
+    let mut tasks = d.tasks.lock().unwrap_or_else(|e| e.into_inner());
+    if d.stopping.load(Ordering::SeqCst) || tasks.iter().any(|t| !t.is_finished()) {
         return true;
     }
+    d.started.store(true, Ordering::SeqCst);
+    tasks.clear();
     let weak = Arc::downgrade(inner);
     let claimer = runtime.spawn(claimer(weak.clone()));
     let heartbeat = runtime.spawn(heartbeat(weak.clone()));
     let pruner = runtime.spawn(pruner(weak));
-    d.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([
+    tasks.extend([
         claimer.abort_handle(),
         heartbeat.abort_handle(),
         pruner.abort_handle(),
@@ -63,7 +67,7 @@ async fn claimer<H: Hooks>(weak: Weak<Inner<H>>) {
     let mut backoff = Backoff::default();
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let Some(d) = &inner.durable else { return };
+        let d = &inner.durable;
         if d.stopping.load(Ordering::SeqCst) {
             return;
         }
@@ -171,14 +175,14 @@ impl Backoff {
 
 /// Starts the task of a claimed job, whose claim was sent at `sent` (its lease is counted from then).
 pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed, sent: Instant) {
-    let Some(d) = &inner.durable else { return };
+    let d = &inner.durable;
     let id = claimed.lease.job;
     let epoch = claimed.lease.epoch;
     if claimed.taken_over {
         tracing::info!(job = %id, "taking over a job whose lease expired");
         inner.counters.takeover();
     }
-    let cell = Arc::new(JobCell::new(id));
+    let cell = Arc::new(JobCell::default());
     let expires = sent + d.settings.lease;
     d.held().insert(id, HeldJob { lease: claimed.lease.clone(), cell: cell.clone(), task: None, expires });
     let task = tokio::spawn(run_stored(inner.clone(), claimed, cell));
@@ -196,7 +200,7 @@ pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed, sent: Inst
 async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let Some(d) = &inner.durable else { return };
+        let d = &inner.durable;
         let every = (d.settings.lease / 3).max(Duration::from_millis(10));
         let leases: Vec<Lease> = d.held().values().map(|h| h.lease.clone()).collect();
         if !leases.is_empty() {
@@ -267,7 +271,7 @@ fn stop_expiring(d: &Durable) {
 async fn pruner<H: Hooks>(weak: Weak<Inner<H>>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let Some(d) = &inner.durable else { return };
+        let d = &inner.durable;
         let before = d.now().before(d.settings.retention);
         if let Err(e) = d.store.prune(before).await {
             tracing::warn!(store = %d.store.describe(), error = %e, "pruning finished jobs failed");
@@ -282,7 +286,7 @@ const LEAVING_WAITS: u32 = 1000;
 
 /// Works on a claimed job until it rests or ends, and writes it back.
 async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<JobCell>) {
-    let Some(d) = &inner.durable else { return };
+    let d = &inner.durable;
     let Claimed { lease, row, taken_over: _ } = claimed;
     let id = lease.job;
     let record = match Record::decode(&row) {
@@ -348,11 +352,11 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
             Entered::New { hash } => break hash,
             // The store keeps one active job per asset: the one here is this job's previous task, which has
             // written it back and is about to leave (the job was due again before it could).
-            Entered::Running(_) if waited < LEAVING_WAITS => {
+            Entered::Running if waited < LEAVING_WAITS => {
                 waited += 1;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            Entered::Running(_) => {
+            Entered::Running => {
                 tracing::debug!(job = %id, "a stale claim: the job is active here");
                 // A stale claim: let it go.
                 d.let_go(id, lease.epoch, None);
@@ -374,10 +378,10 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     let woke_awaiting = row.phase == Phase::Awaiting;
     let stored =
         Stored { lease: lease.clone(), first_failure_at, unanswered, answered: None, clear_report, woke_awaiting };
-    let mut parts = Parts { job, state, started, delivery, stored: Some(Box::new(stored)) };
+    let mut parts = Parts { job, state, started, delivery, stored: Box::new(stored) };
 
     if let Some(fleet) = &d.fleet
-        && let Some(t) = fleet.before(inner.guards(d), parts.state.failure.downstream()).await
+        && let Some(t) = fleet.before(inner.guards(), parts.state.failure.downstream()).await
     {
         inner.breaker_seen(t);
     }
@@ -408,14 +412,14 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
         }
     }
     if let Some(fleet) = &d.fleet {
-        fleet.after(inner.guards(d)).await;
+        fleet.after(inner.guards()).await;
     }
 }
 
 /// Writes a job back: at rest until it is due (an outcome `Suspended` is a rest), or finished. Returns when
 /// a job at rest is due.
-async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> Result<Option<Timestamp>, StoreError> {
-    let Some(stored) = parts.stored.as_deref_mut() else { return Ok(None) };
+pub(crate) async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> Result<Option<Timestamp>, StoreError> {
+    let stored = &mut *parts.stored;
     let now = d.now();
     let st = &parts.state;
     let mut record = Record::of(&parts.job, st, stored.first_failure_at);

@@ -1,26 +1,22 @@
 //! What every job of one remediator shares ([`Inner`]), and what a job's task holds to end itself in it
 //! ([`Delivery`]).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast};
-use tokio::time::Instant;
 
 use super::breaker::{Breakers, Transition};
 use super::budget::RetryBudget;
-use super::cell::{JobCell, Offer};
+use super::cell::JobCell;
 use super::counters::Counters;
 use super::durable::Durable;
 use super::events::Event;
 use super::fleet::Guards;
-use super::outcome::{Outcome, SuspendedJob};
+use super::outcome::Outcome;
 use super::registry::Registry;
-use super::report::Reported;
 use crate::decide::LivePolicies;
-use crate::store::{JobId, ReportAnswer};
 
 /// What every job of one remediator shares.
 pub(crate) struct Inner<H> {
@@ -39,34 +35,11 @@ pub(crate) struct Inner<H> {
     pub(crate) accepting: AtomicBool,
     /// Told whenever the last running job ends, for `shutdown`.
     pub(crate) idle: Notify,
-    pub(crate) suspended: Mutex<Vec<SuspendedJob>>,
-    /// The next job id.
-    pub(crate) job_ids: AtomicU64,
     /// How long a submitted attempt's result may take before the engine asks `check`.
     pub(crate) await_result: Duration,
-    /// Submitted attempts by reference, for reports addressed by reference.
-    pub(crate) references: Mutex<References>,
-    /// The durable store the jobs live in, if any (else they live in their tasks).
-    pub(crate) durable: Option<Durable>,
+    /// The store the jobs live in, with this replica's claimer, heartbeat and held jobs.
+    pub(crate) durable: Durable,
 }
-
-/// Submitted attempts by reference, and reports that came for a reference before its attempt was known.
-#[derive(Default)]
-pub(crate) struct References {
-    attempts: HashMap<String, Submitted>,
-    held: HashMap<String, (Reported, Instant)>,
-    inserts: usize,
-}
-
-/// A submitted attempt of a job.
-struct Submitted {
-    cell: Weak<JobCell>,
-    job: JobId,
-    attempt: u32,
-}
-
-/// How long a report for an unknown reference is held, in case its attempt is being submitted.
-pub(crate) const HOLD_REPORTS_FOR: Duration = Duration::from_secs(3600);
 
 impl<H> Inner<H> {
     /// Sends an event, building it only when someone listens.
@@ -85,67 +58,16 @@ impl<H> Inner<H> {
         let _ = self.events.send(event());
     }
 
-    /// Keeps the state of a job that the shutdown suspended, for `shutdown` to return.
-    pub(crate) fn keep_suspended(&self, state: SuspendedJob) {
-        self.suspended.lock().unwrap_or_else(|e| e.into_inner()).push(state);
-    }
-
-    /// Remembers a submitted attempt's reference; a report held for it is returned.
-    pub(crate) fn remember_reference(
-        &self,
-        reference: &str,
-        job: JobId,
-        attempt: u32,
-        cell: &Arc<JobCell>,
-    ) -> Option<Reported> {
-        let mut refs = self.references.lock().unwrap_or_else(|e| e.into_inner());
-        refs.inserts += 1;
-        if refs.inserts.is_multiple_of(1024) {
-            // Ended jobs' references go now and then, so that the map stays the size of the live jobs.
-            refs.attempts.retain(|_, s| s.cell.strong_count() > 0);
-            let now = Instant::now();
-            refs.held.retain(|_, (_, at)| now.saturating_duration_since(*at) < HOLD_REPORTS_FOR);
-        }
-        refs.attempts.insert(reference.to_owned(), Submitted { cell: Arc::downgrade(cell), job, attempt });
-        refs.held.remove(reference).map(|(report, _)| report)
-    }
-
-    /// Hands a report addressed by reference to the attempt it names, or holds it.
-    pub(crate) fn report_by_reference(&self, reference: &str, report: Reported) -> ReportAnswer {
-        let mut refs = self.references.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(submitted) = refs.attempts.get(reference) else {
-            let now = Instant::now();
-            refs.held.retain(|_, (_, at)| now.saturating_duration_since(*at) < HOLD_REPORTS_FOR);
-            refs.held.insert(reference.to_owned(), (report, now));
-            return ReportAnswer::Held;
-        };
-        let job = submitted.job;
-        let Some(cell) = submitted.cell.upgrade() else { return ReportAnswer::Finished { job } };
-        let attempt = submitted.attempt;
-        drop(refs);
-        match cell.offer(Some(attempt), report) {
-            Offer::Taken => ReportAnswer::Applied { job },
-            Offer::Kept => ReportAnswer::Early { job },
-            Offer::Duplicate => ReportAnswer::Duplicate { job },
-            Offer::NotAwaited => ReportAnswer::OlderAttempt { job },
-        }
-    }
-
-    /// A new job's id.
-    pub(crate) fn next_job_id(&self) -> JobId {
-        JobId(self.job_ids.fetch_add(1, Ordering::Relaxed))
-    }
-
     /// This replica's guards and the store that shares them.
-    pub(crate) fn guards<'a>(&'a self, d: &'a Durable) -> Guards<'a> {
+    pub(crate) fn guards(&self) -> Guards<'_> {
+        let d = &self.durable;
         Guards { store: &*d.store, clock: &*d.clock, budget: self.budget.as_ref(), breakers: self.breakers.as_ref() }
     }
 
     /// A change of this replica's breaker: counted, told, and noted for the fleet.
     pub(crate) fn breaker_changed(&self, t: Transition) {
-        if let Some(d) = &self.durable
-            && let Some(fleet) = &d.fleet
-        {
+        let d = &self.durable;
+        if let Some(fleet) = &d.fleet {
             let open_until = self.breakers.as_ref().and_then(|b| b.open_until(t.downstream));
             fleet.noted(d.now(), t, open_until);
         }

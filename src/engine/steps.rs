@@ -1,15 +1,13 @@
 //! The steps of a job that call the host: `notify` and `reconcile` stages, a retry the budget refused, and an
 //! attempt (reconcile first if asked, the breaker, the hook).
 
-use std::time::Duration;
-
 use super::awaiting::submitted;
 use super::call::{CallError, call};
 use super::cell::{CALLING, JobCell};
 use super::durable::{FIX_SUFFIX, Stored};
 use super::ending::{cancelled, recovered, suspended, verdict};
 use super::events::{Event, HookName};
-use super::guards::{Held, Probe, breaker_now, give_back, settle, wait_for_breaker};
+use super::guards::{Held, Probe, give_back, pass_breaker, settle};
 use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
 use super::job::{AttemptKey, Job};
 use super::ledger::{self, ledgered, write_answer};
@@ -67,7 +65,7 @@ pub(super) async fn reconcile<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
-    stored: &mut Option<Box<Stored>>,
+    stored: &mut Stored,
     cell: &JobCell,
 ) -> Result<Reconciled, CallError> {
     let last = st.history.attempts();
@@ -79,7 +77,7 @@ async fn reconcile_attempt<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
-    stored: &mut Option<Box<Stored>>,
+    stored: &mut Stored,
     cell: &JobCell,
     attempt: u32,
 ) -> Result<Reconciled, CallError> {
@@ -139,7 +137,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
 
     // An attempt whose call (its credential fix included) an earlier holder started and never saw answered is
     // reconciled before it is repeated, with the same key.
-    let unanswered = stored.as_deref_mut().is_some_and(|s| s.take_unanswered(&key.to_string()));
+    let unanswered = stored.take_unanswered(&key.to_string());
     if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
         let about = if unanswered { key.attempt } else { key.attempt - 1 };
         // Boxed: most attempts reconcile nothing, and this call's future would make every attempt's larger.
@@ -158,22 +156,11 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         }
     }
 
-    let passed = match breaker_now(inner, st) {
-        Some(probe) => Ok(probe),
-        // Boxed: the wait for an open breaker is rare, and its future would make every attempt's larger.
-        None => Box::pin(wait_for_breaker(inner, job, st, cell)).await,
-    };
-    let mut probe = match passed {
+    let mut probe = match pass_breaker(inner, job, st) {
         Ok(probe) => probe,
         Err(held) => {
             give_back(inner, st);
             return match held {
-                Held::Cancelled => Some(cancelled(st)),
-                Held::Suspended => {
-                    // The delay is spent: resume does not wait it again.
-                    st.set_remaining(Some(Duration::ZERO));
-                    Some(suspended(job, st.clone()))
-                }
                 Held::TooLong(reason) => {
                     let v = verdict(st, VerdictKind::CircuitOpen, reason, None);
                     st.set_verdict(v);
@@ -229,11 +216,6 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
         }
     };
 
-    // A report that came during a call the shutdown cut off goes with the suspended job, for the call's
-    // repetition on resume (a job in a store keeps it in its row).
-    if matches!(result, Err(CallError::Aborted | CallError::Shutdown)) && stored.is_none() {
-        carry_early(cell, st);
-    }
     if !matches!(result, Ok(Attempt::Submitted { .. })) {
         cell.attempt_settled();
     }
@@ -257,7 +239,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
             // The downstream took the attempt; its result (and the budget's tokens) settle when it reports.
             probe.give_back();
             let wait = decision.stage_ref().and_then(|s| s.await_result());
-            submitted(inner, job, st, &delivery.cell, key.attempt, reference, wait);
+            submitted(inner, st, &delivery.cell, key.attempt, reference, wait);
             None
         }
         Ok(Attempt::Failed(next)) => {
@@ -282,12 +264,4 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
 #[cold]
 fn keep_early(cell: &JobCell, report: Reported) {
     let _ = cell.offer(None, report);
-}
-
-/// Takes a report kept for a call the shutdown cut off into the job's state, for the suspended job.
-#[cold]
-fn carry_early(cell: &JobCell, st: &mut State) {
-    if let Some(report) = cell.take_kept() {
-        st.more().early_report = Some(report);
-    }
 }

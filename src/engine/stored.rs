@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::builder::RemediatorBuilder;
 use super::durable::StoreSettings;
+use super::events::Event;
 use super::handle::JobHandle;
 use super::hooks::Hooks;
 use super::job::Job;
@@ -17,7 +19,7 @@ use super::runner;
 use super::state::State;
 use crate::classify::Failure;
 use crate::decide::History;
-use crate::store::{CancelAnswer, Clock, NewJob, Store, StoreError, Submitted, SystemClock};
+use crate::store::{CancelAnswer, Clock, JobId, NewJob, Store, StoreError, Submitted, SystemClock};
 
 impl<H: Hooks> RemediatorBuilder<H> {
     /// Keeps the jobs in `store` rather than in this process's memory: jobs at rest are rows, claimed when
@@ -38,15 +40,16 @@ impl<H: Hooks> RemediatorBuilder<H> {
 }
 
 impl<H: Hooks> Remediator<H> {
-    /// With a durable store: starts this replica's claimer, heartbeat and pruner on the current tokio runtime,
-    /// once. `build` does it when called inside a runtime. Without a store, nothing to do.
+    /// Starts this replica's claimer, heartbeat and pruner on the current tokio runtime, once. `build` does it
+    /// when called inside a runtime, and a hand-over when it was not.
     pub fn start(&self) -> bool {
         runner::start(&self.inner)
     }
 
-    /// Submits a job that failed with `failure`, and returns once it is written to the store (or, without
-    /// one, once it is started, like [`Remediator::submit`]). If the asset already has an active job, the
-    /// report joins it.
+    /// Hands over a job that failed with `failure`, and returns once it is written to the store (the
+    /// remediator's own memory store when it was built without one). If the asset already has an active job,
+    /// the report joins it. With room for it, this replica holds the job at once and begins its walk; else the
+    /// claimer takes it when there is room (or another replica does).
     ///
     /// ```
     /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator, StoreSettings};
@@ -73,13 +76,13 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok(()) }
     /// ```
     pub async fn enqueue(&self, job: Job, failure: Failure) -> Result<JobHandle, SubmitError> {
-        self.hand_over(job, failure, None).await
+        let state = Self::first_state(&job, failure);
+        self.hand_over(job, state, Duration::ZERO, None).await
     }
 
     /// Enqueues a job as [`Remediator::enqueue`] does, made once for `dedupe_key` (e.g. the failed asset's
     /// LightFlow uuid): the same failure handed over again, by this replica or another, at any time while the
-    /// store keeps the first job (its retention), gives a handle to that job rather than a new one. Without a
-    /// store, as [`Remediator::submit`].
+    /// store keeps the first job (its retention), gives a handle to that job rather than a new one.
     ///
     /// ```
     /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator, StoreSettings};
@@ -112,41 +115,71 @@ impl<H: Hooks> Remediator<H> {
     /// # Ok(()) }
     /// ```
     pub async fn enqueue_once(&self, job: Job, failure: Failure, dedupe_key: &str) -> Result<JobHandle, SubmitError> {
-        self.hand_over(job, failure, Some(dedupe_key)).await
+        let state = Self::first_state(&job, failure);
+        self.hand_over(job, state, Duration::ZERO, Some(dedupe_key)).await
     }
 
-    async fn hand_over(&self, job: Job, failure: Failure, dedupe_key: Option<&str>) -> Result<JobHandle, SubmitError> {
-        let Some(d) = &self.inner.durable else { return self.submit(job, failure) };
+    /// A new job's state: its first failure in its history.
+    fn first_state(job: &Job, failure: Failure) -> State {
+        let mut history = History::new(job.seed());
+        history.record_failure(&failure);
+        State::new(failure, history)
+    }
+
+    /// Writes a job to the store, due in `due_in`, and holds it here at once when there is room.
+    pub(super) async fn hand_over(
+        &self,
+        job: Job,
+        state: State,
+        due_in: Duration,
+        dedupe_key: Option<&str>,
+    ) -> Result<JobHandle, SubmitError> {
+        tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
+        let d = &self.inner.durable;
         if !self.is_accepting() {
             return Err(SubmitError::ShuttingDown);
         }
         self.start();
-        let mut history = History::new(job.seed());
-        history.record_failure(&failure);
         let now = d.now();
-        let key = failure.key().to_string();
-        let record = Record::of(&job, &State::new(failure, history), now).encode();
-        let mut new = NewJob::new(job.asset_id(), &record, PAYLOAD_VERSION, &key, now);
+        let first_failure_at = now.before(state.history.elapsed());
+        let key = state.failure.key();
+        let record = Record::of(&job, &state, first_failure_at).encode();
+        let key_text = key.to_string();
+        let mut new = NewJob::new(job.asset_id(), &record, PAYLOAD_VERSION, &key_text, now.after(due_in));
         new.dedupe_key = dedupe_key;
         let store_err = |e: StoreError| SubmitError::Store(e.to_string());
-        // With room for it, this replica holds the job from the start, and begins at once.
-        let room = if d.has_room() && !d.stopping.load(Ordering::SeqCst) { d.reserve() } else { None };
-        let sent = Instant::now();
-        let (submitted, claimed) = if room.is_some() {
-            d.store.submit_and_claim(new, &d.owner, d.settings.lease, now).await.map_err(store_err)?
+        // With room for it (and nothing to wait first), this replica holds the job from the start.
+        let room = if due_in.is_zero() && d.has_room() && !d.stopping.load(Ordering::SeqCst) {
+            d.reserve()
         } else {
-            (d.store.submit(new, now).await.map_err(store_err)?, None)
+            None
+        };
+        let sent = Instant::now();
+        let earlier_id = Some(job.job_id()).filter(|id| *id != JobId::default());
+        let (submitted, claimed) = match (&d.private, earlier_id) {
+            // A job handed back by a shutdown keeps its id in the remediator's own store, and with it the keys
+            // of its calls: a call cut off is repeated with the same key.
+            (Some(own), Some(id)) => (own.submit_as(id, new, now).map_err(store_err)?, None),
+            _ if room.is_some() => {
+                d.store.submit_and_claim(new, &d.owner, d.settings.lease, now).await.map_err(store_err)?
+            }
+            _ => (d.store.submit(new, now).await.map_err(store_err)?, None),
         };
         let (id, joined) = match submitted {
             Submitted::New(id) => (id, false),
             Submitted::Joined(id) | Submitted::Deduplicated(id) => (id, true),
         };
+        let asset_id = job.id().clone();
+        if joined {
+            self.inner.emit(|| Event::Joined { asset_id: asset_id.clone(), failure: key });
+        } else {
+            self.inner.emit(|| Event::Submitted { asset_id: asset_id.clone(), failure: key });
+        }
         // Watched before its task starts, which may end it at once.
-        let handle = JobHandle::watching(job.id().clone(), d.watch(id), joined);
+        let handle = JobHandle::watching(asset_id, d.watch(id), joined, self.canceller());
         match claimed {
             Some(claimed) => runner::hold(&self.inner, claimed, sent),
-            None if !joined => d.wake.notify_one(),
-            // Perhaps ended already: the claimer reads its outcome.
+            // Due later, or perhaps ended already (joined): the claimer takes it, or reads its outcome.
             None => d.wake.notify_one(),
         }
         drop(room);
@@ -156,20 +189,14 @@ impl<H: Hooks> Remediator<H> {
     /// Cancels the active job of `asset_id`, wherever it is: in this process, or at rest in the store (at
     /// once), or held by another replica (which is asked to).
     pub async fn cancel_job(&self, asset_id: &str) -> Result<CancelAnswer, StoreError> {
-        let Some(d) = &self.inner.durable else {
-            return Ok(if self.cancel(asset_id) {
-                CancelAnswer::Requested { job: Default::default() }
-            } else {
-                CancelAnswer::NoJob
-            });
-        };
+        let d = &self.inner.durable;
         self.cancel(asset_id);
         d.store.cancel(asset_id, d.now()).await
     }
 
-    /// The store the jobs are kept in, if any.
-    pub fn store(&self) -> Option<&Arc<dyn Store>> {
-        self.inner.durable.as_ref().map(|d| &d.store)
+    /// The store the jobs are kept in (the remediator's own memory store when it was built without one).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.durable.store
     }
 
     /// Drops every task of this remediator at once, as a crash of its process would: nothing more is written,
@@ -177,8 +204,6 @@ impl<H: Hooks> Remediator<H> {
     /// restart) to take the jobs over. For crash tests and simulations; a real shutdown is
     /// [`Remediator::shutdown`].
     pub fn crash(&self) {
-        if let Some(d) = &self.inner.durable {
-            d.crash();
-        }
+        self.inner.durable.crash();
     }
 }

@@ -1,4 +1,5 @@
-//! A job's wait between decisions: a sleep that a cancellation or a shutdown cuts short.
+//! A held job's short wait between decisions: a sleep that a cancellation, a shutdown or a lost lease cuts
+//! short.
 //!
 //! Written by hand rather than with `select!`: a sleeping job keeps this future, and a fleet keeps a hundred
 //! thousand sleeping jobs.
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::cell::{CANCEL, JobCell, SUSPEND};
+use super::cell::{CANCEL, JobCell, LOST, SUSPEND};
 
 /// Why a wait ended before its time.
 pub(crate) enum Stop {
@@ -19,7 +20,8 @@ pub(crate) enum Stop {
 }
 
 pin_project_lite::pin_project! {
-    /// Sleeps until a deadline, unless the job is cancelled or the engine shuts down first. When the deadline
+    /// Sleeps until a deadline, unless the job is cancelled, the engine shuts down or the lease is lost first
+    /// (the walk then stops, and a lost job writes nothing more). When the deadline
     /// and a signal come together, the deadline wins. A zero delay has no sleep: it is over at once, without the
     /// timer or the signals.
     pub(crate) struct Wait<'a> {
@@ -46,7 +48,7 @@ impl Future for Wait<'_> {
         if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
-        match this.cell.poll_raised(cx, CANCEL | SUSPEND) {
+        match this.cell.poll_raised(cx, CANCEL | SUSPEND | LOST) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) if this.cell.is(CANCEL) => Poll::Ready(Err(Stop::Cancelled)),
             Poll::Ready(()) => {

@@ -3,14 +3,12 @@
 //! decide again on what came back.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
-use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::awaiting::await_result;
 use super::cell::{CANCEL, SUSPEND};
-use super::ending::{cancelled, dead_letter, internal_failure, suspended, verdict};
+use super::ending::{cancelled, dead_letter, suspended, verdict};
 use super::events::Event;
 use super::guards::{ask_budget, give_back};
 use super::hooks::Hooks;
@@ -25,30 +23,12 @@ use super::wait::{Stop, Wait};
 use crate::classify::Failure;
 use crate::decide::{Action, Decision};
 
-/// Runs the job to its outcome and delivers it.
+/// The job's loop, from its claim to its outcome or its next rest in the store.
 ///
-/// A job spends nearly all its life in a [`Wait`]: everything else is awaited boxed, so that the state a
-/// sleeping job keeps (a hundred thousand of them at once in a large fleet) stays small. See the sizes with
-/// `RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Zprint-type-sizes cargo build --release --lib`.
-#[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
-pub(crate) fn run<H: Hooks>(mut parts: Parts<H>) -> impl Future<Output = ()> + Send {
-    // An async block that uses its captures in place: an async fn would move its arguments into a second copy
-    // (rust-lang/rust#62958), and a fleet keeps a hundred thousand of these futures.
-    async move {
-        // A panic inside the engine is a bug; the job still ends, failed, on the failure it had got to.
-        let walked = AssertUnwindSafe(walk(&mut parts)).catch_unwind().await;
-        let mut outcome =
-            walked.unwrap_or_else(|_| internal_failure(&parts.state.failure, parts.state.history.attempts()));
-        if let Outcome::Suspended { state } = &mut outcome {
-            // The time spent so far, for `max_elapsed` and the recovery time after resume.
-            state.history.set_elapsed(parts.started.elapsed());
-            parts.delivery.inner.keep_suspended((**state).clone());
-        }
-        parts.end(outcome);
-    }
-}
-
-/// The job's loop. An async block, like [`run`]'s, so that its captures are kept once.
+/// A held job spends much of its life in a [`Wait`] (a delay within
+/// [`StoreSettings::hold_within`](super::StoreSettings)): everything else is awaited boxed, so that the state a
+/// waiting job keeps stays small. An async block, not an async fn, so that its captures are kept once
+/// (rust-lang/rust#62958).
 #[expect(clippy::manual_async_fn, reason = "an async fn would keep its arguments twice")]
 pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outcome> + Send + '_ {
     async move {
@@ -139,8 +119,8 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                     let wait = {
                         let remaining = parts.state.take_remaining();
                         let delay = remaining.unwrap_or(decision.delay().unwrap_or_default());
-                        if parts.stored.is_some() && !delay.is_zero() {
-                            // In a durable store the job rests as a row until it is due, holding nothing here.
+                        if delay > parts.delivery.inner.durable.settings.hold_within {
+                            // The job rests as a row until it is due, holding nothing here.
                             parts.state.set_remaining(Some(delay));
                             return suspended(&parts.job, parts.state.clone());
                         }

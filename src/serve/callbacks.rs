@@ -159,7 +159,7 @@ async fn first_end<H: Hooks>(receiver: &Receiver<H>, asset: &str, callback: &Cal
             return Reply::json(StatusCode::OK, json!({ "answer": "nothing_to_do" }));
         }
     };
-    if let (Some(client), Some(store)) = (&receiver.client, remediator.store())
+    if let (Some(client), store) = (&receiver.client, remediator.store())
         && failure.carries_no_code()
     {
         log_callback(remediator, asset, None, callback, "its code asked of LightFlow").await;
@@ -210,7 +210,7 @@ async fn log_callback<H: Hooks>(
     callback: &Callback,
     answer: &str,
 ) {
-    let Some(store) = remediator.store() else { return };
+    let store = remediator.store();
     let said = match &callback.failure {
         Some(failure) => format!("{} {}", callback.status.as_str(), failure.key()),
         None => callback.status.as_str().to_owned(),
@@ -225,9 +225,7 @@ async fn log_callback<H: Hooks>(
 
 /// Notes that the asset's first end is known (the sweeper stops asking LightFlow for it).
 async fn settle<H: Hooks>(remediator: &Remediator<H>, asset: &str) {
-    if let Some(store) = remediator.store()
-        && let Err(e) = store.settle_asset(asset).await
-    {
+    if let Err(e) = remediator.store().settle_asset(asset).await {
         tracing::debug!(asset, error = %e, "the asset could not be settled: the sweeper will look it up");
     }
 }

@@ -202,6 +202,42 @@ impl MemoryStore {
         }
     }
 
+    /// The same store, numbering its jobs after `last` (a remediator's own store: its job ids differ from those
+    /// of its earlier runs, as the attempt keys in callback URLs must).
+    pub(crate) fn numbered_after(self, last: u64) -> Self {
+        self.rows().next = last;
+        self
+    }
+
+    /// Takes a job under the id `id` it had in an earlier store (a job a shutdown handed back, resumed in a
+    /// remediator's own store: its attempt keys stay the same), unless this store has a job with that id already:
+    /// then under a new one.
+    pub(crate) fn submit_as(&self, id: JobId, new: NewJob<'_>, now: Timestamp) -> Result<Submitted, StoreError> {
+        validate::new_job(&new)?;
+        let mut rows = self.rows();
+        let before = id.0.checked_sub(1).filter(|_| !rows.jobs.contains_key(&id));
+        let next = rows.next;
+        if let Some(before) = before {
+            rows.next = before;
+        }
+        let (submitted, _) = rows.insert(new, now, None);
+        rows.next = next.max(rows.next);
+        Ok(submitted)
+    }
+
+    /// Every job not finished, oldest first: what a remediator's own store hands back at its shutdown.
+    pub(crate) fn active_rows(&self) -> Vec<JobRow> {
+        let rows = self.rows();
+        let mut active: Vec<JobRow> = rows.active.values().filter_map(|id| rows.jobs.get(id)).cloned().collect();
+        active.sort_by_key(|row| row.id);
+        active
+    }
+
+    /// The assets with an active job.
+    pub(crate) fn active_assets(&self) -> Vec<String> {
+        self.rows().active.keys().cloned().collect()
+    }
+
     fn rows(&self) -> MutexGuard<'_, Rows> {
         self.rows.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -154,7 +154,7 @@ async fn simulate(
                     let (failure, cancel) = remediator.hooks().arrive(next);
                     let id = asset_id(next);
                     let job = Job::new(id.as_str()).with_seed(mix64(config.seed ^ JITTER_SALT, next as u64));
-                    pending.push(remediator.submit(job, failure)?.into_future());
+                    pending.push(remediator.enqueue(job, failure).await?.into_future());
                     if let Some(after) = cancel {
                         let remediator = remediator.clone();
                         tokio::spawn(async move {
