@@ -417,12 +417,14 @@ fn a_runtime_dropped_mid_call_gives_the_guards_back() {
 
 #[test]
 fn a_dropped_runtime_leaves_no_job_behind() {
-    let r = remediator(Policies::defaults(), FakeHooks::new());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    // A retry after a second, held in its task; its call hangs.
+    let p = policies(r#"on(2503, retry(#{ attempts: 3, initial: "1s", multiplier: 1.0 }));"#);
+    let r = remediator(p, FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang]));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     // The handle is carried out of the runtime on purpose: it is awaited on the next one.
     let handle = runtime.block_on(async {
         let handle = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
-        tokio::task::yield_now().await; // the job's task begins
+        tokio::time::sleep(secs(5)).await; // the job's call is under way
         handle
     });
     assert_eq!(r.active_jobs(), 1);

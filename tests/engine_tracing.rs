@@ -86,12 +86,13 @@ fn run_under(spans: Spans) -> Vec<(String, String, usize)> {
 #[test]
 fn each_job_runs_in_its_span_when_info_spans_are_recorded_and_in_none_otherwise() {
     let recorded = run_under(Spans { info: true, ..Spans::default() });
+    // A span for each stretch a job is held (from its claim to its rest or its end), named by its asset.
     let remediation: Vec<_> = recorded.iter().filter(|(name, ..)| name == "remediation").collect();
-    assert_eq!(remediation.len(), 2, "{recorded:?}");
-    for (asset, span) in ["asset-1", "asset-2"].iter().zip(&remediation) {
-        assert_eq!(&span.1, asset);
-        assert!(span.2 >= 2, "the job's task is polled inside its span at each step: {span:?}");
+    for asset in ["asset-1", "asset-2"] {
+        let entered: usize = remediation.iter().filter(|s| s.1 == asset).map(|s| s.2).sum();
+        assert!(entered >= 2, "the job's task is polled inside its spans at each step: {asset} in {recorded:?}");
     }
+    assert!(remediation.iter().all(|s| s.1 == "asset-1" || s.1 == "asset-2"), "{recorded:?}");
 
     let recorded = run_under(Spans { info: false, ..Spans::default() });
     assert!(recorded.iter().all(|(name, ..)| name != "remediation"), "{recorded:?}");

@@ -99,6 +99,8 @@ struct Breaker {
     probes: u32,
     /// Counts half-open periods, so that a probe of an earlier one does not decide the current one.
     generation: u64,
+    /// Jobs sent to rest for it since it last opened: each one's place in the release.
+    resting: u32,
 }
 
 /// One breaker per downstream.
@@ -127,6 +129,7 @@ impl Breakers {
                         open_until: now,
                         changed_at: None,
                         probes: 0,
+                        resting: 0,
                         generation: 0,
                     })
                 })
@@ -192,6 +195,7 @@ impl Breakers {
                 b.failures = b.failures.saturating_add(1);
                 if b.failures >= self.config.failure_threshold.max(1) {
                     b.state = BreakerState::Open;
+                    b.resting = 0;
                     b.changed_at = Some(now);
                     b.open_until = self.reopen(now);
                 }
@@ -203,6 +207,7 @@ impl Breakers {
             }
             (BreakerState::HalfOpen, false) if probe => {
                 b.state = BreakerState::Open;
+                    b.resting = 0;
                 b.changed_at = Some(now);
                 b.open_until = self.reopen(now);
             }
@@ -235,6 +240,7 @@ impl Breakers {
             return None;
         }
         b.state = BreakerState::Open;
+                    b.resting = 0;
         b.changed_at = Some(at);
         b.open_until = until;
         drop(b);
@@ -255,6 +261,16 @@ impl Breakers {
         drop(b);
         self.changed(d).notify_waiters();
         Some(Transition { downstream: d, from, to: BreakerState::Closed })
+    }
+
+    /// The place in `d`'s release of one more job that rests for its breaker, in `[0, 1)`: the first goes
+    /// when the breaker lets jobs through (it probes), the others after it, spread by the fractional parts of
+    /// multiples of the golden ratio, which fill the release evenly however many come.
+    pub(crate) fn rest_place(&self, d: Downstream) -> f64 {
+        let mut b = self.lock(d);
+        let k = b.resting;
+        b.resting = b.resting.saturating_add(1);
+        (f64::from(k) * 0.618_033_988_749_894_9).fract()
     }
 
     /// Frees a probe slot whose call never finished (the job was cancelled or suspended).

@@ -301,8 +301,9 @@ impl Durable {
 
     /// At the end of a shutdown: every handle of a job that did not end is given [`Outcome::Suspended`], with
     /// the job as it was left; the remediator's own store hands back every unfinished job (on a store given to
-    /// it, the jobs stay there and none is handed back).
-    pub(crate) async fn suspend_watchers(&self) -> Vec<SuspendedJob> {
+    /// it, the jobs stay there and none is handed back). Also returns how many jobs were suspended: every
+    /// unfinished one of the own store, the watched ones of another.
+    pub(crate) async fn suspend_watchers(&self) -> (Vec<SuspendedJob>, usize) {
         let now = self.now();
         let rows = match &self.private {
             Some(own) => own.active_rows(),
@@ -327,10 +328,11 @@ impl Durable {
                 Err(e) => tracing::error!(store = %self.store.describe(), job = %row.id, error = %e, "a job this build cannot read is left in the store"),
             }
         }
+        let suspended = unfinished.len();
         if self.private.is_none() {
             unfinished.clear();
         }
-        unfinished
+        (unfinished, suspended)
     }
 
     /// Gives the watchers of `id` its outcome.

@@ -90,7 +90,7 @@ pub(super) enum Held {
 ///
 /// A job rests until the breaker half-opens; one that finds it half-open, until its probe's call must have
 /// answered (the hook timeout, at most `open_for`). To that each job adds its place in the release, spread
-/// over `release_over` by its id, so that the jobs that waited do not all come back at once.
+/// over `release_over` ([`Breakers::rest_place`]), so that the jobs that waited do not all come back at once.
 pub(super) fn pass_breaker<'a, H>(inner: &'a Inner<H>, job: &Job, st: &State) -> Result<Probe<'a>, Held> {
     let downstream = st.failure.downstream();
     let Some(breakers) = &inner.breakers else { return Ok(Probe::none(downstream)) };
@@ -114,14 +114,8 @@ pub(super) fn pass_breaker<'a, H>(inner: &'a Inner<H>, job: &Job, st: &State) ->
         )));
     }
     inner.emit(|| Event::BreakerWait { asset_id: job.id().clone(), downstream });
-    let place = breakers.config().release_over.mul_f64(release_place(job.job_id().0));
+    let place = breakers.config().release_over.mul_f64(breakers.rest_place(downstream));
     Err(Held::Rest(until.saturating_duration_since(now) + place))
-}
-
-/// A job's place in a breaker's release, in `[0, 1)`: the fractional parts of multiples of the golden ratio,
-/// which spread any run of consecutive ids evenly.
-fn release_place(id: u64) -> f64 {
-    ((id % (1 << 32)) as f64 * 0.618_033_988_749_894_9).fract()
 }
 
 /// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt

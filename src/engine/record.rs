@@ -55,6 +55,9 @@ pub(crate) struct Record {
     /// of the call's repetition if it answers `Submitted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) early_report: Option<super::report::Reported>,
+    /// Whether it rests for its downstream's breaker rather than a delay of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) breaker_rest: bool,
 }
 
 fn waited() -> Option<Duration> {
@@ -79,6 +82,7 @@ impl Record {
             unanswered: None,
             remaining: st.remaining(),
             early_report: st.more_ref().and_then(|m| m.early_report.clone()),
+            breaker_rest: st.more_ref().is_some_and(|m| m.breaker_rest),
         }
     }
 
@@ -92,6 +96,7 @@ impl Record {
             verdict: self.verdict,
             awaiting: self.awaiting,
             early_report: self.early_report,
+            breaker_rest: self.breaker_rest,
         };
         let mut state = State::new(self.failure, self.history).with_more(more);
         state.steps = self.steps;
@@ -123,9 +128,12 @@ impl Record {
         let record = Record::decode(row)?;
         let first_failure_at = record.first_failure_at;
         let rested = record.remaining.is_some();
+        // The breaker it rested for stays with this process: the delay before it was spent.
+        let spent = record.breaker_rest;
         let (job, mut state) = record.into_state();
         let left = row.wake_at.since(now);
         match row.phase {
+            Phase::Waiting if spent => state.set_remaining(Some(Duration::ZERO)),
             Phase::Waiting => state.set_remaining(rested.then_some(left)),
             Phase::Awaiting => {
                 if let Some(a) = state.awaiting_mut() {

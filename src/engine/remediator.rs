@@ -15,7 +15,7 @@ use super::events::Event;
 use super::handle::{Cancel, JobHandle};
 use super::hooks::Hooks;
 use super::job::{AttemptKey, Job};
-use super::outcome::SuspendedJob;
+use super::outcome::{Outcome, OutcomeKind, SuspendedJob};
 use super::report::Reported;
 use super::shared::Inner;
 use super::state::{More, State};
@@ -45,6 +45,20 @@ pub enum SubmitError {
     Store(String),
 }
 
+impl<H: Hooks> Inner<H> {
+    /// A job the store cancelled at rest ended here: its handles are told, and its outcome counted.
+    pub(super) async fn cancelled_at_rest(&self, answer: CancelAnswer) {
+        let CancelAnswer::Cancelled { job } = answer else { return };
+        let attempts = match self.durable.store.job(job).await {
+            Ok(Some(row)) => row.attempts,
+            _ => 0,
+        };
+        let outcome = Outcome::Cancelled { attempts };
+        self.counters.outcome(outcome.kind());
+        self.durable.tell(job, &outcome);
+    }
+}
+
 impl<H: Hooks> Cancel for Inner<H> {
     fn cancel_asset(&self, asset_id: &str) -> bool {
         let held = self.jobs().get(asset_id).cloned();
@@ -56,7 +70,9 @@ impl<H: Hooks> Cancel for Inner<H> {
         if d.private.is_some() {
             // The remediator's own memory store answers without waiting.
             let answer = d.store.cancel(asset_id, now).now_or_never().and_then(Result::ok);
-            d.wake.notify_one();
+            if let Some(answer) = answer {
+                let _ = self.cancelled_at_rest(answer).now_or_never();
+            }
             return held.is_some() || answer.is_some_and(|a| a != CancelAnswer::NoJob);
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -172,7 +188,7 @@ impl<H: Hooks> Remediator<H> {
             awaiting,
             early_report,
         } = state;
-        let more = More { remaining: remaining_delay, lent: None, paid, reconciles, verdict, awaiting, early_report };
+        let more = More { remaining: remaining_delay, paid, reconciles, verdict, awaiting, early_report, ..More::default() };
         let mut state = State::new(failure, history).with_more(more);
         state.steps = steps;
         let due_in = remaining_delay.unwrap_or_default();
@@ -359,7 +375,11 @@ impl<H: Hooks> Remediator<H> {
             self.raise_all(ABORT);
             self.idle().await;
         }
-        d.suspend_watchers().await
+        let (unfinished, suspended) = d.suspend_watchers().await;
+        for _ in 0..suspended {
+            self.inner.counters.outcome(OutcomeKind::Suspended);
+        }
+        unfinished
     }
 
     /// Whether it takes new jobs (it stops at `shutdown`).

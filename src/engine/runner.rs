@@ -14,6 +14,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 use tokio::time::Instant;
 
 use super::cell::{CANCEL, JobCell, LOST};
@@ -185,7 +186,16 @@ pub(crate) fn hold<H: Hooks>(inner: &Arc<Inner<H>>, claimed: Claimed, sent: Inst
     let cell = Arc::new(JobCell::default());
     let expires = sent + d.settings.lease;
     d.held().insert(id, HeldJob { lease: claimed.lease.clone(), cell: cell.clone(), task: None, expires });
-    let task = tokio::spawn(run_stored(inner.clone(), claimed, cell));
+    let asset = claimed.row.asset_id.clone();
+    let walked = run_stored(inner.clone(), claimed, cell);
+    // The span only when someone records it: a disabled one would cost every job its room and every poll. With
+    // no subscriber set at all nothing can record it, and it is not even built (tracing's `log` fallback,
+    // which a dependency turns on, would format it on every claim).
+    let span = tracing::dispatcher::has_been_set().then(|| tracing::info_span!("remediation", asset = %asset));
+    let task = match span {
+        Some(span) if !span.is_disabled() => tokio::spawn(walked.instrument(span)),
+        _ => tokio::spawn(walked),
+    };
     if let Some(held) = d.held().get_mut(&id).filter(|h| h.lease.epoch == epoch) {
         held.task = Some(task.abort_handle());
     }

@@ -47,6 +47,9 @@ pub(crate) struct More {
     /// A report that came while a call cut off by the shutdown deadline was under way: kept for that call's
     /// repetition.
     pub(crate) early_report: Option<Reported>,
+    /// Whether the job rests for its downstream's breaker, not for a delay of its own: a shutdown hands it
+    /// back with no delay left (the breaker is this process's).
+    pub(crate) breaker_rest: bool,
 }
 
 /// A submitted attempt whose result is reported later, or checked when `await_result` runs out.

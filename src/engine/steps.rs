@@ -138,7 +138,9 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     // An attempt whose call (its credential fix included) an earlier holder started and never saw answered is
     // reconciled before it is repeated, with the same key.
     let unanswered = stored.take_unanswered(&key.to_string());
-    if unanswered || decision.stage_ref().is_some_and(|s| s.reconcile_first()) {
+    // Back from a rest for the breaker, the reconcile the stage asks for was asked before it.
+    let rested = st.more_ref().is_some_and(|m| m.breaker_rest) && std::mem::take(&mut st.more().breaker_rest);
+    if unanswered || (!rested && decision.stage_ref().is_some_and(|s| s.reconcile_first())) {
         let about = if unanswered { key.attempt } else { key.attempt - 1 };
         // Boxed: most attempts reconcile nothing, and this call's future would make every attempt's larger.
         match Box::pin(reconcile_attempt(inner, job, st, stored, cell, about)).await {
@@ -169,6 +171,7 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
                 Held::Rest(wait) => {
                     // Decided again when it is due, and the budget asked again then.
                     st.set_remaining(Some(wait));
+                    st.more().breaker_rest = true;
                     Some(suspended(job, st.clone()))
                 }
             };

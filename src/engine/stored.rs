@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::builder::RemediatorBuilder;
+use super::cell::CANCEL;
 use super::durable::StoreSettings;
 use super::events::Event;
 use super::handle::JobHandle;
@@ -190,8 +191,13 @@ impl<H: Hooks> Remediator<H> {
     /// once), or held by another replica (which is asked to).
     pub async fn cancel_job(&self, asset_id: &str) -> Result<CancelAnswer, StoreError> {
         let d = &self.inner.durable;
-        self.cancel(asset_id);
-        d.store.cancel(asset_id, d.now()).await
+        let held = self.inner.jobs().get(asset_id).cloned();
+        if let Some(cell) = held {
+            cell.raise(CANCEL);
+        }
+        let answer = d.store.cancel(asset_id, d.now()).await?;
+        self.inner.cancelled_at_rest(answer).await;
+        Ok(answer)
     }
 
     /// The store the jobs are kept in (the remediator's own memory store when it was built without one).
