@@ -76,7 +76,8 @@ fn run_under(spans: Spans) -> Vec<(String, String, usize)> {
     runtime.block_on(async {
         let remediator = Remediator::builder(Policies::defaults(), Host).build();
         for asset in ["asset-1", "asset-2"] {
-            let handle = remediator.enqueue(Job::new(asset), Failure::asset(2503, "unavailable").unwrap()).await.unwrap();
+            let handle =
+                remediator.enqueue(Job::new(asset), Failure::asset(2503, "unavailable").unwrap()).await.unwrap();
             assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
         }
     });

@@ -207,7 +207,7 @@ impl Breakers {
             }
             (BreakerState::HalfOpen, false) if probe => {
                 b.state = BreakerState::Open;
-                    b.resting = 0;
+                b.resting = 0;
                 b.changed_at = Some(now);
                 b.open_until = self.reopen(now);
             }
@@ -240,7 +240,7 @@ impl Breakers {
             return None;
         }
         b.state = BreakerState::Open;
-                    b.resting = 0;
+        b.resting = 0;
         b.changed_at = Some(at);
         b.open_until = until;
         drop(b);

@@ -15,7 +15,11 @@ use super::cell::{JobCell, LOST};
 use super::fleet::Fleet;
 use super::outcome::{Outcome, SuspendedJob};
 use super::record::Record;
-use crate::store::{Clock, JobId, Lease, MemoryStore, Phase, Store, StoreError, Timestamp, TokioClock};
+use futures_util::FutureExt;
+
+use crate::store::{
+    Clock, JobId, JobRow, Lease, ListFilter, MemoryStore, Phase, Store, StoreError, Timestamp, TokioClock,
+};
 
 /// How a remediator works with its durable store.
 ///
@@ -185,13 +189,31 @@ impl Stored {
     }
 }
 
+impl MemoryStore {
+    /// Every job not finished, oldest first: what a remediator's own store hands back at its shutdown. (The
+    /// memory store answers without waiting.)
+    pub(crate) fn active_rows(&self) -> Vec<JobRow> {
+        let every = ListFilter { limit: Some(usize::MAX), ..ListFilter::default() };
+        let mut rows = self.list(&every).now_or_never().and_then(Result::ok).unwrap_or_default();
+        rows.retain(|row| row.phase != Phase::Finished);
+        rows.reverse();
+        rows
+    }
+}
+
 impl Durable {
     /// A store of the remediator's own, in memory, on tokio's clock (so that paused time moves its due times),
     /// with the fleet guards kept here: no other replica shares them.
     pub(crate) fn private() -> Self {
         let store = Arc::new(MemoryStore::new().numbered_after(super::job::first_job_id()));
         let clock = Arc::new(TokioClock::starting_at(Timestamp::from(std::time::SystemTime::now())));
-        let settings = StoreSettings { shared_guards: false, ..StoreSettings::default() };
+        // No other replica: every job may be held here, as a fleet of tasks would run them.
+        let settings = StoreSettings {
+            shared_guards: false,
+            max_active_jobs: 1 << 20,
+            claim_batch: 1024,
+            ..StoreSettings::default()
+        };
         let mut durable = Durable::new(store.clone(), clock, settings);
         durable.private = Some(store);
         durable
@@ -325,7 +347,9 @@ impl Durable {
                     self.tell(row.id, &Outcome::Suspended { state: Box::new(job.clone()) });
                     unfinished.push(job);
                 }
-                Err(e) => tracing::error!(store = %self.store.describe(), job = %row.id, error = %e, "a job this build cannot read is left in the store"),
+                Err(e) => {
+                    tracing::error!(store = %self.store.describe(), job = %row.id, error = %e, "a job this build cannot read is left in the store")
+                }
             }
         }
         let suspended = unfinished.len();

@@ -28,24 +28,7 @@ pub(super) fn cancelled(st: &State) -> Outcome {
 }
 
 pub(super) fn suspended(job: &Job, st: State) -> Outcome {
-    Outcome::Suspended { state: Box::new(suspended_job(job, st)) }
-}
-
-/// The job as it stands, for `resume`.
-pub(super) fn suspended_job(job: &Job, st: State) -> SuspendedJob {
-    let more = st.more_ref().cloned().unwrap_or_default();
-    SuspendedJob {
-        job: job.clone(),
-        failure: st.failure,
-        history: st.history,
-        remaining_delay: more.remaining,
-        reconciles: more.reconciles,
-        steps: st.steps,
-        paid: more.paid,
-        verdict: more.verdict,
-        awaiting: more.awaiting,
-        early_report: more.early_report,
-    }
+    Outcome::Suspended { state: Box::new(SuspendedJob::of(job, st)) }
 }
 
 /// The verdict of a job that fails now, on its current failure.

@@ -118,6 +118,17 @@ pub(super) fn pass_breaker<'a, H>(inner: &'a Inner<H>, job: &Job, st: &State) ->
     Err(Held::Rest(until.saturating_duration_since(now) + place))
 }
 
+/// With shared guards, around a held job's wait: before it, the store is given what this replica's guards did
+/// (`taking_in` false); after it, what the fleet's did is taken in, as a claim would.
+pub(super) async fn sync_fleet<H>(inner: &Inner<H>, st: &State, taking_in: bool) {
+    let Some(fleet) = &inner.durable.fleet else { return };
+    if !taking_in {
+        fleet.after(inner.guards()).await;
+    } else if let Some(t) = fleet.before(inner.guards(), st.failure.downstream()).await {
+        inner.breaker_seen(t);
+    }
+}
+
 /// Records how an attempt went with the fleet guards: whether the downstream held, and whether the attempt
 /// succeeded (the budget gets back what it lent; a failed attempt's tokens stay spent).
 pub(super) fn settle<H>(inner: &Inner<H>, st: &mut State, probe: &mut Probe<'_>, held: bool, succeeded: bool) {

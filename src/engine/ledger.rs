@@ -7,14 +7,15 @@ use std::future::Future;
 
 use super::call::{Answer, CallError, call};
 use super::cell::{CANCEL, JobCell, LOST};
-use super::durable::Stored;
+use super::durable::{Durable, Stored};
 use super::events::HookName;
 use super::hooks::{HookError, Hooks};
 use super::job::Job;
+use super::outcome::Outcome;
 use super::record::{PAYLOAD_VERSION, Record};
 use super::shared::Inner;
 use super::state::State;
-use crate::store::{LedgerWrite, Phase, Save, StoreError};
+use crate::store::{LedgerWrite, Phase, Save, StoreError, Timestamp};
 
 /// Before a side-effecting hook call: the job's state and the call's key are written, fenced by the lease, so
 /// that a replica that takes the job over knows the call was started. The last call's answer goes in the same
@@ -154,4 +155,59 @@ pub(crate) async fn ledgered<H: Hooks, T: Answer, F: Future<Output = Result<T, H
         answered(stored, key, answer);
     }
     result
+}
+
+/// Writes a job back: at rest until it is due (an outcome `Suspended` is a rest), or finished. Returns when
+/// a job at rest is due.
+pub(crate) async fn write_back(
+    d: &Durable,
+    job: &Job,
+    st: &State,
+    stored: &mut Stored,
+    outcome: &Outcome,
+) -> Result<Option<Timestamp>, StoreError> {
+    let now = d.now();
+    let mut record = Record::of(job, st, stored.first_failure_at);
+    record.unanswered = stored.unanswered.clone();
+    let (phase, wake_at, outcome_name) = match outcome {
+        Outcome::Suspended { .. } => match st.awaiting() {
+            Some(a) => (Phase::Awaiting, now.after(a.left), None),
+            None => (Phase::Waiting, now.after(st.remaining().unwrap_or_default()), None),
+        },
+        ended => {
+            record.outcome = Some(ended.clone());
+            (Phase::Finished, now, Some(ended.kind().as_str()))
+        }
+    };
+    let payload = record.encode();
+    let last_code = st.failure.key().to_string();
+    let answered = stored.answered.take();
+    let ledger: Vec<LedgerWrite<'_>> = answered.iter().map(|(key, answer)| LedgerWrite::End { key, answer }).collect();
+    let save = Save {
+        phase,
+        wake_at,
+        release: true,
+        payload: &payload,
+        version: PAYLOAD_VERSION,
+        last_code: &last_code,
+        attempts: st.history.attempts(),
+        attempt: st.awaiting().map_or(0, |a| a.attempt),
+        fence_until: now,
+        wake_on_report: true,
+        reference: st.awaiting().map(|a| a.reference.as_str()),
+        ledger: &ledger,
+        take_report: std::mem::take(&mut stored.clear_report),
+        outcome: outcome_name,
+    };
+    let saved = d.store.save(&stored.lease, save, now).await;
+    d.health.note(&saved, now);
+    let saved = saved?;
+    Ok(match phase {
+        Phase::Finished => None,
+        // A cancellation asked while the job was held is seen at once.
+        _ if saved.cancel_requested => Some(now),
+        // A report on the row makes a job awaiting it due at once.
+        Phase::Awaiting if saved.report.is_some() => Some(now),
+        _ => Some(wake_at),
+    })
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::Withdrawal;
 use super::job::Job;
 use super::report::Reported;
-use super::state::Awaiting;
+use super::state::{Awaiting, State};
 use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
@@ -56,6 +56,25 @@ impl Outcome {
             Outcome::Failed { .. } => OutcomeKind::Failed,
             Outcome::Cancelled { .. } => OutcomeKind::Cancelled,
             Outcome::Suspended { .. } => OutcomeKind::Suspended,
+        }
+    }
+}
+
+impl SuspendedJob {
+    /// The job as it stands, for `resume`.
+    pub(crate) fn of(job: &Job, st: State) -> Self {
+        let more = st.more_ref().cloned().unwrap_or_default();
+        SuspendedJob {
+            job: job.clone(),
+            failure: st.failure,
+            history: st.history,
+            remaining_delay: more.remaining,
+            reconciles: more.reconciles,
+            steps: st.steps,
+            paid: more.paid,
+            verdict: more.verdict,
+            awaiting: more.awaiting,
+            early_report: more.early_report,
         }
     }
 }

@@ -8,8 +8,8 @@ use super::durable::Stored;
 use super::events::Event;
 use super::guards::give_back;
 use super::job::Job;
+use super::ledger::write_back;
 use super::outcome::Outcome;
-use super::runner::write_back;
 use super::shared::Delivery;
 use super::state::State;
 
@@ -50,7 +50,7 @@ impl<H> Drop for Parts<H> {
         let outcome = Outcome::Cancelled { attempts: self.state.history.attempts() };
         let (id, epoch) = (self.stored.lease.job, self.stored.lease.epoch);
         // The memory store answers without waiting.
-        let _ = write_back(d, self, &outcome).now_or_never();
+        let _ = write_back(d, &self.job, &self.state, &mut self.stored, &outcome).now_or_never();
         d.tell(id, &outcome);
         self.end(outcome);
         d.let_go(id, epoch, None);

@@ -148,7 +148,7 @@ impl Record {
             state.more().early_report = Some(report);
         }
         state.history.set_elapsed(now.since(first_failure_at));
-        Ok(super::ending::suspended_job(&job, state))
+        Ok(SuspendedJob::of(&job, state))
     }
 }
 

@@ -1,11 +1,11 @@
 //! The remediator: runs jobs on tokio, one per asset, and guards the fleet.
 
-use std::sync::{Arc, Weak};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use futures_util::FutureExt;
+use tokio::sync::broadcast;
 
 use super::breaker::BreakerState;
 use super::budget::RetryBudget;
@@ -188,7 +188,8 @@ impl<H: Hooks> Remediator<H> {
             awaiting,
             early_report,
         } = state;
-        let more = More { remaining: remaining_delay, paid, reconciles, verdict, awaiting, early_report, ..More::default() };
+        let more =
+            More { remaining: remaining_delay, paid, reconciles, verdict, awaiting, early_report, ..More::default() };
         let mut state = State::new(failure, history).with_more(more);
         state.steps = steps;
         let due_in = remaining_delay.unwrap_or_default();
@@ -350,8 +351,8 @@ impl<H: Hooks> Remediator<H> {
     pub fn cancel_all(&self) {
         self.raise_all(CANCEL);
         if let Some(own) = &self.inner.durable.private {
-            for asset in own.active_assets() {
-                self.inner.cancel_asset(&asset);
+            for row in own.active_rows() {
+                self.inner.cancel_asset(&row.asset_id);
             }
         }
     }

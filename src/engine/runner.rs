@@ -14,21 +14,22 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tracing::Instrument;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::cell::{CANCEL, JobCell, LOST};
 use super::durable::{Durable, HeldJob, Stored};
 use super::ending::internal_failure;
 use super::hooks::Hooks;
+use super::ledger::write_back;
 use super::outcome::Outcome;
 use super::parts::Parts;
-use super::record::{PAYLOAD_VERSION, Record};
+use super::record::Record;
 use super::registry::Entered;
 use super::report::Reported;
 use super::shared::{Delivery, Inner};
 use super::walk::walk;
-use crate::store::{Claimed, JobId, Lease, LedgerWrite, Phase, Save, StoreError, Timestamp};
+use crate::store::{Claimed, JobId, Lease, Phase, Save, StoreError, Timestamp};
 
 /// Starts the claimer, the heartbeat and the pruner on the current runtime, unless they run: once, or again
 /// after the runtime they ran on was shut down.
@@ -45,11 +46,7 @@ pub(crate) fn start<H: Hooks>(inner: &Arc<Inner<H>>) -> bool {
     let claimer = runtime.spawn(claimer(weak.clone()));
     let heartbeat = runtime.spawn(heartbeat(weak.clone()));
     let pruner = runtime.spawn(pruner(weak));
-    tasks.extend([
-        claimer.abort_handle(),
-        heartbeat.abort_handle(),
-        pruner.abort_handle(),
-    ]);
+    tasks.extend([claimer.abort_handle(), heartbeat.abort_handle(), pruner.abort_handle()]);
     true
 }
 
@@ -404,7 +401,7 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
         return;
     }
     // Out of this replica's registry before the job can be claimed again, here or elsewhere.
-    match write_back(d, &mut parts, &outcome).await {
+    match write_back(d, &parts.job, &parts.state, &mut parts.stored, &outcome).await {
         Err(e) => {
             // Not written: the lease expires and the job goes on from its last write, here or elsewhere.
             tracing::error!(store = %d.store.describe(), job = %id, error = %e, "writing a job back failed");
@@ -424,55 +421,4 @@ async fn run_stored<H: Hooks>(inner: Arc<Inner<H>>, claimed: Claimed, cell: Arc<
     if let Some(fleet) = &d.fleet {
         fleet.after(inner.guards()).await;
     }
-}
-
-/// Writes a job back: at rest until it is due (an outcome `Suspended` is a rest), or finished. Returns when
-/// a job at rest is due.
-pub(crate) async fn write_back<H>(d: &Durable, parts: &mut Parts<H>, outcome: &Outcome) -> Result<Option<Timestamp>, StoreError> {
-    let stored = &mut *parts.stored;
-    let now = d.now();
-    let st = &parts.state;
-    let mut record = Record::of(&parts.job, st, stored.first_failure_at);
-    record.unanswered = stored.unanswered.clone();
-    let (phase, wake_at, outcome_name) = match outcome {
-        Outcome::Suspended { .. } => match st.awaiting() {
-            Some(a) => (Phase::Awaiting, now.after(a.left), None),
-            None => (Phase::Waiting, now.after(st.remaining().unwrap_or_default()), None),
-        },
-        ended => {
-            record.outcome = Some(ended.clone());
-            (Phase::Finished, now, Some(ended.kind().as_str()))
-        }
-    };
-    let payload = record.encode();
-    let last_code = st.failure.key().to_string();
-    let answered = stored.answered.take();
-    let ledger: Vec<LedgerWrite<'_>> = answered.iter().map(|(key, answer)| LedgerWrite::End { key, answer }).collect();
-    let save = Save {
-        phase,
-        wake_at,
-        release: true,
-        payload: &payload,
-        version: PAYLOAD_VERSION,
-        last_code: &last_code,
-        attempts: st.history.attempts(),
-        attempt: st.awaiting().map_or(0, |a| a.attempt),
-        fence_until: now,
-        wake_on_report: true,
-        reference: st.awaiting().map(|a| a.reference.as_str()),
-        ledger: &ledger,
-        take_report: std::mem::take(&mut stored.clear_report),
-        outcome: outcome_name,
-    };
-    let saved = d.store.save(&stored.lease, save, now).await;
-    d.health.note(&saved, now);
-    let saved = saved?;
-    Ok(match phase {
-        Phase::Finished => None,
-        // A cancellation asked while the job was held is seen at once.
-        _ if saved.cancel_requested => Some(now),
-        // A report on the row makes a job awaiting it due at once.
-        Phase::Awaiting if saved.report.is_some() => Some(now),
-        _ => Some(wake_at),
-    })
 }

@@ -161,15 +161,15 @@ pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<
     let mut probe = match pass_breaker(inner, job, st) {
         Ok(probe) => probe,
         Err(held) => {
-            give_back(inner, st);
             return match held {
                 Held::TooLong(reason) => {
+                    give_back(inner, st);
                     let v = verdict(st, VerdictKind::CircuitOpen, reason, None);
                     st.set_verdict(v);
                     None
                 }
                 Held::Rest(wait) => {
-                    // Decided again when it is due, and the budget asked again then.
+                    // Decided again when it is due; what the budget lent for this retry stays lent meanwhile.
                     st.set_remaining(Some(wait));
                     st.more().breaker_rest = true;
                     Some(suspended(job, st.clone()))

@@ -150,11 +150,8 @@ impl<H: Hooks> Remediator<H> {
         new.dedupe_key = dedupe_key;
         let store_err = |e: StoreError| SubmitError::Store(e.to_string());
         // With room for it (and nothing to wait first), this replica holds the job from the start.
-        let room = if due_in.is_zero() && d.has_room() && !d.stopping.load(Ordering::SeqCst) {
-            d.reserve()
-        } else {
-            None
-        };
+        let room =
+            if due_in.is_zero() && d.has_room() && !d.stopping.load(Ordering::SeqCst) { d.reserve() } else { None };
         let sent = Instant::now();
         let earlier_id = Some(job.job_id()).filter(|id| *id != JobId::default());
         let (submitted, claimed) = match (&d.private, earlier_id) {

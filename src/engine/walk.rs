@@ -10,7 +10,7 @@ use super::awaiting::await_result;
 use super::cell::{CANCEL, SUSPEND};
 use super::ending::{cancelled, dead_letter, suspended, verdict};
 use super::events::Event;
-use super::guards::{ask_budget, give_back};
+use super::guards::{ask_budget, give_back, sync_fleet};
 use super::hooks::Hooks;
 use super::job::Job;
 use super::outcome::Outcome;
@@ -127,9 +127,13 @@ pub(crate) fn walk<H: Hooks>(parts: &mut Parts<H>) -> impl Future<Output = Outco
                         // The clock as it was read just before the decision (reading it again costs a lock when
                         // time is paused).
                         let now = parts.started.checked_add(parts.state.history.elapsed()).unwrap_or_else(Instant::now);
-                        Wait::new(&parts.delivery.cell, now, delay)
+                        (Wait::new(&parts.delivery.cell, now, delay), !delay.is_zero())
                     };
-                    match wait.await {
+                    if wait.1 {
+                        Box::pin(sync_fleet(&parts.delivery.inner, &parts.state, false)).await;
+                    }
+                    match wait.0.await {
+                        Ok(()) if wait.1 => Box::pin(sync_fleet(&parts.delivery.inner, &parts.state, true)).await,
                         Ok(()) => {}
                         Err(Stop::Cancelled) => return cancelled(&parts.state),
                         Err(Stop::Suspend { left }) => {

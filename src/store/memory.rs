@@ -1,7 +1,6 @@
-//! A store whose rows live in this process: the same leases, fencing, ledger and reports as the durable
-//! stores, and nothing survives the process. For tests of code that runs on a store, and for trying the
-//! durable mode without a database. It is one file: every method is a few lines over the same maps, and the maps
-//! are read best beside them.
+//! A store whose rows live in this process (a remediator's own by default): the same leases, fencing, ledger and
+//! reports as the durable stores; nothing survives the process. It is one file: every method is a few lines over the
+//! same maps, read best beside them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -202,40 +201,21 @@ impl MemoryStore {
         }
     }
 
-    /// The same store, numbering its jobs after `last` (a remediator's own store: its job ids differ from those
-    /// of its earlier runs, as the attempt keys in callback URLs must).
+    /// The store numbering its jobs after `last` (a remediator's own: ids unlike those of its earlier runs).
     pub(crate) fn numbered_after(self, last: u64) -> Self {
         self.rows().next = last;
         self
     }
-
-    /// Takes a job under the id `id` it had in an earlier store (a job a shutdown handed back, resumed in a
-    /// remediator's own store: its attempt keys stay the same), unless this store has a job with that id already:
-    /// then under a new one.
+    /// Takes a job under the id it had in an earlier store (resumed after a shutdown: its keys stay the same),
+    /// or under a new one if this store has a job with that id.
     pub(crate) fn submit_as(&self, id: JobId, new: NewJob<'_>, now: Timestamp) -> Result<Submitted, StoreError> {
         validate::new_job(&new)?;
         let mut rows = self.rows();
-        let before = id.0.checked_sub(1).filter(|_| !rows.jobs.contains_key(&id));
         let next = rows.next;
-        if let Some(before) = before {
-            rows.next = before;
-        }
+        rows.next = id.0.checked_sub(1).filter(|_| !rows.jobs.contains_key(&id)).unwrap_or(next);
         let (submitted, _) = rows.insert(new, now, None);
         rows.next = next.max(rows.next);
         Ok(submitted)
-    }
-
-    /// Every job not finished, oldest first: what a remediator's own store hands back at its shutdown.
-    pub(crate) fn active_rows(&self) -> Vec<JobRow> {
-        let rows = self.rows();
-        let mut active: Vec<JobRow> = rows.active.values().filter_map(|id| rows.jobs.get(id)).cloned().collect();
-        active.sort_by_key(|row| row.id);
-        active
-    }
-
-    /// The assets with an active job.
-    pub(crate) fn active_assets(&self) -> Vec<String> {
-        self.rows().active.keys().cloned().collect()
     }
 
     fn rows(&self) -> MutexGuard<'_, Rows> {
