@@ -107,7 +107,7 @@ impl<H: Hooks> Cancel for Inner<H> {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let remediator = Remediator::builder(Policies::defaults(), Host).build();
-/// let handle = remediator.submit(Job::new("asset-1"), Failure::asset(2503, "unavailable")?)?;
+/// let handle = remediator.enqueue(Job::new("asset-1"), Failure::asset(2503, "unavailable")?).await?;
 /// assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
 /// # Ok(()) }
 /// ```
@@ -260,7 +260,7 @@ impl<H: Hooks> Remediator<H> {
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let remediator = Remediator::builder(Policies::defaults(), Host).build();
-    /// let handle = remediator.submit(Job::new("asset-1"), Failure::asset(2503, "unavailable")?)?;
+    /// let handle = remediator.enqueue(Job::new("asset-1"), Failure::asset(2503, "unavailable")?).await?;
     /// tokio::time::sleep(std::time::Duration::from_secs(3600)).await; // the retry is submitted meanwhile
     /// // The callback for uuid-1 says the encode finished.
     /// let answer = remediator.report(ReportTarget::Reference("uuid-1"), Reported::Succeeded).await?;
