@@ -81,9 +81,10 @@ fn engine(jobs: usize) -> usize {
         let remediator = Remediator::builder(Policies::defaults(), Flaky { failure: failure.clone() })
             .without_circuit_breaker()
             .build();
-        let handles: Vec<_> = (0..jobs)
-            .map(|i| remediator.submit(Job::new(format!("asset-{i}")), failure.clone()).expect("accepted"))
-            .collect();
+        let mut handles = Vec::with_capacity(jobs);
+        for i in 0..jobs {
+            handles.push(remediator.enqueue(Job::new(format!("asset-{i}")), failure.clone()).await.expect("accepted"));
+        }
         let mut attempts = 0;
         for h in handles {
             match h.await {

@@ -165,7 +165,7 @@ fn main() {
         for h in handles {
             assert!(matches!(h.await, Outcome::Recovered { attempts: 2, .. }), "every due job recovers");
         }
-        let stats = r.store().expect("a store").stats(clock.now()).await.expect("stats");
+        let stats = r.store().stats(clock.now()).await.expect("stats");
         assert_eq!(stats.by_phase.get("waiting").copied(), Some(waiting as u64), "{stats:?}");
         assert_eq!(stats.by_outcome.get("recovered").copied(), Some(DUE as u64), "{stats:?}");
         println!("worked {DUE} due jobs to their end beside them in {:.2?}: {}", start.elapsed(), memory());

@@ -149,7 +149,7 @@ pub async fn run_replicas(rs: &[Remediator<Flaky>], jobs: usize) -> u64 {
 
 /// The store says every job recovered.
 async fn check(r: &Remediator<Flaky>, jobs: usize) {
-    let store = r.store().expect("a store");
+    let store = r.store();
     let stats = store.stats(SystemClock.now()).await.expect("stats");
     assert_eq!(stats.by_outcome.get("recovered").copied(), Some(jobs as u64), "every job recovered");
 }
