@@ -422,11 +422,8 @@ fn a_dropped_runtime_leaves_no_job_behind() {
     let r = remediator(p, FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang]));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     // The handle is carried out of the runtime on purpose: it is awaited on the next one.
-    let handle = runtime.block_on(async {
-        let handle = r.enqueue(Job::new("a"), asset(2503)).await.unwrap();
-        tokio::time::sleep(secs(5)).await; // the job's call is under way
-        handle
-    });
+    let handle = runtime.block_on(r.enqueue(Job::new("a"), asset(2503))).unwrap();
+    runtime.block_on(tokio::time::sleep(secs(5))); // the job's call is under way
     assert_eq!(r.active_jobs(), 1);
     drop(runtime); // the job's task is dropped with it
     assert_eq!(r.active_jobs(), 0);

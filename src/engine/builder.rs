@@ -1,5 +1,5 @@
 //! Building a [`Remediator`]: its hook settings, fleet guards, events, and (see
-//! [`stored`](super::stored)) its store.
+//! [`stored`](super::hand_over)) its store.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast};
 
-use super::breaker::{BreakerConfig, Breakers};
-use super::budget::RetryBudget;
-use super::counters::Counters;
-use super::durable::{Durable, StoreSettings};
+use super::guards::breaker::{BreakerConfig, Breakers};
+use super::guards::budget::RetryBudget;
 use super::hooks::Hooks;
-use super::registry::Registry;
+use super::observe::counters::Counters;
 use super::remediator::Remediator;
+use super::replica::registry::Registry;
+use super::replica::{Durable, StoreSettings};
 use super::shared::Inner;
 use crate::decide::LivePolicies;
 use crate::store::{Clock, Store};
 
 /// The most events the event channel keeps for a slow subscriber.
-pub(super) const MAX_EVENT_CAPACITY: usize = 1 << 20;
+pub(crate) const MAX_EVENT_CAPACITY: usize = 1 << 20;
 /// How long a hook call may take by default.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a submitted attempt's result may take by default before the engine asks the host's `check` hook
@@ -27,7 +27,7 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_AWAIT_RESULT: Duration = Duration::from_secs(6 * 3600);
 
 /// A durable store, the clock its due times and leases are read from, and the settings.
-pub(super) type StoreChoice = (Arc<dyn Store>, Arc<dyn Clock>, StoreSettings);
+pub(crate) type StoreChoice = (Arc<dyn Store>, Arc<dyn Clock>, StoreSettings);
 
 /// Builds a [`Remediator`]. Defaults: the jobs in a [`MemoryStore`](crate::store::MemoryStore) of its own
 /// (see [`RemediatorBuilder::store`] for a durable one), hook timeout 30 s ([`DEFAULT_HOOK_TIMEOUT`]), 64 hook
@@ -43,11 +43,11 @@ pub struct RemediatorBuilder<H> {
     event_capacity: usize,
     await_result: Duration,
     metrics: bool,
-    pub(super) store: Option<StoreChoice>,
+    pub(crate) store: Option<StoreChoice>,
 }
 
 impl<H: Hooks> RemediatorBuilder<H> {
-    pub(super) fn new(policies: Arc<LivePolicies>, hooks: H) -> Self {
+    pub(crate) fn new(policies: Arc<LivePolicies>, hooks: H) -> Self {
         RemediatorBuilder {
             policies,
             hooks,
@@ -62,7 +62,7 @@ impl<H: Hooks> RemediatorBuilder<H> {
         }
     }
 
-    /// Gives the remediator's counts to the [`metrics`] facade as well ([`metric_names`](super::metric_names)),
+    /// Gives the remediator's counts to the [`metrics`] facade as well ([`metric_names`](super::observe::metric_names)),
     /// for a host that installs an exporter; off by default (labels are made for every decision and hook call).
     /// `remedy serve` turns it on.
     ///

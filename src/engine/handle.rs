@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use super::cell::JobCell;
 use super::outcome::Outcome;
+use super::walk::cell::JobCell;
 
 /// A running job: await it (it is a future) for the outcome, or cancel it.
 pub struct JobHandle {
@@ -27,7 +27,7 @@ pub(crate) trait Cancel: Send + Sync {
 
 impl JobHandle {
     /// A handle on a job in the store, through a cell that is given its outcome.
-    pub(super) fn watching(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool, canceller: Weak<dyn Cancel>) -> Self {
+    pub(crate) fn watching(asset_id: Arc<str>, cell: Arc<JobCell>, joined: bool, canceller: Weak<dyn Cancel>) -> Self {
         JobHandle { asset_id, cell, joined, slot: None, canceller }
     }
 

@@ -11,62 +11,53 @@
 //!   policies match with `on("timeout", ..)`), and a hook that errors or panics ends that job alone.
 //! - Fleet guards: a [`RetryBudget`] (AWS standard retry quota or gRPC throttling) and a circuit breaker per
 //!   downstream, so that an outage of Brightcove does not have every asset hammering it.
-//! - Every submitted job ends in exactly one [`Outcome`]: recovered, failed, cancelled, or suspended at
-//!   shutdown with its state, which [`Remediator::resume`] continues.
+//! - Every job lives in a store (the remediator's own memory store unless it is given one) and ends in exactly
+//!   one [`Outcome`]: recovered, failed, cancelled, or suspended at shutdown (on its own store, with its state,
+//!   which [`Remediator::resume`] continues).
+//!
+//! The public face is at the top of this folder; its parts are folders: [`walk`] (a held job's walk and its
+//! steps), [`guards`] (the retry budget, the breakers, their sharing), [`replica`] (claimer, heartbeat, pruner,
+//! held jobs, the stored payload), [`observe`] (events, counters, metric names).
 //! - `tracing` spans per job and events per decision and hook call; a typed [`Event`] stream; counters.
 //! - Time is `tokio::time` only, so tests under `tokio::time::pause()` are exact.
 
-mod awaiting;
-mod breaker;
-mod budget;
+// The public face: the remediator, its builder and what a host hands it or gets back.
 mod builder;
-mod call;
-mod cell;
-mod counted;
-mod counters;
-mod decision_counts;
-mod durable;
-mod ending;
-mod events;
-mod fleet;
-mod guards;
+mod hand_over;
 mod handle;
 mod health;
 mod hooks;
 mod job;
-mod ledger;
-pub mod metric_names;
 mod outcome;
-mod parts;
-mod record;
-mod registry;
 mod remediator;
 mod report;
-mod runner;
 mod shared;
-mod state;
-mod steps;
-mod stored;
-mod unanswered;
 mod verdict;
-mod wait;
-mod walk;
+
+// Its parts: a job's walk and its steps; the fleet guards; the replica's machinery; what it counts and tells.
+pub(crate) mod guards;
+pub(crate) mod observe;
+pub(crate) mod replica;
+pub(crate) mod walk;
 
 pub use crate::store::JobId;
 pub use crate::store::{ReportAnswer, ReportTarget};
-pub use breaker::{BreakerConfig, BreakerState};
-pub use budget::{AwsCosts, BudgetConfig, BudgetError, ErrorClass, Refused, RetryBudget, Withdrawal, aws_backoff};
 pub use builder::{DEFAULT_AWAIT_RESULT, DEFAULT_HOOK_TIMEOUT, RemediatorBuilder};
-pub use counters::CounterSnapshot;
-pub use durable::StoreSettings;
-pub use events::{Event, HookName};
+pub use guards::breaker::{BreakerConfig, BreakerState};
+pub use guards::budget::{
+    AwsCosts, BudgetConfig, BudgetError, ErrorClass, Refused, RetryBudget, Withdrawal, aws_backoff,
+};
 pub use handle::JobHandle;
 pub use health::Health;
 pub use hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Notice, Pending, Reconciled};
 pub use job::{AttemptKey, Job};
+pub use observe::counters::CounterSnapshot;
+pub use observe::events::{Event, HookName};
+pub use observe::metric_names;
 pub use outcome::{Outcome, OutcomeKind, SuspendedJob};
-pub use record::{PAYLOAD_VERSION, StoredJob};
 pub use remediator::{Remediator, SubmitError};
+pub use replica::StoreSettings;
+pub use replica::record::{PAYLOAD_VERSION, StoredJob};
 pub use report::Reported;
-pub use state::Awaiting;
 pub use verdict::{Verdict, VerdictKind};
+pub use walk::state::Awaiting;

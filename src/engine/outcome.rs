@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::budget::Withdrawal;
+use super::guards::budget::Withdrawal;
 use super::job::Job;
 use super::report::Reported;
-use super::state::{Awaiting, State};
 use super::verdict::Verdict;
+use super::walk::state::{Awaiting, State};
 use crate::classify::Failure;
 use crate::decide::History;
 

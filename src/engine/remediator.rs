@@ -7,18 +7,18 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::sync::broadcast;
 
-use super::breaker::BreakerState;
-use super::budget::RetryBudget;
-use super::cell::{ABORT, CANCEL, SUSPEND};
-use super::counters::CounterSnapshot;
-use super::events::Event;
+use super::guards::breaker::BreakerState;
+use super::guards::budget::RetryBudget;
 use super::handle::{Cancel, JobHandle};
 use super::hooks::Hooks;
 use super::job::{AttemptKey, Job};
+use super::observe::counters::CounterSnapshot;
+use super::observe::events::Event;
 use super::outcome::{Outcome, OutcomeKind, SuspendedJob};
 use super::report::Reported;
 use super::shared::Inner;
-use super::state::{More, State};
+use super::walk::cell::{ABORT, CANCEL, SUSPEND};
+use super::walk::state::{More, State};
 use crate::classify::catalogue::Downstream;
 use crate::classify::{Callback, Failure};
 use crate::decide::{LivePolicies, Policies};
@@ -47,7 +47,7 @@ pub enum SubmitError {
 
 impl<H: Hooks> Inner<H> {
     /// A job the store cancelled at rest ended here: its handles are told, and its outcome counted.
-    pub(super) async fn cancelled_at_rest(&self, answer: CancelAnswer) {
+    pub(crate) async fn cancelled_at_rest(&self, answer: CancelAnswer) {
         let CancelAnswer::Cancelled { job } = answer else { return };
         let attempts = match self.durable.store.job(job).await {
             Ok(Some(row)) => row.attempts,
@@ -112,7 +112,7 @@ impl<H: Hooks> Cancel for Inner<H> {
 /// # Ok(()) }
 /// ```
 pub struct Remediator<H> {
-    pub(super) inner: Arc<Inner<H>>,
+    pub(crate) inner: Arc<Inner<H>>,
 }
 
 impl<H> Clone for Remediator<H> {
@@ -224,7 +224,7 @@ impl<H: Hooks> Remediator<H> {
     }
 
     /// A handle's way to cancel its job.
-    pub(super) fn canceller(&self) -> Weak<dyn Cancel> {
+    pub(crate) fn canceller(&self) -> Weak<dyn Cancel> {
         let inner: Arc<dyn Cancel> = self.inner.clone();
         Arc::downgrade(&inner)
     }
@@ -384,7 +384,7 @@ impl<H: Hooks> Remediator<H> {
     }
 
     /// Whether it takes new jobs (it stops at `shutdown`).
-    pub(super) fn is_accepting(&self) -> bool {
+    pub(crate) fn is_accepting(&self) -> bool {
         self.inner.accepting.load(Ordering::SeqCst)
     }
 

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast};
 
-use super::breaker::{Breakers, Transition};
-use super::budget::RetryBudget;
-use super::cell::JobCell;
-use super::counters::Counters;
-use super::durable::Durable;
-use super::events::Event;
-use super::fleet::Guards;
+use super::guards::breaker::{Breakers, Transition};
+use super::guards::budget::RetryBudget;
+use super::guards::fleet::Guards;
+use super::observe::counters::Counters;
+use super::observe::events::Event;
 use super::outcome::Outcome;
-use super::registry::Registry;
+use super::replica::Durable;
+use super::replica::registry::Registry;
+use super::walk::cell::JobCell;
 use crate::decide::LivePolicies;
 
 /// What every job of one remediator shares.

@@ -5,21 +5,21 @@ use std::time::Duration;
 
 use super::call::CallError;
 use super::ending::{cancelled, suspended, verdict};
-use super::guards::give_back;
-use super::hooks::Hooks;
-use super::job::Job;
-use super::outcome::Outcome;
-use super::shared::Inner;
 use super::state::State;
-use super::verdict::VerdictKind;
 use crate::classify::Failure;
 use crate::classify::catalogue::Downstream;
 use crate::decide::Decision;
+use crate::engine::guards::give_back;
+use crate::engine::hooks::Hooks;
+use crate::engine::job::Job;
+use crate::engine::outcome::Outcome;
+use crate::engine::shared::Inner;
+use crate::engine::verdict::VerdictKind;
 
 /// A hook call of an attempt that gave no answer (other than its own timeout): the attempt was not made, or its
 /// answer is lost. `made`: the decision whose attempt the call was, if it was the attempt's own call (the
 /// attempt is then recorded when the call fails). `None` means: decide again.
-pub(super) fn interrupted<H: Hooks>(
+pub(crate) fn interrupted<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
@@ -45,7 +45,7 @@ pub(super) fn interrupted<H: Hooks>(
 
 /// A hook call without an answer: a timeout becomes the failure to decide on next; an error or a panic ends
 /// the job (its verdict is set, for the `failed` hook).
-pub(super) fn call_failed<H: Hooks>(
+pub(crate) fn call_failed<H: Hooks>(
     inner: &Inner<H>,
     st: &mut State,
     e: CallError,

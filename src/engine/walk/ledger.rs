@@ -7,14 +7,14 @@ use std::future::Future;
 
 use super::call::{Answer, CallError, call};
 use super::cell::{CANCEL, JobCell, LOST};
-use super::durable::{Durable, Stored};
-use super::events::HookName;
-use super::hooks::{HookError, Hooks};
-use super::job::Job;
-use super::outcome::Outcome;
-use super::record::{PAYLOAD_VERSION, Record};
-use super::shared::Inner;
 use super::state::State;
+use crate::engine::hooks::{HookError, Hooks};
+use crate::engine::job::Job;
+use crate::engine::observe::events::HookName;
+use crate::engine::outcome::Outcome;
+use crate::engine::replica::record::{PAYLOAD_VERSION, Record};
+use crate::engine::replica::{Durable, Stored};
+use crate::engine::shared::Inner;
 use crate::store::{LedgerWrite, Phase, Save, StoreError, Timestamp};
 
 /// Before a side-effecting hook call: the job's state and the call's key are written, fenced by the lease, so
@@ -53,7 +53,7 @@ pub(crate) async fn write_answer<H>(
 
 /// A write of a job its replica keeps holding: the last call's answer, then the start of the call `begin`
 /// (`(hook, key, attempt)`; the attempt 0 for a call of no attempt), if any. The start of a call is refused
-/// unless the lease has a margin left beyond the write ([`Durable::call_margin`](super::durable::Durable)): a
+/// unless the lease has a margin left beyond the write ([`Durable::call_margin`](crate::engine::replica::Durable)): a
 /// call is never begun under a lease about to run out.
 async fn write_held<H>(
     inner: &Inner<H>,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
-use super::cell::JobCell;
+use crate::engine::walk::cell::JobCell;
 
 /// A running job.
 struct Running {

@@ -1,27 +1,38 @@
-//! One job's walk, step by step, until it ends in exactly one outcome. A step is: decide ▶ (the retry budget
-//! asked, at decision time) ▶ wait ▶ reconcile if the stage asks it ▶ the downstream's breaker ▶ the hook; then
-//! decide again on what came back.
+//! A held job's walk, step by step, until it rests in its store or ends in exactly one outcome. A step is:
+//! decide ▶ (the retry budget asked, at decision time) ▶ wait ▶ reconcile if the stage asks it ▶ the
+//! downstream's breaker ▶ the hook; then decide again on what came back.
+
+pub(crate) mod awaiting;
+pub(crate) mod call;
+pub(crate) mod cell;
+pub(crate) mod ending;
+pub(crate) mod ledger;
+pub(crate) mod parts;
+pub(crate) mod state;
+pub(crate) mod steps;
+pub(crate) mod unanswered;
+pub(crate) mod wait;
 
 use std::future::Future;
 
 use tokio::time::Instant;
 
-use super::awaiting::await_result;
-use super::cell::{CANCEL, SUSPEND};
-use super::ending::{cancelled, dead_letter, suspended, verdict};
-use super::events::Event;
-use super::guards::{ask_budget, give_back, sync_fleet};
-use super::hooks::Hooks;
-use super::job::Job;
-use super::outcome::Outcome;
-use super::parts::Parts;
-use super::shared::Inner;
-use super::state::MAX_STEPS_PER_FAILURE;
-use super::steps::{attempt, refused_retry, side_step};
-use super::verdict::VerdictKind;
-use super::wait::{Stop, Wait};
+use self::awaiting::await_result;
+use self::cell::{CANCEL, SUSPEND};
+use self::ending::{cancelled, dead_letter, suspended, verdict};
+use self::parts::Parts;
+use self::state::MAX_STEPS_PER_FAILURE;
+use self::steps::{attempt, refused_retry, side_step};
+use self::wait::{Stop, Wait};
 use crate::classify::Failure;
 use crate::decide::{Action, Decision};
+use crate::engine::guards::{ask_budget, give_back, sync_fleet};
+use crate::engine::hooks::Hooks;
+use crate::engine::job::Job;
+use crate::engine::observe::events::Event;
+use crate::engine::outcome::Outcome;
+use crate::engine::shared::Inner;
+use crate::engine::verdict::VerdictKind;
 
 /// The job's loop, from its claim to its outcome or its next rest in the store.
 ///

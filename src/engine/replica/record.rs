@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::budget::Withdrawal;
-use super::job::Job;
-use super::outcome::{Outcome, SuspendedJob};
-use super::state::{Awaiting, More, State};
-use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
+use crate::engine::guards::budget::Withdrawal;
+use crate::engine::job::Job;
+use crate::engine::outcome::{Outcome, SuspendedJob};
+use crate::engine::verdict::Verdict;
+use crate::engine::walk::state::{Awaiting, More, State};
 use crate::store::{JobRow, Phase, StoreError, Timestamp};
 
 /// The version of the payload this build writes. A build reads every version up to its own, and refuses a
@@ -54,7 +54,7 @@ pub(crate) struct Record {
     /// A report that came during a call a shutdown cut off, handed back with the job and resumed: the result
     /// of the call's repetition if it answers `Submitted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) early_report: Option<super::report::Reported>,
+    pub(crate) early_report: Option<crate::engine::report::Reported>,
     /// Whether it rests for its downstream's breaker rather than a delay of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) breaker_rest: bool,

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::breaker::BreakerState;
 use super::counted::{bump, lock};
 use super::decision_counts::DecisionCounts;
 use super::events::HookName;
 use super::metric_names as names;
-use super::outcome::OutcomeKind;
 use crate::classify::FailureKey;
 use crate::classify::catalogue::Downstream;
 use crate::decide::ActionKind;
+use crate::engine::guards::breaker::BreakerState;
+use crate::engine::outcome::OutcomeKind;
 
 /// Counters since the remediator was built.
 #[derive(Debug, Default)]

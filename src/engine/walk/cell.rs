@@ -9,8 +9,8 @@ use std::task::{Context, Poll, Waker};
 use futures_util::task::AtomicWaker;
 use smallvec::SmallVec;
 
-use super::outcome::Outcome;
-use super::report::Reported;
+use crate::engine::outcome::Outcome;
+use crate::engine::report::Reported;
 
 /// The job was cancelled.
 pub(crate) const CANCEL: u8 = 1;

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// A copy of a counted map.
-pub(super) fn lock<K: Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+pub(crate) fn lock<K: Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
     map.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Counts one `key` in a counted map.
-pub(super) fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+pub(crate) fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
     *map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
 }

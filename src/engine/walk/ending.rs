@@ -4,17 +4,17 @@
 use tokio::time::Instant;
 
 use super::call::CallError;
-use super::events::HookName;
-use super::hooks::Hooks;
-use super::job::Job;
 use super::ledger::ledgered;
-use super::outcome::{Outcome, SuspendedJob};
 use super::parts::Parts;
 use super::state::State;
-use super::verdict::{Verdict, VerdictKind};
 use crate::classify::Failure;
+use crate::engine::hooks::Hooks;
+use crate::engine::job::Job;
+use crate::engine::observe::events::HookName;
+use crate::engine::outcome::{Outcome, SuspendedJob};
+use crate::engine::verdict::{Verdict, VerdictKind};
 
-pub(super) fn recovered(st: &State, started: Instant, reconciled: bool) -> Outcome {
+pub(crate) fn recovered(st: &State, started: Instant, reconciled: bool) -> Outcome {
     Outcome::Recovered {
         attempts: st.history.attempts(),
         reconciles: st.reconciles(),
@@ -23,16 +23,16 @@ pub(super) fn recovered(st: &State, started: Instant, reconciled: bool) -> Outco
     }
 }
 
-pub(super) fn cancelled(st: &State) -> Outcome {
+pub(crate) fn cancelled(st: &State) -> Outcome {
     Outcome::Cancelled { attempts: st.history.attempts() }
 }
 
-pub(super) fn suspended(job: &Job, st: State) -> Outcome {
+pub(crate) fn suspended(job: &Job, st: State) -> Outcome {
     Outcome::Suspended { state: Box::new(SuspendedJob::of(job, st)) }
 }
 
 /// The verdict of a job that fails now, on its current failure.
-pub(super) fn verdict(st: &State, kind: VerdictKind, reason: String, rule: Option<String>) -> Box<Verdict> {
+pub(crate) fn verdict(st: &State, kind: VerdictKind, reason: String, rule: Option<String>) -> Box<Verdict> {
     Box::new(Verdict {
         kind,
         reason,
@@ -47,7 +47,7 @@ pub(super) fn verdict(st: &State, kind: VerdictKind, reason: String, rule: Optio
 /// the hook answers (its trouble shows in events and counters); but a call the shutdown does not let start, or
 /// cuts off at its deadline, has not delivered it: the job is suspended with its verdict, and resume delivers
 /// it.
-pub(super) async fn dead_letter<H: Hooks>(parts: &mut Parts<H>) -> Outcome {
+pub(crate) async fn dead_letter<H: Hooks>(parts: &mut Parts<H>) -> Outcome {
     let Parts { job, state: st, delivery, stored, .. } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     let Some(verdict) = st.more_ref().and_then(|m| m.verdict.clone()) else {
@@ -67,7 +67,7 @@ pub(super) async fn dead_letter<H: Hooks>(parts: &mut Parts<H>) -> Outcome {
 }
 
 /// The outcome of a job whose walk panicked inside the engine (a bug): it still ends, failed.
-pub(super) fn internal_failure(failure: &Failure, attempts: u32) -> Outcome {
+pub(crate) fn internal_failure(failure: &Failure, attempts: u32) -> Outcome {
     Outcome::Failed {
         verdict: Box::new(Verdict {
             kind: VerdictKind::Internal,

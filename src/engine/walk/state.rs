@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::budget::Withdrawal;
-use super::report::Reported;
-use super::verdict::Verdict;
 use crate::classify::Failure;
 use crate::decide::History;
+use crate::engine::guards::budget::Withdrawal;
+use crate::engine::report::Reported;
+use crate::engine::verdict::Verdict;
 
 /// The most steps a job takes on one failure without a new one (notifications, reconciles, stages skipped)
 /// before it ends with [`VerdictKind::NoProgress`](super::VerdictKind::NoProgress). A chain has at most 64

@@ -4,18 +4,18 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::cell::LOST;
-use super::durable::Stored;
-use super::events::Event;
-use super::guards::give_back;
-use super::job::Job;
 use super::ledger::write_back;
-use super::outcome::Outcome;
-use super::shared::Delivery;
 use super::state::State;
+use crate::engine::guards::give_back;
+use crate::engine::job::Job;
+use crate::engine::observe::events::Event;
+use crate::engine::outcome::Outcome;
+use crate::engine::replica::Stored;
+use crate::engine::shared::Delivery;
 
 impl<H> Parts<H> {
     /// Counts, tells and delivers the job's outcome; tokens lent to an attempt that was not made go back.
-    pub(super) fn end(&mut self, outcome: Outcome) {
+    pub(crate) fn end(&mut self, outcome: Outcome) {
         let inner = &*self.delivery.inner;
         give_back(inner, &mut self.state);
         inner.counters.outcome(outcome.kind());
@@ -26,7 +26,7 @@ impl<H> Parts<H> {
 
     /// Lets go of a job that goes on elsewhere (at rest in its store, or taken over): it leaves the registry,
     /// with no outcome.
-    pub(super) fn leave(&mut self) {
+    pub(crate) fn leave(&mut self) {
         self.delivery.leave();
     }
 }

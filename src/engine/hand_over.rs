@@ -8,16 +8,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::builder::RemediatorBuilder;
-use super::cell::CANCEL;
-use super::durable::StoreSettings;
-use super::events::Event;
 use super::handle::JobHandle;
 use super::hooks::Hooks;
 use super::job::Job;
-use super::record::{PAYLOAD_VERSION, Record};
+use super::observe::events::Event;
 use super::remediator::{Remediator, SubmitError};
-use super::runner;
-use super::state::State;
+use super::replica::StoreSettings;
+use super::replica::record::{PAYLOAD_VERSION, Record};
+use super::replica::{claimer, held};
+use super::walk::cell::CANCEL;
+use super::walk::state::State;
 use crate::classify::Failure;
 use crate::decide::History;
 use crate::store::{CancelAnswer, Clock, JobId, NewJob, Store, StoreError, Submitted, SystemClock};
@@ -44,7 +44,7 @@ impl<H: Hooks> Remediator<H> {
     /// Starts this replica's claimer, heartbeat and pruner on the current tokio runtime, once. `build` does it
     /// when called inside a runtime, and a hand-over when it was not.
     pub fn start(&self) -> bool {
-        runner::start(&self.inner)
+        claimer::start(&self.inner)
     }
 
     /// Hands over a job that failed with `failure`, and returns once it is written to the store (the
@@ -128,7 +128,7 @@ impl<H: Hooks> Remediator<H> {
     }
 
     /// Writes a job to the store, due in `due_in`, and holds it here at once when there is room.
-    pub(super) async fn hand_over(
+    pub(crate) async fn hand_over(
         &self,
         job: Job,
         state: State,
@@ -176,7 +176,7 @@ impl<H: Hooks> Remediator<H> {
         // Watched before its task starts, which may end it at once.
         let handle = JobHandle::watching(asset_id, d.watch(id), joined, self.canceller());
         match claimed {
-            Some(claimed) => runner::hold(&self.inner, claimed, sent),
+            Some(claimed) => held::hold(&self.inner, claimed, sent),
             // Due later, or perhaps ended already (joined): the claimer takes it, or reads its outcome.
             None => d.wake.notify_one(),
         }

@@ -4,24 +4,24 @@
 use super::awaiting::submitted;
 use super::call::{CallError, call};
 use super::cell::{CALLING, JobCell};
-use super::durable::{FIX_SUFFIX, Stored};
 use super::ending::{cancelled, recovered, suspended, verdict};
-use super::events::{Event, HookName};
-use super::guards::{Held, Probe, give_back, pass_breaker, settle};
-use super::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
-use super::job::{AttemptKey, Job};
 use super::ledger::{self, ledgered, write_answer};
-use super::outcome::Outcome;
 use super::parts::Parts;
-use super::report::Reported;
-use super::shared::Inner;
 use super::state::State;
 use super::unanswered::{call_failed, interrupted};
-use super::verdict::VerdictKind;
 use crate::decide::{Action, Decision};
+use crate::engine::guards::{Held, Probe, give_back, pass_breaker, settle};
+use crate::engine::hooks::{Attempt, CredentialFix, Hooks, NO_CHANGES, Notice, Reconciled};
+use crate::engine::job::{AttemptKey, Job};
+use crate::engine::observe::events::{Event, HookName};
+use crate::engine::outcome::Outcome;
+use crate::engine::replica::{FIX_SUFFIX, Stored};
+use crate::engine::report::Reported;
+use crate::engine::shared::Inner;
+use crate::engine::verdict::VerdictKind;
 
 /// A step that does not resubmit: `notify` or `reconcile`. `None` means: decide again.
-pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
+pub(crate) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
     let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     match decision.action() {
@@ -61,7 +61,7 @@ pub(super) async fn side_step<H: Hooks>(parts: &mut Parts<H>, decision: &Decisio
 }
 
 /// Asks the host whether the last attempt made (0: the host's own submission) in fact succeeded.
-pub(super) async fn reconcile<H: Hooks>(
+pub(crate) async fn reconcile<H: Hooks>(
     inner: &Inner<H>,
     job: &Job,
     st: &mut State,
@@ -96,10 +96,10 @@ async fn reconcile_attempt<H: Hooks>(
 
 /// A retry the budget refused: the job ends at once, unless its stage asks to reconcile first and the host
 /// finds the earlier attempt done (a reconcile takes no token). `None` means: go on (a verdict is set).
-pub(super) async fn refused_retry<H: Hooks>(
+pub(crate) async fn refused_retry<H: Hooks>(
     parts: &mut Parts<H>,
     decision: &Decision<'static>,
-    refused: super::budget::Refused,
+    refused: crate::engine::guards::budget::Refused,
 ) -> Option<Outcome> {
     let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
@@ -124,7 +124,7 @@ pub(super) async fn refused_retry<H: Hooks>(
 
 /// Carries out a waiting action whose delay is over: reconcile first if the stage asks it, pass the breaker,
 /// call the hook. `None` means: decide again.
-pub(super) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
+pub(crate) async fn attempt<H: Hooks>(parts: &mut Parts<H>, decision: &Decision<'static>) -> Option<Outcome> {
     let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     // The calls are not boxed here: this future is boxed already, and lives only as long as the attempt.

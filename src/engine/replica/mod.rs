@@ -1,6 +1,16 @@
-//! What a remediator on a durable store keeps: the store, its clock, this replica's name and settings, the
-//! jobs it holds and the handles that wait for jobs' outcomes. The tasks that work with them are in
-//! [`runner`](super::runner); the writes around hook calls in [`ledger`](super::ledger).
+//! The replica's machinery: what a remediator keeps of its store (the store, its clock, this replica's name and
+//! settings, the jobs it holds, the handles that wait for jobs' outcomes) and the tasks that work with them:
+//! the [`claimer`] takes due jobs, each [`held`] job's task works on it until it rests or ends, the
+//! [`heartbeat`] renews their leases, the [`pruner`] deletes finished jobs. Jobs at rest are rows: a replica
+//! holds in memory only the jobs it is working on. The writes around hook calls are the walk's
+//! ([`ledger`](crate::engine::walk::ledger)).
+
+pub(crate) mod claimer;
+pub(crate) mod heartbeat;
+pub(crate) mod held;
+pub(crate) mod pruner;
+pub(crate) mod record;
+pub(crate) mod registry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
@@ -11,10 +21,10 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::cell::{JobCell, LOST};
-use super::fleet::Fleet;
-use super::outcome::{Outcome, SuspendedJob};
-use super::record::Record;
+use self::record::Record;
+use crate::engine::guards::fleet::Fleet;
+use crate::engine::outcome::{Outcome, SuspendedJob};
+use crate::engine::walk::cell::{JobCell, LOST};
 use futures_util::FutureExt;
 
 use crate::store::{
@@ -205,7 +215,7 @@ impl Durable {
     /// A store of the remediator's own, in memory, on tokio's clock (so that paused time moves its due times),
     /// with the fleet guards kept here: no other replica shares them.
     pub(crate) fn private() -> Self {
-        let store = Arc::new(MemoryStore::new().numbered_after(super::job::first_job_id()));
+        let store = Arc::new(MemoryStore::new().numbered_after(crate::engine::job::first_job_id()));
         let clock = Arc::new(TokioClock::starting_at(Timestamp::from(std::time::SystemTime::now())));
         // No other replica: every job may be held here, as a fleet of tasks would run them.
         let settings = StoreSettings {
@@ -220,7 +230,8 @@ impl Durable {
     }
 
     pub(crate) fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: StoreSettings) -> Self {
-        let owner = settings.owner.clone().unwrap_or_else(|| format!("replica-{:016x}", super::job::first_job_id()));
+        let owner =
+            settings.owner.clone().unwrap_or_else(|| format!("replica-{:016x}", crate::engine::job::first_job_id()));
         Durable {
             store,
             private: None,

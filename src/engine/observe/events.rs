@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::breaker::BreakerState;
-use super::outcome::OutcomeKind;
 use crate::classify::FailureKey;
 use crate::classify::catalogue::Downstream;
 use crate::decide::ActionKind;
+use crate::engine::guards::breaker::BreakerState;
+use crate::engine::outcome::OutcomeKind;
 
 /// Which hook a call went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

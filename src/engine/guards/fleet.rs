@@ -213,7 +213,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::budget::{BudgetConfig, ErrorClass};
+    use crate::engine::guards::budget::{BudgetConfig, ErrorClass};
     use crate::engine::{AwsCosts, BreakerConfig};
     use crate::store::{MemoryStore, TokioClock};
 

@@ -8,10 +8,10 @@ use std::task::Poll;
 use futures_util::FutureExt;
 
 use super::cell::{ABORT, CANCEL, JobCell, LOST, SUSPEND};
-use super::events::{Event, HookName};
-use super::hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Reconciled};
-use super::job::Job;
-use super::shared::Inner;
+use crate::engine::hooks::{Attempt, Checked, CredentialFix, HookError, Hooks, Reconciled};
+use crate::engine::job::Job;
+use crate::engine::observe::events::{Event, HookName};
+use crate::engine::shared::Inner;
 
 /// Why a hook call gave no answer.
 #[derive(Debug)]

@@ -7,22 +7,22 @@ use std::time::Duration;
 use super::call::{CallError, call};
 use super::cell::{JobCell, REPORT};
 use super::ending::{cancelled, recovered, suspended};
-use super::events::HookName;
-use super::guards::{Probe, give_back, settle};
-use super::hooks::{Checked, Hooks, Pending};
-use super::job::{AttemptKey, Job};
 use super::ledger;
-use super::outcome::Outcome;
 use super::parts::Parts;
-use super::report::Reported;
-use super::shared::Inner;
 use super::state::{Awaiting, State};
 use super::unanswered::call_failed;
 use crate::classify::Failure;
+use crate::engine::guards::{Probe, give_back, settle};
+use crate::engine::hooks::{Checked, Hooks, Pending};
+use crate::engine::job::{AttemptKey, Job};
+use crate::engine::observe::events::HookName;
+use crate::engine::outcome::Outcome;
+use crate::engine::report::Reported;
+use crate::engine::shared::Inner;
 
 /// The attempt was submitted: the job awaits its result, for its stage's `await_result` (`wait`) or else the
 /// remediator's. A report the claim found on the job's row for this attempt is the job's at once.
-pub(super) fn submitted<H>(
+pub(crate) fn submitted<H>(
     inner: &Inner<H>,
     st: &mut State,
     cell: &Arc<JobCell>,
@@ -39,7 +39,7 @@ pub(super) fn submitted<H>(
 
 /// Waits for the result of the submitted attempt: a report, or, when `await_result` runs out, the host's
 /// `check`. `None` means: decide again (or go on awaiting).
-pub(super) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outcome> {
+pub(crate) async fn await_result<H: Hooks>(parts: &mut Parts<H>) -> Option<Outcome> {
     let Parts { job, state: st, started, delivery, stored } = parts;
     let (inner, cell) = (&*delivery.inner, &*delivery.cell);
     let awaiting = st.awaiting().cloned()?;
