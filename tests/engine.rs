@@ -423,7 +423,7 @@ fn a_dropped_runtime_leaves_no_job_behind() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     // The handle is carried out of the runtime on purpose: it is awaited on the next one.
     let handle = runtime.block_on(r.enqueue(Job::new("a"), asset(2503))).unwrap();
-    runtime.block_on(tokio::time::sleep(secs(5))); // the job's call is under way
+    runtime.block_on(async { tokio::time::sleep(secs(5)).await }); // the job's call is under way
     assert_eq!(r.active_jobs(), 1);
     drop(runtime); // the job's task is dropped with it
     assert_eq!(r.active_jobs(), 0);
@@ -434,4 +434,40 @@ fn a_dropped_runtime_leaves_no_job_behind() {
         assert!(!again.is_joined(), "a new report starts a new job");
         assert_eq!(r.shutdown(secs(1)).await.len(), 1, "the new job, waiting, is suspended");
     });
+}
+
+/// A handle cancels its job wherever the job is: held in a call, or at rest in the store, the remediator's own
+/// or one given to it.
+#[tokio::test(start_paused = true)]
+async fn a_handle_cancels_its_job_held_or_at_rest() {
+    use lightflow_remedy::engine::StoreSettings;
+    use lightflow_remedy::store::{MemoryStore, Timestamp, TokioClock};
+    use std::sync::Arc;
+    // Each row: the case, the retry's delay (a second is held through, a minute rests), a store given or not.
+    let table = [
+        ("held in its call, own store", "1s", false),
+        ("at rest, own store", "1m", false),
+        ("held in its call, a given store", "1s", true),
+        ("at rest, a given store", "1m", true),
+    ];
+    for (case, initial, given) in table {
+        let p = policies(&format!(r#"on(2001, retry(#{{ attempts: 3, initial: "{initial}", multiplier: 1.0 }}));"#));
+        let hooks = FakeHooks::new().script("a", HookName::Resubmit, [Scripted::Hang]);
+        let mut builder = Remediator::builder(p, hooks.clone()).without_circuit_breaker();
+        if given {
+            let clock = Arc::new(TokioClock::starting_at(Timestamp(0)));
+            builder = builder.store_with(Arc::new(MemoryStore::new()), clock, StoreSettings::default());
+        }
+        let r = builder.build();
+        let handle = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+        tokio::time::sleep(secs(5)).await;
+        let calls = hooks.calls_for("a").len();
+        assert_eq!(calls, usize::from(initial == "1s"), "{case}: in its call, or not yet");
+        let joined = r.enqueue(Job::new("a"), asset(2001)).await.unwrap();
+        assert!(joined.is_joined(), "{case}");
+        joined.cancel();
+        assert_eq!(handle.await, Outcome::Cancelled { attempts: 0 }, "{case}");
+        assert_eq!(r.counters().outcomes.get(&OutcomeKind::Cancelled), Some(&1), "{case}: counted once");
+        assert!(!r.enqueue(Job::new("a"), asset(2001)).await.unwrap().is_joined(), "{case}: the asset is free");
+    }
 }

@@ -22,7 +22,7 @@ pub struct JobHandle {
 /// What a handle cancels its job through: its remediator.
 pub(crate) trait Cancel: Send + Sync {
     /// Cancels the active job of `asset_id`, held here or at rest in the store; whether one was found.
-    fn cancel_asset(&self, asset_id: &str) -> bool;
+    fn cancel_asset(self: Arc<Self>, asset_id: &str) -> bool;
 }
 
 impl JobHandle {

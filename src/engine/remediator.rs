@@ -60,7 +60,7 @@ impl<H: Hooks> Inner<H> {
 }
 
 impl<H: Hooks> Cancel for Inner<H> {
-    fn cancel_asset(&self, asset_id: &str) -> bool {
+    fn cancel_asset(self: Arc<Self>, asset_id: &str) -> bool {
         let held = self.jobs().get(asset_id).cloned();
         if let Some(cell) = &held {
             cell.raise(CANCEL);
@@ -76,12 +76,14 @@ impl<H: Hooks> Cancel for Inner<H> {
             return held.is_some() || answer.is_some_and(|a| a != CancelAnswer::NoJob);
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (store, wake, asset) = (d.store.clone(), d.wake.clone(), asset_id.to_owned());
+            let (inner, asset) = (self.clone(), asset_id.to_owned());
             drop(runtime.spawn(async move {
-                if let Err(e) = store.cancel(&asset, now).await {
-                    tracing::warn!(store = %store.describe(), asset, error = %e, "cancelling a job failed");
+                let d = &inner.durable;
+                match d.store.cancel(&asset, now).await {
+                    Ok(answer) => inner.cancelled_at_rest(answer).await,
+                    Err(e) => tracing::warn!(store = %d.store.describe(), asset, error = %e, "cancelling a job failed"),
                 }
-                wake.notify_one();
+                d.wake.notify_one();
             }));
         }
         held.is_some()
@@ -220,7 +222,7 @@ impl<H: Hooks> Remediator<H> {
     /// memory store; on a store given to it, a job at rest is cancelled by a write that follows (wait for it
     /// with [`Remediator::cancel_job`]). `false` when no job was found here.
     pub fn cancel(&self, asset_id: &str) -> bool {
-        self.inner.cancel_asset(asset_id)
+        self.inner.clone().cancel_asset(asset_id)
     }
 
     /// A handle's way to cancel its job.
@@ -352,7 +354,7 @@ impl<H: Hooks> Remediator<H> {
         self.raise_all(CANCEL);
         if let Some(own) = &self.inner.durable.private {
             for row in own.active_rows() {
-                self.inner.cancel_asset(&row.asset_id);
+                self.inner.clone().cancel_asset(&row.asset_id);
             }
         }
     }

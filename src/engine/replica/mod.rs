@@ -103,8 +103,9 @@ pub(crate) struct Durable {
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
     pub(crate) started: AtomicBool,
     pub(crate) stopping: AtomicBool,
-    /// Where the next look for handles' jobs ended elsewhere starts.
+    /// Where the next look for handles' jobs ended elsewhere starts, and when the last look was (store clock).
     looked: AtomicUsize,
+    told_at: AtomicI64,
     /// When the claimer next looks for due jobs by itself, in milliseconds on the store's clock; `i64::MIN`
     /// while it looks (it then reads `let_go_due`).
     pub(crate) looks_at: AtomicI64,
@@ -245,6 +246,7 @@ impl Durable {
             tasks: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
             looked: AtomicUsize::new(0),
+            told_at: AtomicI64::new(i64::MIN),
             stopping: AtomicBool::new(false),
             looks_at: AtomicI64::new(i64::MIN),
             let_go_due: AtomicI64::new(i64::MAX),
@@ -298,8 +300,17 @@ impl Durable {
     /// Handles of jobs this replica does not hold, whose job may have ended elsewhere (at another replica, or
     /// cancelled at rest by `remedy jobs cancel`): their outcome is read from the store, a few jobs a round,
     /// in turn, so that every handle resolves wherever its job ends.
+    ///
+    /// Not on the remediator's own store, where every job ends here (a cancellation at rest is told as it is
+    /// made); elsewhere at most once a poll interval, as the handles' count can be a fleet's.
     pub(crate) async fn tell_ended_elsewhere(&self) {
         const PER_ROUND: usize = 16;
+        let now = self.now();
+        let due = Timestamp(self.told_at.load(Ordering::SeqCst)).after(self.settings.poll_every);
+        if self.private.is_some() || now < due {
+            return;
+        }
+        self.told_at.store(now.0, Ordering::SeqCst);
         let held: Vec<JobId> = self.held().keys().copied().collect();
         let mut ids: Vec<JobId> = {
             let mut watchers = self.watchers();
