@@ -218,11 +218,13 @@ impl Durable {
     pub(crate) fn private() -> Self {
         let store = Arc::new(MemoryStore::new().numbered_after(crate::engine::job::first_job_id()));
         let clock = Arc::new(TokioClock::starting_at(Timestamp::from(std::time::SystemTime::now())));
-        // No other replica: every job may be held here, as a fleet of tasks would run them.
+        // No other replica, and nothing outlives the process: every job may be held here, and waits its delays
+        // in its task (a rest would only write it and claim it back); a shutdown writes it back.
         let settings = StoreSettings {
             shared_guards: false,
             max_active_jobs: 1 << 20,
             claim_batch: 1024,
+            hold_within: Duration::MAX,
             ..StoreSettings::default()
         };
         let mut durable = Durable::new(store.clone(), clock, settings);
