@@ -1,6 +1,7 @@
 //! The heartbeat: renews the held jobs' leases, and stops a job at once when its lease is lost (another replica
 //! took it over) or could not be renewed in time.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ pub(crate) async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
         let every = (d.settings.lease / 3).max(Duration::from_millis(10));
         let leases: Vec<Lease> = d.held().values().map(|h| h.lease.clone()).collect();
         if !leases.is_empty() {
-            let sent = Instant::now();
-            let limit = (every / 2).min(stop_at(d).saturating_duration_since(sent)).max(Duration::from_millis(1));
+            let sent_at = Instant::now();
+            let limit = (every / 2).min(stop_at(d).saturating_duration_since(sent_at)).max(Duration::from_millis(1));
             let now = d.now();
             let renewal = tokio::time::timeout(limit, d.store.renew(&leases, now, d.settings.lease)).await;
             let renewal = renewal.unwrap_or_else(|_| {
@@ -41,8 +42,10 @@ pub(crate) async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
                     let mut held = d.held();
                     // Only a job still held under the lease renewed: one that was released and claimed again
                     // while the renewal was under way holds a newer lease, which this renewal said nothing of.
-                    let same =
-                        |id: &JobId, h: &HeldJob| leases.iter().any(|l| l.job == *id && l.epoch == h.lease.epoch);
+                    // By id, and the lost as a set: a replica may hold a great many jobs.
+                    let sent: HashMap<JobId, u64> = leases.iter().map(|l| (l.job, l.epoch)).collect();
+                    let same = |id: &JobId, h: &HeldJob| sent.get(id) == Some(&h.lease.epoch);
+                    let lost: HashSet<JobId> = renewed.lost.iter().copied().collect();
                     for id in &renewed.lost {
                         if let Some(h) = held.get(id).filter(|h| same(id, h)) {
                             tracing::warn!(job = %id, "lease lost: another replica holds the job now, or it ran out");
@@ -55,8 +58,8 @@ pub(crate) async fn heartbeat<H: Hooks>(weak: Weak<Inner<H>>) {
                         }
                     }
                     for (id, h) in held.iter_mut() {
-                        if same(id, h) && !renewed.lost.contains(id) {
-                            h.expires = h.expires.max(sent + d.settings.lease);
+                        if same(id, h) && !lost.contains(id) {
+                            h.expires = h.expires.max(sent_at + d.settings.lease);
                         }
                     }
                 }
