@@ -219,8 +219,11 @@ impl Durable {
         let store = Arc::new(MemoryStore::new().numbered_after(crate::engine::job::first_job_id()));
         let clock = Arc::new(TokioClock::starting_at(Timestamp::from(std::time::SystemTime::now())));
         // No other replica, and nothing outlives the process: every job may be held here, and waits its delays
-        // in its task (a rest would only write it and claim it back); a shutdown writes it back.
+        // in its task (a rest would only write it and claim it back); a shutdown writes it back. No replica can
+        // take a job over either: a lease of a day is renewed three times a day, not a fleet's worth of leases
+        // every ten seconds.
         let settings = StoreSettings {
+            lease: Duration::from_secs(24 * 3600),
             shared_guards: false,
             max_active_jobs: 1 << 20,
             claim_batch: 1024,
