@@ -155,7 +155,7 @@ async fn a_job_awaiting_a_report_is_suspended_and_resumed() {
     assert_eq!(awaiting.left, secs(3600 - 540), "what was left of await_result");
 
     let after = remediator(once(), hooks.clone());
-    let handle = after.resume(state.into_iter().next().unwrap()).await.unwrap();
+    let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
     tokio::task::yield_now().await;
     let answer = after.report(ReportTarget::Reference("u1"), Reported::Succeeded).await.unwrap();
     assert!(matches!(answer, ReportAnswer::Applied { .. }), "{answer:?}");
@@ -227,7 +227,7 @@ async fn a_report_that_came_during_a_call_the_shutdown_cut_off_is_resumed_with_t
         assert_eq!(state[0].early_report, report, "{name}");
 
         let after = remediator(once(), hooks.clone());
-        let handle = after.resume(state.into_iter().next().unwrap()).await.unwrap();
+        let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
         if let Some(reference) = awaited {
             // This attempt awaits a report of its own: the early one was not taken for it.
             tokio::time::sleep(secs(61)).await;

@@ -213,7 +213,7 @@ async fn a_suspended_job_keeps_its_stages_wait() {
     let after =
         Remediator::builder(staged(), hooks.clone()).without_circuit_breaker().await_result(secs(86_400)).build();
     let resumed_at = tokio::time::Instant::now();
-    let handle = after.resume(state.into_iter().next().unwrap()).await.unwrap();
+    let handle = after.resume(state.into_iter().next().unwrap()).unwrap();
     assert!(matches!(handle.await, Outcome::Recovered { attempts: 1, .. }));
     assert_eq!(resumed_at.elapsed(), secs(360 + 600), "the rest of the wait, then a whole stage wait after Running");
 }
@@ -279,7 +279,7 @@ async fn a_resumed_job_counts_the_time_its_result_took_against_max_elapsed() {
     assert!(state[0].awaiting.is_some(), "suspended while its attempt is out");
 
     let after = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
-    let outcome = after.resume(state.into_iter().next().unwrap()).await.unwrap().await;
+    let outcome = after.resume(state.into_iter().next().unwrap()).unwrap().await;
     let Outcome::Failed { verdict } = &outcome else { panic!("the 30 minutes are long gone: {outcome:?}") };
     assert_eq!(verdict.reason, "gave up", "{verdict:?}");
     assert_eq!(hooks.calls_for("a").iter().filter(|c| c.hook == HookName::Resubmit).count(), 1);

@@ -241,7 +241,7 @@ async fn shutdown_then_resume_ends_like_an_uninterrupted_run() {
     let stored = serde_json::to_string(&suspended[0]).unwrap();
     let state = serde_json::from_str(&stored).unwrap();
     let second = remediator(Policies::defaults(), hooks.clone());
-    let resumed = second.resume(state).await.unwrap().await;
+    let resumed = second.resume(state).unwrap().await;
     assert_eq!(resumed.kind(), straight.kind());
     match (&resumed, &straight) {
         (Outcome::Recovered { attempts: a, .. }, Outcome::Recovered { attempts: b, .. }) => assert_eq!(a, b),
@@ -368,7 +368,7 @@ async fn a_reconcile_cut_off_by_the_deadline_is_asked_again_on_resume() {
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
     assert_eq!(suspended[0].history.decisions(), 0, "the lost reconcile left no trace");
     let second = remediator(Policies::defaults(), hooks.clone());
-    second.resume(suspended[0].clone()).await.unwrap().await;
+    second.resume(suspended[0].clone()).unwrap().await;
     let asked: Vec<HookName> = hooks.calls().iter().map(|c| c.hook).collect();
     assert_eq!(asked, [HookName::Reconcile, HookName::Reconcile, HookName::Republish]);
 }

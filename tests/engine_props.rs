@@ -252,7 +252,7 @@ proptest! {
                 let second = remediator(Policies::defaults(), hooks.clone());
                 for state in states {
                     let id = state.job.asset_id().to_owned();
-                    resumed.insert(id, second.resume(state).await.unwrap());
+                    resumed.insert(id, second.resume(state).unwrap());
                     resumed_count += 1;
                 }
                 let mut outcomes = Vec::new();

@@ -83,7 +83,7 @@ async fn every_failed_job_is_dead_lettered_once_across_a_shutdown() {
     let stored = serde_json::to_string(&suspended).unwrap();
     let after = Remediator::builder(p(), hooks.clone()).without_circuit_breaker().build();
     for state in serde_json::from_str::<Vec<SuspendedJob>>(&stored).unwrap() {
-        let outcome = after.resume(state).await.unwrap().await;
+        let outcome = after.resume(state).unwrap().await;
         assert_eq!(outcome.kind(), OutcomeKind::Failed);
     }
     let delivered = failed_calls(&hooks);
@@ -121,7 +121,7 @@ async fn a_shutdown_starts_no_new_hook_call() {
     let after = Remediator::builder(Policies::defaults(), hooks.clone()).without_circuit_breaker().build();
     let mut recovered = 0;
     for state in suspended {
-        if let Outcome::Recovered { attempts: 1, .. } = after.resume(state).await.unwrap().await {
+        if let Outcome::Recovered { attempts: 1, .. } = after.resume(state).unwrap().await {
             recovered += 1;
         }
     }
@@ -143,7 +143,7 @@ async fn a_call_cut_off_by_the_deadline_is_repeated_with_the_same_key() {
     assert_eq!(handle.await.kind(), OutcomeKind::Suspended);
     let after = Remediator::builder(Policies::defaults(), hooks.clone()).without_circuit_breaker().build();
     let state = suspended.into_iter().next().unwrap();
-    assert!(matches!(after.resume(state).await.unwrap().await, Outcome::Recovered { attempts: 1, .. }));
+    assert!(matches!(after.resume(state).unwrap().await, Outcome::Recovered { attempts: 1, .. }));
     let keys: Vec<String> = hooks.calls_for("a").into_iter().filter_map(|c| c.key).collect();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0], keys[1], "the same attempt, the same key");

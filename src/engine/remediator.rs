@@ -40,6 +40,10 @@ pub enum SubmitError {
         "this remediator keeps its jobs in a store: submit with `enqueue(..).await`, which returns once the job is written"
     )]
     UseEnqueue,
+    /// [`Remediator::resume`] on a remediator whose store was given to it: that store keeps every job over a
+    /// restart, and `shutdown` handed none back.
+    #[error("this remediator's store keeps its jobs over a restart: there is nothing to resume")]
+    StoreKeepsJobs,
     /// The store could not take the job.
     #[error("the store refused the job: {0}")]
     Store(String),
@@ -141,10 +145,10 @@ impl<H: Hooks> Remediator<H> {
         self.enqueue(job, failure).now_or_never().unwrap_or(Err(SubmitError::UseEnqueue))
     }
 
-    /// Hands over a job that a shutdown suspended, to go on where it stopped: what was left of its wait, the
-    /// attempt it awaited, the verdict it had not delivered. Returns once it is written to the store, as
-    /// [`Remediator::enqueue`]. The job gets a new id in this store: a callback addressed by the attempt key of
-    /// the earlier run is answered [`ReportAnswer::Unknown`], one by the attempt's reference still reaches it.
+    /// Hands over a job that a shutdown of a remediator without a store handed back, to go on where it stopped:
+    /// what was left of its wait, the attempt it awaited, the verdict it had not delivered. The job keeps its id
+    /// (and so its calls' keys) in this remediator's own memory store, which takes it at once. A remediator on
+    /// a store given to it answers [`SubmitError::StoreKeepsJobs`]: such a store keeps every job over a restart.
     ///
     /// ```
     /// use lightflow_remedy::engine::{Attempt, AttemptKey, HookError, Hooks, Job, Outcome, Remediator};
@@ -171,13 +175,17 @@ impl<H: Hooks> Remediator<H> {
     /// // After the restart: each job goes on where it stopped.
     /// let after = Remediator::builder(Policies::defaults(), Host).build();
     /// for state in serde_json::from_str::<Vec<_>>(&stored)? {
-    ///     assert!(matches!(after.resume(state).await?.await, Outcome::Recovered { attempts: 1, .. }));
+    ///     assert!(matches!(after.resume(state)?.await, Outcome::Recovered { attempts: 1, .. }));
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub async fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
+    pub fn resume(&self, state: SuspendedJob) -> Result<JobHandle, SubmitError> {
+        tokio::runtime::Handle::try_current().map_err(|_| SubmitError::NoRuntime)?;
+        if self.inner.durable.private.is_none() {
+            return Err(SubmitError::StoreKeepsJobs);
+        }
         let SuspendedJob {
             job,
             failure,
@@ -195,7 +203,8 @@ impl<H: Hooks> Remediator<H> {
         let mut state = State::new(failure, history).with_more(more);
         state.steps = steps;
         let due_in = remaining_delay.unwrap_or_default();
-        self.hand_over(job, state, due_in, None).await
+        // The remediator's own memory store answers without waiting.
+        self.hand_over(job, state, due_in, None).now_or_never().unwrap_or(Err(SubmitError::UseEnqueue))
     }
 
     /// Resolves when no job is running.
