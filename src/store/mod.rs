@@ -23,6 +23,8 @@ mod assets;
 mod category;
 mod clock;
 mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod group;
 pub(crate) mod judge;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod list_sql;

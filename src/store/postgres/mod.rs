@@ -45,6 +45,8 @@ use tokio::sync::Notify;
 
 pub use clock::DatabaseClock;
 use conn::{Db, Task};
+
+use crate::store::group::{Group, Write, Written};
 use hints::Listening;
 
 use crate::store::{ActionRow, AssetRecord, LineageRow, NewAction, TallyRow};
@@ -74,6 +76,8 @@ use crate::store::{
 #[derive(Debug)]
 pub struct PgStore {
     db: Arc<Db>,
+    /// Saves, committed together by the store's writer.
+    group: Group<Db>,
     clock: Arc<DatabaseClock>,
     /// Reads the database's clock again when a reading has grown old; ends with the store.
     reader: Task,
@@ -118,7 +122,9 @@ impl PgStore {
     /// ```
     pub async fn open(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
         let opened = open::open(url, options).await?;
-        Ok(PgStore { db: opened.db, clock: opened.clock, reader: opened.reader, listening: opened.listening })
+        let group =
+            Group::new(opened.db.clone(), options.group_commit_window, !options.hold_time, opened.db.name.clone());
+        Ok(PgStore { db: opened.db, group, clock: opened.clock, reader: opened.reader, listening: opened.listening })
     }
 
     /// The database's clock: the engine's clock for this store, so that every replica's due times and leases
@@ -232,7 +238,10 @@ impl Store for PgStore {
     fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
         Box::pin(async move {
             let _held = self.db.held();
-            self.db.save(lease, save, now).await
+            match self.group.write(Write::Save { lease: lease.clone(), save: (&save).into(), now }).await? {
+                Written::Saved(saved) => Ok(saved),
+                Written::Submitted(..) => unreachable!("a save is answered as one"),
+            }
         })
     }
 

@@ -1,5 +1,6 @@
 //! The lease holder's side: submits, claims of due jobs (and of expired leases) in batches, renewals in
-//! batches, and fenced saves with their ledger entry and any held report in the same transaction.
+//! batches, and fenced saves with their ledger entry and any held report in the same transaction; saves and
+//! submits are written by the store's writer, many in one transaction ([`Batch`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,9 +8,8 @@ use std::time::Duration;
 
 use super::conn::{Db, Write};
 use super::decode::{bind_id, get, job_columns, job_id, job_row};
-use crate::store::{
-    Claimed, Lease, LedgerWrite, NewJob, Phase, Renewed, Save, Saved, StoreError, Submitted, Timestamp,
-};
+use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Written};
+use crate::store::{Claimed, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
 
 /// One statement inserts the job unless the asset has an active one or a job has its dedupe key (the unique
 /// indexes say so).
@@ -48,16 +48,26 @@ pub(super) const RENEW: &str = "UPDATE jobs SET wake_at = ?1 \
      AND jobs.phase <> 'finished' AND jobs.wake_at > ?3 \
      RETURNING jobs.id, jobs.epoch, jobs.lease_owner, jobs.cancel_requested";
 
-const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = ?1 RETURNING report";
+/// The report held for the reference `?11` (none when `?11` is null).
+macro_rules! held_report {
+    () => {
+        "(SELECT report FROM held_reports WHERE reference = ?11)"
+    };
+}
 
 /// The fenced write of a holder: refused unless the lease is unexpired until `?16` (a held row's `wake_at` is
-/// its lease's expiry). `?11` is a report held for the reference being saved; the row's own report goes first
-/// unless the holder took it. A release to `awaiting` with a report on the row makes the job due at once (when
-/// `?18`), as does a release of a job asked to cancel meanwhile. `?17` is the attempt under way, and its start
-/// is noted when it changes.
-pub(super) const SAVE: &str = "UPDATE jobs SET payload = ?4, version = ?5, last_code = ?6, attempts = ?7, reference = ?8, \
-     updated_at = ?9, \
-     report = CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END, \
+/// its lease's expiry). `?11` is the reference being saved for a job that goes to await its result: a report
+/// held for it is taken (and deleted after, if the save was not refused); the row's own report goes first unless
+/// the holder took it. A release to `awaiting` with a report on the row makes the job due at once (when `?18`),
+/// as does a release of a job asked to cancel meanwhile. `?17` is the attempt under way, and its start is noted
+/// when it changes.
+pub(super) const SAVE: &str = concat!(
+    "UPDATE jobs SET payload = ?4, version = ?5, last_code = ?6, attempts = ?7, reference = ?8, updated_at = ?9, \
+     report = CASE WHEN ?10 THEN ",
+    held_report!(),
+    " ELSE COALESCE(report, ",
+    held_report!(),
+    ") END, \
      phase = ?12, \
      attempt_at = CASE WHEN attempt = ?17 THEN attempt_at WHEN ?17 > 0 THEN ?9 ELSE NULL END, \
      attempt = ?17, \
@@ -65,13 +75,19 @@ pub(super) const SAVE: &str = "UPDATE jobs SET payload = ?4, version = ?5, last_
      wake_at = CASE \
          WHEN ?12 = 'finished' OR NOT ?13 THEN wake_at \
          WHEN cancel_requested THEN ?9 \
-         WHEN ?12 = 'awaiting' AND ?18 AND (CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END) IS NOT NULL \
-             THEN ?9 \
+         WHEN ?12 = 'awaiting' AND ?18 AND (CASE WHEN ?10 THEN ",
+    held_report!(),
+    " ELSE COALESCE(report, ",
+    held_report!(),
+    ") END) IS NOT NULL THEN ?9 \
          ELSE ?14 END, \
      finished_at = CASE WHEN ?12 = 'finished' THEN ?9 ELSE finished_at END, \
      outcome = CASE WHEN ?12 = 'finished' THEN COALESCE(?15, 'finished') ELSE outcome END \
      WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished' AND wake_at > ?16 \
-     RETURNING cancel_requested, report";
+     RETURNING cancel_requested, report"
+);
+
+const DROP_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = ?1";
 
 /// A reference stays with the job that named it first.
 const NAME_REFERENCE: &str = "INSERT INTO job_references (reference, job_id) VALUES (?1, ?2) \
@@ -89,25 +105,53 @@ fn int<T: TryInto<i64>>(value: T) -> i64 {
 }
 
 impl Db {
-    pub(super) async fn submit(&self, new: NewJob<'_>, now: Timestamp) -> Result<Submitted, StoreError> {
-        let mut tx = self.write().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+    /// Inserts `new` in `tx` (held by `claim`'s owner for its lease when it is due now), or finds the job it
+    /// joins.
+    pub(super) async fn submit_in(
+        &self,
+        tx: &mut Write,
+        new: NewJob<'_>,
+        claim: Option<(&str, Duration)>,
+        now: Timestamp,
+    ) -> Result<(Submitted, Option<Claimed>), StoreError> {
+        let claim = claim.filter(|_| new.wake_at <= now);
+        let Some((owner, lease)) = claim else {
+            let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+                .bind(new.asset_id)
+                .bind(new.wake_at.0)
+                .bind(new.payload)
+                .bind(i64::from(new.version))
+                .bind(new.last_code)
+                .bind(now.0)
+                .bind(new.dedupe_key)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(match inserted {
+                Some(id) => (Submitted::New(job_id(id)?), None),
+                None => (self.existing(tx, &new).await?, None),
+            });
+        };
+        let inserted = sqlx::query(INSERT_HELD)
             .bind(new.asset_id)
-            .bind(new.wake_at.0)
+            .bind(now.after(lease).0)
             .bind(new.payload)
             .bind(i64::from(new.version))
             .bind(new.last_code)
             .bind(now.0)
+            .bind(owner)
             .bind(new.dedupe_key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
-        let submitted = match inserted {
-            Some(id) => Submitted::New(job_id(id)?),
-            None => self.existing(&mut tx, &new).await?,
-        };
-        self.commit(tx).await?;
-        Ok(submitted)
+        Ok(match inserted {
+            Some(row) => {
+                let row = job_row(&row)?;
+                let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
+                (Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false }))
+            }
+            None => (self.existing(tx, &new).await?, None),
+        })
     }
 
     /// The job an insert that did nothing met: the one with the same dedupe key, else the asset's active one.
@@ -125,41 +169,6 @@ impl Db {
             .await
             .map_err(|e| self.err(e))?;
         Ok(Submitted::Joined(job_id(id)?))
-    }
-
-    pub(super) async fn submit_and_claim(
-        &self,
-        new: NewJob<'_>,
-        owner: &str,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<(Submitted, Option<Claimed>), StoreError> {
-        if new.wake_at > now {
-            return Ok((self.submit(new, now).await?, None));
-        }
-        let mut tx = self.write().await?;
-        let inserted = sqlx::query(INSERT_HELD)
-            .bind(new.asset_id)
-            .bind(now.after(lease).0)
-            .bind(new.payload)
-            .bind(i64::from(new.version))
-            .bind(new.last_code)
-            .bind(now.0)
-            .bind(owner)
-            .bind(new.dedupe_key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        let held = match inserted {
-            Some(row) => {
-                let row = job_row(&row)?;
-                let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
-                (Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false }))
-            }
-            None => (self.existing(&mut tx, &new).await?, None),
-        };
-        self.commit(tx).await?;
-        Ok(held)
     }
 
     pub(super) async fn claim(
@@ -231,64 +240,87 @@ impl Db {
         Ok(renewed)
     }
 
-    pub(super) async fn save(&self, lease: &Lease, save: Save<'_>, now: Timestamp) -> Result<Saved, StoreError> {
+    /// The fenced write of `save` in `tx`: [`StoreError::LeaseLost`] (and nothing written) when the lease is
+    /// no longer the holder's; the transaction goes on for the other writes of its batch.
+    pub(super) async fn save_in(
+        &self,
+        tx: &mut Write,
+        lease: &Lease,
+        save: &OwnedSave,
+        now: Timestamp,
+    ) -> Result<Saved, StoreError> {
         let id = bind_id(lease.job);
-        let lost = || StoreError::LeaseLost { job: lease.job.0, epoch: lease.epoch };
-        let awaiting = match (save.phase, save.reference) {
-            (Phase::Awaiting, Some(reference)) => Some(reference),
-            _ => None,
-        };
-        let mut tx = self.write().await?;
-        // Taken before the fenced update, which keeps it; a lost lease rolls the whole transaction back.
-        let held: Option<String> = match awaiting {
-            Some(reference) => sqlx::query_scalar(TAKE_HELD_REPORT)
-                .bind(reference)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?,
-            None => None,
-        };
+        let awaiting = save.awaiting();
         let saved: Option<(bool, Option<String>)> = sqlx::query_as(SAVE)
             .bind(id)
             .bind(int(lease.epoch))
             .bind(&*lease.owner)
-            .bind(save.payload)
+            .bind(&*save.payload)
             .bind(i64::from(save.version))
-            .bind(save.last_code)
+            .bind(&*save.last_code)
             .bind(i64::from(save.attempts))
-            .bind(save.reference)
+            .bind(save.reference.as_deref())
             .bind(now.0)
             .bind(save.take_report)
-            .bind(held)
+            .bind(awaiting)
             .bind(save.phase.as_str())
             .bind(save.release)
             .bind(save.wake_at.0)
-            .bind(save.outcome)
+            .bind(save.outcome.as_deref())
             .bind(save.fence_until.max(now).0)
             .bind(i64::from(save.attempt))
             .bind(save.wake_on_report)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
-        let Some((cancel_requested, report)) = saved else {
-            tx.rollback(self).await?;
-            return Err(lost());
-        };
+        let Some((cancel_requested, report)) = saved else { return Err(OwnedSave::lost(lease)) };
         if let Some(reference) = awaiting {
-            sqlx::query(NAME_REFERENCE).bind(reference).bind(id).execute(&mut *tx).await.map_err(|e| self.err(e))?;
+            sqlx::query(DROP_HELD_REPORT).bind(reference).execute(&mut **tx).await.map_err(|e| self.err(e))?;
+            sqlx::query(NAME_REFERENCE).bind(reference).bind(id).execute(&mut **tx).await.map_err(|e| self.err(e))?;
         }
-        for entry in save.ledger {
-            match *entry {
-                LedgerWrite::Begin { key, hook } => {
-                    sqlx::query(BEGIN_CALL).bind(id).bind(key).bind(hook).bind(now.0).execute(&mut *tx).await
+        for entry in &save.ledger {
+            match entry {
+                OwnedLedger::Begin { key, hook } => {
+                    sqlx::query(BEGIN_CALL).bind(id).bind(&**key).bind(&**hook).bind(now.0).execute(&mut **tx).await
                 }
-                LedgerWrite::End { key, answer } => {
-                    sqlx::query(END_CALL).bind(id).bind(key).bind(now.0).bind(answer).execute(&mut *tx).await
+                OwnedLedger::End { key, answer } => {
+                    sqlx::query(END_CALL).bind(id).bind(&**key).bind(now.0).bind(&**answer).execute(&mut **tx).await
                 }
             }
             .map_err(|e| self.err(e))?;
         }
-        self.commit(tx).await?;
         Ok(Saved { cancel_requested, report })
+    }
+}
+
+impl Batch for Db {
+    fn run<'a>(&'a self, writes: &'a [group::Write]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut tx = self.write().await.map_err(Failed::All)?;
+            let mut results = Vec::with_capacity(writes.len());
+            for (i, write) in writes.iter().enumerate() {
+                let result = match write {
+                    group::Write::Save { lease, save, now } => {
+                        self.save_in(&mut tx, lease, save, *now).await.map(Written::Saved)
+                    }
+                    group::Write::Submit { new, claim, now } => {
+                        let claim = claim.as_ref().map(|(owner, lease)| (&**owner, *lease));
+                        self.submit_in(&mut tx, new.borrowed(), claim, *now)
+                            .await
+                            .map(|(submitted, claimed)| Written::Submitted(submitted, claimed))
+                    }
+                };
+                match result {
+                    Ok(_) | Err(StoreError::LeaseLost { .. }) => results.push(result),
+                    Err(e) => {
+                        // The others run again without it; a connection that cannot roll back is replaced.
+                        let _ = tx.rollback(self).await;
+                        return Err(Failed::At(i, e));
+                    }
+                }
+            }
+            self.commit(tx).await.map_err(Failed::All)?;
+            Ok(results)
+        })
     }
 }

@@ -24,10 +24,12 @@ mod read;
 mod tally;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conn::Db;
 
+use crate::store::group::{Group, Write, Written};
 use crate::store::{ActionRow, AssetRecord, LineageRow, NewAction, TallyRow};
 use crate::store::{
     CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
@@ -58,7 +60,9 @@ use crate::store::{
 /// ```
 #[derive(Debug)]
 pub struct SqliteStore {
-    db: Db,
+    db: Arc<Db>,
+    /// Saves and submits, committed together by the store's writer.
+    group: Group<Db>,
 }
 
 impl SqliteStore {
@@ -90,7 +94,9 @@ impl SqliteStore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn open(location: impl AsRef<Path>, options: &StoreOptions) -> Result<SqliteStore, StoreError> {
-        open::open(location.as_ref(), options).await.map(|db| SqliteStore { db })
+        let db = Arc::new(open::open(location.as_ref(), options).await?);
+        let group = Group::new(db.clone(), options.group_commit_window, !options.hold_time, db.name.clone());
+        Ok(SqliteStore { db, group })
     }
 
     /// The newest schema version this build knows.
@@ -116,7 +122,10 @@ impl Store for SqliteStore {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
-            self.db.submit(new, now).await
+            match self.group.write(Write::Submit { new: (&new).into(), claim: None, now }).await? {
+                Written::Submitted(submitted, _) => Ok(submitted),
+                Written::Saved(_) => unreachable!("a submit is answered as one"),
+            }
         })
     }
 
@@ -130,7 +139,11 @@ impl Store for SqliteStore {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
-            self.db.submit_and_claim(new, owner, lease, now).await
+            let claim = Some((Arc::from(owner), lease));
+            match self.group.write(Write::Submit { new: (&new).into(), claim, now }).await? {
+                Written::Submitted(submitted, claimed) => Ok((submitted, claimed)),
+                Written::Saved(_) => unreachable!("a submit is answered as one"),
+            }
         })
     }
 
@@ -157,7 +170,10 @@ impl Store for SqliteStore {
     fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
         Box::pin(async move {
             let _held = self.db.held();
-            self.db.save(lease, save, now).await
+            match self.group.write(Write::Save { lease: lease.clone(), save: (&save).into(), now }).await? {
+                Written::Saved(saved) => Ok(saved),
+                Written::Submitted(..) => unreachable!("a save is answered as one"),
+            }
         })
     }
 

@@ -1,0 +1,451 @@
+//! Group commit, shared by the SQLite and PostgreSQL stores: the writes of many jobs of one replica (saves,
+//! submits) are queued for one writer task, which commits what is queued in one transaction and answers each
+//! caller with its own result.
+//!
+//! What each caller is promised is unchanged: its future resolves only once its write is committed (or failed);
+//! a fenced write whose lease is lost answers [`StoreError::LeaseLost`] to its caller alone, the others commit;
+//! a statement that fails fails its own write (the others are run again without it); a commit that fails fails
+//! every write of the batch, with the error.
+//!
+//! How long the writer waits for company: it takes whatever is queued; then it lets the tasks that are ready
+//! run once (they may be about to write); then, while the batch is smaller than the previous one (company is
+//! expected) and the window ([`StoreOptions::group_commit_window`](super::StoreOptions::group_commit_window))
+//! has not run out, it waits for more. A lone write waits at most the window, usually a yield.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Claimed, Lease, LedgerWrite, NewJob, Phase, Save, Saved, StoreError, Submitted, Timestamp};
+
+/// The most writes one transaction takes.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// A write queued for the writer, owned: it outlives the caller's borrow while it waits.
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// [`Store::save`](super::Store::save).
+    Save { lease: Lease, save: OwnedSave, now: Timestamp },
+    /// [`Store::submit`](super::Store::submit), or with `claim` [`Store::submit_and_claim`](super::Store::submit_and_claim).
+    Submit { new: OwnedNewJob, claim: Option<(Arc<str>, Duration)>, now: Timestamp },
+}
+
+/// What a write did.
+#[derive(Debug)]
+pub(crate) enum Written {
+    Saved(Saved),
+    Submitted(Submitted, Option<Claimed>),
+}
+
+/// A [`Save`] that owns its strings.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedSave {
+    pub(crate) phase: Phase,
+    pub(crate) wake_at: Timestamp,
+    pub(crate) release: bool,
+    pub(crate) payload: Box<str>,
+    pub(crate) version: u32,
+    pub(crate) last_code: Box<str>,
+    pub(crate) attempts: u32,
+    pub(crate) attempt: u32,
+    pub(crate) fence_until: Timestamp,
+    pub(crate) wake_on_report: bool,
+    pub(crate) reference: Option<Box<str>>,
+    pub(crate) ledger: Vec<OwnedLedger>,
+    pub(crate) take_report: bool,
+    pub(crate) outcome: Option<Box<str>>,
+}
+
+/// A [`LedgerWrite`] that owns its strings.
+#[derive(Debug, Clone)]
+pub(crate) enum OwnedLedger {
+    Begin { key: Box<str>, hook: Box<str> },
+    End { key: Box<str>, answer: Box<str> },
+}
+
+impl From<&Save<'_>> for OwnedSave {
+    fn from(s: &Save<'_>) -> Self {
+        OwnedSave {
+            phase: s.phase,
+            wake_at: s.wake_at,
+            release: s.release,
+            payload: s.payload.into(),
+            version: s.version,
+            last_code: s.last_code.into(),
+            attempts: s.attempts,
+            attempt: s.attempt,
+            fence_until: s.fence_until,
+            wake_on_report: s.wake_on_report,
+            reference: s.reference.map(Into::into),
+            ledger: s
+                .ledger
+                .iter()
+                .map(|entry| match *entry {
+                    LedgerWrite::Begin { key, hook } => OwnedLedger::Begin { key: key.into(), hook: hook.into() },
+                    LedgerWrite::End { key, answer } => OwnedLedger::End { key: key.into(), answer: answer.into() },
+                })
+                .collect(),
+            take_report: s.take_report,
+            outcome: s.outcome.map(Into::into),
+        }
+    }
+}
+
+impl OwnedSave {
+    /// The reference this save names for a job that goes to await its result: a report held for it is taken.
+    pub(crate) fn awaiting(&self) -> Option<&str> {
+        match (self.phase, &self.reference) {
+            (Phase::Awaiting, Some(reference)) => Some(reference),
+            _ => None,
+        }
+    }
+
+    /// Whether the ledger's entries can be written all at once, against the ledger as it was before this save:
+    /// no call is answered twice, nor answered after it begins in the same save (the engine answers the last
+    /// call, then begins the next). Otherwise they are written one after the other.
+    pub(crate) fn ledger_at_once(&self) -> bool {
+        let mut seen: Vec<&str> = Vec::with_capacity(self.ledger.len());
+        for entry in &self.ledger {
+            match entry {
+                OwnedLedger::Begin { key, .. } => seen.push(key),
+                OwnedLedger::End { key, .. } => {
+                    if seen.contains(&&**key) {
+                        return false;
+                    }
+                    seen.push(key);
+                }
+            }
+        }
+        true
+    }
+
+    /// The error of a save whose lease is lost.
+    pub(crate) fn lost(lease: &Lease) -> StoreError {
+        StoreError::LeaseLost { job: lease.job.0, epoch: lease.epoch }
+    }
+}
+
+/// A [`NewJob`] that owns its strings.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedNewJob {
+    pub(crate) asset_id: Box<str>,
+    pub(crate) payload: Box<str>,
+    pub(crate) version: u32,
+    pub(crate) last_code: Box<str>,
+    pub(crate) wake_at: Timestamp,
+    pub(crate) dedupe_key: Option<Box<str>>,
+}
+
+impl From<&NewJob<'_>> for OwnedNewJob {
+    fn from(n: &NewJob<'_>) -> Self {
+        OwnedNewJob {
+            asset_id: n.asset_id.into(),
+            payload: n.payload.into(),
+            version: n.version,
+            last_code: n.last_code.into(),
+            wake_at: n.wake_at,
+            dedupe_key: n.dedupe_key.map(Into::into),
+        }
+    }
+}
+
+impl OwnedNewJob {
+    pub(crate) fn borrowed(&self) -> NewJob<'_> {
+        NewJob {
+            asset_id: &self.asset_id,
+            payload: &self.payload,
+            version: self.version,
+            last_code: &self.last_code,
+            wake_at: self.wake_at,
+            dedupe_key: self.dedupe_key.as_deref(),
+        }
+    }
+}
+
+/// Why a batch did not commit.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// A statement of the write at this index failed: it fails with `error`; the others run again without it.
+    At(usize, StoreError),
+    /// The transaction failed as a whole (begin, commit, the connection): every write of the batch fails.
+    All(StoreError),
+}
+
+/// A boxed future of the writer.
+pub(crate) type BatchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Result<Written, StoreError>>, Failed>> + Send + 'a>>;
+
+/// A store's side of group commit: runs writes in one transaction.
+pub(crate) trait Batch: Send + Sync + 'static {
+    /// Runs `writes` in one transaction and commits it: each write's own result (a lost lease is an `Err` of its
+    /// own, in place, and does not stop the others), in order; or why nothing was committed.
+    fn run<'a>(&'a self, writes: &'a [Write]) -> BatchFuture<'a>;
+}
+
+type Pending = (Write, oneshot::Sender<Result<Written, StoreError>>);
+
+/// The queue of a store's writes and its writer task (started by the first write, and again by the first write
+/// after its runtime ended).
+pub(crate) struct Group<B: Batch> {
+    batch: Arc<B>,
+    queue: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    window: Duration,
+    /// Whether the writer may wait on tokio's clock: not when it is held still (`hold_time`), where a timer could
+    /// not run out while the callers wait.
+    timed: bool,
+    name: String,
+}
+
+impl<B: Batch> std::fmt::Debug for Group<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("window", &self.window).finish_non_exhaustive()
+    }
+}
+
+impl<B: Batch> Group<B> {
+    pub(crate) fn new(batch: Arc<B>, window: Duration, timed: bool, name: String) -> Self {
+        Group { batch, queue: Mutex::new(None), window, timed, name }
+    }
+
+    /// Queues `write` and waits until its batch is committed.
+    pub(crate) async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.sender().send((write, answer)).map_err(|_| self.stopped())?;
+        answered.await.map_err(|_| self.stopped())?
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Database {
+            store: self.name.clone(),
+            message: "the store's writer stopped (its runtime ended)".into(),
+        }
+    }
+
+    fn sender(&self) -> mpsc::UnboundedSender<Pending> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = queue.as_ref().filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(rx, self.batch.clone(), self.window, self.timed));
+        *queue = Some(tx.clone());
+        tx
+    }
+}
+
+/// The writer: takes a batch from the queue, runs it, answers its callers, until the store is dropped.
+async fn writer<B: Batch>(mut rx: mpsc::UnboundedReceiver<Pending>, batch: Arc<B>, window: Duration, timed: bool) {
+    let mut last = 1;
+    while let Some(first) = rx.recv().await {
+        let mut pending = vec![first];
+        gather(&mut rx, &mut pending, window, timed, last).await;
+        last = pending.len();
+        run(&*batch, pending).await;
+    }
+}
+
+/// Adds to `pending` what comes within the window (see the [module](self)).
+async fn gather(
+    rx: &mut mpsc::UnboundedReceiver<Pending>,
+    pending: &mut Vec<Pending>,
+    window: Duration,
+    timed: bool,
+    expected: usize,
+) {
+    let deadline = Instant::now() + window;
+    let drain = |rx: &mut mpsc::UnboundedReceiver<Pending>, pending: &mut Vec<Pending>| {
+        while pending.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => pending.push(p),
+                Err(_) => break,
+            }
+        }
+    };
+    drain(rx, pending);
+    if window.is_zero() || pending.len() >= MAX_BATCH {
+        return;
+    }
+    // Tasks that are ready may be about to write: one turn for them costs no time.
+    tokio::task::yield_now().await;
+    drain(rx, pending);
+    if !timed {
+        return;
+    }
+    while pending.len() < expected.min(MAX_BATCH) {
+        let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { return };
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(p)) => {
+                pending.push(p);
+                drain(rx, pending);
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Runs `pending` until each has its answer: a write whose statement failed is answered and the rest run again.
+async fn run<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
+    // Callers that gave up (their future was dropped) are still written: a save may have been half-way
+    // through its caller's step, and the lease fences whatever follows.
+    while !pending.is_empty() {
+        let (writes, answers): (Vec<Write>, Vec<_>) = pending.drain(..).unzip();
+        match batch.run(&writes).await {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(Failed::All(e)) => {
+                for answer in answers {
+                    let _ = answer.send(Err(e.clone()));
+                }
+            }
+            Err(Failed::At(i, e)) => {
+                let mut rest: Vec<Pending> = writes.into_iter().zip(answers).collect();
+                let (_, answer) = rest.remove(i);
+                let _ = answer.send(Err(e));
+                pending = rest;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::JobId;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A batch that records the sizes of its transactions, loses the lease of job 13, fails a statement of job
+    /// 66, and fails whole transactions that hold job 99.
+    #[derive(Default)]
+    struct Recorder {
+        sizes: Mutex<Vec<usize>>,
+        runs: AtomicUsize,
+    }
+
+    fn job_of(w: &Write) -> u64 {
+        match w {
+            Write::Save { lease, .. } => lease.job.0,
+            Write::Submit { .. } => 0,
+        }
+    }
+
+    impl Batch for Recorder {
+        fn run<'a>(&'a self, writes: &'a [Write]) -> BatchFuture<'a> {
+            Box::pin(async move {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                self.sizes.lock().unwrap().push(writes.len());
+                let db = |m: &str| StoreError::Database { store: "test".into(), message: m.into() };
+                if writes.iter().any(|w| job_of(w) == 99) {
+                    return Err(Failed::All(db("commit failed")));
+                }
+                if let Some(i) = writes.iter().position(|w| job_of(w) == 66) {
+                    return Err(Failed::At(i, db("statement failed")));
+                }
+                Ok(writes
+                    .iter()
+                    .map(|w| match w {
+                        Write::Save { lease, .. } if lease.job.0 == 13 => Err(OwnedSave::lost(lease)),
+                        _ => Ok(Written::Saved(Saved::default())),
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    fn save(job: u64) -> Write {
+        let save = Save {
+            phase: Phase::Waiting,
+            wake_at: Timestamp(0),
+            release: false,
+            payload: "{}",
+            version: 1,
+            last_code: "2001",
+            attempts: 0,
+            attempt: 0,
+            fence_until: Timestamp(0),
+            wake_on_report: true,
+            reference: None,
+            ledger: &[],
+            take_report: false,
+            outcome: None,
+        };
+        Write::Save {
+            lease: Lease { job: JobId(job), epoch: 1, owner: "r".into() },
+            save: (&save).into(),
+            now: Timestamp(0),
+        }
+    }
+
+    fn group(window: Duration) -> (Arc<Recorder>, Arc<Group<Recorder>>) {
+        let batch = Arc::new(Recorder::default());
+        (batch.clone(), Arc::new(Group::new(batch, window, true, "test".into())))
+    }
+
+    /// Writes of the given jobs at once; what each got, as words.
+    async fn at_once(group: &Arc<Group<Recorder>>, jobs: &[u64]) -> Vec<String> {
+        let tasks: Vec<_> = jobs
+            .iter()
+            .map(|&job| {
+                let group = group.clone();
+                tokio::spawn(async move { group.write(save(job)).await })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for task in tasks {
+            got.push(match task.await.unwrap() {
+                Ok(_) => "ok".to_string(),
+                Err(StoreError::LeaseLost { job, .. }) => format!("lost {job}"),
+                Err(e) => e.to_string(),
+            });
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn writes_at_once_are_one_transaction_each_with_its_own_answer() {
+        let cases: &[(&[u64], &[&str], usize)] = &[
+            // (jobs written at once, what each gets, transactions run)
+            (&[1, 2, 3, 4], &["ok", "ok", "ok", "ok"], 1),
+            (&[1, 13, 3], &["ok", "lost 13", "ok"], 1),
+            (&[1, 66, 3], &["ok", "test: statement failed", "ok"], 2),
+            (&[1, 99, 3], &["test: commit failed", "test: commit failed", "test: commit failed"], 1),
+        ];
+        for (jobs, expected, runs) in cases {
+            let (batch, group) = group(Duration::from_millis(50));
+            assert_eq!(at_once(&group, jobs).await, *expected, "jobs {jobs:?}");
+            assert_eq!(batch.runs.load(Ordering::SeqCst), *runs, "jobs {jobs:?}");
+            // The writer is still there after a failure.
+            assert_eq!(at_once(&group, &[5]).await, ["ok"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_write_is_not_held_for_the_window() {
+        let window = Duration::from_millis(300);
+        let (batch, group) = group(window);
+        // The previous batch was large: the writer expects company, and waits for it no longer than the window.
+        at_once(&group, &(1..=8).collect::<Vec<_>>()).await;
+        let start = Instant::now();
+        at_once(&group, &[1]).await;
+        assert!(start.elapsed() < window + Duration::from_millis(200), "a lone write waited {:?}", start.elapsed());
+        // Alone again, it no longer waits at all.
+        let start = Instant::now();
+        at_once(&group, &[1]).await;
+        assert!(start.elapsed() < Duration::from_millis(100), "a lone write waited {:?}", start.elapsed());
+        assert_eq!(*batch.sizes.lock().unwrap(), [8, 1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_is_waited_at_most_under_paused_time() {
+        let (_, group) = group(Duration::from_millis(5));
+        at_once(&group, &(1..=8).collect::<Vec<_>>()).await;
+        let start = tokio::time::Instant::now();
+        at_once(&group, &[1]).await;
+        assert!(start.elapsed() <= Duration::from_millis(5), "waited {:?}", start.elapsed());
+    }
+}
