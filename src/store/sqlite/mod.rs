@@ -213,6 +213,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn ended<'a>(&'a self, ids: &'a [JobId]) -> StoreFuture<'a, Vec<JobRow>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.ended(ids).await
+        })
+    }
+
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
         Box::pin(async move {
             validate::id("asset id", asset_id)?;
