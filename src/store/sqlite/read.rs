@@ -107,6 +107,7 @@ impl Db {
         let mut stats = Stats {
             held_reports: n(held_reports),
             held_reports_dropped: self.held_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            commits: self.commits.load(std::sync::atomic::Ordering::Relaxed),
             ..Stats::default()
         };
         for (phase, count, held, due) in active {
