@@ -165,11 +165,74 @@ impl OwnedNewJob {
     }
 }
 
+/// A batch's saves as the stores write them: all at once in one statement, but for a job saved twice in one
+/// batch (the statement would match its row once; one engine never does it), whose later saves go one at a
+/// time after.
+pub(crate) struct Saves<'a> {
+    /// Each save: its index in the batch, its lease, the save, its time.
+    pub(crate) all: Vec<(usize, &'a Lease, &'a OwnedSave, Timestamp)>,
+    /// Indexes into `all`: the first save of each job, then the others.
+    pub(crate) first: Vec<usize>,
+    pub(crate) again: Vec<usize>,
+}
+
+impl<'a> Saves<'a> {
+    pub(crate) fn of(writes: &'a [Write]) -> Saves<'a> {
+        let mut all: Vec<(usize, &Lease, &OwnedSave, Timestamp)> = Vec::with_capacity(writes.len());
+        let (mut first, mut again) = (Vec::with_capacity(writes.len()), Vec::new());
+        for (i, write) in writes.iter().enumerate() {
+            if let Write::Save { lease, save, now } = write {
+                let k = all.len();
+                if all.iter().any(|(_, l, _, _)| l.job == lease.job) {
+                    again.push(k)
+                } else {
+                    first.push(k)
+                }
+                all.push((i, lease, save, *now));
+            }
+        }
+        Saves { all, first, again }
+    }
+
+    /// The references named by saves to `awaiting`, sorted, once each (locks are taken in this order).
+    pub(crate) fn references(&self) -> Vec<&'a str> {
+        let mut references: Vec<&str> = self.all.iter().filter_map(|(_, _, save, _)| save.awaiting()).collect();
+        references.sort_unstable();
+        references.dedup();
+        references
+    }
+
+    /// The answers of the saves at `which` (indexes into `all`), from the rows the statement returned (job id,
+    /// cancel requested, report): a save whose row is missing lost its lease.
+    pub(crate) fn answers(
+        &self,
+        which: &[usize],
+        returned: &[(i64, bool, Option<String>)],
+    ) -> Vec<(usize, Result<Saved, StoreError>)> {
+        which
+            .iter()
+            .map(|&k| {
+                let (i, lease, _, _) = self.all[k];
+                let found = returned.iter().find(|row| u64::try_from(row.0).ok() == Some(lease.job.0));
+                let answer = match found {
+                    Some((_, cancel_requested, report)) => {
+                        Ok(Saved { cancel_requested: *cancel_requested, report: report.clone() })
+                    }
+                    None => Err(OwnedSave::lost(lease)),
+                };
+                (i, answer)
+            })
+            .collect()
+    }
+}
+
 /// Why a batch did not commit.
 #[derive(Debug)]
 pub(crate) enum Failed {
     /// A statement of the write at this index failed: it fails with `error`; the others run again without it.
     At(usize, StoreError),
+    /// A statement of many writes failed: each runs again alone, to fail only the one it was about.
+    Each(StoreError),
     /// The transaction failed as a whole (begin, commit, the connection): every write of the batch fails.
     All(StoreError),
 }
@@ -301,6 +364,14 @@ async fn run<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
             Err(Failed::All(e)) => {
                 for answer in answers {
                     let _ = answer.send(Err(e.clone()));
+                }
+            }
+            Err(Failed::Each(e)) if answers.len() == 1 => {
+                let _ = answers.into_iter().next().map(|answer| answer.send(Err(e)));
+            }
+            Err(Failed::Each(_)) => {
+                for pending in writes.into_iter().zip(answers) {
+                    Box::pin(run(batch, vec![pending])).await;
                 }
             }
             Err(Failed::At(i, e)) => {

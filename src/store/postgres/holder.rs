@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::conn::Db;
 use super::decode::{get, int, job_columns, job_id, job_row};
 use super::hints::send_hint;
-use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Written};
+use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Saves, Written};
 use crate::store::{Claimed, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
 
 /// One statement inserts the job unless the asset has an active one or a job has its dedupe key (`$8`; the
@@ -297,34 +297,34 @@ impl Db {
         Ok(renewed)
     }
 
-    /// Runs `saves` (fenced, with their ledgers and held reports) in the open transaction `tx`, or in one
-    /// statement of its own without one; the result of each, in order (a lost lease is its own `Err`).
+    /// The saves `which` (indexes into `saves.all`) on `conn` (in a transaction, or a statement of its own),
+    /// in one statement with their ledgers and held reports: each its answer, by its index in the batch (a lost
+    /// lease is its own `Err`, and writes nothing).
     async fn saves_in(
         &self,
         conn: &mut sqlx::PgConnection,
-        saves: &[(&Lease, &OwnedSave, Timestamp)],
-    ) -> Result<Vec<Result<Saved, StoreError>>, StoreError> {
+        saves: &Saves<'_>,
+        which: &[usize],
+    ) -> Result<Vec<(usize, Result<Saved, StoreError>)>, StoreError> {
         let mut rows = Rows::default();
-        for &(lease, save, now) in saves {
+        for &k in which {
+            let (_, lease, save, now) = saves.all[k];
             rows.push(lease, save, now, save.ledger_at_once());
         }
-        let done: Vec<(i64, bool, Option<String>, Option<bool>)> = rows
+        let returned: Vec<(i64, bool, Option<String>, Option<bool>)> = rows
             .bind(sqlx::query_as(SAVES), self.hints.as_deref())
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| self.err(e))?;
-        let mut results = Vec::with_capacity(saves.len());
-        for &(lease, save, now) in saves {
-            let Some((_, cancel_requested, report, _)) = done.iter().find(|row| row.0 == int(lease.job.0)) else {
-                results.push(Err(OwnedSave::lost(lease)));
-                continue;
-            };
-            if !save.ledger_at_once() {
+        let returned: Vec<(i64, bool, Option<String>)> = returned.into_iter().map(|(id, c, r, _)| (id, c, r)).collect();
+        let answers = saves.answers(which, &returned);
+        for (&k, (_, answer)) in which.iter().zip(&answers) {
+            let (_, lease, save, now) = saves.all[k];
+            if answer.is_ok() && !save.ledger_at_once() {
                 self.ledger_in_order(&mut *conn, lease, save, now).await?;
             }
-            results.push(Ok(Saved { cancel_requested: *cancel_requested, report: report.clone() }));
         }
-        Ok(results)
+        Ok(answers)
     }
 
     /// Writes a save's ledger one entry after the other (see [`SAVES`]).
@@ -458,56 +458,38 @@ impl<'a> Rows<'a> {
 impl Batch for Db {
     fn run<'a>(&'a self, writes: &'a [group::Write]) -> BatchFuture<'a> {
         Box::pin(async move {
-            // Saves only (submits are single statements of their own on PostgreSQL, see `PgStore::submit`).
-            let mut saves = Vec::with_capacity(writes.len());
-            for write in writes {
-                let group::Write::Save { lease, save, now } = write else {
-                    unreachable!("PostgreSQL groups saves only")
-                };
-                saves.push((lease, save, *now));
-            }
-            // A job saved twice in one batch (it never is by one engine) would be matched once by the statement:
-            // its later saves go one statement each, after.
-            let mut first = Vec::with_capacity(saves.len());
-            let mut again = Vec::new();
-            for (i, &(lease, _, _)) in saves.iter().enumerate() {
-                if saves[..i].iter().any(|(l, _, _)| l.job == lease.job) {
-                    again.push(i);
-                } else {
-                    first.push(i);
+            // Saves only: a submit on PostgreSQL is one statement of its own (`PgStore::submit`).
+            let saves = Saves::of(writes);
+            assert_eq!(saves.all.len(), writes.len(), "PostgreSQL groups saves only");
+            let references = saves.references();
+            let fail = |e| if writes.len() == 1 { Failed::At(0, e) } else { Failed::Each(e) };
+            let mut results: Vec<Option<Result<Written, StoreError>>> = writes.iter().map(|_| None).collect();
+            let mut put = |answers: Vec<(usize, Result<Saved, StoreError>)>| {
+                for (i, answer) in answers {
+                    results[i] = Some(answer.map(Written::Saved));
                 }
-            }
-            let mut references: Vec<&str> = saves.iter().filter_map(|(_, save, _)| save.awaiting()).collect();
-            let alone = again.is_empty() && references.is_empty() && saves.iter().all(|(_, s, _)| s.ledger_at_once());
-            let mut results: Vec<Option<Result<Written, StoreError>>> = (0..saves.len()).map(|_| None).collect();
-            if alone {
+            };
+            if saves.again.is_empty() && references.is_empty() && saves.all.iter().all(|s| s.2.ledger_at_once()) {
                 // One statement is a transaction of its own.
                 let mut conn = self.pool.acquire().await.map_err(|e| Failed::All(self.err(e)))?;
-                let done = self.saves_in(&mut conn, &saves).await.map_err(Failed::All)?;
-                return Ok(done.into_iter().map(|r| r.map(Written::Saved)).collect());
+                put(self.saves_in(&mut conn, &saves, &saves.first).await.map_err(fail)?);
+            } else {
+                let mut tx = self.begin().await.map_err(Failed::All)?;
+                if !references.is_empty() {
+                    sqlx::query(LOCK_REFERENCES)
+                        .bind(REFERENCE_LOCKS)
+                        .bind(&references)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| Failed::All(self.err(e)))?;
+                }
+                put(self.saves_in(&mut tx, &saves, &saves.first).await.map_err(fail)?);
+                for &k in &saves.again {
+                    put(self.saves_in(&mut tx, &saves, &[k]).await.map_err(fail)?);
+                }
+                self.commit(tx).await.map_err(Failed::All)?;
             }
-            let mut tx = self.begin().await.map_err(Failed::All)?;
-            if !references.is_empty() {
-                references.sort_unstable();
-                references.dedup();
-                sqlx::query(LOCK_REFERENCES)
-                    .bind(REFERENCE_LOCKS)
-                    .bind(&references)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| Failed::All(self.err(e)))?;
-            }
-            let batch: Vec<_> = first.iter().map(|&i| saves[i]).collect();
-            let done = self.saves_in(&mut tx, &batch).await.map_err(Failed::All)?;
-            for (&i, result) in first.iter().zip(done) {
-                results[i] = Some(result.map(Written::Saved));
-            }
-            for &i in &again {
-                let mut done = self.saves_in(&mut tx, &saves[i..=i]).await.map_err(Failed::All)?;
-                results[i] = done.pop().map(|r| r.map(Written::Saved));
-            }
-            self.commit(tx).await.map_err(Failed::All)?;
-            Ok(results.into_iter().map(|r| r.expect("every save has its result")).collect())
+            Ok(results.into_iter().map(|r| r.expect("every save has its answer")).collect())
         })
     }
 }
