@@ -22,6 +22,8 @@ mod actions;
 mod assets;
 mod category;
 mod clock;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod delegate;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group;
