@@ -1,8 +1,9 @@
 //! The stores' row transitions on a fleet-sized batch, and the engine doing the same work on them: on SQLite,
-//! a bare sqlx loop, the same rows through `SqliteStore`, and a durable `Remediator` (one, and four sharing
-//! the file), each on a fresh temporary file; on PostgreSQL (when `DATABASE_URL` names a server and the build
-//! has the `postgres` feature), a bare sqlx loop with 4 workers, the same rows through 4 `PgStore`s claiming
-//! at once (`store/postgres.rs`), and 4 durable `Remediator`s (replicas), each run on a fresh schema.
+//! the limit (a sqlx loop with group commit), a bare sqlx loop, the same rows through `SqliteStore`, and a
+//! durable `Remediator` (one, and four sharing the file), each on a fresh temporary file; on PostgreSQL (when
+//! `DATABASE_URL` names a server and the build has the `postgres` feature), the limit and a bare sqlx loop with
+//! 4 workers, the same rows through 4 `PgStore`s claiming at once (`store/postgres.rs`), and 4 durable
+//! `Remediator`s (replicas), each run on a fresh schema.
 //!
 //! Workload (as in `benches/engine.rs`): 100,000 jobs; each asset has failed once (its job is inserted, due
 //! now), its first resubmission fails again, the second recovers: 200,000 attempts. Per attempt, three
@@ -22,16 +23,22 @@
 //!   1 ms (see there). It makes the same writes, but claims as the engine does (a job is held from its
 //!   submission when the replica has room; a job at rest is claimed when it is due, with whatever else is).
 //!
-//! - Limit (SQLite): the bare loop with group commit (the inserts of a batch, the starts of a claimed batch,
-//!   and their results, each in one transaction): what the schema and its durability allow.
+//! - Limit: the bare loop with group commit (the inserts of a batch, the starts of a claimed batch, and their
+//!   results, each in one transaction), on SQLite and on PostgreSQL (4 workers): what the schema and its
+//!   durability allow. Targets: each engine at least 0.5x the limit's attempts per second, at most 3x its CPU
+//!   time per attempt.
+//! - Latency (`store/latency.rs`): from a report of a job awaiting its result to the job's next hook call, with
+//!   1,000 jobs active, on SQLite (one replica) and on PostgreSQL (4 replicas). Target: p99 under 50 ms.
 //!
-//! Printed: wall time and attempts per second of each, over the whole run (inserts included), and each
-//! engine's attempts per second over its bare loop's and, on SQLite, over the limit's (target: at least 0.5×); the PostgreSQL store twice, with
-//! wake hints (the default) and without. Then criterion times SQLite's three on 2,000 jobs.
-//! `cargo bench --bench store` runs the full size (`--all-features` and `DATABASE_URL` for PostgreSQL:
+//! Printed per run: wall time and attempts per second (inserts included), the CPU time of this process per
+//! attempt (`getrusage`, user and system, over the run: on PostgreSQL the server's is not in it), and commits
+//! per attempt (SQLite: the write transactions the loop or the store committed; PostgreSQL: the server's count
+//! of committed transactions in the database, read-only ones included); then each engine over the limit, and
+//! over the bare loop. Then criterion times the SQLite limit, store and engine on 2,000 jobs.
+//! `cargo bench --bench store --all-features` runs the full size (with `DATABASE_URL` for PostgreSQL:
 //! `eval "$(../shared/tools/pg-test-server start)"`); `cargo test --benches` (no `--bench` flag) a small
 //! batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs, `STORE_BENCH_ONLY=TEXT` runs only those
-//! whose name has `TEXT`.
+//! whose name has `TEXT` (the latency runs are named `… latency`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
