@@ -37,7 +37,8 @@ pub(crate) enum Write {
 #[derive(Debug)]
 pub(crate) enum Written {
     Saved(Saved),
-    Submitted(Submitted, Option<Claimed>),
+    /// Boxed: a claimed row is large, and saves are most writes.
+    Submitted(Submitted, Option<Box<Claimed>>),
 }
 
 /// A [`Save`] that owns its strings.
@@ -367,7 +368,9 @@ async fn run<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
                 }
             }
             Err(Failed::Each(e)) if answers.len() == 1 => {
-                let _ = answers.into_iter().next().map(|answer| answer.send(Err(e)));
+                if let Some(answer) = answers.into_iter().next() {
+                    let _ = answer.send(Err(e));
+                }
             }
             Err(Failed::Each(_)) => {
                 for pending in writes.into_iter().zip(answers) {

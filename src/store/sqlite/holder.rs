@@ -372,7 +372,9 @@ impl Batch for Db {
                 let group::Write::Submit { new, claim, now } = write else { continue };
                 let claim = claim.as_ref().map(|(owner, lease)| (&**owner, *lease));
                 match self.submit_in(&mut tx, new.borrowed(), claim, *now).await {
-                    Ok((submitted, claimed)) => results[i] = Some(Ok(Written::Submitted(submitted, claimed))),
+                    Ok((submitted, claimed)) => {
+                        results[i] = Some(Ok(Written::Submitted(submitted, claimed.map(Box::new))))
+                    }
                     Err(e) => {
                         // The others run again without it; a connection that cannot roll back is replaced.
                         let _ = tx.rollback(self).await;

@@ -135,7 +135,7 @@ impl Store for SqliteStore {
             let _held = self.db.held();
             let claim = Some((Arc::from(owner), lease));
             match self.group.write(Write::Submit { new: (&new).into(), claim, now }).await? {
-                Written::Submitted(submitted, claimed) => Ok((submitted, claimed)),
+                Written::Submitted(submitted, claimed) => Ok((submitted, claimed.map(|c| *c))),
                 Written::Saved(_) => unreachable!("a submit is answered as one"),
             }
         })
