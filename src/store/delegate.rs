@@ -1,6 +1,6 @@
 //! What the SQLite and PostgreSQL stores do alike around their databases' work: every method of [`Store`]
 //! validates what it is handed, holds tokio's paused clock for the work when asked to, and hands the work to
-//! the store's `Db` (its SQL), saves through the store's writer ([`Group`](super::group::Group)). Written once
+//! the store's `Db` (its SQL), saves through the store's writer (its claims and submits are its own) ([`Group`](super::group::Group)). Written once
 //! here; each store's own `impl Store` adds its submits and whatever is its alone (wake hints, its clock).
 //!
 //! [`Store`]: super::Store
@@ -11,19 +11,6 @@ macro_rules! durable_methods {
     () => {
         fn describe(&self) -> String {
             self.db.name.clone()
-        }
-
-        fn claim<'a>(
-            &'a self,
-            owner: &'a str,
-            now: $crate::store::Timestamp,
-            lease: ::std::time::Duration,
-            limit: usize,
-        ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::Claimed>> {
-            Box::pin(async move {
-                let _held = self.db.held();
-                self.db.claim(owner, now, lease, limit).await
-            })
         }
 
         fn renew<'a>(
@@ -52,7 +39,7 @@ macro_rules! durable_methods {
                     .await?
                 {
                     $crate::store::group::Written::Saved(saved) => Ok(saved),
-                    $crate::store::group::Written::Submitted(..) => unreachable!("a save is answered as one"),
+                    _ => unreachable!("a save is answered as one"),
                 }
             })
         }

@@ -1,5 +1,5 @@
-//! Group commit, shared by the SQLite and PostgreSQL stores: the writes of many jobs of one replica (saves,
-//! submits) are queued for one writer task, which commits what is queued in one transaction and answers each
+//! Group commit, shared by the SQLite and PostgreSQL stores: the writes of many jobs of one replica (saves; on
+//! SQLite submits and claims too) are queued for one writer task, which commits what is queued in one transaction and answers each
 //! caller with its own result.
 //!
 //! What each caller is promised is unchanged: its future resolves only once its write is committed (or failed);
@@ -31,6 +31,8 @@ pub(crate) enum Write {
     Save { lease: Lease, save: OwnedSave, now: Timestamp },
     /// [`Store::submit`](super::Store::submit), or with `claim` [`Store::submit_and_claim`](super::Store::submit_and_claim).
     Submit { new: OwnedNewJob, claim: Option<(Arc<str>, Duration)>, now: Timestamp },
+    /// [`Store::claim`](super::Store::claim) (SQLite's: its claims go with the saves).
+    Claim { owner: Arc<str>, now: Timestamp, lease: Duration, limit: usize },
 }
 
 /// What a write did.
@@ -39,6 +41,7 @@ pub(crate) enum Written {
     Saved(Saved),
     /// Boxed: a claimed row is large, and saves are most writes.
     Submitted(Submitted, Option<Box<Claimed>>),
+    Claimed(Vec<Claimed>),
 }
 
 /// A [`Save`] that owns its strings.

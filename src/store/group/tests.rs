@@ -17,7 +17,7 @@ struct Recorder {
 fn job_of(w: &Write) -> u64 {
     match w {
         Write::Save { lease, .. } => lease.job.0,
-        Write::Submit { .. } => 0,
+        Write::Submit { .. } | Write::Claim { .. } => 0,
     }
 }
 

@@ -189,6 +189,19 @@ impl PgStore {
 impl Store for PgStore {
     crate::store::delegate::durable_methods!();
 
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Claimed>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.claim(owner, now, lease, limit).await
+        })
+    }
+
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
         Box::pin(async move {
             validate::new_job(&new)?;

@@ -218,27 +218,24 @@ impl Db {
         Ok(Submitted::Joined(job_id(id)?))
     }
 
-    pub(super) async fn claim(
+    /// Claims up to `limit` due jobs for `owner` in `tx` (with the saves of its batch: a job one of them
+    /// released due now can be claimed in the same transaction).
+    async fn claim_in(
         &self,
-        owner: &str,
+        tx: &mut Write,
+        owner: &Arc<str>,
         now: Timestamp,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.write().await?;
         let rows = sqlx::query(CLAIM)
-            .bind(owner)
+            .bind(&**owner)
             .bind(now.after(lease).0)
             .bind(now.0)
             .bind(int(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
-        self.commit(tx).await?;
-        let owner: Arc<str> = Arc::from(owner);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             // A row this build cannot read is left out (and said): failing the batch would hold back every
@@ -395,6 +392,17 @@ impl Batch for Db {
                     Err(e) => {
                         let _ = tx.rollback(self).await;
                         return Err(if writes.len() == 1 { Failed::At(0, e) } else { Failed::Each(e) });
+                    }
+                }
+            }
+            // Claims last: a job a save of this batch released due now is claimable at once.
+            for (i, write) in writes.iter().enumerate() {
+                let group::Write::Claim { owner, now, lease, limit } = write else { continue };
+                match self.claim_in(&mut tx, owner, *now, *lease, *limit).await {
+                    Ok(claimed) => results[i] = Some(Ok(Written::Claimed(claimed))),
+                    Err(e) => {
+                        let _ = tx.rollback(self).await;
+                        return Err(Failed::At(i, e));
                     }
                 }
             }

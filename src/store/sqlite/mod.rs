@@ -112,13 +112,32 @@ impl SqliteStore {
 impl Store for SqliteStore {
     crate::store::delegate::durable_methods!();
 
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Claimed>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let _held = self.db.held();
+            match self.group.write(Write::Claim { owner: Arc::from(owner), now, lease, limit }).await? {
+                Written::Claimed(claimed) => Ok(claimed),
+                _ => unreachable!("a claim is answered as one"),
+            }
+        })
+    }
+
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
             match self.group.write(Write::Submit { new: (&new).into(), claim: None, now }).await? {
                 Written::Submitted(submitted, _) => Ok(submitted),
-                Written::Saved(_) => unreachable!("a submit is answered as one"),
+                _ => unreachable!("a submit is answered as one"),
             }
         })
     }
@@ -136,7 +155,7 @@ impl Store for SqliteStore {
             let claim = Some((Arc::from(owner), lease));
             match self.group.write(Write::Submit { new: (&new).into(), claim, now }).await? {
                 Written::Submitted(submitted, claimed) => Ok((submitted, claimed.map(|c| *c))),
-                Written::Saved(_) => unreachable!("a submit is answered as one"),
+                _ => unreachable!("a submit is answered as one"),
             }
         })
     }
