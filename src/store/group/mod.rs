@@ -10,7 +10,8 @@
 //! How long the writer waits for company: it takes whatever is queued; then it lets the tasks that are ready
 //! run once (they may be about to write); then, while the batch is smaller than the previous one (company is
 //! expected) and the window ([`StoreOptions::group_commit_window`](super::StoreOptions::group_commit_window))
-//! has not run out, it waits for more. A lone write waits at most the window, usually a yield.
+//! has not run out, it waits for more, unless a claim is among them. A lone write waits at most the window,
+//! usually a yield.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -338,15 +339,20 @@ async fn gather(
     // Tasks that are ready may be about to write: one turn for them costs no time.
     tokio::task::yield_now().await;
     drain(rx, pending);
-    if !timed {
+    // A claim is not held for company: its claimer waits for it to bring the next round's work.
+    if !timed || pending.iter().any(|(w, _)| matches!(w, Write::Claim { .. })) {
         return;
     }
     while pending.len() < expected.min(MAX_BATCH) {
         let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { return };
         match tokio::time::timeout(left, rx.recv()).await {
             Ok(Some(p)) => {
+                let claim = matches!(p.0, Write::Claim { .. });
                 pending.push(p);
                 drain(rx, pending);
+                if claim {
+                    return;
+                }
             }
             Ok(None) | Err(_) => return,
         }
