@@ -65,7 +65,7 @@ pub struct StoreOptions {
     /// and submits of many jobs of one replica are committed together, in one transaction, each caller still
     /// answered only once its own write is committed. The writer takes what is queued at once, lets the ready
     /// tasks run once, and waits longer (up to this) only while it expects more writes than it has, as many as
-    /// the previous transaction held: a lone write is not delayed by more than this, usually not at all. Zero:
+    /// the previous transaction held, and none of them is a claim: a lone write is not delayed by more than this, usually not at all. Zero:
     /// no waiting, but what is already queued still goes together. Not waited on tokio's clock when
     /// [`hold_time`](Self::hold_time) holds it still.
     pub group_commit_window: Duration,
