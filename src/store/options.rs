@@ -62,12 +62,12 @@ pub struct StoreOptions {
     /// database that has stopped answering.
     pub statement_timeout: Duration,
     /// How long a write of the durable stores may wait for others to commit with (2 ms by default): the saves
-    /// and submits of many jobs of one replica are committed together, in one transaction, each caller still
-    /// answered only once its own write is committed. The writer takes what is queued at once, lets the ready
-    /// tasks run once, and waits longer (up to this) only while it expects more writes than it has, as many as
-    /// the previous transaction held, and none of them is a claim: a lone write is not delayed by more than this, usually not at all. Zero:
-    /// no waiting, but what is already queued still goes together. Not waited on tokio's clock when
-    /// [`hold_time`](Self::hold_time) holds it still.
+    /// (and on SQLite the submits and claims) of many jobs of one replica are committed together, in one
+    /// transaction, each caller still answered only once its own write is committed. The writer takes what is
+    /// queued at once, lets the ready tasks run once, and waits longer (up to this) only while it expects more
+    /// writes than it has (as many as the previous transaction held) and none of them is a claim: a lone write
+    /// is not delayed by more than this, usually not at all. Zero: no waiting, but what is already queued still
+    /// goes together. Not waited on tokio's clock when [`hold_time`](Self::hold_time) holds it still.
     pub group_commit_window: Duration,
 }
 
