@@ -1,8 +1,9 @@
 //! The stores' row transitions on a fleet-sized batch, and the engine doing the same work on them: on SQLite,
-//! a bare sqlx loop, the same rows through `SqliteStore`, and a durable `Remediator` (one, and four sharing
-//! the file), each on a fresh temporary file; on PostgreSQL (when `DATABASE_URL` names a server and the build
-//! has the `postgres` feature), a bare sqlx loop with 4 workers, the same rows through 4 `PgStore`s claiming
-//! at once (`store/postgres.rs`), and 4 durable `Remediator`s (replicas), each run on a fresh schema.
+//! the limit (a sqlx loop with group commit), a bare sqlx loop, the same rows through `SqliteStore`, and a
+//! durable `Remediator` (one, and four sharing the file), each on a fresh temporary file; on PostgreSQL (when
+//! `DATABASE_URL` names a server and the build has the `postgres` feature), the limit and a bare sqlx loop with
+//! 4 workers, the same rows through 4 `PgStore`s claiming at once (`store/postgres.rs`), and 4 durable
+//! `Remediator`s (replicas), each run on a fresh schema.
 //!
 //! Workload (as in `benches/engine.rs`): 100,000 jobs; each asset has failed once (its job is inserted, due
 //! now), its first resubmission fails again, the second recovers: 200,000 attempts. Per attempt, three
@@ -22,16 +23,22 @@
 //!   1 ms (see there). It makes the same writes, but claims as the engine does (a job is held from its
 //!   submission when the replica has room; a job at rest is claimed when it is due, with whatever else is).
 //!
-//! - Limit (SQLite): the bare loop with group commit (the inserts of a batch, the starts of a claimed batch,
-//!   and their results, each in one transaction): what the schema and its durability allow.
+//! - Limit: the bare loop with group commit (the inserts of a batch, the starts of a claimed batch, and their
+//!   results, each in one transaction), on SQLite and on PostgreSQL (4 workers): what the schema and its
+//!   durability allow. Targets: each engine at least 0.5x the limit's attempts per second, at most 3x its CPU
+//!   time per attempt.
+//! - Latency (`store/latency.rs`): from a report of a job awaiting its result to the job's next hook call, with
+//!   1,000 jobs active, on SQLite (one replica) and on PostgreSQL (4 replicas). Target: p99 under 50 ms.
 //!
-//! Printed: wall time and attempts per second of each, over the whole run (inserts included), and each
-//! engine's attempts per second over its bare loop's and, on SQLite, over the limit's (target: at least 0.5×); the PostgreSQL store twice, with
-//! wake hints (the default) and without. Then criterion times SQLite's three on 2,000 jobs.
-//! `cargo bench --bench store` runs the full size (`--all-features` and `DATABASE_URL` for PostgreSQL:
+//! Printed per run: wall time and attempts per second (inserts included), the CPU time of this process per
+//! attempt (`getrusage`, user and system, over the run: on PostgreSQL the server's is not in it), and commits
+//! per attempt (SQLite: the write transactions the loop or the store committed; PostgreSQL: the server's count
+//! of committed transactions in the database, read-only ones included); then each engine over the limit, and
+//! over the bare loop. Then criterion times the SQLite limit, store and engine on 2,000 jobs.
+//! `cargo bench --bench store --all-features` runs the full size (with `DATABASE_URL` for PostgreSQL:
 //! `eval "$(../shared/tools/pg-test-server start)"`); `cargo test --benches` (no `--bench` flag) a small
 //! batch; `STORE_BENCH_JOBS=N` sets the size of the printed runs, `STORE_BENCH_ONLY=TEXT` runs only those
-//! whose name has `TEXT`.
+//! whose name has `TEXT` (the latency runs are named `… latency`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -42,6 +49,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 #[path = "store/engine.rs"]
 mod engine;
+#[path = "store/latency.rs"]
+mod latency;
 #[cfg(feature = "postgres")]
 #[path = "../tests/support/postgres.rs"]
 mod pg;
@@ -73,19 +82,27 @@ async fn schema(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// The bare loop, a transaction per write; returns the attempts made.
-fn bare_loop(jobs: usize) -> u64 {
+/// What a run did: its attempts, and the transactions it committed (when counted).
+pub struct Run {
+    pub attempts: u64,
+    pub commits: Option<u64>,
+    /// Spent at the end counting, not running: left out of the wall time.
+    pub untimed: Duration,
+}
+
+/// The bare loop, a transaction per write.
+fn bare_loop(jobs: usize) -> Run {
     sqlite_loop(jobs, false)
 }
 
 /// The limit: the same transitions with group commit (the inserts of a batch in one transaction, the starts of a
 /// claimed batch in one, their results in one), as fast as the schema and its durability allow.
-fn limit_loop(jobs: usize) -> u64 {
+fn limit_loop(jobs: usize) -> Run {
     sqlite_loop(jobs, true)
 }
 
 /// The bare loop, each write a transaction of its own, or with group commit (`grouped`).
-fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
+fn sqlite_loop(jobs: usize, grouped: bool) -> Run {
     runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = schema(dir.path()).await;
@@ -104,6 +121,7 @@ fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
             .expect("a pool");
         let owner = "bench";
         let mut now: i64 = 0;
+        let mut commits = 0u64;
         let per_insert = if grouped { BATCH } else { 1 };
         for chunk in (0..jobs).collect::<Vec<_>>().chunks(per_insert) {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
@@ -121,6 +139,7 @@ fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
                 .expect("insert");
             }
             tx.commit().await.expect("commit");
+            commits += 1;
         }
         let mut attempts = 0u64;
         loop {
@@ -139,6 +158,7 @@ fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
             .await
             .expect("claim");
             tx.commit().await.expect("commit");
+            commits += 1;
             if claimed.is_empty() {
                 let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
                     .fetch_one(&pool)
@@ -182,11 +202,13 @@ fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
                     .expect("ledger");
                 if let Some(own) = own {
                     own.commit().await.expect("commit");
+                    commits += 1;
                 }
                 attempts += 1;
             }
             if let Some(group) = group.take() {
                 group.commit().await.expect("commit");
+                commits += 1;
             }
             let mut group = if grouped { Some(pool.begin_with("BEGIN IMMEDIATE").await.expect("begin")) } else { None };
             for &(id, epoch, done) in &claimed {
@@ -227,10 +249,12 @@ fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
                 assert_eq!(fenced.rows_affected(), 1, "the lease holds");
                 if let Some(own) = own {
                     own.commit().await.expect("commit");
+                    commits += 1;
                 }
             }
             if let Some(group) = group.take() {
                 group.commit().await.expect("commit");
+                commits += 1;
             }
         }
         let recovered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE outcome = 'recovered'")
@@ -239,12 +263,12 @@ fn sqlite_loop(jobs: usize, grouped: bool) -> u64 {
             .expect("count");
         assert_eq!(recovered as usize, jobs, "every job recovered");
         pool.close().await;
-        attempts
+        Run { attempts, commits: Some(commits), untimed: Duration::ZERO }
     })
 }
 
-/// The same transitions through the store; returns the attempts made.
-fn through_store(jobs: usize) -> u64 {
+/// The same transitions through the store.
+fn through_store(jobs: usize) -> Run {
     runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = schema(dir.path()).await;
@@ -305,29 +329,63 @@ fn through_store(jobs: usize) -> u64 {
         let stats = store.stats(now).await.expect("stats");
         assert_eq!(stats.by_outcome.get("recovered").copied(), Some(jobs as u64), "every job recovered");
         store.close().await;
-        attempts
+        Run { attempts, commits: Some(stats.commits), untimed: Duration::ZERO }
     })
 }
 
-/// Runs `f` once on `jobs` and prints its wall time and attempts per second, which it returns (`None`: not
-/// run, see `STORE_BENCH_ONLY`).
-fn report(name: &str, jobs: usize, f: impl FnOnce(usize) -> u64) -> Option<f64> {
-    if std::env::var("STORE_BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
-        return None;
-    }
-    let start = Instant::now();
-    let attempts = f(jobs);
-    let wall = start.elapsed();
-    assert_eq!(attempts, jobs as u64 * u64::from(ATTEMPTS));
-    let rate = attempts as f64 / wall.as_secs_f64();
-    println!("{name:<38} {jobs} jobs, {attempts} attempts in {wall:.2?}: {rate:.0} attempts/s");
-    Some(rate)
+/// Whether the run `name` is to be made (`STORE_BENCH_ONLY`).
+fn selected(name: &str) -> bool {
+    std::env::var("STORE_BENCH_ONLY").map_or(true, |only| name.contains(&only))
 }
 
-/// Prints an engine's attempts per second over its bare loop's.
-fn ratio(engine: (&str, Option<f64>), bare: (&str, Option<f64>)) {
-    if let ((name, Some(e)), (base, Some(b))) = (engine, bare) {
-        println!("{name} / {base}: {:.2}x (target: at least 0.5x)", e / b);
+/// The CPU time this process has used (user and system, all threads), from `getrusage`.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct it is given, and reads nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0, "getrusage");
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// What a run measured.
+#[derive(Clone, Copy)]
+struct Figures {
+    rate: f64,
+    cpu_per_attempt: Duration,
+}
+
+/// Runs `f` once on `jobs` and prints its wall time, attempts per second, CPU time and commits per attempt;
+/// returns them (`None`: not run, see `STORE_BENCH_ONLY`).
+fn report(name: &str, jobs: usize, f: impl FnOnce(usize) -> Run) -> Option<Figures> {
+    if !selected(name) {
+        return None;
+    }
+    let (start, cpu) = (Instant::now(), cpu_time());
+    let run = f(jobs);
+    let (wall, cpu) = (start.elapsed().saturating_sub(run.untimed), cpu_time().saturating_sub(cpu));
+    assert_eq!(run.attempts, jobs as u64 * u64::from(ATTEMPTS));
+    let rate = run.attempts as f64 / wall.as_secs_f64();
+    let cpu_per_attempt = cpu / u32::try_from(run.attempts).unwrap_or(u32::MAX).max(1);
+    let commits =
+        run.commits.map_or(String::new(), |c| format!(", {:.2} commits/attempt", c as f64 / run.attempts as f64));
+    println!(
+        "{name:<38} {jobs} jobs, {} attempts in {wall:.2?}: {rate:.0} attempts/s, CPU {:.0} µs/attempt{commits}",
+        run.attempts,
+        cpu_per_attempt.as_secs_f64() * 1e6
+    );
+    Some(Figures { rate, cpu_per_attempt })
+}
+
+/// Prints an engine's attempts per second over another run's, and (against the limit) its CPU per attempt.
+fn ratio(engine: (&str, Option<Figures>), base: (&str, Option<Figures>)) {
+    let ((name, Some(e)), (base, Some(b))) = (engine, base) else { return };
+    println!("{name} / {base}: {:.2}x attempts/s (target: at least 0.5x)", e.rate / b.rate);
+    if base.contains("limit") {
+        let cpu = e.cpu_per_attempt.as_secs_f64() / b.cpu_per_attempt.as_secs_f64();
+        println!("{name} / {base}: {cpu:.2}x CPU per attempt (target: at most 3x)");
     }
 }
 
@@ -340,14 +398,22 @@ fn on_postgres(jobs: usize) {
         return;
     };
     let workers = postgres::WORKERS;
-    let bare = format!("postgres bare sqlx, {workers} workers");
-    let bare = (bare.as_str(), report(&bare, jobs, |n| postgres::bare_loop(&url, n)));
+    let limit = format!("postgres limit (group commit), {workers} workers");
+    let limit = (limit.as_str(), report(&limit, jobs, |n| postgres::bare_loop(&url, n, true)));
     let engine = format!("postgres engine, {workers} replicas");
-    ratio((&engine, report(&engine, jobs, |n| postgres::through_engine(&url, n))), bare);
+    let engine = (engine.as_str(), report(&engine, jobs, |n| postgres::through_engine(&url, n)));
+    ratio(engine, limit);
+    let bare = format!("postgres bare sqlx, {workers} workers");
+    let bare = (bare.as_str(), report(&bare, jobs, |n| postgres::bare_loop(&url, n, false)));
+    ratio(engine, bare);
     let hints = StoreOptions::default();
     report(&format!("postgres store, {workers} claimers"), jobs, |n| postgres::through_store(&url, n, hints));
     let quiet = StoreOptions::default().wake_hints(false);
     report(&format!("postgres store, {workers} claimers, no hints"), jobs, |n| postgres::through_store(&url, n, quiet));
+    let name = format!("postgres engine, {workers} replicas");
+    if selected(&format!("{name} latency")) {
+        latency::print(&name, &postgres::latency(&url));
+    }
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -362,21 +428,24 @@ fn main() {
     } else {
         SMALL
     });
-    // Each engine right after its bare loop: this machine's speed drifts over minutes.
-    let bare = ("sqlite bare sqlx", report("sqlite bare sqlx", jobs, bare_loop));
+    // Each engine right after its limit: this machine's speed drifts over minutes.
     let limit = ("sqlite limit (group commit)", report("sqlite limit (group commit)", jobs, limit_loop));
     let one = "sqlite engine, 1 replica";
-    let engine_one = report(one, jobs, engine::on_sqlite);
-    ratio((one, engine_one), bare);
-    ratio((one, engine_one), limit);
+    let engine_one = (one, report(one, jobs, engine::on_sqlite));
+    ratio(engine_one, limit);
+    let bare = ("sqlite bare sqlx", report("sqlite bare sqlx", jobs, bare_loop));
+    ratio(engine_one, bare);
     let four = "sqlite engine, 4 replicas";
-    ratio((four, report(four, jobs, |n| engine::on_sqlite_replicas(n, 4))), bare);
+    ratio((four, report(four, jobs, |n| engine::on_sqlite_replicas(n, 4))), limit);
     report("sqlite store", jobs, through_store);
+    if selected("sqlite engine, 1 replica latency") {
+        latency::print(one, &latency::on_sqlite());
+    }
     on_postgres(jobs);
 
     let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(10));
     let mut group = c.benchmark_group("sqlite_2k");
-    group.bench_function("bare_sqlx_loop", |b| b.iter(|| bare_loop(SMALL)));
+    group.bench_function("limit_loop", |b| b.iter(|| limit_loop(SMALL)));
     group.bench_function("sqlite_store", |b| b.iter(|| through_store(SMALL)));
     group.bench_function("sqlite_engine", |b| b.iter(|| engine::on_sqlite(SMALL)));
     group.finish();

@@ -317,3 +317,47 @@ async fn a_store_opened_only_if_it_exists_makes_no_file() {
     SqliteStore::open(&path, &StoreOptions::default()).await.unwrap().close().await;
     SqliteStore::open(&path, &reader).await.expect("an existing store opens").close().await;
 }
+
+/// Saves of many jobs at once go to the database together: a commit that fails fails each of them (and the
+/// store works again once the cause is gone); a statement that fails (one job's row refused by a trigger) fails
+/// that job's save alone, and the others are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_at_once_fail_together_at_their_commit_and_alone_at_their_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    // A long window: every save below is in one transaction, unless a statement fails.
+    let options = StoreOptions::default().group_commit_window(Duration::from_millis(200));
+    let store = SqliteStore::open(&path, &options).await.unwrap();
+    raw(&path, FAULTS).await;
+    raw(
+        &path,
+        "CREATE TRIGGER fault_of_poison BEFORE UPDATE ON jobs WHEN NEW.asset_id = 'poison' AND NEW.phase = 'calling' \
+         BEGIN SELECT RAISE(ABORT, 'poison refused (injected)'); END",
+    )
+    .await;
+    let assets = ["a1", "a2", "poison", "a3", "a4"];
+    for asset in assets {
+        store.submit(job(asset), Timestamp(0)).await.unwrap();
+    }
+    let leases: Vec<_> =
+        store.claim("r1", Timestamp(0), LEASE, 10).await.unwrap().into_iter().map(|c| c.lease).collect();
+    let save_all = |at: i64| {
+        futures_util::future::join_all(leases.iter().map(|lease| store.save(lease, calling(&[]), Timestamp(at))))
+    };
+    raw(&path, "INSERT INTO fault_switch VALUES (1)").await;
+    for (i, saved) in save_all(10).await.into_iter().enumerate() {
+        assert!(matches!(saved, Err(StoreError::Database { .. })), "{}: {saved:?}", assets[i]);
+    }
+    raw(&path, "DELETE FROM fault_switch").await;
+    for (i, saved) in save_all(20).await.into_iter().enumerate() {
+        match (assets[i], saved) {
+            ("poison", Err(StoreError::Database { message, .. })) => assert!(message.contains("poison"), "{message}"),
+            (asset, saved) => assert!(saved.is_ok(), "{asset}: {saved:?}"),
+        }
+    }
+    for asset in assets {
+        let row = store.job_of(asset).await.unwrap().unwrap();
+        let expected = if asset == "poison" { (Phase::Waiting, Timestamp(0)) } else { (Phase::Calling, Timestamp(20)) };
+        assert_eq!((row.phase, row.updated_at), expected, "{asset}");
+    }
+}

@@ -24,7 +24,7 @@ use lightflow_remedy::store::{Clock, SqliteStore, Store, StoreOptions, SystemClo
 use lightflow_remedy::{Failure, Policies};
 use serde_json::{Map, Value};
 
-use super::ATTEMPTS;
+use super::{ATTEMPTS, Run};
 
 const TRANSIENT: u16 = 2001;
 
@@ -87,9 +87,8 @@ pub async fn until_recovered(replicas: &[Remediator<Flaky>], jobs: usize) -> u64
     }
 }
 
-/// The engine on a fresh SQLite file, one replica, on a current-thread runtime as the bare loop; returns the
-/// attempts made.
-pub fn on_sqlite(jobs: usize) -> u64 {
+/// The engine on a fresh SQLite file, one replica, on a current-thread runtime as the bare loop.
+pub fn on_sqlite(jobs: usize) -> Run {
     super::runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = super::schema(dir.path()).await;
@@ -103,15 +102,15 @@ pub fn on_sqlite(jobs: usize) -> u64 {
                 other => panic!("every job recovers in this workload: {other:?}"),
             }
         }
-        check(&r, jobs).await;
+        let commits = check(&r, jobs).await;
         r.shutdown(Duration::from_secs(5)).await;
-        attempts
+        Run { attempts, commits: Some(commits), untimed: Duration::ZERO }
     })
 }
 
 /// The engine with `replicas` remediators on one fresh SQLite file, each with a store of its own (as
-/// processes sharing the file would), on a multi-thread runtime; returns the attempts made.
-pub fn on_sqlite_replicas(jobs: usize, replicas: usize) -> u64 {
+/// processes sharing the file would), on a multi-thread runtime.
+pub fn on_sqlite_replicas(jobs: usize, replicas: usize) -> Run {
     multi_thread().block_on(async {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = super::schema(dir.path()).await;
@@ -124,8 +123,9 @@ pub fn on_sqlite_replicas(jobs: usize, replicas: usize) -> u64 {
     })
 }
 
-/// Each replica enqueues its share at once, then they work until every job has recovered.
-pub async fn run_replicas(rs: &[Remediator<Flaky>], jobs: usize) -> u64 {
+/// Each replica enqueues its share at once, then they work until every job has recovered; the commits are
+/// those the stores count (SQLite's).
+pub async fn run_replicas(rs: &[Remediator<Flaky>], jobs: usize) -> Run {
     let enqueuers: Vec<_> = rs
         .iter()
         .enumerate()
@@ -140,18 +140,22 @@ pub async fn run_replicas(rs: &[Remediator<Flaky>], jobs: usize) -> u64 {
         e.await.expect("an enqueuer");
     }
     let attempts = until_recovered(rs, jobs).await;
-    check(&rs[0], jobs).await;
+    let mut commits = 0;
+    for r in rs {
+        commits += check(r, jobs).await;
+    }
     for r in rs {
         r.shutdown(Duration::from_secs(5)).await;
     }
-    attempts
+    Run { attempts, commits: Some(commits), untimed: Duration::ZERO }
 }
 
-/// The store says every job recovered.
-async fn check(r: &Remediator<Flaky>, jobs: usize) {
+/// The store says every job recovered; the write transactions it committed.
+async fn check(r: &Remediator<Flaky>, jobs: usize) -> u64 {
     let store = r.store();
     let stats = store.stats(SystemClock.now()).await.expect("stats");
     assert_eq!(stats.by_outcome.get("recovered").copied(), Some(jobs as u64), "every job recovered");
+    stats.commits
 }
 
 pub fn multi_thread() -> tokio::runtime::Runtime {

@@ -14,7 +14,7 @@ use lightflow_remedy::store::{LedgerWrite, NewJob, PgStore, Phase, Save, Store, 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::pg;
-use super::{ATTEMPTS, BATCH, PAYLOAD, RETRY_DELAY_MS};
+use super::{ATTEMPTS, BATCH, PAYLOAD, RETRY_DELAY_MS, Run};
 
 /// Workers (replicas) at once.
 pub const WORKERS: usize = 4;
@@ -59,10 +59,33 @@ async fn schema(url: &str) -> (String, String) {
     (schema, at)
 }
 
-/// The bare loop with [`WORKERS`] workers; returns the attempts made.
-pub fn bare_loop(url: &str, jobs: usize) -> u64 {
+/// The transactions the server has committed in the database `url` names (read-only ones included), once
+/// the backends of the run have ended and reported them.
+async fn commits(url: &str) -> u64 {
+    let pool = PgPoolOptions::new().max_connections(1).connect(url).await.expect("a connection");
+    let commits: i64 =
+        sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stat_database");
+    pool.close().await;
+    commits as u64
+}
+
+/// How long the backends of a run that ended take to report their counts (they do as they exit).
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// The commits of a run that began at `before`, and the time spent waiting for them to be counted.
+async fn commits_since(url: &str, before: u64) -> (Option<u64>, Duration) {
+    tokio::time::sleep(SETTLE).await;
+    (Some(commits(url).await.saturating_sub(before)), SETTLE)
+}
+
+/// The bare loop with [`WORKERS`] workers, or with group commit (`grouped`: the limit).
+pub fn bare_loop(url: &str, jobs: usize, grouped: bool) -> Run {
     runtime().block_on(async {
         let (schema, _) = schema(url).await;
+        let before = commits(url).await;
         let connect: PgConnectOptions = url.parse().expect("DATABASE_URL");
         let connect = connect.options([("search_path", schema.as_str())]);
         // The store's pool settings: no test before acquire, no reaper.
@@ -77,7 +100,14 @@ pub fn bare_loop(url: &str, jobs: usize) -> u64 {
         let clock = Arc::new(AtomicI64::new(0));
         let attempts = Arc::new(AtomicU64::new(0));
         let workers: Vec<_> = (0..WORKERS)
-            .map(|w| tokio::spawn(bare_worker(pool.clone(), w, jobs, clock.clone(), attempts.clone())))
+            .map(|w| {
+                let (pool, clock, attempts) = (pool.clone(), clock.clone(), attempts.clone());
+                if grouped {
+                    tokio::spawn(limit_worker(pool, w, jobs, clock, attempts))
+                } else {
+                    tokio::spawn(bare_worker(pool, w, jobs, clock, attempts))
+                }
+            })
             .collect();
         for worker in workers {
             worker.await.expect("a worker");
@@ -88,9 +118,120 @@ pub fn bare_loop(url: &str, jobs: usize) -> u64 {
             .expect("count");
         assert_eq!(recovered as usize, jobs, "every job recovered");
         pool.close().await;
+        let (commits, untimed) = commits_since(url, before).await;
         pg::drop_schema(url, &schema).await;
-        attempts.load(Ordering::SeqCst)
+        Run { attempts: attempts.load(Ordering::SeqCst), commits, untimed }
     })
+}
+
+/// A worker of the limit: the bare loop's statements, with group commit (the inserts of a batch in one
+/// transaction, the starts of a claimed batch in one, their results in one).
+async fn limit_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>, attempts: Arc<AtomicU64>) {
+    let owner = format!("bench-{w}");
+    let mine: Vec<usize> = (w..jobs).step_by(WORKERS).collect();
+    for chunk in mine.chunks(BATCH) {
+        let now = clock.load(Ordering::SeqCst);
+        let mut tx = pool.begin().await.expect("begin");
+        for i in chunk {
+            sqlx::query(
+                "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
+                 VALUES ($1, 'waiting', $2, $3, 1, '2001', $2, $2) \
+                 ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING RETURNING id",
+            )
+            .bind(format!("asset-{i}"))
+            .bind(now)
+            .bind(PAYLOAD)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("insert");
+        }
+        tx.commit().await.expect("commit");
+    }
+    loop {
+        let now = clock.load(Ordering::SeqCst);
+        let claimed = claim_batch(&pool, &owner, now).await;
+        if claimed.is_empty() {
+            let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
+                .fetch_one(&pool)
+                .await
+                .expect("next wake");
+            match idle(&clock, next).await {
+                Idle::Done => return,
+                Idle::Again => continue,
+            }
+        }
+        let mut tx = pool.begin().await.expect("begin");
+        for &(id, epoch, done) in &claimed {
+            let attempt = done + 1;
+            let fenced = sqlx::query(START).bind(id).bind(epoch).bind(&owner).bind(PAYLOAD).bind(attempt).bind(now);
+            let fenced = fenced.execute(&mut *tx).await.expect("start");
+            assert_eq!(fenced.rows_affected(), 1, "the lease holds");
+            sqlx::query(BEGIN_CALL)
+                .bind(id)
+                .bind(format!("asset#{id}.{attempt}"))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .expect("ledger");
+        }
+        tx.commit().await.expect("commit");
+        attempts.fetch_add(claimed.len() as u64, Ordering::SeqCst);
+        let mut tx = pool.begin().await.expect("begin");
+        for &(id, epoch, done) in &claimed {
+            let attempt = done + 1;
+            let recovered = attempt >= i64::from(ATTEMPTS);
+            sqlx::query(END_CALL)
+                .bind(id)
+                .bind(format!("asset#{id}.{attempt}"))
+                .bind(now)
+                .bind(if recovered { "succeeded" } else { "failed: 2001" })
+                .execute(&mut *tx)
+                .await
+                .expect("ledger");
+            let fenced = sqlx::query(RESULT)
+                .bind(id)
+                .bind(epoch)
+                .bind(&owner)
+                .bind(PAYLOAD)
+                .bind(now)
+                .bind(recovered)
+                .bind(now + RETRY_DELAY_MS)
+                .execute(&mut *tx)
+                .await
+                .expect("result");
+            assert_eq!(fenced.rows_affected(), 1, "the lease holds");
+        }
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// The statements of the loops: a claim of a batch, an attempt's start and its ledger entry, its answer and
+/// its result.
+const CLAIM: &str = "WITH due AS (SELECT id FROM jobs WHERE phase <> 'finished' AND wake_at <= $3 \
+         ORDER BY wake_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     UPDATE jobs SET taken_over = (jobs.lease_owner IS NOT NULL), epoch = jobs.epoch + 1, \
+         lease_owner = $1, wake_at = $2, updated_at = $3 \
+     FROM due WHERE jobs.id = due.id RETURNING jobs.id, jobs.epoch, jobs.attempts";
+const START: &str = "UPDATE jobs SET phase = 'calling', payload = $4, attempts = $5, updated_at = $6 \
+     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished'";
+const BEGIN_CALL: &str = "INSERT INTO calls (job_id, key, hook, started_at) VALUES ($1, $2, 'resubmit', $3)";
+const END_CALL: &str = "UPDATE calls SET answered_at = $3, answer = $4 WHERE id = \
+     (SELECT id FROM calls WHERE job_id = $1 AND key = $2 AND answered_at IS NULL ORDER BY id DESC LIMIT 1)";
+const RESULT: &str = "UPDATE jobs SET payload = $4, updated_at = $5, lease_owner = NULL, \
+     phase = CASE WHEN $6 THEN 'finished' ELSE 'waiting' END, \
+     wake_at = CASE WHEN $6 THEN wake_at ELSE $7 END, \
+     finished_at = CASE WHEN $6 THEN $5 END, outcome = CASE WHEN $6 THEN 'recovered' END \
+     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished'";
+
+async fn claim_batch(pool: &PgPool, owner: &str, now: i64) -> Vec<(i64, i64, i64)> {
+    sqlx::query_as(CLAIM)
+        .bind(owner)
+        .bind(now + LEASE.as_millis() as i64)
+        .bind(now)
+        .bind(BATCH as i64)
+        .fetch_all(pool)
+        .await
+        .expect("claim")
 }
 
 async fn bare_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>, attempts: Arc<AtomicU64>) {
@@ -202,7 +343,7 @@ async fn bare_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>,
 
 /// The same transitions through [`PgStore`], one store per worker (as replicas have), with `options`;
 /// returns the attempts made.
-pub fn through_store(url: &str, jobs: usize, options: StoreOptions) -> u64 {
+pub fn through_store(url: &str, jobs: usize, options: StoreOptions) -> Run {
     runtime().block_on(async {
         let (schema, at) = schema(url).await;
         let clock = Arc::new(AtomicI64::new(0));
@@ -223,7 +364,7 @@ pub fn through_store(url: &str, jobs: usize, options: StoreOptions) -> u64 {
             store.close().await;
         }
         pg::drop_schema(url, &schema).await;
-        attempts.load(Ordering::SeqCst)
+        Run { attempts: attempts.load(Ordering::SeqCst), commits: None, untimed: Duration::ZERO }
     })
 }
 
@@ -289,19 +430,45 @@ async fn store_worker(
 }
 
 /// The engine itself: [`WORKERS`] durable remediators (replicas), each with a `PgStore` of its own on one
-/// fresh schema and the database's clock, each enqueueing its share; returns the attempts made.
-pub fn through_engine(url: &str, jobs: usize) -> u64 {
+/// fresh schema and the database's clock, each enqueueing its share.
+pub fn through_engine(url: &str, jobs: usize) -> Run {
     super::engine::multi_thread().block_on(async {
         let (schema, at) = schema(url).await;
+        let before = commits(url).await;
+        let mut replicas = Vec::new();
+        let mut stores = Vec::new();
+        for _ in 0..WORKERS {
+            let store = Arc::new(PgStore::open(&at, &StoreOptions::default()).await.expect("a store"));
+            let clock = store.database_clock();
+            stores.push(store.clone());
+            replicas.push(super::engine::remediator(store, clock));
+        }
+        let run = super::engine::run_replicas(&replicas, jobs).await;
+        drop(replicas);
+        for store in stores {
+            store.close().await;
+        }
+        let (commits, untimed) = commits_since(url, before).await;
+        pg::drop_schema(url, &schema).await;
+        Run { commits, untimed, ..run }
+    })
+}
+
+/// The latency from a report to the next hook call ([`super::latency`]) with [`WORKERS`] replicas on a fresh
+/// schema: the jobs are enqueued on all of them, the reports come to the first.
+pub fn latency(url: &str) -> Vec<Duration> {
+    super::engine::multi_thread().block_on(async {
+        let (schema, at) = schema(url).await;
+        let host = Arc::new(super::latency::Awaiting::default());
         let mut replicas = Vec::new();
         for _ in 0..WORKERS {
             let store = PgStore::open(&at, &StoreOptions::default()).await.expect("a store");
             let clock = store.database_clock();
-            replicas.push(super::engine::remediator(Arc::new(store), clock));
+            replicas.push(super::latency::remediator(Arc::new(store), clock, host.clone()));
         }
-        let attempts = super::engine::run_replicas(&replicas, jobs).await;
+        let latencies = super::latency::measure(&replicas, &host).await;
         drop(replicas);
         pg::drop_schema(url, &schema).await;
-        attempts
+        latencies
     })
 }

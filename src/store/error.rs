@@ -1,7 +1,7 @@
 //! What can go wrong with a store, named so that an operator knows where to look.
 
-/// A store's error.
-#[derive(Debug, thiserror::Error)]
+/// A store's error. It is `Clone`: a commit that fails fails every write of its group with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The lease on the job is no longer this holder's: another owner took the job over, or it ended. The

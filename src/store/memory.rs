@@ -459,6 +459,15 @@ impl Store for MemoryStore {
         ready(Ok(self.rows().jobs.get(&id).cloned()))
     }
 
+    fn ended<'a>(&'a self, ids: &'a [JobId]) -> StoreFuture<'a, Vec<JobRow>> {
+        let rows = self.rows();
+        let mut ended: Vec<JobRow> =
+            ids.iter().filter_map(|id| rows.jobs.get(id)).filter(|row| row.phase == Phase::Finished).cloned().collect();
+        ended.sort_unstable_by_key(|row| row.id);
+        ended.dedup_by_key(|row| row.id);
+        ready(Ok(ended))
+    }
+
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
         if let Err(e) = validate::id("asset id", asset_id) {
             return ready(Err(e));

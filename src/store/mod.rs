@@ -22,7 +22,11 @@ mod actions;
 mod assets;
 mod category;
 mod clock;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod delegate;
 mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod group;
 pub(crate) mod judge;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod list_sql;
@@ -122,6 +126,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// A job by id.
     fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>>;
+
+    /// The rows of the jobs among `ids` that have finished, in order of id, read at once (the engine looks up
+    /// whether the jobs it watches ended at another replica): jobs that are active, unknown (pruned), or whose
+    /// row cannot be read are left out.
+    ///
+    /// The default reads them one at a time with [`Store::job`]; the SQLite and PostgreSQL stores in one
+    /// statement.
+    ///
+    /// ```
+    /// use lightflow_remedy::store::{MemoryStore, NewJob, Store, Submitted, Timestamp};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let store = MemoryStore::new();
+    /// let Submitted::New(a) = store.submit(NewJob::new("a1", "{}", 1, "2001", Timestamp(0)), Timestamp(0)).await?
+    /// else { unreachable!() };
+    /// let Submitted::New(b) = store.submit(NewJob::new("a2", "{}", 1, "2001", Timestamp(0)), Timestamp(0)).await?
+    /// else { unreachable!() };
+    /// store.cancel("a2", Timestamp(5)).await?;
+    /// let ended = store.ended(&[a, b]).await?;
+    /// assert_eq!(ended.iter().map(|row| (row.id, row.outcome.as_deref())).collect::<Vec<_>>(), [(b, Some("cancelled"))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn ended<'a>(&'a self, ids: &'a [JobId]) -> StoreFuture<'a, Vec<JobRow>> {
+        Box::pin(async move {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut ended = Vec::new();
+            for id in ids {
+                if let Ok(Some(row)) = self.job(id).await
+                    && row.phase == Phase::Finished
+                {
+                    ended.push(row);
+                }
+            }
+            Ok(ended)
+        })
+    }
 
     /// The newest job of `asset_id` (the active one if any).
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>>;

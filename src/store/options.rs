@@ -61,6 +61,14 @@ pub struct StoreOptions {
     /// from it too), and how long an operation waits for a connection of the pool. No call waits forever on a
     /// database that has stopped answering.
     pub statement_timeout: Duration,
+    /// How long a write of the durable stores may wait for others to commit with (2 ms by default): the saves
+    /// (and on SQLite the submits and claims) of many jobs of one replica are committed together, in one
+    /// transaction, each caller still answered only once its own write is committed. The writer takes what is
+    /// queued at once, lets the ready tasks run once, and waits longer (up to this) only while it expects more
+    /// writes than it has (as many as the previous transaction held) and none of them is a claim: a lone write
+    /// is not delayed by more than this, usually not at all. Zero: no waiting, but what is already queued still
+    /// goes together. Not waited on tokio's clock when [`hold_time`](Self::hold_time) holds it still.
+    pub group_commit_window: Duration,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +82,7 @@ impl Default for StoreOptions {
             max_held_reports: 10_000,
             held_report_life: Duration::from_secs(600),
             statement_timeout: Duration::from_secs(30),
+            group_commit_window: Duration::from_millis(2),
         }
     }
 }
@@ -118,6 +127,21 @@ impl StoreOptions {
     /// How long a report for an unknown reference is held.
     pub fn held_report_life(mut self, life: Duration) -> Self {
         self.held_report_life = life;
+        self
+    }
+
+    /// How long a write may wait for company to commit with (zero: no waiting).
+    ///
+    /// ```
+    /// use lightflow_remedy::store::StoreOptions;
+    /// use std::time::Duration;
+    ///
+    /// let options = StoreOptions::default().group_commit_window(Duration::ZERO);
+    /// assert_eq!(options.group_commit_window, Duration::ZERO);
+    /// assert_eq!(StoreOptions::default().group_commit_window, Duration::from_millis(2));
+    /// ```
+    pub fn group_commit_window(mut self, window: Duration) -> Self {
+        self.group_commit_window = window;
         self
     }
 

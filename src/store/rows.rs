@@ -452,4 +452,15 @@ pub struct Stats {
     pub held_reports: u64,
     /// Held reports this process dropped to keep within the store's cap, since it opened the store.
     pub held_reports_dropped: u64,
+    /// Write transactions this process committed on a SQLite store since it opened it (0 on the other
+    /// stores): over the writes made, how well group commit gathers them.
+    pub commits: u64,
+}
+
+/// The rows that could be read, in order; one that could not is left out (and said), so that one damaged row
+/// does not hold back the others read with it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn readable(rows: impl Iterator<Item = Result<JobRow, super::StoreError>>, store: &str) -> Vec<JobRow> {
+    rows.filter_map(|row| row.inspect_err(|e| tracing::error!(store, error = %e, "a job's row is unreadable")).ok())
+        .collect()
 }

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lightflow_remedy::store::{JobId, LedgerWrite, Phase, Save, StoreError, Submitted};
+use lightflow_remedy::store::{JobId, Lease, LedgerWrite, Phase, Save, StoreError, Submitted};
 
 use super::Subject;
-use super::common::{LEASE, at, claim_one, finish, held, job, save, submit};
+use super::common::{HOUR, LEASE, at, claim_one, finish, held, job, save, submit};
 
 pub(super) async fn submit_joins_the_active_job_and_a_later_job_gets_a_new_id(s: &Subject) {
     let first = submit(s, "a1", 0).await;
@@ -228,4 +228,71 @@ pub(super) async fn release_puts_a_job_to_rest_and_a_save_without_it_keeps_the_l
         s.store.save(&lease, save(Phase::Waiting, true, 0), at(60_001)).await,
         Err(StoreError::LeaseLost { .. })
     ));
+}
+
+/// Many holders save at once, as the jobs of one replica do (the durable stores commit them together): each
+/// gets its own answer, a lost lease fails its own save alone and writes none of its ledger, and what the
+/// others wrote (their ledgers, a held report taken, a call begun and answered in one save) is all there.
+pub(super) async fn saves_at_once_each_get_their_own_answer(s: &Subject) {
+    use futures_util::future::join_all;
+    use lightflow_remedy::store::{ReportAnswer, ReportTarget};
+
+    let assets = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let mut leases = Vec::new();
+    for asset in assets {
+        submit(s, asset, 0).await;
+    }
+    for c in s.store.claim("r1", at(0), LEASE, 100).await.unwrap() {
+        leases.push(c.lease);
+    }
+    assert_eq!(leases.len(), assets.len(), "{}", s.name);
+    assert_eq!(s.store.report(ReportTarget::Reference("uuid-c"), "done", at(1)).await.unwrap(), ReportAnswer::Held);
+    // `b` saves under a lease it no longer has (another claim's epoch).
+    let stale = Lease { epoch: leases[1].epoch + 1, ..leases[1].clone() };
+    let keys: Vec<String> = assets.iter().map(|a| format!("{a}#1")).collect();
+    let begin: Vec<[LedgerWrite<'_>; 1]> =
+        keys.iter().map(|key| [LedgerWrite::Begin { key, hook: "resubmit" }]).collect();
+    let begun_and_answered =
+        [LedgerWrite::Begin { key: &keys[3], hook: "notify" }, LedgerWrite::End { key: &keys[3], answer: "ok" }];
+    let saves: Vec<(Lease, Save<'_>)> = leases
+        .iter()
+        .enumerate()
+        .map(|(i, lease)| {
+            let calling = Save { ledger: &begin[i], ..save(Phase::Calling, false, 0) };
+            match assets[i] {
+                "b" => (stale.clone(), calling),
+                "c" => (lease.clone(), Save { reference: Some("uuid-c"), ..save(Phase::Awaiting, true, HOUR) }),
+                "d" => (lease.clone(), Save { ledger: &begun_and_answered, ..calling }),
+                "e" => (lease.clone(), finish("recovered")),
+                _ => (lease.clone(), calling),
+            }
+        })
+        .collect();
+    let answers = join_all(saves.iter().map(|(lease, save)| s.store.save(lease, *save, at(2)))).await;
+    for (i, answer) in answers.iter().enumerate() {
+        match (assets[i], answer) {
+            ("b", Err(StoreError::LeaseLost { job, .. })) => assert_eq!(*job, leases[1].job.0, "{}", s.name),
+            ("c", Ok(saved)) => assert_eq!(saved.report.as_deref(), Some("done"), "{}: the held report", s.name),
+            (_, Ok(saved)) if assets[i] != "b" => assert_eq!(saved.report, None, "{}: {}", s.name, assets[i]),
+            (asset, other) => panic!("{}: {asset}: {other:?}", s.name),
+        }
+    }
+    for (i, lease) in leases.iter().enumerate() {
+        let row = s.store.job(lease.job).await.unwrap().unwrap();
+        let calls = s.store.calls(lease.job).await.unwrap();
+        let ledger: Vec<(&str, Option<&str>)> = calls.iter().map(|c| (&*c.hook, c.answer.as_deref())).collect();
+        let expected: (Phase, &[(&str, Option<&str>)]) = match assets[i] {
+            "b" => (Phase::Waiting, &[]),
+            "c" => (Phase::Awaiting, &[]),
+            "d" => (Phase::Calling, &[("notify", Some("ok"))]),
+            "e" => (Phase::Finished, &[]),
+            _ => (Phase::Calling, &[("resubmit", None)]),
+        };
+        assert_eq!((row.phase, ledger.as_slice()), expected, "{}: {}", s.name, assets[i]);
+    }
+    // The held report was taken by `c`, and the reference is `c`'s: a report for it now finds the job.
+    let stats = s.store.stats(at(3)).await.unwrap();
+    assert_eq!(stats.held_reports, 0, "{}", s.name);
+    let answer = s.store.report(ReportTarget::Reference("uuid-c"), "again", at(3)).await.unwrap();
+    assert!(!matches!(answer, ReportAnswer::Held | ReportAnswer::Unknown), "{}: {answer:?}", s.name);
 }

@@ -142,6 +142,8 @@ contract! {
     leases::the_ledger_keeps_calls_in_order_and_shows_an_unanswered_one_to_the_next_holder;
     #[tokio::test]
     leases::release_puts_a_job_to_rest_and_a_save_without_it_keeps_the_lease;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    leases::saves_at_once_each_get_their_own_answer;
     #[tokio::test]
     reports::every_report_gets_its_answer;
     #[tokio::test]
@@ -154,6 +156,8 @@ contract! {
     reads::list_filters_by_phase_outcome_and_code_newest_first;
     #[tokio::test]
     reads::stats_count_phases_outcomes_due_held_and_held_reports;
+    #[tokio::test]
+    reads::ended_reads_the_finished_jobs_among_ids;
     #[tokio::test]
     reads::next_wake_is_the_earliest_active_job;
     #[tokio::test]

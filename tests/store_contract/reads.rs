@@ -100,3 +100,23 @@ pub(super) async fn prune_deletes_finished_jobs_and_held_reports_before_a_time(s
     let next = submit(s, "old", 0).await;
     assert!(next > active, "{}: {next} after {active}", s.name);
 }
+
+pub(super) async fn ended_reads_the_finished_jobs_among_ids(s: &Subject) {
+    fleet(s).await;
+    let id = |asset: &'static str| async move { s.store.job_of(asset).await.unwrap().unwrap().id };
+    let (w, r, f, x, h) = (id("w").await, id("r").await, id("f").await, id("x").await, id("h").await);
+    let unknown = lightflow_remedy::store::JobId(999_999);
+    let table: [(Vec<_>, &[&str]); 4] = [
+        (vec![w, r, f, x, h], &["r", "f"]),
+        (vec![h, f, unknown, f, r], &["r", "f"]),
+        (vec![w, x, unknown], &[]),
+        (vec![], &[]),
+    ];
+    for (ids, assets) in table {
+        let ended = s.store.ended(&ids).await.unwrap();
+        let got: Vec<(&str, Option<&str>)> = ended.iter().map(|row| (&*row.asset_id, row.outcome.as_deref())).collect();
+        let expected: Vec<(&str, Option<&str>)> =
+            assets.iter().map(|&a| (a, Some(if a == "r" { "recovered" } else { "failed" }))).collect();
+        assert_eq!(got, expected, "{}: {ids:?}", s.name);
+    }
+}

@@ -10,9 +10,8 @@ use std::time::Duration;
 use super::conn::Db;
 use super::decode::{get, int, job_columns, job_id, job_row};
 use super::hints::send_hint;
-use crate::store::{
-    Claimed, Lease, LedgerWrite, NewJob, Phase, Renewed, Save, Saved, StoreError, Submitted, Timestamp,
-};
+use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Saves, Written};
+use crate::store::{Claimed, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
 
 /// One statement inserts the job unless the asset has an active one or a job has its dedupe key (`$8`; the
 /// unique indexes say so), and hints the other replicas (on channel `$7`) when it did.
@@ -68,7 +67,12 @@ pub(super) const RENEW: &str = "UPDATE jobs SET wake_at = $1 \
      AND jobs.phase <> 'finished' AND jobs.wake_at > $5 \
      RETURNING jobs.id, jobs.epoch, jobs.lease_owner, jobs.cancel_requested";
 
-/// Serializes the save that names a reference with a report for it (see [`REFERENCE_LOCKS`]).
+/// Serializes the saves that name references with the reports for them (see [`REFERENCE_LOCKS`]): the
+/// references `$2`, sorted (two batches take their locks in one order).
+pub(super) const LOCK_REFERENCES: &str =
+    "SELECT pg_advisory_xact_lock($1, hashtext(reference)) FROM unnest($2::text[]) AS reference";
+
+/// Serializes a report for a reference with the save that names it (see [`REFERENCE_LOCKS`]).
 pub(super) const LOCK_REFERENCE: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 /// The key space of the advisory locks taken per reference (the two-key form, apart from the migrations').
@@ -77,38 +81,65 @@ pub(super) const LOCK_REFERENCE: &str = "SELECT pg_advisory_xact_lock($1, hashte
 /// report commits the held row. With it, the later one's next statement sees what the first committed.
 pub(super) const REFERENCE_LOCKS: i32 = 0x4c46_5246;
 
-const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = $1 RETURNING report";
-
-/// The fenced write of a holder: refused unless the lease is unexpired until `$17` (a held row's `wake_at` is
-/// its lease's expiry). `$11` is a report held for the reference being saved; the row's own report goes first
-/// unless the holder took it. A release to `awaiting` with a report on the row makes the job due at once (when
-/// `$19`), as does a release of a job asked to cancel meanwhile. `$18` is the attempt under way, and its start
-/// is noted when it changes. A job released due now hints the other replicas (on channel `$16`).
-pub(super) const SAVE: &str = concat!(
-    "UPDATE jobs SET payload = $4, version = $5, last_code = $6, attempts = $7, reference = $8, updated_at = $9, \
-         report = CASE WHEN $10 THEN $11 ELSE COALESCE(report, $11) END, \
-         phase = $12, \
-         attempt_at = CASE WHEN attempt = $18 THEN attempt_at WHEN $18 > 0 THEN $9 ELSE NULL END, \
-         attempt = $18, \
-         lease_owner = CASE WHEN $12 = 'finished' OR $13 THEN NULL ELSE lease_owner END, \
-         wake_at = CASE \
-             WHEN $12 = 'finished' OR NOT $13 THEN wake_at \
-             WHEN cancel_requested THEN $9 \
-             WHEN $12 = 'awaiting' AND $19 AND (CASE WHEN $10 THEN $11 ELSE COALESCE(report, $11) END) IS NOT NULL \
-                 THEN $9 \
-             ELSE $14 END, \
-         finished_at = CASE WHEN $12 = 'finished' THEN $9 ELSE finished_at END, \
-         outcome = CASE WHEN $12 = 'finished' THEN COALESCE($15, 'finished') ELSE outcome END \
-     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND phase <> 'finished' AND wake_at > $17 \
-     RETURNING cancel_requested, report, \
-         CASE WHEN $16::text IS NOT NULL AND lease_owner IS NULL AND phase <> 'finished' AND wake_at <= $9 THEN ",
-    send_hint!("16"),
-    " END AS hinted"
+/// The fenced writes of holders, any number of them in one statement (one row of `saves` each, from the
+/// arrays `$1` to `$18`), with their ledger entries (`$20` to `$27`, each naming its job) and the reports held
+/// for the references they name: refused (no row returned) unless the lease is unexpired until `fence` (a held
+/// row's `wake_at` is its lease's expiry), and then none of its ledger entries is written.
+///
+/// `held` is the reference of a job that goes to await its result: a report held for it is taken (the row's
+/// own report goes first unless the holder took it), the held row deleted, the reference named for the job.
+/// A release to `awaiting` with a report on the row makes the job due at once (when `wake_on_report`), as does
+/// a release of a job asked to cancel meanwhile. `attempt` is the attempt under way, and its start is noted
+/// when it changes. A job released due now hints the other replicas (on channel `$19`). A call answered is
+/// the latest unanswered one with its key as the ledger was before the statement (the engine answers the
+/// last call, then begins the next: other orders are written one statement at a time).
+pub(super) const SAVES: &str = concat!(
+    "WITH saves AS (\
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], \
+             $7::bigint[], $8::text[], $9::bigint[], $10::bool[], $11::text[], $12::text[], $13::bool[], \
+             $14::bigint[], $15::text[], $16::bigint[], $17::bigint[], $18::bool[]) \
+         AS s (s_id, s_epoch, s_owner, s_payload, s_version, s_last_code, s_attempts, s_reference, s_now, \
+             s_take_report, s_held, s_phase, s_release, s_wake_at, s_outcome, s_fence, s_attempt, s_wake_on_report)), \
+     held AS (SELECT saves.s_id AS held_id, held_reports.report AS held_report FROM saves \
+         JOIN held_reports ON held_reports.reference = saves.s_held), \
+     updated AS (\
+         UPDATE jobs SET payload = s_payload, version = s_version, last_code = s_last_code, attempts = s_attempts, \
+             reference = s_reference, updated_at = s_now, \
+             report = CASE WHEN s_take_report THEN held_report ELSE COALESCE(report, held_report) END, \
+             phase = s_phase, \
+             attempt_at = CASE WHEN attempt = s_attempt THEN attempt_at WHEN s_attempt > 0 THEN s_now ELSE NULL END, \
+             attempt = s_attempt, \
+             lease_owner = CASE WHEN s_phase = 'finished' OR s_release THEN NULL ELSE lease_owner END, \
+             wake_at = CASE \
+                 WHEN s_phase = 'finished' OR NOT s_release THEN wake_at \
+                 WHEN cancel_requested THEN s_now \
+                 WHEN s_phase = 'awaiting' AND s_wake_on_report \
+                     AND (CASE WHEN s_take_report THEN held_report ELSE COALESCE(report, held_report) END) IS NOT NULL \
+                     THEN s_now \
+                 ELSE s_wake_at END, \
+             finished_at = CASE WHEN s_phase = 'finished' THEN s_now ELSE finished_at END, \
+             outcome = CASE WHEN s_phase = 'finished' THEN COALESCE(s_outcome, 'finished') ELSE outcome END \
+         FROM saves LEFT JOIN held ON held.held_id = saves.s_id \
+         WHERE jobs.id = s_id AND jobs.epoch = s_epoch AND jobs.lease_owner = s_owner AND jobs.phase <> 'finished' \
+             AND jobs.wake_at > s_fence \
+         RETURNING jobs.id, jobs.cancel_requested, jobs.report, saves.s_held, \
+             CASE WHEN $19::text IS NOT NULL AND jobs.lease_owner IS NULL AND jobs.phase <> 'finished' \
+                 AND jobs.wake_at <= s_now THEN ",
+    send_hint!("19"),
+    " END AS hinted), \
+     taken AS (DELETE FROM held_reports WHERE reference IN (SELECT s_held FROM updated)), \
+     named AS (INSERT INTO job_references (reference, job_id) \
+         SELECT s_held, id FROM updated WHERE s_held IS NOT NULL ON CONFLICT (reference) DO NOTHING), \
+     begun AS (INSERT INTO calls (job_id, key, hook, started_at) \
+         SELECT b.id, b.key, b.hook, b.at FROM unnest($20::bigint[], $21::text[], $22::text[], $23::bigint[]) \
+             WITH ORDINALITY AS b (id, key, hook, at, n) \
+         WHERE b.id IN (SELECT id FROM updated) ORDER BY b.n), \
+     answered AS (UPDATE calls SET answered_at = e.at, answer = e.answer \
+         FROM unnest($24::bigint[], $25::text[], $26::text[], $27::bigint[]) AS e (id, key, answer, at) \
+         WHERE e.id IN (SELECT id FROM updated) AND calls.id = (SELECT c.id FROM calls c \
+             WHERE c.job_id = e.id AND c.key = e.key AND c.answered_at IS NULL ORDER BY c.id DESC LIMIT 1)) \
+     SELECT id, cancel_requested, report, hinted FROM updated"
 );
-
-/// A reference stays with the job that named it first.
-const NAME_REFERENCE: &str = "INSERT INTO job_references (reference, job_id) VALUES ($1, $2) \
-     ON CONFLICT (reference) DO NOTHING";
 
 const BEGIN_CALL: &str = "INSERT INTO calls (job_id, key, hook, started_at) VALUES ($1, $2, $3, $4)";
 
@@ -266,79 +297,199 @@ impl Db {
         Ok(renewed)
     }
 
-    pub(super) async fn save(&self, lease: &Lease, save: Save<'_>, now: Timestamp) -> Result<Saved, StoreError> {
-        let id = int(lease.job.0);
-        let lost = || StoreError::LeaseLost { job: lease.job.0, epoch: lease.epoch };
-        let awaiting = match (save.phase, save.reference) {
-            (Phase::Awaiting, Some(reference)) => Some(reference),
-            _ => None,
-        };
-        let update = |held: Option<String>| {
-            sqlx::query_as::<_, (bool, Option<String>, Option<bool>)>(SAVE)
-                .bind(id)
-                .bind(int(lease.epoch))
-                .bind(&*lease.owner)
-                .bind(save.payload)
-                .bind(i64::from(save.version))
-                .bind(save.last_code)
-                .bind(i64::from(save.attempts))
-                .bind(save.reference)
-                .bind(now.0)
-                .bind(save.take_report)
-                .bind(held)
-                .bind(save.phase.as_str())
-                .bind(save.release)
-                .bind(save.wake_at.0)
-                .bind(save.outcome)
-                .bind(self.hints.as_deref())
-                .bind(save.fence_until.max(now).0)
-                .bind(i64::from(save.attempt))
-                .bind(save.wake_on_report)
-        };
-        if awaiting.is_none() && save.ledger.is_empty() {
-            // One statement is a transaction of its own.
-            let saved = update(None).fetch_optional(&self.pool).await.map_err(|e| self.err(e))?;
-            let (cancel_requested, report, _) = saved.ok_or_else(lost)?;
-            return Ok(Saved { cancel_requested, report });
+    /// The saves `which` (indexes into `saves.all`) on `conn` (in a transaction, or a statement of its own),
+    /// in one statement with their ledgers and held reports: each its answer, by its index in the batch (a lost
+    /// lease is its own `Err`, and writes nothing).
+    async fn saves_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        saves: &Saves<'_>,
+        which: &[usize],
+    ) -> Result<Vec<(usize, Result<Saved, StoreError>)>, StoreError> {
+        let mut rows = Rows::default();
+        for &k in which {
+            let (_, lease, save, now) = saves.all[k];
+            rows.push(lease, save, now, save.ledger_at_once());
         }
-        let mut tx = self.begin().await?;
-        // Taken before the fenced update, which keeps it; a lost lease rolls the whole transaction back.
-        let held: Option<String> = match awaiting {
-            Some(reference) => {
-                sqlx::query(LOCK_REFERENCE)
-                    .bind(REFERENCE_LOCKS)
-                    .bind(reference)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                sqlx::query_scalar(TAKE_HELD_REPORT)
-                    .bind(reference)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?
+        let returned: Vec<(i64, bool, Option<String>, Option<bool>)> = rows
+            .bind(sqlx::query_as(SAVES), self.hints.as_deref())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let returned: Vec<(i64, bool, Option<String>)> = returned.into_iter().map(|(id, c, r, _)| (id, c, r)).collect();
+        let answers = saves.answers(which, &returned);
+        for (&k, (_, answer)) in which.iter().zip(&answers) {
+            let (_, lease, save, now) = saves.all[k];
+            if answer.is_ok() && !save.ledger_at_once() {
+                self.ledger_in_order(&mut *conn, lease, save, now).await?;
             }
-            None => None,
-        };
-        let saved = update(held).fetch_optional(&mut *tx).await.map_err(|e| self.err(e))?;
-        let Some((cancel_requested, report, _)) = saved else {
-            tx.rollback().await.map_err(|e| self.err(e))?;
-            return Err(lost());
-        };
-        if let Some(reference) = awaiting {
-            sqlx::query(NAME_REFERENCE).bind(reference).bind(id).execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
-        for entry in save.ledger {
-            match *entry {
-                LedgerWrite::Begin { key, hook } => {
-                    sqlx::query(BEGIN_CALL).bind(id).bind(key).bind(hook).bind(now.0).execute(&mut *tx).await
+        Ok(answers)
+    }
+
+    /// Writes a save's ledger one entry after the other (see [`SAVES`]).
+    async fn ledger_in_order(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        lease: &Lease,
+        save: &OwnedSave,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = int(lease.job.0);
+        for entry in &save.ledger {
+            match entry {
+                OwnedLedger::Begin { key, hook } => {
+                    sqlx::query(BEGIN_CALL).bind(id).bind(&**key).bind(&**hook).bind(now.0).execute(&mut *conn).await
                 }
-                LedgerWrite::End { key, answer } => {
-                    sqlx::query(END_CALL).bind(id).bind(key).bind(now.0).bind(answer).execute(&mut *tx).await
+                OwnedLedger::End { key, answer } => {
+                    sqlx::query(END_CALL).bind(id).bind(&**key).bind(now.0).bind(&**answer).execute(&mut *conn).await
                 }
             }
             .map_err(|e| self.err(e))?;
         }
-        self.commit(tx).await?;
-        Ok(Saved { cancel_requested, report })
+        Ok(())
+    }
+}
+
+/// The columns of [`SAVES`], one element per save, and its ledger entries.
+#[derive(Default)]
+struct Rows<'a> {
+    id: Vec<i64>,
+    epoch: Vec<i64>,
+    owner: Vec<&'a str>,
+    payload: Vec<&'a str>,
+    version: Vec<i64>,
+    last_code: Vec<&'a str>,
+    attempts: Vec<i64>,
+    reference: Vec<Option<&'a str>>,
+    now: Vec<i64>,
+    take_report: Vec<bool>,
+    held: Vec<Option<&'a str>>,
+    phase: Vec<&'static str>,
+    release: Vec<bool>,
+    wake_at: Vec<i64>,
+    outcome: Vec<Option<&'a str>>,
+    fence: Vec<i64>,
+    attempt: Vec<i64>,
+    wake_on_report: Vec<bool>,
+    begin: (Vec<i64>, Vec<&'a str>, Vec<&'a str>, Vec<i64>),
+    end: (Vec<i64>, Vec<&'a str>, Vec<&'a str>, Vec<i64>),
+}
+
+impl<'a> Rows<'a> {
+    /// Adds a save; its ledger too when `ledger` (else it is written after, in order).
+    fn push(&mut self, lease: &'a Lease, save: &'a OwnedSave, now: Timestamp, ledger: bool) {
+        let id = int(lease.job.0);
+        self.id.push(id);
+        self.epoch.push(int(lease.epoch));
+        self.owner.push(&lease.owner);
+        self.payload.push(&save.payload);
+        self.version.push(i64::from(save.version));
+        self.last_code.push(&save.last_code);
+        self.attempts.push(i64::from(save.attempts));
+        self.reference.push(save.reference.as_deref());
+        self.now.push(now.0);
+        self.take_report.push(save.take_report);
+        self.held.push(save.awaiting());
+        self.phase.push(save.phase.as_str());
+        self.release.push(save.release);
+        self.wake_at.push(save.wake_at.0);
+        self.outcome.push(save.outcome.as_deref());
+        self.fence.push(save.fence_until.max(now).0);
+        self.attempt.push(i64::from(save.attempt));
+        self.wake_on_report.push(save.wake_on_report);
+        if !ledger {
+            return;
+        }
+        for entry in &save.ledger {
+            match entry {
+                OwnedLedger::Begin { key, hook } => {
+                    self.begin.0.push(id);
+                    self.begin.1.push(key);
+                    self.begin.2.push(hook);
+                    self.begin.3.push(now.0);
+                }
+                OwnedLedger::End { key, answer } => {
+                    self.end.0.push(id);
+                    self.end.1.push(key);
+                    self.end.2.push(answer);
+                    self.end.3.push(now.0);
+                }
+            }
+        }
+    }
+
+    fn bind<O>(
+        self,
+        query: sqlx::query::QueryAs<'a, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+        hints: Option<&'a str>,
+    ) -> sqlx::query::QueryAs<'a, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.id)
+            .bind(self.epoch)
+            .bind(self.owner)
+            .bind(self.payload)
+            .bind(self.version)
+            .bind(self.last_code)
+            .bind(self.attempts)
+            .bind(self.reference)
+            .bind(self.now)
+            .bind(self.take_report)
+            .bind(self.held)
+            .bind(self.phase)
+            .bind(self.release)
+            .bind(self.wake_at)
+            .bind(self.outcome)
+            .bind(self.fence)
+            .bind(self.attempt)
+            .bind(self.wake_on_report)
+            .bind(hints)
+            .bind(self.begin.0)
+            .bind(self.begin.1)
+            .bind(self.begin.2)
+            .bind(self.begin.3)
+            .bind(self.end.0)
+            .bind(self.end.1)
+            .bind(self.end.2)
+            .bind(self.end.3)
+    }
+}
+
+impl Batch for Db {
+    fn run<'a>(&'a self, writes: &'a [group::Write]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            // Saves only: a submit on PostgreSQL is one statement of its own (`PgStore::submit`).
+            let saves = Saves::of(writes);
+            assert_eq!(saves.all.len(), writes.len(), "PostgreSQL groups saves only");
+            let references = saves.references();
+            let fail = |e| if writes.len() == 1 { Failed::At(0, e) } else { Failed::Each(e) };
+            let mut results: Vec<Option<Result<Written, StoreError>>> = writes.iter().map(|_| None).collect();
+            let mut put = |answers: Vec<(usize, Result<Saved, StoreError>)>| {
+                for (i, answer) in answers {
+                    results[i] = Some(answer.map(Written::Saved));
+                }
+            };
+            if saves.again.is_empty() && references.is_empty() && saves.all.iter().all(|s| s.2.ledger_at_once()) {
+                // One statement is a transaction of its own.
+                let mut conn = self.pool.acquire().await.map_err(|e| Failed::All(self.err(e)))?;
+                put(self.saves_in(&mut conn, &saves, &saves.first).await.map_err(fail)?);
+            } else {
+                let mut tx = self.begin().await.map_err(Failed::All)?;
+                if !references.is_empty() {
+                    sqlx::query(LOCK_REFERENCES)
+                        .bind(REFERENCE_LOCKS)
+                        .bind(&references)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| Failed::All(self.err(e)))?;
+                }
+                put(self.saves_in(&mut tx, &saves, &saves.first).await.map_err(fail)?);
+                for &k in &saves.again {
+                    put(self.saves_in(&mut tx, &saves, &[k]).await.map_err(fail)?);
+                }
+                self.commit(tx).await.map_err(Failed::All)?;
+            }
+            Ok(results.into_iter().map(|r| r.expect("every save has its answer")).collect())
+        })
     }
 }

@@ -45,12 +45,12 @@ use tokio::sync::Notify;
 
 pub use clock::DatabaseClock;
 use conn::{Db, Task};
+
+use crate::store::group::Group;
 use hints::Listening;
 
-use crate::store::{ActionRow, AssetRecord, LineageRow, NewAction, TallyRow};
 use crate::store::{
-    CallRow, CancelAnswer, Claimed, Clock, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
-    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
+    Claimed, Clock, NewJob, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
 };
 
 /// Job rows in a PostgreSQL database, shared by the replicas that open it. See the [module](self) for how.
@@ -74,6 +74,8 @@ use crate::store::{
 #[derive(Debug)]
 pub struct PgStore {
     db: Arc<Db>,
+    /// Saves, committed together by the store's writer.
+    group: Group<Db>,
     clock: Arc<DatabaseClock>,
     /// Reads the database's clock again when a reading has grown old; ends with the store.
     reader: Task,
@@ -118,7 +120,9 @@ impl PgStore {
     /// ```
     pub async fn open(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
         let opened = open::open(url, options).await?;
-        Ok(PgStore { db: opened.db, clock: opened.clock, reader: opened.reader, listening: opened.listening })
+        let group =
+            Group::new(opened.db.clone(), options.group_commit_window, !options.hold_time, opened.db.name.clone());
+        Ok(PgStore { db: opened.db, group, clock: opened.clock, reader: opened.reader, listening: opened.listening })
     }
 
     /// The database's clock: the engine's clock for this store, so that every replica's due times and leases
@@ -183,8 +187,19 @@ impl PgStore {
 }
 
 impl Store for PgStore {
-    fn describe(&self) -> String {
-        self.db.name.clone()
+    crate::store::delegate::durable_methods!();
+
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Claimed>> {
+        Box::pin(async move {
+            let _held = self.db.held();
+            self.db.claim(owner, now, lease, limit).await
+        })
     }
 
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
@@ -206,209 +221,6 @@ impl Store for PgStore {
             validate::new_job(&new)?;
             let _held = self.db.held();
             self.db.submit_and_claim(new, owner, lease, now).await
-        })
-    }
-
-    fn claim<'a>(
-        &'a self,
-        owner: &'a str,
-        now: Timestamp,
-        lease: Duration,
-        limit: usize,
-    ) -> StoreFuture<'a, Vec<Claimed>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.claim(owner, now, lease, limit).await
-        })
-    }
-
-    fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.renew(leases, now, lease).await
-        })
-    }
-
-    fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.save(lease, save, now).await
-        })
-    }
-
-    fn report<'a>(
-        &'a self,
-        target: ReportTarget<'a>,
-        result: &'a str,
-        now: Timestamp,
-    ) -> StoreFuture<'a, ReportAnswer> {
-        Box::pin(async move {
-            validate::report(target, result)?;
-            let _held = self.db.held();
-            self.db.report(target, result, now).await
-        })
-    }
-
-    fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.cancel(asset_id, now).await
-        })
-    }
-
-    fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.retry_now(asset_id, now).await
-        })
-    }
-
-    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.job(id).await
-        })
-    }
-
-    fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.job_of(asset_id).await
-        })
-    }
-
-    fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.list(filter).await
-        })
-    }
-
-    fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.calls(id).await
-        })
-    }
-
-    fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.stats(now).await
-        })
-    }
-
-    fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.next_wake().await
-        })
-    }
-
-    fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.prune(before).await
-        })
-    }
-
-    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.guard(name).await
-        })
-    }
-
-    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.set_guard(name, expected, value).await
-        })
-    }
-
-    fn put_asset<'a>(
-        &'a self,
-        asset_id: &'a str,
-        alias: Option<&'a str>,
-        parameters: &'a str,
-        now: Timestamp,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::asset(asset_id, alias, parameters)?;
-            let _held = self.db.held();
-            self.db.put_asset(asset_id, alias, parameters, now).await
-        })
-    }
-
-    fn asset<'a>(&'a self, id_or_alias: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
-        Box::pin(async move {
-            validate::id("asset id", id_or_alias)?;
-            let _held = self.db.held();
-            self.db.asset(id_or_alias).await
-        })
-    }
-
-    fn add_lineage<'a>(
-        &'a self,
-        asset_id: &'a str,
-        reference: &'a str,
-        attempt_key: &'a str,
-        now: Timestamp,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            validate::id("reference", reference)?;
-            validate::id("attempt key", attempt_key)?;
-            let _held = self.db.held();
-            self.db.add_lineage(asset_id, reference, attempt_key, now).await
-        })
-    }
-
-    fn open_assets(&self, created_before: Timestamp, limit: usize) -> StoreFuture<'_, Vec<AssetRecord>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.open_assets(created_before, limit).await
-        })
-    }
-
-    fn settle_asset<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.settle_asset(asset_id).await
-        })
-    }
-
-    fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.lineage(asset_id).await
-        })
-    }
-
-    fn log_action<'a>(&'a self, action: NewAction<'a>, now: Timestamp) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::action(&action)?;
-            let _held = self.db.held();
-            self.db.log_action(action, now).await
-        })
-    }
-
-    fn actions<'a>(&'a self, asset_id: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<ActionRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.actions(asset_id, limit).await
-        })
-    }
-
-    fn tally(&self, since: Timestamp, bucket: Duration) -> StoreFuture<'_, Vec<TallyRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.tally(since, bucket).await
         })
     }
 

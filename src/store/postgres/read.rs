@@ -8,6 +8,10 @@ use crate::store::{CallRow, JobId, JobRow, ListFilter, Stats, StoreError, Timest
 
 const JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
 
+/// The finished jobs among the ids `$1`, by id.
+pub(super) const ENDED: &str =
+    concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ANY($1) AND phase = 'finished' ORDER BY id");
+
 /// The active job of the asset if any, else its newest.
 pub(super) const JOB_OF: &str = concat!(
     "SELECT ",
@@ -57,6 +61,15 @@ impl Db {
     pub(super) async fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
         let row = sqlx::query(JOB).bind(int(id.0)).fetch_optional(&self.pool).await.map_err(|e| self.err(e))?;
         row.as_ref().map(job_row).transpose()
+    }
+
+    pub(super) async fn ended(&self, ids: &[JobId]) -> Result<Vec<JobRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.iter().map(|id| int(id.0)).collect();
+        let rows = sqlx::query(ENDED).bind(ids).fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
+        Ok(crate::store::rows::readable(rows.iter().map(job_row), &self.name))
     }
 
     pub(super) async fn job_of(&self, asset_id: &str) -> Result<Option<JobRow>, StoreError> {

@@ -35,6 +35,8 @@ pub(super) struct Db {
     pub(super) gone: AtomicBool,
     /// Held reports dropped to keep within the cap, since the store was opened.
     pub(super) held_dropped: AtomicU64,
+    /// Write transactions committed since the store was opened.
+    pub(super) commits: AtomicU64,
     /// The most held reports, and their life in milliseconds.
     pub(super) max_held: u64,
     pub(super) held_life: std::time::Duration,
@@ -157,6 +159,7 @@ impl Db {
         match sqlx::raw_sql("COMMIT").execute(&mut *tx).await {
             Ok(_) => {
                 self.unfinished.store(false, Ordering::SeqCst);
+                self.commits.fetch_add(1, Ordering::Relaxed);
                 tx.finish();
                 Ok(())
             }

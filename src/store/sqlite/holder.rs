@@ -1,5 +1,6 @@
 //! The lease holder's side: submits, claims of due jobs (and of expired leases) in batches, renewals in
-//! batches, and fenced saves with their ledger entry and any held report in the same transaction.
+//! batches, and fenced saves with their ledger entry and any held report in the same transaction; saves and
+//! submits are written by the store's writer, many in one transaction ([`Batch`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,9 +8,8 @@ use std::time::Duration;
 
 use super::conn::{Db, Write};
 use super::decode::{bind_id, get, job_columns, job_id, job_row};
-use crate::store::{
-    Claimed, Lease, LedgerWrite, NewJob, Phase, Renewed, Save, Saved, StoreError, Submitted, Timestamp,
-};
+use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Saves, Written};
+use crate::store::{Claimed, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
 
 /// One statement inserts the job unless the asset has an active one or a job has its dedupe key (the unique
 /// indexes say so).
@@ -48,34 +48,97 @@ pub(super) const RENEW: &str = "UPDATE jobs SET wake_at = ?1 \
      AND jobs.phase <> 'finished' AND jobs.wake_at > ?3 \
      RETURNING jobs.id, jobs.epoch, jobs.lease_owner, jobs.cancel_requested";
 
-const TAKE_HELD_REPORT: &str = "DELETE FROM held_reports WHERE reference = ?1 RETURNING report";
+/// The report held for the reference the save names (none when it names none).
+macro_rules! held_report {
+    () => {
+        "(SELECT held_reports.report FROM held_reports WHERE held_reports.reference = s_held)"
+    };
+}
 
-/// The fenced write of a holder: refused unless the lease is unexpired until `?16` (a held row's `wake_at` is
-/// its lease's expiry). `?11` is a report held for the reference being saved; the row's own report goes first
-/// unless the holder took it. A release to `awaiting` with a report on the row makes the job due at once (when
-/// `?18`), as does a release of a job asked to cancel meanwhile. `?17` is the attempt under way, and its start
-/// is noted when it changes.
-pub(super) const SAVE: &str = "UPDATE jobs SET payload = ?4, version = ?5, last_code = ?6, attempts = ?7, reference = ?8, \
-     updated_at = ?9, \
-     report = CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END, \
-     phase = ?12, \
-     attempt_at = CASE WHEN attempt = ?17 THEN attempt_at WHEN ?17 > 0 THEN ?9 ELSE NULL END, \
-     attempt = ?17, \
-     lease_owner = CASE WHEN ?12 = 'finished' OR ?13 THEN NULL ELSE lease_owner END, \
-     wake_at = CASE \
-         WHEN ?12 = 'finished' OR NOT ?13 THEN wake_at \
-         WHEN cancel_requested THEN ?9 \
-         WHEN ?12 = 'awaiting' AND ?18 AND (CASE WHEN ?10 THEN ?11 ELSE COALESCE(report, ?11) END) IS NOT NULL \
-             THEN ?9 \
-         ELSE ?14 END, \
-     finished_at = CASE WHEN ?12 = 'finished' THEN ?9 ELSE finished_at END, \
-     outcome = CASE WHEN ?12 = 'finished' THEN COALESCE(?15, 'finished') ELSE outcome END \
-     WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3 AND phase <> 'finished' AND wake_at > ?16 \
-     RETURNING cancel_requested, report";
+/// The fenced writes of holders, any number in one statement: `?1` is a JSON array with one array per save
+/// ([`save_row`]). Each is refused (no row returned) unless its lease is unexpired until `fence` (a held row's
+/// `wake_at` is its lease's expiry).
+///
+/// `held` is the reference of a job that goes to await its result: a report held for it is taken (and its
+/// row deleted after, by [`DROP_HELD_REPORTS`]); the row's own report goes first unless the holder took it. A
+/// release to `awaiting` with a report on the row makes the job due at once (when `wake_on_report`), as does
+/// a release of a job asked to cancel meanwhile. `attempt` is the attempt under way, and its start is noted
+/// when it changes.
+pub(super) const SAVES: &str = concat!(
+    "UPDATE jobs SET payload = s_payload, version = s_version, last_code = s_last_code, attempts = s_attempts, \
+         reference = s_reference, updated_at = s_now, \
+         report = CASE WHEN s_take_report THEN ",
+    held_report!(),
+    " ELSE COALESCE(report, ",
+    held_report!(),
+    ") END, \
+         phase = s_phase, \
+         attempt_at = CASE WHEN attempt = s_attempt THEN attempt_at WHEN s_attempt > 0 THEN s_now ELSE NULL END, \
+         attempt = s_attempt, \
+         lease_owner = CASE WHEN s_phase = 'finished' OR s_release THEN NULL ELSE lease_owner END, \
+         wake_at = CASE \
+             WHEN s_phase = 'finished' OR NOT s_release THEN wake_at \
+             WHEN cancel_requested THEN s_now \
+             WHEN s_phase = 'awaiting' AND s_wake_on_report AND (CASE WHEN s_take_report THEN ",
+    held_report!(),
+    " ELSE COALESCE(report, ",
+    held_report!(),
+    ") END) IS NOT NULL THEN s_now \
+             ELSE s_wake_at END, \
+         finished_at = CASE WHEN s_phase = 'finished' THEN s_now ELSE finished_at END, \
+         outcome = CASE WHEN s_phase = 'finished' THEN COALESCE(s_outcome, 'finished') ELSE outcome END \
+     FROM (SELECT value ->> 0 AS s_id, value ->> 1 AS s_epoch, value ->> 2 AS s_owner, value ->> 3 AS s_payload, \
+         value ->> 4 AS s_version, value ->> 5 AS s_last_code, value ->> 6 AS s_attempts, \
+         value ->> 7 AS s_reference, value ->> 8 AS s_now, value ->> 9 AS s_take_report, value ->> 10 AS s_held, \
+         value ->> 11 AS s_phase, value ->> 12 AS s_release, value ->> 13 AS s_wake_at, value ->> 14 AS s_outcome, \
+         value ->> 15 AS s_fence, value ->> 16 AS s_attempt, value ->> 17 AS s_wake_on_report \
+         FROM json_each(?1)) AS saves \
+     WHERE jobs.id = s_id AND jobs.epoch = s_epoch AND jobs.lease_owner = s_owner AND jobs.phase <> 'finished' \
+         AND jobs.wake_at > s_fence \
+     RETURNING jobs.id, jobs.cancel_requested, jobs.report"
+);
 
-/// A reference stays with the job that named it first.
-const NAME_REFERENCE: &str = "INSERT INTO job_references (reference, job_id) VALUES (?1, ?2) \
-     ON CONFLICT (reference) DO NOTHING";
+/// The held reports the saves took (`?1`: a JSON array of references).
+const DROP_HELD_REPORTS: &str = "DELETE FROM held_reports WHERE reference IN (SELECT value FROM json_each(?1))";
+
+/// A reference stays with the job that named it first (`?1`: a JSON array of `[reference, job]`).
+const NAME_REFERENCES: &str = "INSERT INTO job_references (reference, job_id) \
+     SELECT value ->> 0, value ->> 1 FROM json_each(?1) WHERE true ON CONFLICT (reference) DO NOTHING";
+
+/// Calls begun (`?1`: a JSON array of `[job, key, hook, at]`), in order.
+const BEGIN_CALLS: &str = "INSERT INTO calls (job_id, key, hook, started_at) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE true ORDER BY json_each.key";
+
+/// Calls answered (`?1`: a JSON array of `[job, key, answer, at]`): each the latest unanswered one with its key.
+pub(super) const END_CALLS: &str = "UPDATE calls SET answered_at = e_at, answer = e_answer \
+     FROM (SELECT value ->> 0 AS e_job, value ->> 1 AS e_key, value ->> 2 AS e_answer, value ->> 3 AS e_at \
+         FROM json_each(?1)) AS answered \
+     WHERE calls.id = (SELECT c.id FROM calls AS c WHERE c.job_id = e_job AND c.key = e_key \
+         AND c.answered_at IS NULL ORDER BY c.id DESC LIMIT 1)";
+
+/// A save as a row of [`SAVES`].
+fn save_row(lease: &Lease, save: &OwnedSave, now: Timestamp) -> serde_json::Value {
+    serde_json::json!([
+        lease.job.0,
+        lease.epoch,
+        &*lease.owner,
+        &*save.payload,
+        save.version,
+        &*save.last_code,
+        save.attempts,
+        save.reference.as_deref(),
+        now.0,
+        save.take_report,
+        save.awaiting(),
+        save.phase.as_str(),
+        save.release,
+        save.wake_at.0,
+        save.outcome.as_deref(),
+        save.fence_until.max(now).0,
+        save.attempt,
+        save.wake_on_report,
+    ])
+}
 
 const BEGIN_CALL: &str = "INSERT INTO calls (job_id, key, hook, started_at) VALUES (?1, ?2, ?3, ?4)";
 
@@ -89,25 +152,53 @@ fn int<T: TryInto<i64>>(value: T) -> i64 {
 }
 
 impl Db {
-    pub(super) async fn submit(&self, new: NewJob<'_>, now: Timestamp) -> Result<Submitted, StoreError> {
-        let mut tx = self.write().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+    /// Inserts `new` in `tx` (held by `claim`'s owner for its lease when it is due now), or finds the job it
+    /// joins.
+    pub(super) async fn submit_in(
+        &self,
+        tx: &mut Write,
+        new: NewJob<'_>,
+        claim: Option<(&str, Duration)>,
+        now: Timestamp,
+    ) -> Result<(Submitted, Option<Claimed>), StoreError> {
+        let claim = claim.filter(|_| new.wake_at <= now);
+        let Some((owner, lease)) = claim else {
+            let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+                .bind(new.asset_id)
+                .bind(new.wake_at.0)
+                .bind(new.payload)
+                .bind(i64::from(new.version))
+                .bind(new.last_code)
+                .bind(now.0)
+                .bind(new.dedupe_key)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(match inserted {
+                Some(id) => (Submitted::New(job_id(id)?), None),
+                None => (self.existing(tx, &new).await?, None),
+            });
+        };
+        let inserted = sqlx::query(INSERT_HELD)
             .bind(new.asset_id)
-            .bind(new.wake_at.0)
+            .bind(now.after(lease).0)
             .bind(new.payload)
             .bind(i64::from(new.version))
             .bind(new.last_code)
             .bind(now.0)
+            .bind(owner)
             .bind(new.dedupe_key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
-        let submitted = match inserted {
-            Some(id) => Submitted::New(job_id(id)?),
-            None => self.existing(&mut tx, &new).await?,
-        };
-        self.commit(tx).await?;
-        Ok(submitted)
+        Ok(match inserted {
+            Some(row) => {
+                let row = job_row(&row)?;
+                let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
+                (Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false }))
+            }
+            None => (self.existing(tx, &new).await?, None),
+        })
     }
 
     /// The job an insert that did nothing met: the one with the same dedupe key, else the asset's active one.
@@ -127,62 +218,24 @@ impl Db {
         Ok(Submitted::Joined(job_id(id)?))
     }
 
-    pub(super) async fn submit_and_claim(
+    /// Claims up to `limit` due jobs for `owner` in `tx` (with the saves of its batch: a job one of them
+    /// released due now can be claimed in the same transaction).
+    async fn claim_in(
         &self,
-        new: NewJob<'_>,
-        owner: &str,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<(Submitted, Option<Claimed>), StoreError> {
-        if new.wake_at > now {
-            return Ok((self.submit(new, now).await?, None));
-        }
-        let mut tx = self.write().await?;
-        let inserted = sqlx::query(INSERT_HELD)
-            .bind(new.asset_id)
-            .bind(now.after(lease).0)
-            .bind(new.payload)
-            .bind(i64::from(new.version))
-            .bind(new.last_code)
-            .bind(now.0)
-            .bind(owner)
-            .bind(new.dedupe_key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        let held = match inserted {
-            Some(row) => {
-                let row = job_row(&row)?;
-                let lease = Lease { job: row.id, epoch: row.epoch, owner: Arc::from(owner) };
-                (Submitted::New(row.id), Some(Claimed { lease, row, taken_over: false }))
-            }
-            None => (self.existing(&mut tx, &new).await?, None),
-        };
-        self.commit(tx).await?;
-        Ok(held)
-    }
-
-    pub(super) async fn claim(
-        &self,
-        owner: &str,
+        tx: &mut Write,
+        owner: &Arc<str>,
         now: Timestamp,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.write().await?;
         let rows = sqlx::query(CLAIM)
-            .bind(owner)
+            .bind(&**owner)
             .bind(now.after(lease).0)
             .bind(now.0)
             .bind(int(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
-        self.commit(tx).await?;
-        let owner: Arc<str> = Arc::from(owner);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             // A row this build cannot read is left out (and said): failing the batch would hold back every
@@ -231,64 +284,130 @@ impl Db {
         Ok(renewed)
     }
 
-    pub(super) async fn save(&self, lease: &Lease, save: Save<'_>, now: Timestamp) -> Result<Saved, StoreError> {
-        let id = bind_id(lease.job);
-        let lost = || StoreError::LeaseLost { job: lease.job.0, epoch: lease.epoch };
-        let awaiting = match (save.phase, save.reference) {
-            (Phase::Awaiting, Some(reference)) => Some(reference),
-            _ => None,
-        };
-        let mut tx = self.write().await?;
-        // Taken before the fenced update, which keeps it; a lost lease rolls the whole transaction back.
-        let held: Option<String> = match awaiting {
-            Some(reference) => sqlx::query_scalar(TAKE_HELD_REPORT)
-                .bind(reference)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?,
-            None => None,
-        };
-        let saved: Option<(bool, Option<String>)> = sqlx::query_as(SAVE)
-            .bind(id)
-            .bind(int(lease.epoch))
-            .bind(&*lease.owner)
-            .bind(save.payload)
-            .bind(i64::from(save.version))
-            .bind(save.last_code)
-            .bind(i64::from(save.attempts))
-            .bind(save.reference)
-            .bind(now.0)
-            .bind(save.take_report)
-            .bind(held)
-            .bind(save.phase.as_str())
-            .bind(save.release)
-            .bind(save.wake_at.0)
-            .bind(save.outcome)
-            .bind(save.fence_until.max(now).0)
-            .bind(i64::from(save.attempt))
-            .bind(save.wake_on_report)
-            .fetch_optional(&mut *tx)
+    /// The saves `which` (indexes into `saves.all`) in `tx`, in one statement, with their ledgers and held
+    /// reports: each its answer, by its index in the batch (a lost lease is its own `Err`, and writes nothing).
+    async fn saves_in(
+        &self,
+        tx: &mut Write,
+        saves: &Saves<'_>,
+        which: &[usize],
+    ) -> Result<Vec<(usize, Result<Saved, StoreError>)>, StoreError> {
+        let rows: Vec<serde_json::Value> = which
+            .iter()
+            .map(|&k| {
+                let (_, lease, save, now) = saves.all[k];
+                save_row(lease, save, now)
+            })
+            .collect();
+        let returned: Vec<(i64, bool, Option<String>)> = sqlx::query_as(SAVES)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .fetch_all(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
-        let Some((cancel_requested, report)) = saved else {
-            tx.rollback(self).await?;
-            return Err(lost());
-        };
-        if let Some(reference) = awaiting {
-            sqlx::query(NAME_REFERENCE).bind(reference).bind(id).execute(&mut *tx).await.map_err(|e| self.err(e))?;
-        }
-        for entry in save.ledger {
-            match *entry {
-                LedgerWrite::Begin { key, hook } => {
-                    sqlx::query(BEGIN_CALL).bind(id).bind(key).bind(hook).bind(now.0).execute(&mut *tx).await
-                }
-                LedgerWrite::End { key, answer } => {
-                    sqlx::query(END_CALL).bind(id).bind(key).bind(now.0).bind(answer).execute(&mut *tx).await
+        let answers = saves.answers(which, &returned);
+        let (mut held, mut named, mut begun, mut ended) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut in_order = Vec::new();
+        for (&k, (_, answer)) in which.iter().zip(&answers) {
+            let (_, lease, save, now) = saves.all[k];
+            if answer.is_err() {
+                continue;
+            }
+            if let Some(reference) = save.awaiting() {
+                held.push(serde_json::json!(reference));
+                named.push(serde_json::json!([reference, lease.job.0]));
+            }
+            if !save.ledger_at_once() {
+                in_order.push(k);
+                continue;
+            }
+            for entry in &save.ledger {
+                match entry {
+                    OwnedLedger::Begin { key, hook } => {
+                        begun.push(serde_json::json!([lease.job.0, &**key, &**hook, now.0]))
+                    }
+                    OwnedLedger::End { key, answer } => {
+                        ended.push(serde_json::json!([lease.job.0, &**key, &**answer, now.0]))
+                    }
                 }
             }
-            .map_err(|e| self.err(e))?;
         }
-        self.commit(tx).await?;
-        Ok(Saved { cancel_requested, report })
+        // Answers first: the calls they answer were begun before this batch.
+        for (sql, rows) in
+            [(DROP_HELD_REPORTS, held), (NAME_REFERENCES, named), (END_CALLS, ended), (BEGIN_CALLS, begun)]
+        {
+            if !rows.is_empty() {
+                let rows = serde_json::Value::Array(rows).to_string();
+                sqlx::query(sql).bind(rows).execute(&mut **tx).await.map_err(|e| self.err(e))?;
+            }
+        }
+        for k in in_order {
+            let (_, lease, save, now) = saves.all[k];
+            let id = bind_id(lease.job);
+            for entry in &save.ledger {
+                match entry {
+                    OwnedLedger::Begin { key, hook } => {
+                        sqlx::query(BEGIN_CALL).bind(id).bind(&**key).bind(&**hook).bind(now.0).execute(&mut **tx).await
+                    }
+                    OwnedLedger::End { key, answer } => {
+                        sqlx::query(END_CALL).bind(id).bind(&**key).bind(now.0).bind(&**answer).execute(&mut **tx).await
+                    }
+                }
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(answers)
+    }
+}
+
+impl Batch for Db {
+    fn run<'a>(&'a self, writes: &'a [group::Write]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut tx = self.write().await.map_err(Failed::All)?;
+            let mut results: Vec<Option<Result<Written, StoreError>>> = writes.iter().map(|_| None).collect();
+            // Submits first: a job is saved only once its submit has answered.
+            for (i, write) in writes.iter().enumerate() {
+                let group::Write::Submit { new, claim, now } = write else { continue };
+                let claim = claim.as_ref().map(|(owner, lease)| (&**owner, *lease));
+                match self.submit_in(&mut tx, new.borrowed(), claim, *now).await {
+                    Ok((submitted, claimed)) => {
+                        results[i] = Some(Ok(Written::Submitted(submitted, claimed.map(Box::new))))
+                    }
+                    Err(e) => {
+                        // The others run again without it; a connection that cannot roll back is replaced.
+                        let _ = tx.rollback(self).await;
+                        return Err(Failed::At(i, e));
+                    }
+                }
+            }
+            let saves = Saves::of(writes);
+            let mut rounds = vec![saves.first.clone()];
+            rounds.extend(saves.again.iter().map(|&k| vec![k]));
+            for which in rounds.iter().filter(|which| !which.is_empty()) {
+                match self.saves_in(&mut tx, &saves, which).await {
+                    Ok(answers) => {
+                        for (i, answer) in answers {
+                            results[i] = Some(answer.map(Written::Saved));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback(self).await;
+                        return Err(if writes.len() == 1 { Failed::At(0, e) } else { Failed::Each(e) });
+                    }
+                }
+            }
+            // Claims last: a job a save of this batch released due now is claimable at once.
+            for (i, write) in writes.iter().enumerate() {
+                let group::Write::Claim { owner, now, lease, limit } = write else { continue };
+                match self.claim_in(&mut tx, owner, *now, *lease, *limit).await {
+                    Ok(claimed) => results[i] = Some(Ok(Written::Claimed(claimed))),
+                    Err(e) => {
+                        let _ = tx.rollback(self).await;
+                        return Err(Failed::At(i, e));
+                    }
+                }
+            }
+            self.commit(tx).await.map_err(Failed::All)?;
+            Ok(results.into_iter().map(|r| r.expect("every write has its answer")).collect())
+        })
     }
 }

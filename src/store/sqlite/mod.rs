@@ -24,15 +24,13 @@ mod read;
 mod tally;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conn::Db;
 
-use crate::store::{ActionRow, AssetRecord, LineageRow, NewAction, TallyRow};
-use crate::store::{
-    CallRow, CancelAnswer, Claimed, GuardRow, JobId, JobRow, Lease, ListFilter, NewJob, Renewed, ReportAnswer,
-    ReportTarget, Save, Saved, Stats, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate,
-};
+use crate::store::group::{Group, Write, Written};
+use crate::store::{Claimed, NewJob, Store, StoreError, StoreFuture, StoreOptions, Submitted, Timestamp, validate};
 
 /// Job rows in a SQLite database file.
 ///
@@ -58,7 +56,9 @@ use crate::store::{
 /// ```
 #[derive(Debug)]
 pub struct SqliteStore {
-    db: Db,
+    db: Arc<Db>,
+    /// Saves and submits, committed together by the store's writer.
+    group: Group<Db>,
 }
 
 impl SqliteStore {
@@ -90,7 +90,9 @@ impl SqliteStore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn open(location: impl AsRef<Path>, options: &StoreOptions) -> Result<SqliteStore, StoreError> {
-        open::open(location.as_ref(), options).await.map(|db| SqliteStore { db })
+        let db = Arc::new(open::open(location.as_ref(), options).await?);
+        let group = Group::new(db.clone(), options.group_commit_window, !options.hold_time, db.name.clone());
+        Ok(SqliteStore { db, group })
     }
 
     /// The newest schema version this build knows.
@@ -108,15 +110,35 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn describe(&self) -> String {
-        self.db.name.clone()
+    crate::store::delegate::durable_methods!();
+
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Claimed>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let _held = self.db.held();
+            match self.group.write(Write::Claim { owner: Arc::from(owner), now, lease, limit }).await? {
+                Written::Claimed(claimed) => Ok(claimed),
+                _ => unreachable!("a claim is answered as one"),
+            }
+        })
     }
 
     fn submit<'a>(&'a self, new: NewJob<'a>, now: Timestamp) -> StoreFuture<'a, Submitted> {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
-            self.db.submit(new, now).await
+            match self.group.write(Write::Submit { new: (&new).into(), claim: None, now }).await? {
+                Written::Submitted(submitted, _) => Ok(submitted),
+                _ => unreachable!("a submit is answered as one"),
+            }
         })
     }
 
@@ -130,210 +152,11 @@ impl Store for SqliteStore {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
-            self.db.submit_and_claim(new, owner, lease, now).await
-        })
-    }
-
-    fn claim<'a>(
-        &'a self,
-        owner: &'a str,
-        now: Timestamp,
-        lease: Duration,
-        limit: usize,
-    ) -> StoreFuture<'a, Vec<Claimed>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.claim(owner, now, lease, limit).await
-        })
-    }
-
-    fn renew<'a>(&'a self, leases: &'a [Lease], now: Timestamp, lease: Duration) -> StoreFuture<'a, Renewed> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.renew(leases, now, lease).await
-        })
-    }
-
-    fn save<'a>(&'a self, lease: &'a Lease, save: Save<'a>, now: Timestamp) -> StoreFuture<'a, Saved> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.save(lease, save, now).await
-        })
-    }
-
-    fn report<'a>(
-        &'a self,
-        target: ReportTarget<'a>,
-        result: &'a str,
-        now: Timestamp,
-    ) -> StoreFuture<'a, ReportAnswer> {
-        Box::pin(async move {
-            validate::report(target, result)?;
-            let _held = self.db.held();
-            self.db.report(target, result, now).await
-        })
-    }
-
-    fn cancel<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, CancelAnswer> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.cancel(asset_id, now).await
-        })
-    }
-
-    fn retry_now<'a>(&'a self, asset_id: &'a str, now: Timestamp) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.retry_now(asset_id, now).await
-        })
-    }
-
-    fn job(&self, id: JobId) -> StoreFuture<'_, Option<JobRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.job(id).await
-        })
-    }
-
-    fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.job_of(asset_id).await
-        })
-    }
-
-    fn list<'a>(&'a self, filter: &'a ListFilter) -> StoreFuture<'a, Vec<JobRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.list(filter).await
-        })
-    }
-
-    fn calls(&self, id: JobId) -> StoreFuture<'_, Vec<CallRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.calls(id).await
-        })
-    }
-
-    fn stats(&self, now: Timestamp) -> StoreFuture<'_, Stats> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.stats(now).await
-        })
-    }
-
-    fn next_wake(&self) -> StoreFuture<'_, Option<Timestamp>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.next_wake().await
-        })
-    }
-
-    fn prune(&self, before: Timestamp) -> StoreFuture<'_, u64> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.prune(before).await
-        })
-    }
-
-    fn guard<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<GuardRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.guard(name).await
-        })
-    }
-
-    fn set_guard<'a>(&'a self, name: &'a str, expected: Option<u64>, value: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.set_guard(name, expected, value).await
-        })
-    }
-
-    fn put_asset<'a>(
-        &'a self,
-        asset_id: &'a str,
-        alias: Option<&'a str>,
-        parameters: &'a str,
-        now: Timestamp,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::asset(asset_id, alias, parameters)?;
-            let _held = self.db.held();
-            self.db.put_asset(asset_id, alias, parameters, now).await
-        })
-    }
-
-    fn asset<'a>(&'a self, id_or_alias: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
-        Box::pin(async move {
-            validate::id("asset id", id_or_alias)?;
-            let _held = self.db.held();
-            self.db.asset(id_or_alias).await
-        })
-    }
-
-    fn add_lineage<'a>(
-        &'a self,
-        asset_id: &'a str,
-        reference: &'a str,
-        attempt_key: &'a str,
-        now: Timestamp,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            validate::id("reference", reference)?;
-            validate::id("attempt key", attempt_key)?;
-            let _held = self.db.held();
-            self.db.add_lineage(asset_id, reference, attempt_key, now).await
-        })
-    }
-
-    fn open_assets(&self, created_before: Timestamp, limit: usize) -> StoreFuture<'_, Vec<AssetRecord>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.open_assets(created_before, limit).await
-        })
-    }
-
-    fn settle_asset<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.settle_asset(asset_id).await
-        })
-    }
-
-    fn lineage<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Vec<LineageRow>> {
-        Box::pin(async move {
-            validate::id("asset id", asset_id)?;
-            let _held = self.db.held();
-            self.db.lineage(asset_id).await
-        })
-    }
-
-    fn log_action<'a>(&'a self, action: NewAction<'a>, now: Timestamp) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            validate::action(&action)?;
-            let _held = self.db.held();
-            self.db.log_action(action, now).await
-        })
-    }
-
-    fn actions<'a>(&'a self, asset_id: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<ActionRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.actions(asset_id, limit).await
-        })
-    }
-
-    fn tally(&self, since: Timestamp, bucket: Duration) -> StoreFuture<'_, Vec<TallyRow>> {
-        Box::pin(async move {
-            let _held = self.db.held();
-            self.db.tally(since, bucket).await
+            let claim = Some((Arc::from(owner), lease));
+            match self.group.write(Write::Submit { new: (&new).into(), claim, now }).await? {
+                Written::Submitted(submitted, claimed) => Ok((submitted, claimed.map(|c| *c))),
+                _ => unreachable!("a submit is answered as one"),
+            }
         })
     }
 }

@@ -89,6 +89,7 @@ pub(super) async fn open(location: &Path, options: &StoreOptions) -> Result<Db, 
         unfinished: Default::default(),
         gone: Default::default(),
         held_dropped: Default::default(),
+        commits: Default::default(),
         max_held: options.max_held_reports.max(1),
         held_life: options.held_report_life,
     })

@@ -8,6 +8,13 @@ use crate::store::{CallRow, JobId, JobRow, ListFilter, Stats, StoreError, Timest
 
 const JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
 
+/// The finished jobs among the ids `?1`, by id.
+pub(super) const ENDED: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) AND phase = 'finished' ORDER BY id"
+);
+
 /// The active job of the asset if any, else its newest.
 pub(super) const JOB_OF: &str = concat!(
     "SELECT ",
@@ -57,6 +64,15 @@ impl Db {
         row.as_ref().map(job_row).transpose()
     }
 
+    pub(super) async fn ended(&self, ids: &[JobId]) -> Result<Vec<JobRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&ids.iter().map(|id| id.0).collect::<Vec<u64>>()).map_err(|e| self.err(e))?;
+        let rows = sqlx::query(ENDED).bind(ids).fetch_all(&self.reader).await.map_err(|e| self.err(e))?;
+        Ok(crate::store::rows::readable(rows.iter().map(job_row), &self.name))
+    }
+
     pub(super) async fn job_of(&self, asset_id: &str) -> Result<Option<JobRow>, StoreError> {
         let row = sqlx::query(JOB_OF).bind(asset_id).fetch_optional(&self.reader).await.map_err(|e| self.err(e))?;
         row.as_ref().map(job_row).transpose()
@@ -91,6 +107,7 @@ impl Db {
         let mut stats = Stats {
             held_reports: n(held_reports),
             held_reports_dropped: self.held_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            commits: self.commits.load(std::sync::atomic::Ordering::Relaxed),
             ..Stats::default()
         };
         for (phase, count, held, due) in active {
