@@ -66,7 +66,7 @@ pub async fn measure(rs: &[Remediator<Arc<Awaiting>>], host: &Awaiting) -> Vec<D
         let r = &rs[i % rs.len()];
         drop(r.enqueue(Job::new(format!("asset-{i}")), failure()).await.expect("enqueued"));
     }
-    let store = rs[0].store().expect("a store");
+    let store = rs[0].store();
     let clock = lightflow_remedy::store::SystemClock;
     // Every job at rest awaiting its result (its save is what a report finds).
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -303,13 +303,13 @@ impl Durable {
     }
 
     /// Handles of jobs this replica does not hold, whose job may have ended elsewhere (at another replica, or
-    /// cancelled at rest by `remedy jobs cancel`): their outcome is read from the store, a few jobs a round,
+    /// cancelled at rest by `remedy jobs cancel`): their outcomes are read from the store in one read of up to 512 jobs,
     /// in turn, so that every handle resolves wherever its job ends.
     ///
     /// Not on the remediator's own store, where every job ends here (a cancellation at rest is told as it is
     /// made); elsewhere at most once a poll interval, as the handles' count can be a fleet's.
     pub(crate) async fn tell_ended_elsewhere(&self) {
-        const PER_ROUND: usize = 16;
+        const PER_ROUND: usize = 512;
         let now = self.now();
         let due = Timestamp(self.told_at.load(Ordering::SeqCst)).after(self.settings.poll_every);
         if self.private.is_some() || now < due {
@@ -332,11 +332,10 @@ impl Durable {
         let from = self.looked.fetch_add(PER_ROUND, Ordering::Relaxed) % ids.len();
         ids.rotate_left(from);
         ids.truncate(PER_ROUND);
-        for id in ids {
-            let Ok(Some(row)) = self.store.job(id).await else { continue };
-            if row.phase != Phase::Finished {
-                continue;
-            }
+        // The finished ones among them, in one read.
+        let Ok(ended) = self.store.ended(&ids).await else { return };
+        for row in ended {
+            let id = row.id;
             match Record::decode(&row) {
                 Ok(Record { outcome: Some(outcome), .. }) => self.tell(id, &outcome),
                 // Cancelled at rest by the store itself: the payload is as the job was left.
