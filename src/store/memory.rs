@@ -1,6 +1,5 @@
 //! A store whose rows live in this process (a remediator's own by default): the same leases, fencing, ledger and
-//! reports as the durable stores; nothing survives the process. It is one file: every method is a few lines over the
-//! same maps, read best beside them.
+//! reports as the durable stores; nothing survives the process. It is one file: short methods over the same maps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -190,9 +189,8 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// An empty store that holds reports for unknown references as `options` say
-    /// ([`StoreOptions::max_held_reports`], [`StoreOptions::held_report_life`]); its other options are of the
-    /// database stores.
+    /// An empty store holding reports for unknown references as `options` say ([`StoreOptions::max_held_reports`],
+    /// [`StoreOptions::held_report_life`]); its other options are the database stores'.
     pub fn with_options(options: &StoreOptions) -> Self {
         MemoryStore {
             rows: Mutex::default(),
@@ -206,8 +204,7 @@ impl MemoryStore {
         self.rows().next = last;
         self
     }
-    /// Takes a job under the id it had in an earlier store (resumed after a shutdown: its keys stay the same),
-    /// or under a new one if this store has a job with that id.
+    /// Takes a job under its earlier id (resumed after a shutdown: its keys stay), or a new one if that is taken.
     pub(crate) fn submit_as(&self, id: JobId, new: NewJob<'_>, now: Timestamp) -> Result<Submitted, StoreError> {
         validate::new_job(&new)?;
         let mut rows = self.rows();
@@ -460,12 +457,9 @@ impl Store for MemoryStore {
     }
 
     fn ended<'a>(&'a self, ids: &'a [JobId]) -> StoreFuture<'a, Vec<JobRow>> {
-        let rows = self.rows();
-        let mut ended: Vec<JobRow> =
-            ids.iter().filter_map(|id| rows.jobs.get(id)).filter(|row| row.phase == Phase::Finished).cloned().collect();
-        ended.sort_unstable_by_key(|row| row.id);
-        ended.dedup_by_key(|row| row.id);
-        ready(Ok(ended))
+        let (rows, ids) = (self.rows(), ids.iter().collect::<BTreeSet<_>>());
+        let finished = ids.into_iter().filter_map(|id| rows.jobs.get(id)).filter(|r| r.phase == Phase::Finished);
+        ready(Ok(finished.cloned().collect()))
     }
 
     fn job_of<'a>(&'a self, asset_id: &'a str) -> StoreFuture<'a, Option<JobRow>> {
