@@ -72,6 +72,10 @@ impl<H: Hooks> Cancel for Inner<H> {
         let d = &self.durable;
         let now = d.now();
         if d.private.is_some() {
+            if !self.accepting.load(Ordering::SeqCst) {
+                // Shut down: its jobs were handed back, and are the host's to resume (or cancel) elsewhere.
+                return held.is_some();
+            }
             // The remediator's own memory store answers without waiting.
             let answer = d.store.cancel(asset_id, now).now_or_never().and_then(Result::ok);
             if let Some(answer) = answer {

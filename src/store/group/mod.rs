@@ -200,6 +200,7 @@ impl<'a> Saves<'a> {
     }
 
     /// The references named by saves to `awaiting`, sorted, once each (locks are taken in this order).
+    #[cfg(feature = "postgres")]
     pub(crate) fn references(&self) -> Vec<&'a str> {
         let mut references: Vec<&str> = self.all.iter().filter_map(|(_, _, save, _)| save.awaiting()).collect();
         references.sort_unstable();
