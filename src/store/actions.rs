@@ -43,3 +43,22 @@ pub struct ActionRow {
     /// What came of it.
     pub answer: String,
 }
+
+/// The columns of an action row as a database store reads them: id, at, asset, job, action, role, who, answer.
+pub(crate) type ActionColumns = (i64, i64, String, Option<i64>, String, String, String, String);
+
+impl ActionRow {
+    /// An action from the columns a database store read.
+    pub(crate) fn from_columns((id, at, asset_id, job, action, role, who, answer): ActionColumns) -> ActionRow {
+        ActionRow {
+            id: u64::try_from(id).unwrap_or(0),
+            at: Timestamp(at),
+            asset_id,
+            job: job.and_then(|j| u64::try_from(j).ok()).map(JobId),
+            action,
+            role,
+            who,
+            answer,
+        }
+    }
+}

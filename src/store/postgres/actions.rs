@@ -1,7 +1,7 @@
 //! Operators' actions (the web view's cancel and retry now), logged beside the jobs, and the list of them.
 
 use super::conn::Db;
-use crate::store::{ActionRow, JobId, NewAction, StoreError, Timestamp};
+use crate::store::{ActionRow, NewAction, StoreError, Timestamp};
 
 const LOG: &str =
     "INSERT INTO actions (at, asset_id, job_id, action, role, who, answer) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -12,7 +12,7 @@ const OF_ASSET: &str = "SELECT id, at, asset_id, job_id, action, role, who, answ
 const ALL: &str = "SELECT id, at, asset_id, job_id, action, role, who, answer FROM actions ORDER BY id DESC LIMIT $1";
 
 /// An action's columns as read.
-type Columns = (i64, i64, String, Option<i64>, String, String, String, String);
+type Columns = crate::store::actions::ActionColumns;
 
 impl Db {
     pub(super) async fn log_action(&self, action: NewAction<'_>, now: Timestamp) -> Result<(), StoreError> {
@@ -38,20 +38,6 @@ impl Db {
             None => sqlx::query_as(ALL).bind(limit).fetch_all(&self.pool).await,
         }
         .map_err(|e| self.err(e))?;
-        Ok(rows.into_iter().map(action_row).collect())
-    }
-}
-
-/// An action from its columns.
-fn action_row((id, at, asset_id, job, action, role, who, answer): Columns) -> ActionRow {
-    ActionRow {
-        id: u64::try_from(id).unwrap_or(0),
-        at: Timestamp(at),
-        asset_id,
-        job: job.and_then(|j| u64::try_from(j).ok()).map(JobId),
-        action,
-        role,
-        who,
-        answer,
+        Ok(rows.into_iter().map(ActionRow::from_columns).collect())
     }
 }
