@@ -25,7 +25,8 @@
 //!
 //! - Limit: the bare loop with group commit (the inserts of a batch, the starts of a claimed batch, and their
 //!   results, each in one transaction), on SQLite and on PostgreSQL (4 workers): what the schema and its
-//!   durability allow. Targets: each engine at least 0.5x the limit's attempts per second, at most 3x its CPU
+//!   durability allow. On SQLite twice: with sqlx, and with rusqlite on the bench's own thread, its statements
+//!   prepared once (`store/limit_rusqlite.rs`: no hand-off to another thread per statement, the lower bound). Targets: each engine at least 0.5x the limit's attempts per second, at most 3x its CPU
 //!   time per attempt.
 //! - Latency (`store/latency.rs`): from a report of a job awaiting its result to the job's next hook call, with
 //!   1,000 jobs active, on SQLite (one replica) and on PostgreSQL (4 replicas). Target: p99 under 50 ms.
@@ -51,6 +52,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 mod engine;
 #[path = "store/latency.rs"]
 mod latency;
+#[path = "store/limit_rusqlite.rs"]
+mod limit_rusqlite;
 #[cfg(feature = "postgres")]
 #[path = "../tests/support/postgres.rs"]
 mod pg;
@@ -430,9 +433,12 @@ fn main() {
     });
     // Each engine right after its limit: this machine's speed drifts over minutes.
     let limit = ("sqlite limit (group commit)", report("sqlite limit (group commit)", jobs, limit_loop));
+    let rusqlite = "sqlite limit (rusqlite, group commit)";
+    let rusqlite = (rusqlite, report(rusqlite, jobs, limit_rusqlite::limit_loop));
     let one = "sqlite engine, 1 replica";
     let engine_one = (one, report(one, jobs, engine::on_sqlite));
     ratio(engine_one, limit);
+    ratio(engine_one, rusqlite);
     let bare = ("sqlite bare sqlx", report("sqlite bare sqlx", jobs, bare_loop));
     ratio(engine_one, bare);
     let four = "sqlite engine, 4 replicas";

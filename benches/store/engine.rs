@@ -11,8 +11,9 @@
 //! leases are on the system clock (SQLite), or on the database's (PostgreSQL, as replicas should be). The
 //! engine runs with its defaults (a claim takes up to 64 jobs, 256 held at once, leases of 30 s renewed by
 //! heartbeat, hook timeout, hook slots; the stores' default options) except the circuit breaker, as in
-//! `benches/engine.rs`. The host enqueues its jobs one after the other (each replica its share, at once), and
-//! the engine works on them meanwhile.
+//! `benches/engine.rs`. The host hands its jobs over 256 at a time, at once (as concurrent requests of a
+//! gateway would; each replica its share), waiting for each lot to be written before the next, and the engine
+//! works on them meanwhile: hand-overs made at once are written together.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,12 +60,16 @@ pub fn remediator(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Remediator<Fl
         .build()
 }
 
-/// Enqueues the assets `w, w + step, ...` below `jobs` on `r`, in order; returns their handles.
+/// Enqueues the assets `w, w + step, ...` below `jobs` on `r`, 256 at once; returns their handles.
 pub async fn enqueue(r: &Remediator<Flaky>, w: usize, step: usize, jobs: usize) -> Vec<JobHandle> {
     let failure = failure();
     let mut handles = Vec::with_capacity(jobs / step + 1);
-    for i in (w..jobs).step_by(step) {
-        handles.push(r.enqueue(Job::new(format!("asset-{i}")), failure.clone()).await.expect("enqueued"));
+    let all: Vec<usize> = (w..jobs).step_by(step).collect();
+    for chunk in all.chunks(256) {
+        let lot = chunk.iter().map(|i| r.enqueue(Job::new(format!("asset-{i}")), failure.clone()));
+        for h in futures_util::future::join_all(lot).await {
+            handles.push(h.expect("enqueued"));
+        }
     }
     handles
 }

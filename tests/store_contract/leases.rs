@@ -129,6 +129,77 @@ pub(super) async fn a_job_submitted_and_claimed_at_once_is_held_as_a_claim_leave
     ));
 }
 
+/// What one submit of a batch made at once asks: the asset, its dedupe key, whether held at once (and due now).
+struct AtOnce {
+    asset: &'static str,
+    key: Option<&'static str>,
+    held: bool,
+    wake: i64,
+}
+
+/// Submits made at once (which a store may write in one transaction, or one statement) answer as if they had
+/// been made one after the other in the order they were made: the first of an asset or a dedupe key is new,
+/// the others join it or are deduplicated; held ones come back claimed; a job already active is joined.
+pub(super) async fn submits_made_at_once_answer_as_one_after_the_other(s: &Subject) {
+    use futures_util::future::join_all;
+    let active = submit(s, "old", 0).await;
+    let a = |asset, key, held, wake| AtOnce { asset, key, held, wake };
+    let batch = [
+        a("a1", None, false, 0),
+        a("a1", None, true, 0),
+        a("a2", None, true, 0),
+        a("a2", None, false, 0),
+        a("a3", Some("k3"), false, 0),
+        a("a4", Some("k3"), true, 0),
+        a("a5", Some("k5"), true, 5_000),
+        a("old", None, true, 0),
+        a("a6", None, false, 5_000),
+        a("a6", Some("k6"), false, 0),
+    ];
+    let made = join_all(batch.iter().map(|b| {
+        let mut new = job(b.asset, b.wake);
+        new.dedupe_key = b.key;
+        let store = s.store.clone();
+        async move {
+            if b.held {
+                store.submit_and_claim(new, "r1", LEASE, at(0)).await.unwrap()
+            } else {
+                (store.submit(new, at(0)).await.unwrap(), None)
+            }
+        }
+    }))
+    .await;
+    let id = |i: usize| match made[i].0 {
+        Submitted::New(id) => id,
+        ref other => panic!("{}: submit {i} should be new: {other:?}", s.name),
+    };
+    let expected = [
+        (Submitted::New(id(0)), false),
+        (Submitted::Joined(id(0)), false),
+        (Submitted::New(id(2)), true),
+        (Submitted::Joined(id(2)), false),
+        (Submitted::New(id(4)), false),
+        (Submitted::Deduplicated(id(4)), false),
+        (Submitted::New(id(6)), false),
+        (Submitted::Joined(active), false),
+        (Submitted::New(id(8)), false),
+        (Submitted::Joined(id(8)), false),
+    ];
+    for (i, ((submitted, claimed), (want, held))) in made.iter().zip(expected).enumerate() {
+        assert_eq!((*submitted, claimed.is_some()), (want, held), "{}: submit {i}", s.name);
+        if let Some(c) = claimed {
+            assert_eq!((c.lease.job, c.lease.epoch, &*c.lease.owner), (id(i), 1, "r1"), "{}: submit {i}", s.name);
+            assert_eq!(s.store.job(c.lease.job).await.unwrap().as_ref(), Some(&c.row), "{}: submit {i}", s.name);
+        }
+    }
+    let ids: BTreeSet<JobId> = [0, 2, 4, 6, 8].into_iter().map(id).collect();
+    assert_eq!(ids.len(), 5, "{}: five jobs, each its own id", s.name);
+    // The ones not held are at rest, due when asked; the one due later was not held.
+    let due: BTreeSet<JobId> =
+        s.store.claim("r2", at(0), LEASE, 10).await.unwrap().iter().map(|c| c.lease.job).collect();
+    assert_eq!(due, BTreeSet::from([active, id(0), id(4)]), "{}", s.name);
+}
+
 pub(super) async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced(s: &Subject) {
     let old = held(s, "a1", "r1").await;
     assert!(s.store.claim("r2", at(10_000), LEASE, 10).await.unwrap().is_empty(), "{}: still held", s.name);

@@ -130,6 +130,8 @@ contract! {
     faults::assets_keep_their_parameters_and_lineage;
     #[tokio::test]
     leases::submit_joins_the_active_job_and_a_later_job_gets_a_new_id;
+    #[tokio::test]
+    leases::submits_made_at_once_answer_as_one_after_the_other;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     leases::two_claimers_never_get_the_same_job;
     #[tokio::test]

@@ -10,8 +10,9 @@
 //! How long the writer waits for company: it takes whatever is queued; then it lets the tasks that are ready
 //! run once (they may be about to write); then, while the batch is smaller than the previous one (company is
 //! expected) and the window ([`StoreOptions::group_commit_window`](super::StoreOptions::group_commit_window))
-//! has not run out, it waits for more, unless a claim is among them. A lone write waits at most the window,
-//! usually a yield.
+//! has not run out, it waits for more, unless a claim or a submit is among them (its claimer, or the host that
+//! hands a job over, waits for it; hand-overs made at once are queued together anyway). A lone write waits at
+//! most the window, usually a yield.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -340,18 +341,19 @@ async fn gather(
     // Tasks that are ready may be about to write: one turn for them costs no time.
     tokio::task::yield_now().await;
     drain(rx, pending);
-    // A claim is not held for company: its claimer waits for it to bring the next round's work.
-    if !timed || pending.iter().any(|(w, _)| matches!(w, Write::Claim { .. })) {
+    // A claim is not held for company: its claimer waits for it to bring the next round's work; nor a submit:
+    // a host waits for it, and hand-overs made at once are in the queue already.
+    if !timed || pending.iter().any(|(w, _)| matches!(w, Write::Claim { .. } | Write::Submit { .. })) {
         return;
     }
     while pending.len() < expected.min(MAX_BATCH) {
         let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { return };
         match tokio::time::timeout(left, rx.recv()).await {
             Ok(Some(p)) => {
-                let claim = matches!(p.0, Write::Claim { .. });
+                let waited_for = matches!(p.0, Write::Claim { .. } | Write::Submit { .. });
                 pending.push(p);
                 drain(rx, pending);
-                if claim {
+                if waited_for {
                     return;
                 }
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::conn::{Db, Write};
 use super::decode::{bind_id, get, job_columns, job_id, job_row};
 use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Saves, Written};
-use crate::store::{Claimed, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
+use crate::store::{Claimed, JobRow, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
 
 /// One statement inserts the job unless the asset has an active one or a job has its dedupe key (the unique
 /// indexes say so).
@@ -21,6 +21,19 @@ pub(super) const INSERT: &str = "INSERT INTO jobs (asset_id, phase, wake_at, pay
 pub(super) const INSERT_HELD: &str = concat!(
     "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, lease_owner, \
      epoch, dedupe_key) VALUES (?1, 'waiting', ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8) \
+     ON CONFLICT DO NOTHING RETURNING ",
+    job_columns!()
+);
+
+/// [`INSERT`] and [`INSERT_HELD`] of many jobs in one statement, in order (`?1`: a JSON array of `[asset,
+/// wake_at, payload, version, last_code, now, dedupe_key, owner]`, the owner `null` for a job not held, and
+/// `wake_at` a held job's lease expiry).
+const INSERT_MANY: &str = concat!(
+    "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at, lease_owner, \
+     epoch, dedupe_key) \
+     SELECT value ->> 0, 'waiting', value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 5, \
+     value ->> 7, CASE WHEN value ->> 7 IS NULL THEN 0 ELSE 1 END, value ->> 6 \
+     FROM json_each(?1) WHERE true ORDER BY json_each.key \
      ON CONFLICT DO NOTHING RETURNING ",
     job_columns!()
 );
@@ -201,6 +214,64 @@ impl Db {
         })
     }
 
+    /// The submits at `which` (indexes into `writes`, each a [`group::Write::Submit`]) in `tx`: the new jobs
+    /// in one statement, in order, then, one by one, the job each insert that did nothing met. Each its answer,
+    /// by its index in the batch.
+    async fn submits_in(
+        &self,
+        tx: &mut Write,
+        writes: &[group::Write],
+        which: &[usize],
+    ) -> Result<Vec<(usize, Written)>, StoreError> {
+        let mut rows = Vec::with_capacity(which.len());
+        let mut owners: Vec<Option<Arc<str>>> = Vec::with_capacity(which.len());
+        for &i in which {
+            let group::Write::Submit { new, claim, now } = &writes[i] else { continue };
+            // Held by its owner for its lease when it is due now.
+            let held = claim.as_ref().filter(|_| new.wake_at <= *now);
+            let wake_at = held.map_or(new.wake_at, |(_, lease)| now.after(*lease));
+            rows.push(serde_json::json!([
+                &*new.asset_id,
+                wake_at.0,
+                &*new.payload,
+                new.version,
+                &*new.last_code,
+                now.0,
+                new.dedupe_key.as_deref(),
+                held.map(|(owner, _)| &**owner),
+            ]));
+            owners.push(held.map(|(owner, _)| owner.clone()));
+        }
+        let returned = sqlx::query(INSERT_MANY)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut inserted = returned.iter().map(job_row).collect::<Result<Vec<JobRow>, _>>()?;
+        let mut answers = Vec::with_capacity(which.len());
+        for (&i, owner) in which.iter().zip(owners) {
+            let group::Write::Submit { new, .. } = &writes[i] else { continue };
+            // Its row, if it was inserted: the first with its asset, dedupe key and holder (rows that conflict
+            // with one inserted before them in the statement are not inserted).
+            let mine = inserted.iter().position(|row| {
+                *row.asset_id == *new.asset_id
+                    && row.dedupe_key.as_deref() == new.dedupe_key.as_deref()
+                    && row.lease_owner.as_deref() == owner.as_deref()
+            });
+            let written = match (mine.map(|k| inserted.swap_remove(k)), owner) {
+                (Some(row), Some(owner)) => {
+                    let lease = Lease { job: row.id, epoch: row.epoch, owner };
+                    let id = row.id;
+                    Written::Submitted(Submitted::New(id), Some(Box::new(Claimed { lease, row, taken_over: false })))
+                }
+                (Some(row), None) => Written::Submitted(Submitted::New(row.id), None),
+                (None, _) => Written::Submitted(self.existing(tx, &new.borrowed()).await?, None),
+            };
+            answers.push((i, written));
+        }
+        Ok(answers)
+    }
+
     /// The job an insert that did nothing met: the one with the same dedupe key, else the asset's active one.
     async fn existing(&self, tx: &mut Write, new: &NewJob<'_>) -> Result<Submitted, StoreError> {
         if let Some(key) = new.dedupe_key {
@@ -364,8 +435,19 @@ impl Batch for Db {
         Box::pin(async move {
             let mut tx = self.write().await.map_err(Failed::All)?;
             let mut results: Vec<Option<Result<Written, StoreError>>> = writes.iter().map(|_| None).collect();
-            // Submits first: a job is saved only once its submit has answered.
-            for (i, write) in writes.iter().enumerate() {
+            // Submits first: a job is saved only once its submit has answered. Many in one statement.
+            let submits: Vec<usize> =
+                (0..writes.len()).filter(|&i| matches!(writes[i], group::Write::Submit { .. })).collect();
+            if submits.len() > 1 {
+                match self.submits_in(&mut tx, writes, &submits).await {
+                    Ok(answers) => answers.into_iter().for_each(|(i, written)| results[i] = Some(Ok(written))),
+                    Err(e) => {
+                        let _ = tx.rollback(self).await;
+                        return Err(Failed::Each(e));
+                    }
+                }
+            }
+            for (i, write) in writes.iter().enumerate().filter(|_| submits.len() == 1) {
                 let group::Write::Submit { new, claim, now } = write else { continue };
                 let claim = claim.as_ref().map(|(owner, lease)| (&**owner, *lease));
                 match self.submit_in(&mut tx, new.borrowed(), claim, *now).await {
