@@ -137,9 +137,10 @@ struct AtOnce {
     wake: i64,
 }
 
-/// Submits made at once (which a store may write in one transaction, or one statement) answer as if they had
-/// been made one after the other in the order they were made: the first of an asset or a dedupe key is new,
-/// the others join it or are deduplicated; held ones come back claimed; a job already active is joined.
+/// Submits made at once (which a store may write in one transaction, or one statement, or on connections side
+/// by side) answer as if they had been made one after the other, in some order: of those that name one asset or
+/// one dedupe key, one is new and the others join it or are deduplicated; a held one comes back claimed when it
+/// is new and due now; a job already active is joined; the ones not held are at rest, due when asked.
 pub(super) async fn submits_made_at_once_answer_as_one_after_the_other(s: &Subject) {
     use futures_util::future::join_all;
     let active = submit(s, "old", 0).await;
@@ -169,35 +170,49 @@ pub(super) async fn submits_made_at_once_answer_as_one_after_the_other(s: &Subje
         }
     }))
     .await;
-    let id = |i: usize| match made[i].0 {
-        Submitted::New(id) => id,
-        ref other => panic!("{}: submit {i} should be new: {other:?}", s.name),
-    };
-    let expected = [
-        (Submitted::New(id(0)), false),
-        (Submitted::Joined(id(0)), false),
-        (Submitted::New(id(2)), true),
-        (Submitted::Joined(id(2)), false),
-        (Submitted::New(id(4)), false),
-        (Submitted::Deduplicated(id(4)), false),
-        (Submitted::New(id(6)), false),
-        (Submitted::Joined(active), false),
-        (Submitted::New(id(8)), false),
-        (Submitted::Joined(id(8)), false),
+    // Each group of submits that meet (one asset, or one dedupe key), and how the others of it are answered.
+    type Other = fn(JobId) -> Submitted;
+    let groups: [(&[usize], Other); 4] = [
+        (&[0, 1], Submitted::Joined),
+        (&[2, 3], Submitted::Joined),
+        (&[4, 5], Submitted::Deduplicated),
+        (&[8, 9], Submitted::Joined),
     ];
-    for (i, ((submitted, claimed), (want, held))) in made.iter().zip(expected).enumerate() {
-        assert_eq!((*submitted, claimed.is_some()), (want, held), "{}: submit {i}", s.name);
-        if let Some(c) = claimed {
-            assert_eq!((c.lease.job, c.lease.epoch, &*c.lease.owner), (id(i), 1, "r1"), "{}: submit {i}", s.name);
-            assert_eq!(s.store.job(c.lease.job).await.unwrap().as_ref(), Some(&c.row), "{}: submit {i}", s.name);
+    let mut new = vec![6];
+    for (group, other) in groups {
+        let first: Vec<usize> = group.iter().copied().filter(|&i| matches!(made[i].0, Submitted::New(_))).collect();
+        assert_eq!(first.len(), 1, "{}: one new job of {group:?}: {made:?}", s.name);
+        let Submitted::New(id) = made[first[0]].0 else { unreachable!() };
+        for &i in group.iter().filter(|&&i| i != first[0]) {
+            assert_eq!((made[i].0, made[i].1.is_some()), (other(id), false), "{}: submit {i}", s.name);
+        }
+        new.push(first[0]);
+    }
+    assert!(matches!(made[6].0, Submitted::New(_)) && made[6].1.is_none(), "{}: due later, not held", s.name);
+    assert_eq!((made[7].0, made[7].1.is_some()), (Submitted::Joined(active), false), "{}", s.name);
+    let mut at_rest = BTreeSet::from([active]);
+    for &i in &new {
+        let Submitted::New(id) = made[i].0 else { unreachable!() };
+        let row = s.store.job(id).await.unwrap().unwrap();
+        assert_eq!((row.asset_id.as_str(), row.dedupe_key.as_deref()), (batch[i].asset, batch[i].key), "{}", s.name);
+        let held_now = batch[i].held && batch[i].wake == 0;
+        match &made[i].1 {
+            Some(c) => {
+                assert!(held_now, "{}: submit {i} claimed", s.name);
+                assert_eq!((c.lease.job, c.lease.epoch, &*c.lease.owner), (id, 1, "r1"), "{}: submit {i}", s.name);
+                assert_eq!(row, c.row, "{}: submit {i}", s.name);
+            }
+            None => {
+                assert!(!held_now, "{}: submit {i} new and due now, but not held", s.name);
+                if batch[i].wake == 0 {
+                    at_rest.insert(id);
+                }
+            }
         }
     }
-    let ids: BTreeSet<JobId> = [0, 2, 4, 6, 8].into_iter().map(id).collect();
-    assert_eq!(ids.len(), 5, "{}: five jobs, each its own id", s.name);
-    // The ones not held are at rest, due when asked; the one due later was not held.
     let due: BTreeSet<JobId> =
-        s.store.claim("r2", at(0), LEASE, 10).await.unwrap().iter().map(|c| c.lease.job).collect();
-    assert_eq!(due, BTreeSet::from([active, id(0), id(4)]), "{}", s.name);
+        s.store.claim("r2", at(0), LEASE, 20).await.unwrap().iter().map(|c| c.lease.job).collect();
+    assert_eq!(due, at_rest, "{}", s.name);
 }
 
 pub(super) async fn an_expired_lease_is_taken_over_and_its_old_holder_is_fenced(s: &Subject) {

@@ -27,7 +27,7 @@ use super::{Claimed, Lease, LedgerWrite, NewJob, Phase, Save, Saved, StoreError,
 pub(crate) const MAX_BATCH: usize = 256;
 
 /// A write queued for the writer, owned: it outlives the caller's borrow while it waits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Write {
     /// [`Store::save`](super::Store::save).
     Save { lease: Lease, save: OwnedSave, now: Timestamp },
@@ -109,25 +109,6 @@ impl OwnedSave {
         }
     }
 
-    /// Whether the ledger's entries can be written all at once, against the ledger as it was before this save:
-    /// no call is answered twice, nor answered after it begins in the same save (the engine answers the last
-    /// call, then begins the next). Otherwise they are written one after the other.
-    pub(crate) fn ledger_at_once(&self) -> bool {
-        let mut seen: Vec<&str> = Vec::with_capacity(self.ledger.len());
-        for entry in &self.ledger {
-            match entry {
-                OwnedLedger::Begin { key, .. } => seen.push(key),
-                OwnedLedger::End { key, .. } => {
-                    if seen.contains(&&**key) {
-                        return false;
-                    }
-                    seen.push(key);
-                }
-            }
-        }
-        true
-    }
-
     /// The error of a save whose lease is lost.
     pub(crate) fn lost(lease: &Lease) -> StoreError {
         StoreError::LeaseLost { job: lease.job.0, epoch: lease.epoch }
@@ -158,87 +139,16 @@ impl From<&NewJob<'_>> for OwnedNewJob {
     }
 }
 
-impl OwnedNewJob {
-    pub(crate) fn borrowed(&self) -> NewJob<'_> {
-        NewJob {
-            asset_id: &self.asset_id,
-            payload: &self.payload,
-            version: self.version,
-            last_code: &self.last_code,
-            wake_at: self.wake_at,
-            dedupe_key: self.dedupe_key.as_deref(),
-        }
-    }
-}
-
-/// A batch's saves as the stores write them: all at once in one statement, but for a job saved twice in one
-/// batch (the statement would match its row once; one engine never does it), whose later saves go one at a
-/// time after.
-pub(crate) struct Saves<'a> {
-    /// Each save: its index in the batch, its lease, the save, its time.
-    pub(crate) all: Vec<(usize, &'a Lease, &'a OwnedSave, Timestamp)>,
-    /// Indexes into `all`: the first save of each job, then the others.
-    pub(crate) first: Vec<usize>,
-    pub(crate) again: Vec<usize>,
-}
-
-impl<'a> Saves<'a> {
-    pub(crate) fn of(writes: &'a [Write]) -> Saves<'a> {
-        let mut all: Vec<(usize, &Lease, &OwnedSave, Timestamp)> = Vec::with_capacity(writes.len());
-        let (mut first, mut again) = (Vec::with_capacity(writes.len()), Vec::new());
-        for (i, write) in writes.iter().enumerate() {
-            if let Write::Save { lease, save, now } = write {
-                let k = all.len();
-                if all.iter().any(|(_, l, _, _)| l.job == lease.job) {
-                    again.push(k)
-                } else {
-                    first.push(k)
-                }
-                all.push((i, lease, save, *now));
-            }
-        }
-        Saves { all, first, again }
-    }
-
-    /// The references named by saves to `awaiting`, sorted, once each (locks are taken in this order).
-    #[cfg(feature = "postgres")]
-    pub(crate) fn references(&self) -> Vec<&'a str> {
-        let mut references: Vec<&str> = self.all.iter().filter_map(|(_, _, save, _)| save.awaiting()).collect();
-        references.sort_unstable();
-        references.dedup();
-        references
-    }
-
-    /// The answers of the saves at `which` (indexes into `all`), from the rows the statement returned (job id,
-    /// cancel requested, report): a save whose row is missing lost its lease.
-    pub(crate) fn answers(
-        &self,
-        which: &[usize],
-        returned: &[(i64, bool, Option<String>)],
-    ) -> Vec<(usize, Result<Saved, StoreError>)> {
-        which
-            .iter()
-            .map(|&k| {
-                let (i, lease, _, _) = self.all[k];
-                let found = returned.iter().find(|row| u64::try_from(row.0).ok() == Some(lease.job.0));
-                let answer = match found {
-                    Some((_, cancel_requested, report)) => {
-                        Ok(Saved { cancel_requested: *cancel_requested, report: report.clone() })
-                    }
-                    None => Err(OwnedSave::lost(lease)),
-                };
-                (i, answer)
-            })
-            .collect()
-    }
-}
-
 /// Why a batch did not commit.
 #[derive(Debug)]
 pub(crate) enum Failed {
     /// A statement of the write at this index failed: it fails with `error`; the others run again without it.
     At(usize, StoreError),
     /// A statement of many writes failed: each runs again alone, to fail only the one it was about.
+    #[cfg_attr(
+        not(any(test, feature = "postgres")),
+        allow(dead_code, reason = "PostgreSQL's statements of many writes")
+    )]
     Each(StoreError),
     /// The transaction failed as a whole (begin, commit, the connection): every write of the batch fails.
     All(StoreError),

@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::conn::Db;
 use super::decode::{get, int, job_columns, job_id, job_row};
 use super::hints::send_hint;
-use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Saves, Written};
+use super::saves::{Saves, ledger_at_once};
+use crate::store::group::{self, Batch, BatchFuture, Failed, OwnedLedger, OwnedSave, Written};
 use crate::store::{Claimed, Lease, NewJob, Renewed, Saved, StoreError, Submitted, Timestamp};
 
 /// One statement inserts the job unless the asset has an active one or a job has its dedupe key (`$8`; the
@@ -309,7 +310,7 @@ impl Db {
         let mut rows = Rows::default();
         for &k in which {
             let (_, lease, save, now) = saves.all[k];
-            rows.push(lease, save, now, save.ledger_at_once());
+            rows.push(lease, save, now, ledger_at_once(save));
         }
         let returned: Vec<(i64, bool, Option<String>, Option<bool>)> = rows
             .bind(sqlx::query_as(SAVES), self.hints.as_deref())
@@ -320,7 +321,7 @@ impl Db {
         let answers = saves.answers(which, &returned);
         for (&k, (_, answer)) in which.iter().zip(&answers) {
             let (_, lease, save, now) = saves.all[k];
-            if answer.is_ok() && !save.ledger_at_once() {
+            if answer.is_ok() && !ledger_at_once(save) {
                 self.ledger_in_order(&mut *conn, lease, save, now).await?;
             }
         }
@@ -469,7 +470,7 @@ impl Batch for Db {
                     results[i] = Some(answer.map(Written::Saved));
                 }
             };
-            if saves.again.is_empty() && references.is_empty() && saves.all.iter().all(|s| s.2.ledger_at_once()) {
+            if saves.again.is_empty() && references.is_empty() && saves.all.iter().all(|s| ledger_at_once(s.2)) {
                 // One statement is a transaction of its own.
                 let mut conn = self.pool.acquire().await.map_err(|e| Failed::All(self.err(e)))?;
                 put(self.saves_in(&mut conn, &saves, &saves.first).await.map_err(fail)?);

@@ -36,6 +36,7 @@ mod open;
 #[cfg(test)]
 mod plans;
 mod read;
+mod saves;
 mod tally;
 
 use std::sync::Arc;

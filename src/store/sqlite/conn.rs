@@ -1,33 +1,45 @@
-//! A SQLite store's connections and what every operation needs around them: one connection for writes
-//! (SQLite lets one writer in at a time, and queueing in the pool is cheaper than its busy handler's sleeps),
-//! a few for reads (WAL lets them read while a write is under way), the store's name for messages, the
-//! clock hold, and write transactions that cannot wedge the writer.
+//! A SQLite store's connections and what every operation needs around them: the writer's thread for the
+//! writes of group commit, one sqlx connection for the other writes (SQLite lets one writer in at a time: the
+//! two take turns in this process, which is cheaper than its busy handler's sleeps), a few for reads (WAL lets
+//! them read while a write is under way), the store's name for messages, the clock hold, and write
+//! transactions that cannot wedge the writer.
 
 use std::fmt::Display;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sqlx::Transaction;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool};
 
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::writer::Writer;
+use crate::store::group::{Batch, BatchFuture, Failed, Write as Queued};
 use crate::store::{Held, StoreError, TimeHold};
 
-/// The pools of one SQLite database.
+/// The connections of one SQLite database.
 #[derive(Debug)]
 pub(super) struct Db {
-    /// One connection: every write transaction goes through it, in turn.
+    /// One connection for the writes that are not group commit's.
     pub(super) writer: SqlitePool,
-    /// Connections for reads (the writer's pool itself for an in-memory database, which is per connection).
+    /// The writes of group commit: submits, saves, claims.
+    pub(super) batches: Writer,
+    /// Whose turn it is to write, of the two.
+    pub(super) turns: Arc<Mutex<()>>,
+    /// Connections for reads.
     pub(super) reader: SqlitePool,
     /// `sqlite:PATH`, for messages.
     pub(super) name: String,
     /// Held for the duration of each operation when the store was opened with `hold_time`.
     pub(super) hold: Option<TimeHold>,
-    /// The file and its identity when opened (none for an in-memory database): a write checks that it is still
-    /// the same file, so that a file deleted or replaced under a running store is seen, not written past.
-    pub(super) file: Option<(PathBuf, FileId)>,
+    /// The file and its identity when opened: a write checks that it is still the same file, so that a file
+    /// deleted or replaced under a running store is seen, not written past.
+    pub(super) file: (PathBuf, FileId),
+    /// Whether the file is the store's own, deleted when it is dropped (`sqlite::memory:`).
+    pub(super) temporary: bool,
     /// Whether the writer may be inside a transaction nobody finished (a write that failed, or whose future was
     /// dropped): the next write rolls it back first.
     pub(super) unfinished: AtomicBool,
@@ -65,12 +77,11 @@ impl FileId {
 
 /// A write transaction on the writer's connection, begun with a plain `BEGIN IMMEDIATE`: finished by
 /// [`Db::commit`] or [`Write::rollback`]. One dropped unfinished (a statement failed, or the future was
-/// dropped) must not keep the write lock from other processes: its connection is closed, which rolls it back
-/// (for an in-memory database, whose data would go with it, the next write rolls it back instead).
+/// dropped) must not keep the write lock from other processes: its connection is closed, which rolls it back.
 pub(super) struct Write {
     conn: Option<PoolConnection<Sqlite>>,
-    /// Whether dropping it unfinished closes its connection (a file's).
-    closes: bool,
+    /// This process's turn to write, held to the end.
+    _turn: OwnedMutexGuard<()>,
 }
 
 impl Deref for Write {
@@ -88,27 +99,13 @@ impl DerefMut for Write {
 
 impl Drop for Write {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && self.closes
-        {
+        if let Some(conn) = self.conn.take() {
             drop(conn.detach());
         }
     }
 }
 
 impl Write {
-    /// Rolls the transaction back.
-    pub(super) async fn rollback(mut self, db: &Db) -> Result<(), StoreError> {
-        match sqlx::raw_sql("ROLLBACK").execute(&mut *self).await {
-            Ok(_) => {
-                db.unfinished.store(false, Ordering::SeqCst);
-                self.finish();
-                Ok(())
-            }
-            Err(e) => Err(db.lose(self, e)),
-        }
-    }
-
     /// Gives the connection back to the pool: the transaction ended.
     fn finish(mut self) {
         self.conn.take();
@@ -136,13 +133,14 @@ impl Db {
     /// left before it begins. A connection that cannot even roll back is closed; the pool opens a new one.
     pub(super) async fn write(&self) -> Result<Write, StoreError> {
         self.check_file()?;
+        let turn = self.turn().await;
         let mut conn = self.writer.acquire().await.map_err(|e| self.err(e))?;
         if self.unfinished.load(Ordering::SeqCst) {
             // "no transaction is active" when SQLite already rolled it back (as it does after some I/O errors).
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
         }
         self.unfinished.store(true, Ordering::SeqCst);
-        let mut tx = Write { conn: Some(conn), closes: self.file.is_some() };
+        let mut tx = Write { conn: Some(conn), _turn: turn };
         match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *tx).await {
             Ok(_) => Ok(tx),
             Err(e) => Err(self.lose(tx, e)),
@@ -170,20 +168,23 @@ impl Db {
         }
     }
 
-    /// The error `e` of a write on `tx`'s connection. The connection is closed as `tx` drops (when the
-    /// database is a file: an in-memory one would go with it), so that the next write starts on a fresh one.
+    /// The error `e` of a write on `tx`'s connection. The connection is closed as `tx` drops, so that the next
+    /// write starts on a fresh one.
     fn lose(&self, tx: Write, e: impl Display) -> StoreError {
-        if tx.closes {
-            // SQLite rolls back what the closed connection had not committed.
-            self.unfinished.store(false, Ordering::SeqCst);
-        }
+        // SQLite rolls back what the closed connection had not committed.
+        self.unfinished.store(false, Ordering::SeqCst);
         drop(tx);
         self.err(e)
     }
 
+    /// This process's turn to write (the writer's thread and the sqlx connection take turns).
+    pub(super) async fn turn(&self) -> OwnedMutexGuard<()> {
+        self.turns.clone().lock_owned().await
+    }
+
     /// Refuses to write to a file that is no longer the one opened (deleted, or replaced by another).
-    fn check_file(&self) -> Result<(), StoreError> {
-        let Some((path, id)) = &self.file else { return Ok(()) };
+    pub(super) fn check_file(&self) -> Result<(), StoreError> {
+        let (path, id) = &self.file;
         let gone = |reason: String| StoreError::Gone { store: self.name.clone(), reason };
         if self.gone.load(Ordering::SeqCst) {
             return Err(gone(format!("its file {} was deleted or replaced", path.display())));
@@ -196,5 +197,31 @@ impl Db {
         self.gone.store(true, Ordering::SeqCst);
         tracing::error!(store = %self.name, "{reason}: the store writes no more");
         Err(gone(reason))
+    }
+}
+
+/// Group commit's batches go to the writer's thread, in this process's turn.
+impl Batch for Db {
+    fn run<'a>(&'a self, writes: &'a [Queued]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            self.check_file().map_err(Failed::All)?;
+            let _turn = self.turn().await;
+            let answer = self.batches.run(writes.to_vec(), &self.name).await;
+            if answer.is_ok() {
+                self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            answer
+        })
+    }
+}
+
+impl Drop for Db {
+    /// The store's own temporary file goes with it.
+    fn drop(&mut self) {
+        if self.temporary {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.file.0.display()));
+            }
+        }
     }
 }

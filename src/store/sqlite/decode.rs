@@ -1,10 +1,11 @@
-//! Rows read back into the store's types. A value this build cannot read (a phase it does not know, a
+//! Rows read back into the store's types, from either driver's rows: the store reads with sqlx and writes with
+//! its writer's rusqlite connection ([`Columns`]). A value this build cannot read (a phase it does not know, a
 //! negative count) is [`StoreError::Corrupt`] naming the job and the column, never a panic.
 
 use std::str::FromStr;
 
-use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::{Decode, Row, Type};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use crate::store::{CallRow, JobId, JobRow, Phase, StoreError, Timestamp};
 
@@ -17,20 +18,56 @@ macro_rules! job_columns {
 }
 pub(super) use job_columns;
 
-/// Column `column` of `row`, which belongs to `job` (for the message).
-pub(super) fn get<'r, T: Decode<'r, Sqlite> + Type<Sqlite>>(
-    row: &'r SqliteRow,
-    column: &str,
-    job: u64,
-) -> Result<T, StoreError> {
-    row.try_get(column).map_err(|e| StoreError::Corrupt { job, reason: format!("column `{column}`: {e}") })
+/// A row's columns by name, as integers or text (`None` for NULL); `Err` says why a column cannot be read.
+pub(super) trait Columns {
+    fn int(&self, column: &str) -> Result<Option<i64>, String>;
+    fn text(&self, column: &str) -> Result<Option<String>, String>;
+}
+
+impl Columns for SqliteRow {
+    fn int(&self, column: &str) -> Result<Option<i64>, String> {
+        self.try_get(column).map_err(|e| e.to_string())
+    }
+    fn text(&self, column: &str) -> Result<Option<String>, String> {
+        self.try_get(column).map_err(|e| e.to_string())
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, column: &str) -> Result<Option<i64>, String> {
+        self.get(column).map_err(|e| e.to_string())
+    }
+    fn text(&self, column: &str) -> Result<Option<String>, String> {
+        self.get(column).map_err(|e| e.to_string())
+    }
+}
+
+fn corrupt(job: u64, column: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { job, reason: format!("column `{column}`: {reason}") }
+}
+
+/// Column `column` of `row`, which belongs to `job` (for the message), that may be NULL.
+fn maybe_int(row: &impl Columns, column: &str, job: u64) -> Result<Option<i64>, StoreError> {
+    row.int(column).map_err(|e| corrupt(job, column, e))
+}
+
+fn maybe_text(row: &impl Columns, column: &str, job: u64) -> Result<Option<String>, StoreError> {
+    row.text(column).map_err(|e| corrupt(job, column, e))
+}
+
+/// An integer column that is never NULL.
+pub(super) fn int(row: &impl Columns, column: &str, job: u64) -> Result<i64, StoreError> {
+    maybe_int(row, column, job)?.ok_or_else(|| corrupt(job, column, "NULL"))
+}
+
+fn text(row: &impl Columns, column: &str, job: u64) -> Result<String, StoreError> {
+    maybe_text(row, column, job)?.ok_or_else(|| corrupt(job, column, "NULL"))
 }
 
 /// An integer column that must fit `T` (ids, epochs, counts, versions are never negative).
-fn count<T: TryFrom<i64>>(row: &SqliteRow, column: &str, job: u64) -> Result<T, StoreError> {
-    let value: i64 = get(row, column, job)?;
-    T::try_from(value)
-        .map_err(|_| StoreError::Corrupt { job, reason: format!("column `{column}`: {value} is out of range") })
+fn count<T: TryFrom<i64>>(row: &impl Columns, column: &str, job: u64) -> Result<T, StoreError> {
+    let value = int(row, column, job)?;
+    T::try_from(value).map_err(|_| corrupt(job, column, format_args!("{value} is out of range")))
 }
 
 /// A job id as stored (SQLite integers are signed; ids start at 1).
@@ -49,41 +86,40 @@ pub(super) fn phase(text: &str, job: u64) -> Result<Phase, StoreError> {
 }
 
 /// A row selected with [`job_columns`].
-pub(super) fn job_row(row: &SqliteRow) -> Result<JobRow, StoreError> {
-    let id = job_id(get(row, "id", 0)?)?;
+pub(super) fn job_row(row: &impl Columns) -> Result<JobRow, StoreError> {
+    let id = job_id(int(row, "id", 0)?)?;
     let job = id.0;
-    let phase_text: String = get(row, "phase", job)?;
     Ok(JobRow {
         id,
-        asset_id: get(row, "asset_id", job)?,
-        phase: phase(&phase_text, job)?,
-        wake_at: Timestamp(get(row, "wake_at", job)?),
-        lease_owner: get(row, "lease_owner", job)?,
+        asset_id: text(row, "asset_id", job)?,
+        phase: phase(&text(row, "phase", job)?, job)?,
+        wake_at: Timestamp(int(row, "wake_at", job)?),
+        lease_owner: maybe_text(row, "lease_owner", job)?,
         epoch: count(row, "epoch", job)?,
-        payload: get(row, "payload", job)?,
+        payload: text(row, "payload", job)?,
         version: count(row, "version", job)?,
-        last_code: get(row, "last_code", job)?,
+        last_code: text(row, "last_code", job)?,
         attempts: count(row, "attempts", job)?,
         attempt: count(row, "attempt", job)?,
-        attempt_at: get::<Option<i64>>(row, "attempt_at", job)?.map(Timestamp),
-        dedupe_key: get(row, "dedupe_key", job)?,
-        reference: get(row, "reference", job)?,
-        report: get(row, "report", job)?,
-        cancel_requested: get(row, "cancel_requested", job)?,
-        created_at: Timestamp(get(row, "created_at", job)?),
-        updated_at: Timestamp(get(row, "updated_at", job)?),
-        finished_at: get::<Option<i64>>(row, "finished_at", job)?.map(Timestamp),
-        outcome: get(row, "outcome", job)?,
+        attempt_at: maybe_int(row, "attempt_at", job)?.map(Timestamp),
+        dedupe_key: maybe_text(row, "dedupe_key", job)?,
+        reference: maybe_text(row, "reference", job)?,
+        report: maybe_text(row, "report", job)?,
+        cancel_requested: int(row, "cancel_requested", job)? != 0,
+        created_at: Timestamp(int(row, "created_at", job)?),
+        updated_at: Timestamp(int(row, "updated_at", job)?),
+        finished_at: maybe_int(row, "finished_at", job)?.map(Timestamp),
+        outcome: maybe_text(row, "outcome", job)?,
     })
 }
 
 /// A row of the ledger of `job`.
-pub(super) fn call_row(row: &SqliteRow, job: u64) -> Result<CallRow, StoreError> {
+pub(super) fn call_row(row: &impl Columns, job: u64) -> Result<CallRow, StoreError> {
     Ok(CallRow {
-        key: get(row, "key", job)?,
-        hook: get(row, "hook", job)?,
-        started_at: Timestamp(get(row, "started_at", job)?),
-        answered_at: get::<Option<i64>>(row, "answered_at", job)?.map(Timestamp),
-        answer: get(row, "answer", job)?,
+        key: text(row, "key", job)?,
+        hook: text(row, "hook", job)?,
+        started_at: Timestamp(int(row, "started_at", job)?),
+        answered_at: maybe_int(row, "answered_at", job)?.map(Timestamp),
+        answer: maybe_text(row, "answer", job)?,
     })
 }

@@ -21,7 +21,9 @@ mod open;
 #[cfg(test)]
 mod plans;
 mod read;
+mod renew;
 mod tally;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,6 +106,7 @@ impl SqliteStore {
     /// waiting.
     pub async fn close(&self) {
         let _held = self.db.held();
+        self.db.batches.close().await;
         self.db.writer.close().await;
         self.db.reader.close().await;
     }
