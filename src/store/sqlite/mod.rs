@@ -1,8 +1,9 @@
 //! The SQLite store: jobs in one database file, for one process that survives restarts.
 //!
 //! One file in WAL mode (`synchronous = NORMAL`: a commit survives a crash of the process; a power loss may
-//! take the last few), foreign keys on, every write in `BEGIN IMMEDIATE` on one write connection, reads on a
-//! few others beside it. The schema comes from embedded, versioned, forward-only migrations; a database that
+//! take the last few), foreign keys on, every write in `BEGIN IMMEDIATE`: group commit's on the writer's
+//! thread (its own connection), the others on one sqlx connection, taking turns; reads on a few others beside
+//! them. The schema comes from embedded, versioned, forward-only migrations; a database that
 //! a newer build migrated further is refused ([`StoreError::SchemaTooNew`]).
 //!
 //! Claims are one `UPDATE … RETURNING` per batch over the partial index of active jobs by `wake_at` (a held
@@ -67,7 +68,8 @@ impl SqliteStore {
     /// Opens the database at `location`, creating it if missing, and brings its schema up to date.
     ///
     /// `location` is a path (`/var/lib/remedy/jobs.db`, `jobs.db`) or a `sqlite:` URL: `sqlite://jobs.db`
-    /// (relative), `sqlite:///var/lib/remedy/jobs.db` (absolute), `sqlite::memory:` (in this process only).
+    /// (relative), `sqlite:///var/lib/remedy/jobs.db` (absolute), `sqlite::memory:` (in this process only: a
+    /// temporary file of the store's own, deleted when the store is dropped).
     ///
     /// # Errors
     ///

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::holder::{Failure, claim, save, submit};
@@ -42,9 +42,11 @@ struct Target {
 }
 
 impl Target {
-    /// A connection with the store's settings (WAL is the file's own, set when it was opened).
+    /// A connection with the store's settings (WAL is the file's own, set when it was opened), to the file as
+    /// it is: never one made anew in its place.
     fn connect(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open(&self.path).map_err(|e| self.err(e))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
         conn.busy_timeout(self.busy_timeout).map_err(|e| self.err(e))?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(|e| self.err(e))?;
         Ok(conn)
