@@ -139,6 +139,21 @@ impl From<&NewJob<'_>> for OwnedNewJob {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl OwnedNewJob {
+    /// As the submit that queued it had it (PostgreSQL submits alone what its statement of many did not insert).
+    pub(crate) fn borrowed(&self) -> super::NewJob<'_> {
+        super::NewJob {
+            asset_id: &self.asset_id,
+            payload: &self.payload,
+            version: self.version,
+            last_code: &self.last_code,
+            wake_at: self.wake_at,
+            dedupe_key: self.dedupe_key.as_deref(),
+        }
+    }
+}
+
 /// Why a batch did not commit.
 #[derive(Debug)]
 pub(crate) enum Failed {
@@ -160,6 +175,10 @@ pub(crate) type BatchFuture<'a> =
 
 /// A store's side of group commit: runs writes in one transaction.
 pub(crate) trait Batch: Send + Sync + 'static {
+    /// Whether submits go in batches of their own, ahead of the other writes queued with them (PostgreSQL's are
+    /// a statement that commits by itself).
+    const SUBMITS_APART: bool = false;
+
     /// Runs `writes` in one transaction and commits it: each write's own result (a lost lease is an `Err` of its
     /// own, in place, and does not stop the others), in order; or why nothing was committed.
     fn run<'a>(&'a self, writes: &'a [Write]) -> BatchFuture<'a>;
@@ -272,8 +291,20 @@ async fn gather(
     }
 }
 
+/// Runs `pending` until each has its answer, submits first on their own if the store wants them apart.
+async fn run<B: Batch>(batch: &B, pending: Vec<Pending>) {
+    if B::SUBMITS_APART {
+        let (submits, others): (Vec<Pending>, Vec<Pending>) =
+            pending.into_iter().partition(|(write, _)| matches!(write, Write::Submit { .. }));
+        run_all(batch, submits).await;
+        run_all(batch, others).await;
+    } else {
+        run_all(batch, pending).await;
+    }
+}
+
 /// Runs `pending` until each has its answer: a write whose statement failed is answered and the rest run again.
-async fn run<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
+async fn run_all<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
     // Callers that gave up (their future was dropped) are still written: a save may have been half-way
     // through its caller's step, and the lease fences whatever follows.
     while !pending.is_empty() {
@@ -296,7 +327,7 @@ async fn run<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
             }
             Err(Failed::Each(_)) => {
                 for pending in writes.into_iter().zip(answers) {
-                    Box::pin(run(batch, vec![pending])).await;
+                    Box::pin(run_all(batch, vec![pending])).await;
                 }
             }
             Err(Failed::At(i, e)) => {

@@ -47,7 +47,7 @@ use tokio::sync::Notify;
 pub use clock::DatabaseClock;
 use conn::{Db, Task};
 
-use crate::store::group::Group;
+use crate::store::group::{Group, Write, Written};
 use hints::Listening;
 
 use crate::store::{
@@ -207,7 +207,10 @@ impl Store for PgStore {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
-            self.db.submit(new, now).await
+            match self.group.write(Write::Submit { new: (&new).into(), claim: None, now }).await? {
+                Written::Submitted(submitted, _) => Ok(submitted),
+                _ => unreachable!("a submit is answered as one"),
+            }
         })
     }
 
@@ -221,7 +224,11 @@ impl Store for PgStore {
         Box::pin(async move {
             validate::new_job(&new)?;
             let _held = self.db.held();
-            self.db.submit_and_claim(new, owner, lease, now).await
+            let claim = Some((Arc::from(owner), lease));
+            match self.group.write(Write::Submit { new: (&new).into(), claim, now }).await? {
+                Written::Submitted(submitted, claimed) => Ok((submitted, claimed.map(|c| *c))),
+                _ => unreachable!("a submit is answered as one"),
+            }
         })
     }
 
