@@ -26,13 +26,15 @@
 //! - Limit: the bare loop with group commit (the inserts of a batch, the starts of a claimed batch, and their
 //!   results, each in one transaction), on SQLite and on PostgreSQL (4 workers): what the schema and its
 //!   durability allow. On SQLite twice: with sqlx, and with rusqlite on the bench's own thread, its statements
-//!   prepared once (`store/limit_rusqlite.rs`: no hand-off to another thread per statement, the lower bound). Targets: each engine at least 0.5x the limit's attempts per second, at most 3x its CPU
+//!   prepared once (`store/limit_rusqlite.rs`: no hand-off to another thread per statement, the lower bound);
+//!   on PostgreSQL twice: a statement per row, and a statement per phase of a batch (its rows as arrays). Targets: each engine at least 0.5x the limit's attempts per second, at most 3x its CPU
 //!   time per attempt.
 //! - Latency (`store/latency.rs`): from a report of a job awaiting its result to the job's next hook call, with
 //!   1,000 jobs active, on SQLite (one replica) and on PostgreSQL (4 replicas). Target: p99 under 50 ms.
 //!
 //! Printed per run: wall time and attempts per second (inserts included), the CPU time of this process per
-//! attempt (`getrusage`, user and system, over the run: on PostgreSQL the server's is not in it), and commits
+//! attempt (`getrusage`, user and system, over the run: on PostgreSQL the server's is not in it) and of the whole
+//! machine (`/proc/stat`: every process, the PostgreSQL server's included; run it on a quiet machine), and commits
 //! per attempt (SQLite: the write transactions the loop or the store committed; PostgreSQL: the server's count
 //! of committed transactions in the database, read-only ones included); then each engine over the limit, and
 //! over the bare loop. Then criterion times the SQLite limit, store and engine on 2,000 jobs.
@@ -353,11 +355,26 @@ fn cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// The CPU time the whole machine has been busy (every process: a PostgreSQL server's too), from the
+/// first line of `/proc/stat`; zero where there is none.
+fn machine_busy() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return Duration::ZERO };
+    let ticks: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user, nice, system, idle, iowait, irq, softirq, steal: busy is all but idle and iowait.
+    let busy: u64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    // SAFETY: `sysconf` reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(busy.saturating_mul(1_000_000_000 / per_second))
+}
+
 /// What a run measured.
 #[derive(Clone, Copy)]
 struct Figures {
     rate: f64,
     cpu_per_attempt: Duration,
+    /// The machine's, every process's: on PostgreSQL the server's work is there, not in this process.
+    machine_per_attempt: Duration,
 }
 
 /// Runs `f` once on `jobs` and prints its wall time, attempts per second, CPU time and commits per attempt;
@@ -366,20 +383,24 @@ fn report(name: &str, jobs: usize, f: impl FnOnce(usize) -> Run) -> Option<Figur
     if !selected(name) {
         return None;
     }
-    let (start, cpu) = (Instant::now(), cpu_time());
+    let (start, cpu, machine) = (Instant::now(), cpu_time(), machine_busy());
     let run = f(jobs);
     let (wall, cpu) = (start.elapsed().saturating_sub(run.untimed), cpu_time().saturating_sub(cpu));
+    let machine = machine_busy().saturating_sub(machine);
     assert_eq!(run.attempts, jobs as u64 * u64::from(ATTEMPTS));
     let rate = run.attempts as f64 / wall.as_secs_f64();
     let cpu_per_attempt = cpu / u32::try_from(run.attempts).unwrap_or(u32::MAX).max(1);
+    let machine_per_attempt = machine / u32::try_from(run.attempts).unwrap_or(u32::MAX).max(1);
     let commits =
         run.commits.map_or(String::new(), |c| format!(", {:.2} commits/attempt", c as f64 / run.attempts as f64));
     println!(
-        "{name:<38} {jobs} jobs, {} attempts in {wall:.2?}: {rate:.0} attempts/s, CPU {:.0} µs/attempt{commits}",
+        "{name:<38} {jobs} jobs, {} attempts in {wall:.2?}: {rate:.0} attempts/s, CPU {:.0} µs/attempt \
+         (machine {:.0} µs){commits}",
         run.attempts,
-        cpu_per_attempt.as_secs_f64() * 1e6
+        cpu_per_attempt.as_secs_f64() * 1e6,
+        machine_per_attempt.as_secs_f64() * 1e6
     );
-    Some(Figures { rate, cpu_per_attempt })
+    Some(Figures { rate, cpu_per_attempt, machine_per_attempt })
 }
 
 /// Prints an engine's attempts per second over another run's, and (against the limit) its CPU per attempt.
@@ -389,6 +410,10 @@ fn ratio(engine: (&str, Option<Figures>), base: (&str, Option<Figures>)) {
     if base.contains("limit") {
         let cpu = e.cpu_per_attempt.as_secs_f64() / b.cpu_per_attempt.as_secs_f64();
         println!("{name} / {base}: {cpu:.2}x CPU per attempt (target: at most 3x)");
+        let machine = e.machine_per_attempt.as_secs_f64() / b.machine_per_attempt.as_secs_f64();
+        println!(
+            "{name} / {base}: {machine:.2}x the machine's CPU per attempt, a server's included (target: at most 3x)"
+        );
     }
 }
 
@@ -400,14 +425,18 @@ fn on_postgres(jobs: usize) {
         println!("postgres: skipped: DATABASE_URL is not set (eval \"$(../shared/tools/pg-test-server start)\")");
         return;
     };
+    use postgres::Loop;
     let workers = postgres::WORKERS;
     let limit = format!("postgres limit (group commit), {workers} workers");
-    let limit = (limit.as_str(), report(&limit, jobs, |n| postgres::bare_loop(&url, n, true)));
+    let limit = (limit.as_str(), report(&limit, jobs, |n| postgres::bare_loop(&url, n, Loop::Grouped)));
+    let batched = format!("postgres limit (batched statements), {workers} workers");
+    let batched = (batched.as_str(), report(&batched, jobs, |n| postgres::bare_loop(&url, n, Loop::Batched)));
     let engine = format!("postgres engine, {workers} replicas");
     let engine = (engine.as_str(), report(&engine, jobs, |n| postgres::through_engine(&url, n)));
     ratio(engine, limit);
+    ratio(engine, batched);
     let bare = format!("postgres bare sqlx, {workers} workers");
-    let bare = (bare.as_str(), report(&bare, jobs, |n| postgres::bare_loop(&url, n, false)));
+    let bare = (bare.as_str(), report(&bare, jobs, |n| postgres::bare_loop(&url, n, Loop::Bare)));
     ratio(engine, bare);
     let hints = StoreOptions::default();
     report(&format!("postgres store, {workers} claimers"), jobs, |n| postgres::through_store(&url, n, hints));

@@ -1,5 +1,6 @@
-//! The same row transitions on PostgreSQL, with 4 workers at once, as 4 replicas would: a bare sqlx loop,
-//! and the same rows through `PgStore` with 4 claimers. Each run is on a schema of its own on the server
+//! The same row transitions on PostgreSQL, with 4 workers at once, as 4 replicas would: a bare sqlx loop, the
+//! limits (group commit with a statement per row, and with a statement per phase of a batch), and the same rows
+//! through `PgStore` with 4 claimers. Each run is on a schema of its own on the server
 //! `DATABASE_URL` names, dropped after it.
 //!
 //! Time is one counter of milliseconds that the workers share: when nothing is due, a worker moves it to the
@@ -81,8 +82,19 @@ async fn commits_since(url: &str, before: u64) -> (Option<u64>, Duration) {
     (Some(commits(url).await.saturating_sub(before)), SETTLE)
 }
 
-/// The bare loop with [`WORKERS`] workers, or with group commit (`grouped`: the limit).
-pub fn bare_loop(url: &str, jobs: usize, grouped: bool) -> Run {
+/// How a loop writes.
+#[derive(Clone, Copy)]
+pub enum Loop {
+    /// A transaction per write.
+    Bare,
+    /// Group commit: a transaction per phase of a batch, a statement per row (the limit).
+    Grouped,
+    /// Group commit with a statement per phase of a batch, its rows as arrays (`unnest`).
+    Batched,
+}
+
+/// The bare loop with [`WORKERS`] workers, written as `how` says.
+pub fn bare_loop(url: &str, jobs: usize, how: Loop) -> Run {
     runtime().block_on(async {
         let (schema, _) = schema(url).await;
         let before = commits(url).await;
@@ -102,10 +114,10 @@ pub fn bare_loop(url: &str, jobs: usize, grouped: bool) -> Run {
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
                 let (pool, clock, attempts) = (pool.clone(), clock.clone(), attempts.clone());
-                if grouped {
-                    tokio::spawn(limit_worker(pool, w, jobs, clock, attempts))
-                } else {
-                    tokio::spawn(bare_worker(pool, w, jobs, clock, attempts))
+                match how {
+                    Loop::Grouped => tokio::spawn(limit_worker(pool, w, jobs, clock, attempts)),
+                    Loop::Batched => tokio::spawn(batched_worker(pool, w, jobs, clock, attempts)),
+                    Loop::Bare => tokio::spawn(bare_worker(pool, w, jobs, clock, attempts)),
                 }
             })
             .collect();
@@ -201,6 +213,109 @@ async fn limit_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>
                 .expect("result");
             assert_eq!(fenced.rows_affected(), 1, "the lease holds");
         }
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// A worker of the batched limit: each phase of a batch one statement per table, its rows as arrays.
+async fn batched_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>, attempts: Arc<AtomicU64>) {
+    let owner = format!("bench-{w}");
+    let mine: Vec<usize> = (w..jobs).step_by(WORKERS).collect();
+    for chunk in mine.chunks(BATCH) {
+        let now = clock.load(Ordering::SeqCst);
+        let assets: Vec<String> = chunk.iter().map(|i| format!("asset-{i}")).collect();
+        sqlx::query(
+            "INSERT INTO jobs (asset_id, phase, wake_at, payload, version, last_code, created_at, updated_at) \
+             SELECT a, 'waiting', $2, $3, 1, '2001', $2, $2 FROM unnest($1::text[]) AS a \
+             ON CONFLICT (asset_id) WHERE phase <> 'finished' DO NOTHING",
+        )
+        .bind(&assets)
+        .bind(now)
+        .bind(PAYLOAD)
+        .execute(&pool)
+        .await
+        .expect("insert");
+    }
+    loop {
+        let now = clock.load(Ordering::SeqCst);
+        let claimed = claim_batch(&pool, &owner, now).await;
+        if claimed.is_empty() {
+            let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
+                .fetch_one(&pool)
+                .await
+                .expect("next wake");
+            match idle(&clock, next).await {
+                Idle::Done => return,
+                Idle::Again => continue,
+            }
+        }
+        let ids: Vec<i64> = claimed.iter().map(|c| c.0).collect();
+        let epochs: Vec<i64> = claimed.iter().map(|c| c.1).collect();
+        let tries: Vec<i64> = claimed.iter().map(|c| c.2 + 1).collect();
+        let keys: Vec<String> = claimed.iter().map(|&(id, _, done)| format!("asset#{id}.{}", done + 1)).collect();
+        let mut tx = pool.begin().await.expect("begin");
+        let started = sqlx::query(
+            "UPDATE jobs SET phase = 'calling', payload = $4, attempts = s.attempt, updated_at = $5 \
+             FROM unnest($1::bigint[], $2::bigint[], $6::bigint[]) AS s(id, epoch, attempt) \
+             WHERE jobs.id = s.id AND jobs.epoch = s.epoch AND jobs.lease_owner = $3 AND jobs.phase <> 'finished'",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .bind(&owner)
+        .bind(PAYLOAD)
+        .bind(now)
+        .bind(&tries)
+        .execute(&mut *tx)
+        .await
+        .expect("start");
+        assert_eq!(started.rows_affected() as usize, claimed.len(), "the leases hold");
+        sqlx::query(
+            "INSERT INTO calls (job_id, key, hook, started_at) \
+             SELECT id, key, 'resubmit', $3 FROM unnest($1::bigint[], $2::text[]) AS c(id, key)",
+        )
+        .bind(&ids)
+        .bind(&keys)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .expect("ledger");
+        tx.commit().await.expect("commit");
+        attempts.fetch_add(claimed.len() as u64, Ordering::SeqCst);
+        let recovered: Vec<bool> = tries.iter().map(|&attempt| attempt >= i64::from(ATTEMPTS)).collect();
+        let answers: Vec<&str> = recovered.iter().map(|&r| if r { "succeeded" } else { "failed: 2001" }).collect();
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::query(
+            "UPDATE calls SET answered_at = $3, answer = a.answer \
+             FROM unnest($1::bigint[], $2::text[], $4::text[]) AS a(id, key, answer) \
+             WHERE calls.id = (SELECT c.id FROM calls AS c WHERE c.job_id = a.id AND c.key = a.key \
+                 AND c.answered_at IS NULL ORDER BY c.id DESC LIMIT 1)",
+        )
+        .bind(&ids)
+        .bind(&keys)
+        .bind(now)
+        .bind(&answers)
+        .execute(&mut *tx)
+        .await
+        .expect("ledger");
+        let ended = sqlx::query(
+            "UPDATE jobs SET payload = $4, updated_at = $5, lease_owner = NULL, \
+             phase = CASE WHEN r.done THEN 'finished' ELSE 'waiting' END, \
+             wake_at = CASE WHEN r.done THEN jobs.wake_at ELSE $6 END, \
+             finished_at = CASE WHEN r.done THEN $5 END, outcome = CASE WHEN r.done THEN 'recovered' END \
+             FROM unnest($1::bigint[], $2::bigint[], $7::bool[]) AS r(id, epoch, done) \
+             WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.lease_owner = $3 AND jobs.phase <> 'finished'",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .bind(&owner)
+        .bind(PAYLOAD)
+        .bind(now)
+        .bind(now + RETRY_DELAY_MS)
+        .bind(&recovered)
+        .execute(&mut *tx)
+        .await
+        .expect("result");
+        assert_eq!(ended.rows_affected() as usize, claimed.len(), "the leases hold");
         tx.commit().await.expect("commit");
     }
 }
