@@ -37,6 +37,7 @@ mod open;
 mod plans;
 mod read;
 mod saves;
+mod submit;
 mod tally;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
-use super::{holder, host, open, read};
+use super::{holder, host, open, read, submit};
 use crate::store::StoreOptions;
 
 /// A fleet: 20,000 jobs, of which 1,000 active (some held), each with two ledger entries and the reference of
@@ -107,7 +107,7 @@ async fn per_job_statements_use_the_indexes() {
         ),
         (
             "submit",
-            explain(holder::INSERT)
+            explain(submit::INSERT)
                 .bind("asset-new")
                 .bind(now)
                 .bind("{}")
@@ -120,7 +120,7 @@ async fn per_job_statements_use_the_indexes() {
         ),
         (
             "submit held",
-            explain(holder::INSERT_HELD)
+            explain(submit::INSERT_HELD)
                 .bind("asset-new")
                 .bind(now + 30_000)
                 .bind("{}")
@@ -133,7 +133,7 @@ async fn per_job_statements_use_the_indexes() {
         ),
         (
             "active job of an asset",
-            explain(holder::ACTIVE_OF_ASSET).bind("asset-60"),
+            explain(submit::ACTIVE_OF_ASSET).bind("asset-60"),
             Some("jobs_one_active_per_asset"),
         ),
         ("job of an asset", explain(read::JOB_OF).bind("asset-60"), Some("jobs_of_asset")),
