@@ -141,16 +141,15 @@ fn run(conn: &mut Connection, writes: &[Write], target: &Target) -> (Answer, boo
     indexes.sort_by_key(|&i| order(&writes[i]));
     for i in indexes {
         let written = match &writes[i] {
-            Write::Submit { new, claim, now } => submit(&tx, new, claim.as_ref(), *now).map(Some),
-            Write::Save { lease, save: s, now } => save(&tx, lease, s, *now),
-            Write::Claim { owner, now, lease, limit } => {
-                claim(&tx, owner, *now, *lease, *limit, &target.name).map(Some)
+            Write::Submit { new, claim, now } => submit(&tx, new, claim.as_ref(), *now).map(Ok),
+            // A lost lease is the save's own answer, and writes nothing.
+            Write::Save { lease, save: s, now } => {
+                save(&tx, lease, s, *now).map(|saved| saved.ok_or_else(|| OwnedSave::lost(lease)))
             }
+            Write::Claim { owner, now, lease, limit } => claim(&tx, owner, *now, *lease, *limit, &target.name).map(Ok),
         };
         match written {
-            Ok(Some(written)) => results[i] = Some(Ok(written)),
-            // A lost lease is the save's own answer, and writes nothing.
-            Ok(None) => results[i] = Some(Err(lost(&writes[i]))),
+            Ok(answer) => results[i] = Some(answer),
             Err(e) => {
                 // The others run again without it.
                 let sound = tx.rollback().is_ok();
@@ -161,12 +160,5 @@ fn run(conn: &mut Connection, writes: &[Write], target: &Target) -> (Answer, boo
     match tx.commit() {
         Ok(()) => (Ok(results.into_iter().map(|r| r.expect("every write has its answer")).collect()), true),
         Err(e) => (Err(Failed::All(target.err(e))), false),
-    }
-}
-
-fn lost(write: &Write) -> StoreError {
-    match write {
-        Write::Save { lease, .. } => OwnedSave::lost(lease),
-        _ => unreachable!("only a save can lose its lease"),
     }
 }
