@@ -48,6 +48,14 @@ async fn idle(clock: &AtomicI64, next: Option<i64>) -> Idle {
     }
 }
 
+/// When the next active job is due (or its lease runs out), read by the loops.
+async fn next_wake(pool: &PgPool) -> Option<i64> {
+    sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
+        .fetch_one(pool)
+        .await
+        .expect("next wake")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime")
 }
@@ -163,11 +171,7 @@ async fn limit_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>
         let now = clock.load(Ordering::SeqCst);
         let claimed = claim_batch(&pool, &owner, now).await;
         if claimed.is_empty() {
-            let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
-                .fetch_one(&pool)
-                .await
-                .expect("next wake");
-            match idle(&clock, next).await {
+            match idle(&clock, next_wake(&pool).await).await {
                 Idle::Done => return,
                 Idle::Again => continue,
             }
@@ -240,11 +244,7 @@ async fn batched_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI6
         let now = clock.load(Ordering::SeqCst);
         let claimed = claim_batch(&pool, &owner, now).await;
         if claimed.is_empty() {
-            let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
-                .fetch_one(&pool)
-                .await
-                .expect("next wake");
-            match idle(&clock, next).await {
+            match idle(&clock, next_wake(&pool).await).await {
                 Idle::Done => return,
                 Idle::Again => continue,
             }
@@ -382,11 +382,7 @@ async fn bare_worker(pool: PgPool, w: usize, jobs: usize, clock: Arc<AtomicI64>,
         .await
         .expect("claim");
         if claimed.is_empty() {
-            let next: Option<i64> = sqlx::query_scalar("SELECT MIN(wake_at) FROM jobs WHERE phase <> 'finished'")
-                .fetch_one(&pool)
-                .await
-                .expect("next wake");
-            match idle(&clock, next).await {
+            match idle(&clock, next_wake(&pool).await).await {
                 Idle::Done => return,
                 Idle::Again => continue,
             }

@@ -180,8 +180,9 @@ pub(crate) trait Batch: Send + Sync + 'static {
     const SUBMITS_APART: bool = false;
 
     /// Runs `writes` in one transaction and commits it: each write's own result (a lost lease is an `Err` of its
-    /// own, in place, and does not stop the others), in order; or why nothing was committed.
-    fn run<'a>(&'a self, writes: &'a [Write]) -> BatchFuture<'a>;
+    /// own, in place, and does not stop the others), in order; or why nothing was committed. Shared, so that a
+    /// store may hand them to a thread of its own without copying them.
+    fn run<'a>(&'a self, writes: &'a Arc<[Write]>) -> BatchFuture<'a>;
 }
 
 type Pending = (Write, oneshot::Sender<Result<Written, StoreError>>);
@@ -309,6 +310,7 @@ async fn run_all<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
     // through its caller's step, and the lease fences whatever follows.
     while !pending.is_empty() {
         let (writes, answers): (Vec<Write>, Vec<_>) = pending.drain(..).unzip();
+        let writes: Arc<[Write]> = writes.into();
         match batch.run(&writes).await {
             Ok(results) => {
                 for (answer, result) in answers.into_iter().zip(results) {
@@ -326,12 +328,13 @@ async fn run_all<B: Batch>(batch: &B, mut pending: Vec<Pending>) {
                 }
             }
             Err(Failed::Each(_)) => {
-                for pending in writes.into_iter().zip(answers) {
+                // Copied only here, where a batch failed and its writes go again.
+                for pending in writes.iter().cloned().zip(answers) {
                     Box::pin(run_all(batch, vec![pending])).await;
                 }
             }
             Err(Failed::At(i, e)) => {
-                let mut rest: Vec<Pending> = writes.into_iter().zip(answers).collect();
+                let mut rest: Vec<Pending> = writes.iter().cloned().zip(answers).collect();
                 let (_, answer) = rest.remove(i);
                 let _ = answer.send(Err(e));
                 pending = rest;

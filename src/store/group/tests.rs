@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::store::JobId;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A batch that records the sizes of its transactions, loses the lease of job 13, fails a statement of job
@@ -22,7 +23,7 @@ fn job_of(w: &Write) -> u64 {
 }
 
 impl Batch for Recorder {
-    fn run<'a>(&'a self, writes: &'a [Write]) -> BatchFuture<'a> {
+    fn run<'a>(&'a self, writes: &'a Arc<[Write]>) -> BatchFuture<'a> {
         Box::pin(async move {
             self.runs.fetch_add(1, Ordering::SeqCst);
             self.sizes.lock().unwrap().push(writes.len());

@@ -348,7 +348,7 @@ impl Batch for Db {
     /// A batch of submits is one statement that commits by itself; saves go in their own transaction.
     const SUBMITS_APART: bool = true;
 
-    fn run<'a>(&'a self, writes: &'a [group::Write]) -> BatchFuture<'a> {
+    fn run<'a>(&'a self, writes: &'a Arc<[group::Write]>) -> BatchFuture<'a> {
         Box::pin(async move {
             let fail = |e| if writes.len() == 1 { Failed::At(0, e) } else { Failed::Each(e) };
             if writes.iter().all(|w| matches!(w, group::Write::Submit { .. })) {

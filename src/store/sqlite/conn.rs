@@ -202,11 +202,11 @@ impl Db {
 
 /// Group commit's batches go to the writer's thread, in this process's turn.
 impl Batch for Db {
-    fn run<'a>(&'a self, writes: &'a [Queued]) -> BatchFuture<'a> {
+    fn run<'a>(&'a self, writes: &'a Arc<[Queued]>) -> BatchFuture<'a> {
         Box::pin(async move {
             self.check_file().map_err(Failed::All)?;
             let _turn = self.turn().await;
-            let answer = self.batches.run(writes.to_vec(), &self.name).await;
+            let answer = self.batches.run(writes.clone(), &self.name).await;
             if answer.is_ok() {
                 self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }

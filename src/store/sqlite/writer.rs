@@ -9,7 +9,7 @@
 //! does not wedge the writer.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -23,7 +23,7 @@ use crate::store::group::{Failed, OwnedSave, Write, Written};
 pub(super) type Answer = Result<Vec<Result<Written, StoreError>>, Failed>;
 
 enum Work {
-    Batch(Vec<Write>, oneshot::Sender<Answer>),
+    Batch(Arc<[Write]>, oneshot::Sender<Answer>),
     /// Closes the connection and ends the thread.
     Close(oneshot::Sender<()>),
 }
@@ -79,7 +79,7 @@ impl Writer {
     }
 
     /// Runs `writes` in one transaction on the thread.
-    pub(super) async fn run(&self, writes: Vec<Write>, name: &str) -> Answer {
+    pub(super) async fn run(&self, writes: Arc<[Write]>, name: &str) -> Answer {
         let stopped = || {
             Failed::All(StoreError::Database { store: name.to_owned(), message: "the store's writer is closed".into() })
         };
